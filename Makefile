@@ -1,0 +1,77 @@
+# SkillOrchestra in C — build, test, run.
+#   make deps   install missing Debian packages (apt-get, as root)
+#   make        build the library, tools, services and tests
+#   make test   build and run every test
+#   make run    the main job (see README)
+#   make bench  benchmarks (results go to docs/BENCHMARKS.md by hand)
+
+CC      ?= cc
+BUILD   ?= build
+PKGS    := libzmq libczmq jansson libprotobuf-c
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
+           -Icommon -I$(BUILD)/proto $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+
+PROTOS      := $(wildcard proto/*.proto)
+PROTO_C     := $(patsubst proto/%.proto,$(BUILD)/proto/%.pb-c.c,$(PROTOS))
+PROTO_H     := $(PROTO_C:.c=.h)
+COMMON_SRC  := $(wildcard common/*.c)
+LIB_OBJ     := $(patsubst common/%.c,$(BUILD)/obj/common/%.o,$(COMMON_SRC)) \
+               $(patsubst $(BUILD)/proto/%.c,$(BUILD)/obj/proto/%.o,$(PROTO_C))
+LIB         := $(BUILD)/libso.a
+TOOLS       := $(patsubst tools/%.c,$(BUILD)/bin/%,$(wildcard tools/*.c))
+SERVICES    := $(patsubst services/%/main.c,$(BUILD)/bin/so-%,$(wildcard services/*/main.c))
+UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+
+.PHONY: all deps test unit integration run bench clean
+.SECONDARY: $(PROTO_C) $(PROTO_H)
+
+all: $(LIB) $(TOOLS) $(SERVICES) $(UNIT_TESTS)
+
+deps:
+	@sh tools/deps.sh
+
+$(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto
+	@mkdir -p $(BUILD)/proto
+	protoc-c --proto_path=proto --c_out=$(BUILD)/proto $<
+
+$(BUILD)/obj/proto/%.o: $(BUILD)/proto/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Wno-unused-parameter -c $< -o $@
+
+$(BUILD)/obj/common/%.o: common/%.c $(wildcard common/*.h) $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/bin/%: tools/%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+.SECONDEXPANSION:
+$(BUILD)/bin/so-%: $$(wildcard services/$$*/*.c) $$(wildcard services/$$*/*.h) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Iservices/$* $(wildcard services/$*/*.c) $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Wno-unused-parameter $< $(LIB) $(LDLIBS) -lcmocka -o $@
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/run_unit.sh $(UNIT_TESTS)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh tools/run.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/bin/so-bench
+
+clean:
+	rm -rf $(BUILD)

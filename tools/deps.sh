@@ -1,0 +1,18 @@
+#!/bin/sh
+# Installs the Debian packages the project needs, only when some are missing.
+# Used by `make deps` (and so by `make`, `make test`, `make run`).
+set -e
+PKGS="build-essential pkg-config libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler
+libcurl4-openssl-dev libhiredis-dev libcmocka-dev redis-server redis-tools libjansson-dev
+libmicrohttpd-dev"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends $missing
