@@ -1,0 +1,38 @@
+/*
+ * so_text — the tokenizer and term hashing shared by skill inference and
+ * skill learning, so both see exactly the same terms.
+ *
+ * A token is a maximal run of ASCII letters/digits or UTF-8 bytes ≥ 0x80,
+ * lowercased; '_' (a fill-in blank) is a token of its own.  A term is a
+ * token (unigram) or two adjacent tokens joined by one space (bigram).
+ * Terms are identified by a 64-bit FNV-1a hash of their lowercased text, so
+ * the term "write function" and the bigram in "Write function" hash alike.
+ */
+#ifndef SO_TEXT_H
+#define SO_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *s;   /* points into the caller's text (not lowercased) */
+    size_t len;
+} so_span_t;
+
+/* Splits text into at most max tokens; returns how many were stored. */
+size_t so_text_tokens(const char *text, so_span_t *out, size_t max);
+
+/* Hash of a term's text, lowercased on the fly. */
+uint64_t so_term_hash(const char *s, size_t len);
+/* Hash of the bigram "a b" (same value as so_term_hash("a b")). */
+uint64_t so_bigram_hash(so_span_t a, so_span_t b);
+
+/* Term hashes of text: its unigrams, then (if bigrams) its bigrams.
+ * Returns the number stored (≤ max).  No allocation. */
+size_t so_text_terms(const char *text, uint64_t *out, size_t max, int bigrams);
+
+/* Writes the lowercased text of a span (or "a b" for a bigram when b.s is not
+ * NULL) into buf; returns buf.  Truncates to buflen-1. */
+char *so_term_text(so_span_t a, so_span_t b, char *buf, size_t buflen);
+
+#endif

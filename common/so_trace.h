@@ -1,0 +1,92 @@
+/*
+ * so_trace — recorded execution experience: episodes (JSONL traces) and the
+ * per-query outcome table ("dataset") that learning and evaluation replay.
+ *
+ * An episode is one interaction: one or more turns, each routed to one agent,
+ * with its measured tokens, cost, latency and score, plus an episode outcome.
+ * The JSONL trace format (one episode per line) is documented in
+ * docs/TRACES.md.  RouterBench's wide CSV and the MT-bench files import into
+ * the same episodes (one episode per (query, agent)).
+ *
+ * A dataset groups episodes that answered the same query (query_id) at the
+ * same turn index into one sample holding every agent's outcome for it: the
+ * counterfactual table that replay needs ("what would agent B have scored
+ * here?").  Scores are in [0,1]: 1 success, 0 failure, judge scores scaled.
+ */
+#ifndef SO_TRACE_H
+#define SO_TRACE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct {
+    char *mode;               /* stage, e.g. "search"; "" = the default mode */
+    char *agent;              /* agent id (model name for RouterBench) */
+    char *prompt;             /* the user text of this turn */
+    double prompt_tokens;     /* NAN when unknown */
+    double completion_tokens; /* NAN when unknown */
+    double cost_usd;          /* NAN when unknown */
+    double latency_s;         /* NAN when unknown */
+    double score;             /* [0,1]; NAN when unknown */
+} so_turn_t;
+
+typedef struct {
+    char *id;                 /* episode id, unique within a file */
+    char *query_id;           /* groups episodes over the same query; may equal id */
+    char *task;               /* optional label (RouterBench eval_name); "" if none */
+    so_turn_t *turns;
+    size_t n_turns;
+    double outcome;           /* [0,1]; NAN when unknown */
+} so_episode_t;
+
+typedef struct {
+    so_episode_t *items;
+    size_t n, cap;
+    size_t skipped;           /* input rows/cells skipped as unusable (counted, reported) */
+} so_episodes_t;
+
+/* One query at one turn index with every agent's recorded outcome.
+ * Arrays are indexed by the dataset's agent index; NAN = no record. */
+typedef struct {
+    char *query_id;
+    char *task;
+    char *mode;
+    char *prompt;             /* this turn's text */
+    int turn;                 /* 0-based turn index within its episode */
+    double *score;            /* [n_agents] */
+    double *cost;             /* [n_agents] USD */
+    double *prompt_tokens;    /* [n_agents] */
+    double *completion_tokens;/* [n_agents] */
+    double *latency;          /* [n_agents] seconds */
+} so_sample_t;
+
+typedef struct {
+    char **agents;            /* sorted agent ids */
+    size_t n_agents;
+    so_sample_t *samples;     /* in input order */
+    size_t n_samples;
+    size_t skipped;           /* carried over from import */
+} so_dataset_t;
+
+/* All loaders return 0 on success, -1 on error with a message naming the
+ * file, line (and column/key where it applies) and the problem in err. */
+int so_episodes_read_jsonl(so_episodes_t *eps, const char *path, char *err, size_t errlen);
+int so_episodes_write_jsonl(const so_episodes_t *eps, FILE *out, char *err, size_t errlen);
+/* RouterBench wide CSV (RFC 4180). Rows with an empty correctness or cost
+ * cell are skipped and counted in eps->skipped. */
+int so_episodes_read_routerbench(so_episodes_t *eps, const char *path, char *err, size_t errlen);
+/* MT-bench: question.jsonl + judgements.jsonl from one directory. */
+int so_episodes_read_mtbench(so_episodes_t *eps, const char *dir, char *err, size_t errlen);
+/* Dispatch on the file: *.csv → RouterBench, a directory → MT-bench, else JSONL. */
+int so_episodes_read_any(so_episodes_t *eps, const char *path, char *err, size_t errlen);
+void so_episodes_free(so_episodes_t *eps);
+
+/* Builds the counterfactual table; the dataset owns copies of the strings.
+ * Samples where fewer than 1 agent has a score are dropped. */
+int so_dataset_from_episodes(so_dataset_t *ds, const so_episodes_t *eps, char *err, size_t errlen);
+/* Reads one or more comma-separated paths (so_episodes_read_any each). */
+int so_dataset_load(so_dataset_t *ds, const char *paths, char *err, size_t errlen);
+int so_dataset_agent_index(const so_dataset_t *ds, const char *agent); /* -1 if absent */
+void so_dataset_free(so_dataset_t *ds);
+
+#endif
