@@ -48,12 +48,12 @@ $(LIB): $(LIB_OBJ)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
-$(BUILD)/bin/%: tools/%.c $(LIB)
+$(TOOLS): $(BUILD)/bin/%: tools/%.c $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
 .SECONDEXPANSION:
-$(BUILD)/bin/so-%: $$(wildcard services/$$*/*.c) $$(wildcard services/$$*/*.h) $(LIB)
+$(SERVICES): $(BUILD)/bin/so-%: $$(wildcard services/$$*/*.c) $$(wildcard services/$$*/*.h) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Iservices/$* $(wildcard services/$*/*.c) $(LIB) $(LDLIBS) -o $@
 
