@@ -69,7 +69,9 @@ typedef struct {
 } so_dataset_t;
 
 /* All loaders return 0 on success, -1 on error with a message naming the
- * file, line (and column/key where it applies) and the problem in err. */
+ * file, line (and column/key where it applies) and the problem in err.
+ * Loaders reset *eps on entry (its old contents are not freed) and leave it
+ * empty on error; on success the caller frees it with so_episodes_free(). */
 int so_episodes_read_jsonl(so_episodes_t *eps, const char *path, char *err, size_t errlen);
 int so_episodes_write_jsonl(const so_episodes_t *eps, FILE *out, char *err, size_t errlen);
 /* RouterBench wide CSV (RFC 4180). Rows with an empty correctness or cost
@@ -88,5 +90,39 @@ int so_dataset_from_episodes(so_dataset_t *ds, const so_episodes_t *eps, char *e
 int so_dataset_load(so_dataset_t *ds, const char *paths, char *err, size_t errlen);
 int so_dataset_agent_index(const so_dataset_t *ds, const char *agent); /* -1 if absent */
 void so_dataset_free(so_dataset_t *ds);
+
+/* ---- Additions (see docs/TRACES.md) ------------------------------------ */
+
+#define SO_TRACE_MAX_LINE ((size_t)64 << 20)   /* longest JSONL line read */
+/* MT-bench: completion tokens assumed when an answer cannot be recovered
+ * from the judge's prompt (never the case in the shipped files). */
+#define SO_MTBENCH_COMPLETION_TOKENS 350.0
+
+/* so_dataset_from_episodes and so_dataset_load reset *ds on entry and leave
+ * it empty on error; the caller frees a built dataset with so_dataset_free(),
+ * which releases every string and array with free(3). */
+
+/* Frees the episode's strings and turns and zeroes it (outcome = NAN). */
+void so_episode_clear(so_episode_t *ep);
+/* Appends *ep, taking its storage (*ep is zeroed).  -1 on OOM (*ep kept). */
+int so_episodes_push(so_episodes_t *eps, so_episode_t *ep);
+/* Moves every episode of src to the end of dst and adds src->skipped;
+ * src is left empty.  -1 on OOM (both unchanged). */
+int so_episodes_concat(so_episodes_t *dst, so_episodes_t *src);
+/* Parses one trace-format JSON object (text[0..len)) into *ep (reset on
+ * entry).  Errors read "turns[1].score: expected a number in [0,1], got ...";
+ * the caller frees *ep with so_episode_clear() on success. */
+int so_episode_from_json(so_episode_t *ep, const char *text, size_t len, char *err, size_t errlen);
+/* Writes one episode as one JSONL line (with its newline). -1 on I/O error. */
+int so_episode_write_json(const so_episode_t *ep, FILE *out);
+/* The same line without the newline; the caller frees it with free(3). */
+char *so_episode_to_json(const so_episode_t *ep);
+/* Decodes a Python list-of-strings literal ("['a', \"b\"]", repr() escapes)
+ * into its elements joined by "\n".  NULL when s is not such a literal (or
+ * on OOM); otherwise the caller frees the result with free(3). */
+char *so_pylist_text(const char *s);
+/* List price in USD per 1M input/output tokens for the MT-bench models;
+ * -1 when the model is not in the table. */
+int so_trace_list_price(const char *model, double *usd_in_per_mtok, double *usd_out_per_mtok);
 
 #endif
