@@ -208,6 +208,12 @@ void so_infer_destroy(so_infer_t **self_p)
     *self_p = NULL;
 }
 
+void so_infer_set_temperature(so_infer_t *inf, double temperature)
+{
+    if (temperature > 0)
+        inf->temperature = temperature;
+}
+
 void so_infer_scores(const so_infer_t *inf, const char *text, double *scores)
 {
     uint64_t h[SO_INFER_MAX_TERMS];
@@ -222,11 +228,12 @@ void so_infer_scores(const so_infer_t *inf, const char *text, double *scores)
             j++;
         uint64_t key = h[i] ? h[i] : 1;
         s_slot_t *sl = s_find(inf, key);
-        /* Terms no skill knows still count in the norm (with the rarest
-         * idf), so a long, off-topic turn scores low everywhere. */
-        double q = (double) (j - i) * (sl->hash ? sl->idf : inf->default_idf);
-        if (!inf->have_idf)
-            q = (double) (j - i);
+        /* With an idf table (a learned handbook) the query vector has the
+         * same terms as the training vectors: those in the table.  Without
+         * one (a hand-written handbook), every term counts once. */
+        double q = (double) (j - i);
+        if (inf->have_idf)
+            q = sl->hash ? q * sl->idf : 0;
         norm += q * q;
         if (sl->hash)
             for (unsigned p = 0; p < sl->count; p++) {

@@ -29,6 +29,8 @@ typedef struct so_infer so_infer_t;
 /* Builds the term index; the handbook may be destroyed afterwards. */
 so_infer_t *so_infer_new(const so_handbook_t *hb);
 void so_infer_destroy(so_infer_t **self_p);
+/* Overrides the handbook's softmax temperature (> 0). */
+void so_infer_set_temperature(so_infer_t *inf, double temperature);
 
 /* Writes demand[n_skills] (sums to 1 over the mode's skills, 0 elsewhere;
  * mode -1 = every skill).  Returns the source. */

@@ -1,0 +1,253 @@
+/*
+ * so-eval — replays a test split against a handbook and reports the
+ * accuracy-cost trade-off (RouterBench-style), or learns online in replay.
+ *
+ *   so-eval --handbook H --test FILE[,FILE...] --json OUT [--plot OUT.svg]
+ *   so-eval --online [--handbook H | --empty] --test FILE[,...] [--lambda L]
+ *           [--window N] [--json OUT] [--curve OUT.csv]
+ */
+#include "so_eval.h"
+#include "so_learn.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void s_usage(void)
+{
+    fprintf(stderr,
+            "usage: so-eval --handbook H --test FILE[,FILE...] --json OUT [--plot OUT.svg]\n"
+            "               [--cost-norm linear|log] [--min-obs N] [--quiet]\n"
+            "       so-eval --online (--handbook H | --empty) --test FILE[,FILE...]\n"
+            "               [--lambda L] [--explore P] [--no-thompson] [--window N]\n"
+            "               [--seed N] [--json OUT] [--curve OUT.csv] [--plot OUT.svg]\n");
+}
+
+static void s_progress(void *arg, size_t done, size_t total)
+{
+    const char *what = arg;
+    if (done == total || done % 25 == 0 || total < 100) {
+        fprintf(stderr, "\r%s %zu/%zu", what, done, total);
+        if (done == total)
+            fputc('\n', stderr);
+        fflush(stderr);
+    }
+}
+
+static int s_num(const char *flag, const char *v, double lo, double hi, double *out)
+{
+    char *end;
+    double d = v ? strtod(v, &end) : 0;
+    if (!v || *end || end == v || !(d >= lo && d <= hi)) {
+        fprintf(stderr, "so-eval: %s: expected a number in [%g, %g], got '%s'\n", flag, lo, hi,
+                v ? v : "");
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+/* An empty handbook: one general skill per mode of the data, its agents,
+ * no statistics. */
+static so_handbook_t *s_empty(const so_dataset_t *ds)
+{
+    char err[256], id[160];
+    so_handbook_t *hb = so_handbook_new("empty");
+    for (size_t i = 0; i < ds->n_samples; i++) {
+        const char *m = ds->samples[i].mode && *ds->samples[i].mode ? ds->samples[i].mode : "default";
+        if (so_handbook_mode_index(hb, m) < 0) {
+            so_handbook_add_mode(hb, m, "", err, sizeof err);
+            snprintf(id, sizeof id, "%s.general", m);
+            so_handbook_add_skill(hb, id, "general", "everything in this mode", m, NULL, err,
+                                  sizeof err);
+        }
+    }
+    for (size_t a = 0; a < ds->n_agents; a++)
+        so_handbook_add_agent(hb, ds->agents[a], ds->agents[a], NULL, 0, 0, 0, err, sizeof err);
+    return hb;
+}
+
+static int s_online(so_handbook_t *hb, const so_dataset_t *ds, const so_online_opts_t *oo,
+                    const char *json, const char *curve)
+{
+    so_online_t r;
+    char err[512];
+    if (so_online_run(hb, ds, oo, &r, err, sizeof err) < 0) {
+        fprintf(stderr, "so-eval: %s\n", err);
+        return 1;
+    }
+    printf("online replay from handbook %s, lambda %.4g, thompson %s, explore floor %.3f\n",
+           hb->version, oo->lambda, oo->thompson ? "on" : "off", oo->explore_floor);
+    printf("  %8s %10s %12s %12s %12s\n", "queries", "accuracy", "cost/query", "window acc",
+           "window cost");
+    for (size_t i = 0; i < r.n_rows; i++)
+        printf("  %8.0f %10.3f %12.6f %12.3f %12.6f\n", r.row_n[i], r.row_acc[i], r.row_cost[i],
+               r.row_win_acc[i], r.row_win_cost[i]);
+    printf("  overall accuracy %.4f at $%.6f per query; calls:", r.accuracy, r.cost);
+    for (size_t a = 0; a < ds->n_agents; a++)
+        if (r.share[a] > 0)
+            printf(" %s %.0f%%", ds->agents[a], 100 * r.share[a]);
+    printf("\n");
+    if (curve) {
+        FILE *f = fopen(curve, "w");
+        if (!f) {
+            fprintf(stderr, "so-eval: %s: cannot write\n", curve);
+        } else {
+            fprintf(f, "queries,accuracy,cost,window_accuracy,window_cost\n");
+            for (size_t i = 0; i < r.n_rows; i++)
+                fprintf(f, "%.0f,%.6f,%.8f,%.6f,%.8f\n", r.row_n[i], r.row_acc[i], r.row_cost[i],
+                        r.row_win_acc[i], r.row_win_cost[i]);
+            fclose(f);
+        }
+    }
+    if (json) {
+        FILE *f = fopen(json, "w");
+        if (f) {
+            fprintf(f, "{\"mode\": \"online\", \"handbook_start\": \"%s\", \"lambda\": %.6g, "
+                    "\"n\": %zu, \"accuracy\": %.6f, \"cost\": %.8f, \"curve\": [",
+                    hb->version, oo->lambda, r.n, r.accuracy, r.cost);
+            for (size_t i = 0; i < r.n_rows; i++)
+                fprintf(f, "%s{\"queries\": %.0f, \"accuracy\": %.6f, \"cost\": %.8f, "
+                        "\"window_accuracy\": %.6f, \"window_cost\": %.8f}", i ? ", " : "",
+                        r.row_n[i], r.row_acc[i], r.row_cost[i], r.row_win_acc[i],
+                        r.row_win_cost[i]);
+            fprintf(f, "]}\n");
+            fclose(f);
+        } else {
+            fprintf(stderr, "so-eval: %s: cannot write\n", json);
+        }
+    }
+    so_online_free(&r);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *hbpath = NULL, *test = NULL, *json = NULL, *plot = NULL, *curve = NULL;
+    int online = 0, empty = 0, quiet = 0;
+    so_eval_opts_t eo;
+    so_online_opts_t oo;
+    double d;
+    char err[512];
+
+    so_eval_opts_default(&eo);
+    so_online_opts_default(&oo);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int used = 1;
+        if (strcmp(a, "--handbook") == 0 && v)
+            hbpath = v;
+        else if (strcmp(a, "--test") == 0 && v)
+            test = v;
+        else if (strcmp(a, "--json") == 0 && v)
+            json = v;
+        else if (strcmp(a, "--plot") == 0 && v)
+            plot = v;
+        else if (strcmp(a, "--curve") == 0 && v)
+            curve = v;
+        else if (strcmp(a, "--cost-norm") == 0 && v) {
+            if (strcmp(v, "linear") == 0)
+                eo.router.cost_norm = oo.router.cost_norm = SO_COST_LINEAR;
+            else if (strcmp(v, "log") == 0)
+                eo.router.cost_norm = oo.router.cost_norm = SO_COST_LOG;
+            else {
+                fprintf(stderr, "so-eval: --cost-norm: expected linear or log, got '%s'\n", v);
+                return 2;
+            }
+        } else if (strcmp(a, "--min-obs") == 0) {
+            if (s_num(a, v, 0, 1e9, &d) < 0)
+                return 2;
+            eo.router.min_obs = oo.router.min_obs = d;
+        } else if (strcmp(a, "--lambda") == 0) {
+            if (s_num(a, v, 0, 1e6, &oo.lambda) < 0)
+                return 2;
+        } else if (strcmp(a, "--explore") == 0) {
+            if (s_num(a, v, 0, 1, &oo.explore_floor) < 0)
+                return 2;
+        } else if (strcmp(a, "--window") == 0) {
+            if (s_num(a, v, 1, 1e9, &d) < 0)
+                return 2;
+            oo.window = (size_t) d;
+        } else if (strcmp(a, "--seed") == 0) {
+            if (s_num(a, v, 0, 1e18, &d) < 0)
+                return 2;
+            oo.seed = eo.seed = (uint64_t) d;
+        } else {
+            used = 0;
+            if (strcmp(a, "--online") == 0)
+                online = 1;
+            else if (strcmp(a, "--empty") == 0)
+                empty = 1;
+            else if (strcmp(a, "--no-thompson") == 0)
+                oo.thompson = 0;
+            else if (strcmp(a, "--quiet") == 0)
+                quiet = 1;
+            else {
+                if (strcmp(a, "-h") && strcmp(a, "--help"))
+                    fprintf(stderr, "so-eval: unknown or incomplete option '%s'\n", a);
+                s_usage();
+                return 2;
+            }
+        }
+        i += used;
+    }
+    if (!test || (!hbpath && !(online && empty)) || (!online && !json)) {
+        s_usage();
+        return 2;
+    }
+    int tty = isatty(2) && !quiet;
+
+    so_dataset_t ds;
+    if (so_dataset_load(&ds, test, err, sizeof err) < 0) {
+        fprintf(stderr, "so-eval: %s\n", err);
+        return 1;
+    }
+    if (!quiet)
+        fprintf(stderr, "so-eval: %zu test queries, %zu agents (%zu rows skipped as unusable)\n",
+                ds.n_samples, ds.n_agents, ds.skipped);
+    so_handbook_t *hb = empty ? s_empty(&ds) : so_handbook_load(hbpath, err, sizeof err);
+    if (!hb) {
+        fprintf(stderr, "so-eval: %s\n", err);
+        so_dataset_free(&ds);
+        return 1;
+    }
+    int rc = 0;
+    if (online) {
+        if (tty) {
+            oo.progress = s_progress;
+            oo.progress_arg = "so-eval: online replay";
+        }
+        rc = s_online(hb, &ds, &oo, json, curve);
+    } else {
+        so_eval_t e;
+        if (tty) {
+            eo.progress = s_progress;
+            eo.progress_arg = "so-eval: lambda sweep";
+        }
+        if (so_eval_run(hb, &ds, &eo, &e, err, sizeof err) < 0) {
+            fprintf(stderr, "so-eval: %s\n", err);
+            rc = 1;
+        } else {
+            so_eval_print(&e, hb, stdout);
+            if (so_eval_write_json(&e, hb, json, err, sizeof err) < 0) {
+                fprintf(stderr, "so-eval: %s\n", err);
+                rc = 1;
+            }
+            if (plot) {
+                char title[256];
+                snprintf(title, sizeof title, "Accuracy vs cost — handbook %s, %zu queries",
+                         hb->version, e.n_samples);
+                if (so_eval_write_svg(&e, title, plot, err, sizeof err) < 0) {
+                    fprintf(stderr, "so-eval: %s\n", err);
+                    rc = 1;
+                }
+            }
+            so_eval_free(&e);
+        }
+    }
+    so_handbook_destroy(&hb);
+    so_dataset_free(&ds);
+    return rc;
+}
