@@ -7,7 +7,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libzmq libczmq jansson libprotobuf-c
+PKGS    := libzmq libczmq jansson libprotobuf-c hiredis libcurl
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
            -Icommon -I$(BUILD)/proto $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -24,7 +24,7 @@ TOOLS       := $(patsubst tools/%.c,$(BUILD)/bin/%,$(wildcard tools/*.c))
 SERVICES    := $(patsubst services/%/main.c,$(BUILD)/bin/so-%,$(wildcard services/*/main.c))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps test unit integration run bench clean
+.PHONY: all deps test unit integration run bench clean up down
 .SECONDARY: $(PROTO_C) $(PROTO_H)
 
 all: $(LIB) $(TOOLS) $(SERVICES) $(UNIT_TESTS)
@@ -64,6 +64,20 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 test: deps
 	@$(MAKE) --no-print-directory all
 	@sh tests/run_unit.sh $(UNIT_TESTS)
+	@sh tests/run_integration.sh
+
+unit: all
+	@sh tests/run_unit.sh $(UNIT_TESTS)
+
+integration: all
+	@sh tests/run_integration.sh $(T)
+
+up: deps
+	@$(MAKE) --no-print-directory all
+	@sh tools/stack.sh up
+
+down:
+	@sh tools/stack.sh down
 
 run: deps
 	@$(MAKE) --no-print-directory all
