@@ -9,7 +9,8 @@ CC      ?= cc
 BUILD   ?= build
 PKGS    := libzmq libczmq jansson libprotobuf-c hiredis libcurl
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
+# Flags the build needs whatever CFLAGS the caller passes (make CFLAGS=...).
+SO_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
            -Icommon -I$(BUILD)/proto $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 
@@ -38,11 +39,11 @@ $(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto
 
 $(BUILD)/obj/proto/%.o: $(BUILD)/proto/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Wno-unused-parameter -c $< -o $@
+	$(CC) $(CFLAGS) $(SO_CFLAGS) -Wno-unused-parameter -c $< -o $@
 
 $(BUILD)/obj/common/%.o: common/%.c $(wildcard common/*.h) $(PROTO_H)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(SO_CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(@D)
@@ -50,16 +51,16 @@ $(LIB): $(LIB_OBJ)
 
 $(TOOLS): $(BUILD)/bin/%: tools/%.c $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(SO_CFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
 .SECONDEXPANSION:
 $(SERVICES): $(BUILD)/bin/so-%: $$(wildcard services/$$*/*.c) $$(wildcard services/$$*/*.h) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Iservices/$* $(wildcard services/$*/*.c) $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(SO_CFLAGS) -Iservices/$* $(wildcard services/$*/*.c) $(LIB) $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Wno-unused-parameter $< $(LIB) $(LDLIBS) -lcmocka -o $@
+	$(CC) $(CFLAGS) $(SO_CFLAGS) -Wno-unused-parameter $< $(LIB) $(LDLIBS) -lcmocka -o $@
 
 test: deps
 	@$(MAKE) --no-print-directory all

@@ -8,6 +8,7 @@
  */
 #include "so_eval.h"
 #include "so_learn.h"
+#include "so_rng.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -22,7 +23,11 @@ static void s_usage(void)
             "               [--cost-norm linear|log] [--min-obs N] [--quiet]\n"
             "       so-eval --online (--handbook H | --empty) --test FILE[,FILE...]\n"
             "               [--lambda L] [--explore P] [--no-thompson] [--window N]\n"
-            "               [--seed N] [--json OUT] [--curve OUT.csv] [--plot OUT.svg]\n");
+            "               [--seed N] [--shuffle] [--reset-stats] [--json OUT] [--curve OUT.csv]\n"
+            "  --reset-stats keeps the handbook's skills but forgets every competence and\n"
+            "  cost statistic: competence is then learned online only.\n"
+            "  --shuffle replays the queries in a seeded random order (the test files are\n"
+            "  sorted by task, which would make the learning curve a curve of task shifts).\n");
 }
 
 static void s_progress(void *arg, size_t done, size_t total)
@@ -78,8 +83,8 @@ static int s_online(so_handbook_t *hb, const so_dataset_t *ds, const so_online_o
         fprintf(stderr, "so-eval: %s\n", err);
         return 1;
     }
-    printf("online replay from handbook %s, lambda %.4g, thompson %s, explore floor %.3f\n",
-           hb->version, oo->lambda, oo->thompson ? "on" : "off", oo->explore_floor);
+    printf("online replay from handbook %s (%zu skills), lambda %.4g, thompson %s, explore floor %.3f\n",
+           hb->version, hb->n_skills, oo->lambda, oo->thompson ? "on" : "off", oo->explore_floor);
     printf("  %8s %10s %12s %12s %12s\n", "queries", "accuracy", "cost/query", "window acc",
            "window cost");
     for (size_t i = 0; i < r.n_rows; i++)
@@ -126,7 +131,7 @@ static int s_online(so_handbook_t *hb, const so_dataset_t *ds, const so_online_o
 int main(int argc, char **argv)
 {
     const char *hbpath = NULL, *test = NULL, *json = NULL, *plot = NULL, *curve = NULL;
-    int online = 0, empty = 0, quiet = 0;
+    int online = 0, empty = 0, quiet = 0, shuffle = 0, reset = 0;
     so_eval_opts_t eo;
     so_online_opts_t oo;
     double d;
@@ -180,6 +185,10 @@ int main(int argc, char **argv)
                 online = 1;
             else if (strcmp(a, "--empty") == 0)
                 empty = 1;
+            else if (strcmp(a, "--reset-stats") == 0)
+                reset = 1;
+            else if (strcmp(a, "--shuffle") == 0)
+                shuffle = 1;
             else if (strcmp(a, "--no-thompson") == 0)
                 oo.thompson = 0;
             else if (strcmp(a, "--quiet") == 0)
@@ -207,12 +216,25 @@ int main(int argc, char **argv)
     if (!quiet)
         fprintf(stderr, "so-eval: %zu test queries, %zu agents (%zu rows skipped as unusable)\n",
                 ds.n_samples, ds.n_agents, ds.skipped);
+    if (shuffle) {
+        /* Fisher–Yates with the run's seed: the same order every time. */
+        so_rng_t rng;
+        so_rng_seed(&rng, so_rng_mix(oo.seed, 0x5eed));
+        for (size_t i = ds.n_samples; i > 1; i--) {
+            size_t j = (size_t) (so_rng_next(&rng) % i);
+            so_sample_t t = ds.samples[i - 1];
+            ds.samples[i - 1] = ds.samples[j];
+            ds.samples[j] = t;
+        }
+    }
     so_handbook_t *hb = empty ? s_empty(&ds) : so_handbook_load(hbpath, err, sizeof err);
     if (!hb) {
         fprintf(stderr, "so-eval: %s\n", err);
         so_dataset_free(&ds);
         return 1;
     }
+    if (reset)
+        memset(hb->stats, 0, hb->n_agents * hb->n_skills * sizeof *hb->stats);
     int rc = 0;
     if (online) {
         if (tty) {
