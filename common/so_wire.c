@@ -38,6 +38,7 @@ typedef Skillorchestra__V1__TurnRecord s_pb_turn_record_t;
 typedef Skillorchestra__V1__EpisodeOutcome s_pb_episode_outcome_t;
 typedef Skillorchestra__V1__HandbookAnnouncement s_pb_handbook_announcement_t;
 typedef Skillorchestra__V1__TurnReply s_pb_turn_reply_t;
+typedef Skillorchestra__V1__RouteRequest s_pb_route_request_t;
 
 #define S_SAME_TYPE(x) \
     _Static_assert((int) SO_MSG_##x == (int) SKILLORCHESTRA__V1__MESSAGE_TYPE__MESSAGE_TYPE_##x, \
@@ -50,6 +51,7 @@ S_SAME_TYPE(AGENT_RESULT);
 S_SAME_TYPE(EPISODE_OUTCOME);
 S_SAME_TYPE(HANDBOOK_ANNOUNCEMENT);
 S_SAME_TYPE(TURN_REPLY);
+S_SAME_TYPE(ROUTE_REQUEST);
 _Static_assert(SO_WIRE_MAX_BODY <= INT32_MAX, "body must fit ZMQ_MAXMSGSIZE and int");
 
 typedef int (*s_validate_fn)(char *err, size_t errlen, const char *path, const void *msg);
@@ -71,6 +73,7 @@ static const s_type_t s_types[SO_MSG_TYPE_MAX + 1] = {
     [SO_MSG_HANDBOOK_ANNOUNCEMENT] = {"HandbookAnnouncement",
                                       &skillorchestra__v1__handbook_announcement__descriptor},
     [SO_MSG_TURN_REPLY] = {"TurnReply", &skillorchestra__v1__turn_reply__descriptor},
+    [SO_MSG_ROUTE_REQUEST] = {"RouteRequest", &skillorchestra__v1__route_request__descriptor},
 };
 
 /* "skillorchestra.v1.SkillDemand.Source" -> "SkillDemand.Source" */
@@ -781,6 +784,21 @@ static int s_v_turn_reply(char *err, size_t errlen, const char *path, const void
                        &skillorchestra__v1__agent_result__descriptor, s_v_agent_result, false);
 }
 
+/* The demand must be the one inferred for this turn: a mismatched pair is a
+ * gateway bug or a forged message, and routing it would credit the wrong turn. */
+static int s_v_route_request(char *err, size_t errlen, const char *path, const void *msg)
+{
+    const s_pb_route_request_t *m = msg;
+    S_TRY(s_check_sub(err, errlen, path, "turn", m->turn,
+                      &skillorchestra__v1__turn_request__descriptor, s_v_turn_request, true));
+    S_TRY(s_check_sub(err, errlen, path, "demand", m->demand,
+                      &skillorchestra__v1__skill_demand__descriptor, s_v_skill_demand, true));
+    if (strcmp(m->demand->request_id, m->turn->request_id) != 0)
+        return s_fail(err, errlen, "%s.demand.request_id: \"%s\" differs from turn.request_id",
+                      path, m->demand->request_id);
+    return 0;
+}
+
 static const s_validate_fn s_validators[SO_MSG_TYPE_MAX + 1] = {
     [SO_MSG_TURN_REQUEST] = s_v_turn_request,
     [SO_MSG_SKILL_DEMAND] = s_v_skill_demand,
@@ -790,6 +808,7 @@ static const s_validate_fn s_validators[SO_MSG_TYPE_MAX + 1] = {
     [SO_MSG_EPISODE_OUTCOME] = s_v_episode_outcome,
     [SO_MSG_HANDBOOK_ANNOUNCEMENT] = s_v_handbook_announcement,
     [SO_MSG_TURN_REPLY] = s_v_turn_reply,
+    [SO_MSG_ROUTE_REQUEST] = s_v_route_request,
 };
 
 int so_wire_validate(so_msg_type_t type, const void *msg, char *err, size_t errlen)

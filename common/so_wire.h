@@ -65,9 +65,10 @@ typedef enum {
     SO_MSG_EPISODE_OUTCOME = 6,       /* Skillorchestra__V1__EpisodeOutcome */
     SO_MSG_HANDBOOK_ANNOUNCEMENT = 7, /* Skillorchestra__V1__HandbookAnnouncement */
     SO_MSG_TURN_REPLY = 8,            /* Skillorchestra__V1__TurnReply */
+    SO_MSG_ROUTE_REQUEST = 9,         /* Skillorchestra__V1__RouteRequest */
 } so_msg_type_t;
 
-#define SO_MSG_TYPE_MAX 8
+#define SO_MSG_TYPE_MAX 9
 
 /* "TurnRequest", ...; "unknown" for anything else.  Static storage. */
 const char *so_wire_type_name(so_msg_type_t type);

@@ -318,6 +318,7 @@ int main(int argc, char **argv)
     Skillorchestra__V1__EpisodeOutcome out = SKILLORCHESTRA__V1__EPISODE_OUTCOME__INIT;
     Skillorchestra__V1__HandbookAnnouncement ann = SKILLORCHESTRA__V1__HANDBOOK_ANNOUNCEMENT__INIT;
     Skillorchestra__V1__TurnReply rep = SKILLORCHESTRA__V1__TURN_REPLY__INIT;
+    Skillorchestra__V1__RouteRequest rreq = SKILLORCHESTRA__V1__ROUTE_REQUEST__INIT;
     s_turn_request(&treq);
     s_skill_demand(&dem);
     s_routing_decision(&dec);
@@ -326,6 +327,11 @@ int main(int argc, char **argv)
     s_episode_outcome(&out);
     s_handbook_announcement(&ann);
     s_turn_reply(&rep);
+    /* RouteRequest: the same turn, marked final, with its demand. */
+    Skillorchestra__V1__TurnRequest rturn = treq;
+    rturn.final_turn = 1;
+    rreq.turn = &rturn;
+    rreq.demand = &dem;
 
     int rc = 0;
     rc |= s_emit(dir, "turn_request", SO_MSG_TURN_REQUEST, &treq, check);
@@ -336,6 +342,7 @@ int main(int argc, char **argv)
     rc |= s_emit(dir, "episode_outcome", SO_MSG_EPISODE_OUTCOME, &out, check);
     rc |= s_emit(dir, "handbook_announcement", SO_MSG_HANDBOOK_ANNOUNCEMENT, &ann, check);
     rc |= s_emit(dir, "turn_reply", SO_MSG_TURN_REPLY, &rep, check);
+    rc |= s_emit(dir, "route_request", SO_MSG_ROUTE_REQUEST, &rreq, check);
     if (check && rc == 0)
         printf("so-golden: %s matches\n", dir);
     return rc ? 1 : 0;
