@@ -402,7 +402,7 @@ static int s_get_terms(s_ctx_t *c, json_t *v, const char *path, so_term_t **out,
     so_term_t *t = s_realloc(NULL, json_object_size(v) * sizeof *t);
     json_object_foreach(v, k, w) {
         if (!json_is_number(w) || !isfinite(json_number_value(w))) {
-            s_terms_free(t, i);
+            free(t);            /* its texts are borrowed jansson keys */
             return s_fail(c, "%s.%s: expected a finite number", path, k);
         }
         t[i].text = (char *) k;     /* borrowed until copied below */
@@ -420,13 +420,13 @@ static int s_load_modes(s_ctx_t *c, so_handbook_t *hb, json_t *root)
     json_t *modes = json_object_get(root, "modes"), *m;
     const char *k;
     char err[256];
+    if (modes && !json_is_null(modes) && !json_is_object(modes))
+        return s_fail(c, "modes: expected an object keyed by mode id");
     if (!modes || json_is_null(modes) || json_object_size(modes) == 0) {
         /* A handbook without modes has one implicit mode. */
         so_handbook_add_mode(hb, "default", "", err, sizeof err);
         return 0;
     }
-    if (!json_is_object(modes))
-        return s_fail(c, "modes: expected an object keyed by mode id");
     json_object_foreach(modes, k, m) {
         const char *desc = "";
         if (!json_is_object(m))

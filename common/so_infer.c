@@ -70,12 +70,6 @@ static int s_cmp_triple(const void *a, const void *b)
     return x->skill - y->skill;
 }
 
-static int s_cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-    return x < y ? -1 : x > y;
-}
-
 static s_slot_t *s_find(const so_infer_t *inf, uint64_t h)
 {
     size_t i = (size_t) (h ^ (h >> 29)) & inf->mask;
@@ -128,8 +122,18 @@ so_infer_t *so_infer_new(const so_handbook_t *hb)
             s_indicator_terms(&tr, sk->indicators[i], (int) s);
     }
 
-    /* Size the table for terms and idf entries, load factor ≤ 0.5. */
-    size_t want = (tr.n + hb->n_idf) * 2 + 16, size = 16;
+    /* Size the table for every term it will hold — learned terms,
+     * indicators, idf entries and the terms of examples (counted here,
+     * indexed below) — at a load factor <= 0.5. */
+    size_t n_example_terms = 0;
+    uint64_t *h = malloc(SO_INFER_MAX_TERMS * sizeof *h);
+    if (!h)
+        abort();
+    for (size_t s = 0; s < hb->n_skills; s++)
+        if (!hb->skills[s].n_terms)
+            for (size_t e = 0; e < hb->skills[s].n_examples; e++)
+                n_example_terms += so_text_terms(hb->skills[s].examples[e], h, SO_INFER_MAX_TERMS, 1);
+    size_t want = (tr.n + hb->n_idf + n_example_terms) * 2 + 16, size = 16;
     while (size < want)
         size <<= 1;
     inf->slots = calloc(size, sizeof *inf->slots);
@@ -152,9 +156,6 @@ so_infer_t *so_infer_new(const so_handbook_t *hb)
         const so_skill_t *sk = &hb->skills[s];
         if (sk->n_terms || sk->n_examples == 0)
             continue;
-        uint64_t *h = malloc(SO_INFER_MAX_TERMS * sizeof *h);
-        if (!h)
-            abort();
         for (size_t e = 0; e < sk->n_examples; e++) {
             size_t n = so_text_terms(sk->examples[e], h, SO_INFER_MAX_TERMS, 1);
             double norm = 0;
@@ -166,8 +167,8 @@ so_infer_t *so_infer_new(const so_handbook_t *hb)
             for (size_t i = 0; i < n; i++)
                 s_push(&tr, h[i], (int) s, s_idf(inf, h[i]) / norm);
         }
-        free(h);
     }
+    free(h);
 
     /* Group postings by term (sorted), merging duplicates per skill. */
     qsort(tr.v, tr.n, sizeof *tr.v, s_cmp_triple);
@@ -214,24 +215,45 @@ void so_infer_set_temperature(so_infer_t *inf, double temperature)
         inf->temperature = temperature;
 }
 
+/* A term of the query with its frequency. */
+typedef struct {
+    uint64_t hash;              /* 0 = empty slot */
+    uint32_t tf;
+} s_tf_t;
+
 void so_infer_scores(const so_infer_t *inf, const char *text, double *scores)
 {
     uint64_t h[SO_INFER_MAX_TERMS];
-    size_t n = so_text_terms(text, h, SO_INFER_MAX_TERMS, 1);
+    s_tf_t stack_tab[1024], *tab = stack_tab;
+    size_t n = so_text_terms(text, h, SO_INFER_MAX_TERMS, 1), cap = 64;
     double norm = 0;
 
     memset(scores, 0, inf->n_skills * sizeof *scores);
-    qsort(h, n, sizeof *h, s_cmp_u64);
-    for (size_t i = 0; i < n;) {
-        size_t j = i;
-        while (j < n && h[j] == h[i])
-            j++;
+    /* Count each distinct term once (open addressing, load <= 0.5): a hash
+     * table beats sorting the terms on turns of a few hundred terms.  Only
+     * very long turns need the heap. */
+    while (cap < 2 * n)
+        cap <<= 1;
+    if (cap > 1024 && !(tab = calloc(cap, sizeof *tab)))
+        abort();
+    if (tab == stack_tab)
+        memset(tab, 0, cap * sizeof *tab);
+    for (size_t i = 0; i < n; i++) {
         uint64_t key = h[i] ? h[i] : 1;
-        s_slot_t *sl = s_find(inf, key);
+        size_t j = (size_t) (key ^ (key >> 29)) & (cap - 1);
+        while (tab[j].hash && tab[j].hash != key)
+            j = (j + 1) & (cap - 1);
+        tab[j].hash = key;
+        tab[j].tf++;
+    }
+    for (size_t j = 0; j < cap; j++) {
+        if (!tab[j].hash)
+            continue;
+        s_slot_t *sl = s_find(inf, tab[j].hash);
         /* With an idf table (a learned handbook) the query vector has the
          * same terms as the training vectors: those in the table.  Without
          * one (a hand-written handbook), every term counts once. */
-        double q = (double) (j - i);
+        double q = (double) tab[j].tf;
         if (inf->have_idf)
             q = sl->hash ? q * sl->idf : 0;
         norm += q * q;
@@ -240,8 +262,9 @@ void so_infer_scores(const so_infer_t *inf, const char *text, double *scores)
                 const s_posting_t *po = &inf->postings[sl->start + p];
                 scores[po->skill] += q * po->weight;
             }
-        i = j;
     }
+    if (tab != stack_tab)
+        free(tab);
     if (norm > 0) {
         norm = sqrt(norm);
         for (size_t s = 0; s < inf->n_skills; s++)
@@ -264,8 +287,11 @@ so_demand_source_t so_infer(const so_infer_t *inf, const char *text, int mode, d
         if (demand[s] > best)
             best = demand[s];
     }
-    if (n_in == 0)
+    if (n_in == 0) {
+        for (size_t s = 0; s < S; s++)
+            demand[s] = 0;          /* no skill in this mode */
         return SO_DEMAND_UNIFORM_FALLBACK;
+    }
     if (!(best > 0)) {
         for (size_t s = 0; s < S; s++)
             demand[s] = isnan(demand[s]) ? 0 : 1.0 / (double) n_in;

@@ -313,6 +313,11 @@ int so_route(const so_router_t *r, const double *demand, const so_route_req_t *q
         snprintf(d->reason, sizeof d->reason, "no agents in handbook %s", hb->version);
         return -1;
     }
+    if (q->mode >= (int) r->n_modes) {
+        snprintf(d->reason, sizeof d->reason, "mode index %d outside handbook %s (%zu modes)",
+                 q->mode, hb->version, r->n_modes);
+        return -1;
+    }
 
     /* Skills with weight; none → uniform over the request's mode. */
     if (S > 256) {

@@ -86,6 +86,8 @@ size_t so_text_terms(const char *text, uint64_t *out, size_t max, int bigrams)
         if (nt < 512)
             break;
         p = tok[nt - 1].s + tok[nt - 1].len;
+        while (tok[nt - 1].s[0] == '_' && *p == '_')   /* the rest of a "___" blank */
+            p++;
     }
     return n;
 }

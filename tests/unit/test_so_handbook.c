@@ -638,7 +638,6 @@ static void test_reject_wrong_types(void **state)
  */
 static void test_reject_modes_wrong_type(void **state)
 {
-    skip();
     s_fix_t *f = *state;
     s_expect_reject(f, "{\"modes\": [\"search\"]}", "modes", NULL);
     s_expect_reject(f, "{\"modes\": \"search\"}", "modes", NULL);
@@ -746,7 +745,6 @@ static void test_load_child_before_parent(void **state)
  */
 static void test_reject_bad_term_weight(void **state)
 {
-    skip();
     s_fix_t *f = *state;
     s_expect_reject(f,
                     "{" MODES_M ", \"skills\": {\"s\": {\"mode\": \"m\","

@@ -235,7 +235,6 @@ static void test_examples_only(void **state)
  */
 static void test_examples_only_realistic(void **state)
 {
-    skip();
     s_fix_t *f = *state;
     so_t_mode(f->hb, "m");
     int s = so_t_skill(f->hb, "science", "m", NULL);
@@ -341,7 +340,6 @@ static void test_temperature(void **state)
  */
 static void test_mode_without_skills(void **state)
 {
-    skip();
     s_fix_t *f = *state;
     so_t_mode(f->hb, "a");
     int empty = so_t_mode(f->hb, "empty");

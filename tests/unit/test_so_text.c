@@ -211,7 +211,6 @@ static void test_text_terms_long_text(void **state)
  */
 static void test_text_terms_blank_at_chunk_boundary(void **state)
 {
-    skip();
     char *text = malloc(511 * 2 + 8);
     assert_non_null(text);
     text[0] = '\0';
