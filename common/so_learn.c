@@ -148,9 +148,14 @@ static int s_cmp_ref(const void *a, const void *b)
     return x->h < y->h ? -1 : x->h > y->h;
 }
 
-static int s_cmp_u32(const void *a, const void *b)
+typedef struct {
+    uint32_t id;
+    double w;
+} s_idw_t;
+
+static int s_cmp_idw(const void *a, const void *b)
 {
-    uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+    uint32_t x = ((const s_idw_t *) a)->id, y = ((const s_idw_t *) b)->id;
     return x < y ? -1 : x > y;
 }
 
@@ -255,26 +260,24 @@ static void s_corpus_build(s_corpus_t *c, const so_dataset_t *ds, const size_t *
 
     /* Pass 2: TF-IDF vectors (count × idf, unit length), ids sorted. */
     c->doc = s_calloc(n, sizeof *c->doc);
+    s_idw_t *pairs = s_calloc(2 * S_MAX_DOC_TOKENS, sizeof *pairs);
     for (size_t i = 0; i < n; i++) {
         s_vec_t *v = &c->doc[i];
         double norm = 0;
-        v->id = s_calloc(doc_n[i], sizeof *v->id);
-        v->w = s_calloc(doc_n[i], sizeof *v->w);
+        uint32_t m = 0;
         for (uint32_t k = 0; k < doc_n[i]; k++) {
             uint32_t t = keep[doc_ids[i][k]];
-            if (!t)
-                continue;
-            v->id[v->n++] = t - 1;
+            if (t)
+                pairs[m++] = (s_idw_t) { t - 1, doc_cnt[i][k] * c->idf[t - 1] };
         }
-        qsort(v->id, v->n, sizeof *v->id, s_cmp_u32);
-        /* Counts follow the ids: look them up again (small lists). */
-        for (uint32_t j = 0; j < v->n; j++) {
-            for (uint32_t k = 0; k < doc_n[i]; k++)
-                if (keep[doc_ids[i][k]] == v->id[j] + 1) {
-                    v->w[j] = (float) (doc_cnt[i][k] * c->idf[v->id[j]]);
-                    break;
-                }
-            norm += (double) v->w[j] * v->w[j];
+        qsort(pairs, m, sizeof *pairs, s_cmp_idw);
+        v->id = s_calloc(m, sizeof *v->id);
+        v->w = s_calloc(m, sizeof *v->w);
+        v->n = m;
+        for (uint32_t j = 0; j < m; j++) {
+            v->id[j] = pairs[j].id;
+            v->w[j] = (float) pairs[j].w;
+            norm += pairs[j].w * pairs[j].w;
         }
         norm = norm > 0 ? sqrt(norm) : 1;
         for (uint32_t j = 0; j < v->n; j++)
@@ -282,6 +285,7 @@ static void s_corpus_build(s_corpus_t *c, const so_dataset_t *ds, const size_t *
         free(doc_ids[i]);
         free(doc_cnt[i]);
     }
+    free(pairs);
     free(doc_ids);
     free(doc_cnt);
     free(doc_n);
