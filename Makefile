@@ -86,7 +86,7 @@ run: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	$(BUILD)/bin/so-bench
+	@BUILD=$(BUILD) sh tools/bench.sh
 
 clean:
 	rm -rf $(BUILD)
