@@ -8,6 +8,7 @@
  */
 #include "so_eval.h"
 #include "so_learn.h"
+#include "so_plot.h"
 #include "so_rng.h"
 
 #include <math.h>
@@ -24,6 +25,7 @@ static void s_usage(void)
             "       so-eval --online (--handbook H | --empty) --test FILE[,FILE...]\n"
             "               [--lambda L] [--explore P] [--no-thompson] [--window N]\n"
             "               [--seed N] [--shuffle] [--reset-stats] [--json OUT] [--curve OUT.csv]\n"
+            "               [--plot OUT.svg]\n"
             "  --reset-stats keeps the handbook's skills but forgets every competence and\n"
             "  cost statistic: competence is then learned online only.\n"
             "  --shuffle replays the queries in a seeded random order (the test files are\n"
@@ -74,8 +76,39 @@ static so_handbook_t *s_empty(const so_dataset_t *ds)
     return hb;
 }
 
+/* The learning curve as a plot: cumulative and per-window accuracy. */
+static void s_online_plot(const so_online_t *r, const so_handbook_t *hb, double lambda,
+                          const char *path)
+{
+    so_point_t *cum = calloc(r->n_rows, sizeof *cum), *win = calloc(r->n_rows, sizeof *win);
+    char title[200], err[256];
+    if (!cum || !win)
+        abort();
+    for (size_t i = 0; i < r->n_rows; i++) {
+        cum[i] = (so_point_t) { r->row_n[i], r->row_acc[i] };
+        win[i] = (so_point_t) { r->row_n[i], r->row_win_acc[i] };
+    }
+    so_plot_series_t series[2] = {
+        { "cumulative accuracy", cum, r->n_rows, 0, SO_PLOT_MARK_CIRCLE, "#1f77b4", 0, 0 },
+        { "accuracy in the window", win, r->n_rows, 1, SO_PLOT_MARK_SQUARE, "#ff7f0e", 0, 0 },
+    };
+    so_plot_t p = { 0 };
+    snprintf(title, sizeof title, "Online learning in replay from %s (lambda %.3g)", hb->version,
+             lambda);
+    p.title = title;
+    p.xlabel = "Queries routed";
+    p.ylabel = "Accuracy";
+    p.series = series;
+    p.nseries = 2;
+    p.xscale = SO_PLOT_XLINEAR;
+    if (so_plot_svg(path, &p, err, sizeof err) < 0)
+        fprintf(stderr, "so-eval: %s\n", err);
+    free(cum);
+    free(win);
+}
+
 static int s_online(so_handbook_t *hb, const so_dataset_t *ds, const so_online_opts_t *oo,
-                    const char *json, const char *curve)
+                    const char *json, const char *curve, const char *plot)
 {
     so_online_t r;
     char err[512];
@@ -124,6 +157,8 @@ static int s_online(so_handbook_t *hb, const so_dataset_t *ds, const so_online_o
             fprintf(stderr, "so-eval: %s: cannot write\n", json);
         }
     }
+    if (plot)
+        s_online_plot(&r, hb, oo->lambda, plot);
     so_online_free(&r);
     return 0;
 }
@@ -241,7 +276,7 @@ int main(int argc, char **argv)
             oo.progress = s_progress;
             oo.progress_arg = "so-eval: online replay";
         }
-        rc = s_online(hb, &ds, &oo, json, curve);
+        rc = s_online(hb, &ds, &oo, json, curve, plot);
     } else {
         so_eval_t e;
         if (tty) {
