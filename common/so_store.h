@@ -16,6 +16,9 @@
  *                               packed EpisodeOutcome, "id" = episode id
  *   so:pending:<episode>        list of packed TurnRecords of an episode
  *                               waiting for its outcome (TTL)
+ *   so:pending:<episode>:hb     the handbook version of those turns (TTL)
+ *   so:hb:announce              pub/sub channel: a version made current
+ *   so:<name>:lock              a lock (so_store_lock), e.g. so:refine:lock
  * Applying an episode is one Redis Function call (library "so", function
  * "so_apply", loaded with FUNCTION LOAD REPLACE on connect): SADD to the
  * applied set and, only if the id is new, every HINCRBYFLOAT and the INCR —
@@ -40,12 +43,20 @@
 typedef struct so_store so_store_t;
 
 /* url: "redis://host:port[/db]" or "unix:/path/to/sock".  timeout_ms bounds
- * connect and every command.  Returns NULL with err. */
+ * connect and every command.  Returns NULL with err.  Sets SIGPIPE to
+ * SIG_IGN if it was SIG_DFL (hiredis writes with write(2)). */
 so_store_t *so_store_connect(const char *url, const char *prefix, int timeout_ms, char *err,
                              size_t errlen);
 void so_store_destroy(so_store_t **self_p);
-/* Reconnects if the connection failed; 0 or -1. */
+/* Reconnects if the connection failed; 0 or -1.  Every function below
+ * calls it first, so a store heals itself after Redis comes back. */
 int so_store_ensure(so_store_t *s, char *err, size_t errlen);
+/* 1 if the last failure was the connection's (retry later), 0 if it was
+ * the data's or a Redis error reply (retrying will not help). */
+int so_store_io_error(const so_store_t *s);
+/* Writes prefix + the formatted name into buf; 0, or -1 if it is cut. */
+int so_store_key(const so_store_t *s, char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Handbooks.  put: stores the JSON, appends the version, and (if
  * make_current) sets current — atomically (MULTI/EXEC). */
@@ -56,6 +67,15 @@ so_handbook_t *so_store_get_handbook(so_store_t *s, const char *version, char *e
                                      size_t errlen);
 /* Writes the current version into buf; 0, or -1 (none yet, or error). */
 int so_store_current_version(so_store_t *s, char *buf, size_t len, char *err, size_t errlen);
+/* Publishes hb and makes it current only if the current version is still
+ * expect_current (NULL or "" = none yet): WATCH + MULTI/EXEC.  Returns 1
+ * (published), 0 (current changed meanwhile; nothing written) or -1. */
+int so_store_put_handbook_if(so_store_t *s, const so_handbook_t *hb, const char *expect_current,
+                             char *err, size_t errlen);
+/* The published versions, oldest first: a malloc'd array of malloc'd
+ * strings (free with so_store_strv_free).  0 or -1. */
+int so_store_versions(so_store_t *s, char ***versions, size_t *n, char *err, size_t errlen);
+void so_store_strv_free(char ***v, size_t n);
 
 /* The online sequence number of a version (0 if none). */
 int so_store_seq(so_store_t *s, const char *version, long long *seq, char *err, size_t errlen);
@@ -73,20 +93,66 @@ int so_store_load_stats(so_store_t *s, so_handbook_t *hb, long long *seq, size_t
 int so_store_apply_episode(so_store_t *s, const so_handbook_t *hb,
                            const Skillorchestra__V1__EpisodeOutcome *ep, char *err,
                            size_t errlen);
+/* Applies n episodes in one pipeline (hbs[i] is the handbook of eps[i]).
+ * applied[i] = 1, 0 (applied before) or -1 (this episode is unusable: err
+ * holds the first such reason).  Returns 0 when every reply came back, -1
+ * when the connection failed (then nothing is known: apply again, it is
+ * idempotent). */
+int so_store_apply_many(so_store_t *s, const so_handbook_t *const *hbs,
+                        const Skillorchestra__V1__EpisodeOutcome *const *eps, size_t n,
+                        int *applied, char *err, size_t errlen);
 
 /* The episode log.  append: XADD (MAXLEN not applied: the log is the source
  * of truth).  Returns 0 or -1. */
 int so_store_log_episode(so_store_t *s, const Skillorchestra__V1__EpisodeOutcome *ep, char *err,
                          size_t errlen);
+/* Decodes a log entry's "pb" value (a header-less EpisodeOutcome body) with
+ * so_wire_decode's checks.  0 with *out (free with so_store_episode_free),
+ * or -1 with err. */
+int so_store_decode_episode(const void *pb, size_t len,
+                            Skillorchestra__V1__EpisodeOutcome **out, char *err, size_t errlen);
+void so_store_episode_free(Skillorchestra__V1__EpisodeOutcome **ep_p);
 
 /* Pending turns of an episode awaiting its outcome (feedback). */
 int so_store_push_turn(so_store_t *s, const char *episode_id,
                        const Skillorchestra__V1__TurnRecord *tr, int ttl_s, char *err,
                        size_t errlen);
+/* As so_store_push_turn, also recording the handbook version that routed
+ * the episode (so:pending:<episode>:hb), which the outcome needs. */
+int so_store_push_turn_ex(so_store_t *s, const char *episode_id, const char *handbook_version,
+                          const Skillorchestra__V1__TurnRecord *tr, int ttl_s, char *err,
+                          size_t errlen);
+/* Reads the pending turns (validated) and, into version (may be NULL), the
+ * recorded handbook version ("" if none).  *turns_out is malloc'd (free
+ * with so_store_turns_free); none pending = 0 turns.  0 or -1. */
+int so_store_pending_turns(so_store_t *s, const char *episode_id, char *version, size_t vlen,
+                           Skillorchestra__V1__TurnRecord ***turns_out, size_t *n_out,
+                           char *err, size_t errlen);
+void so_store_turns_free(Skillorchestra__V1__TurnRecord ***turns_p, size_t n);
+int so_store_drop_pending(so_store_t *s, const char *episode_id, char *err, size_t errlen);
 
 /* Recomputes so:stats:<version> from the whole episode log (for checks and
- * recovery).  Returns the number of episodes applied, or -1. */
+ * recovery).  Returns the number of episodes applied, or -1.
+ * Safe while learners run: it applies the log into temporary keys and
+ * swaps them in (so_swap) only if the log has not grown since it read it
+ * to the end, else it reads the new entries and tries again — so every
+ * episode is in the result exactly once. */
 long so_store_rebuild(so_store_t *s, const so_handbook_t *hb, char *err, size_t errlen);
+/* Replays the log in memory, writing nothing: deltas[n_agents * n_skills]
+ * (agent-major, as hb->stats) receives what so:stats:<version> should hold
+ * for hb->version.  Returns the number of distinct episodes of that version,
+ * or -1; *malformed (may be NULL) counts entries that do not decode or
+ * cannot be credited. */
+long so_store_replay(so_store_t *s, const so_handbook_t *hb, so_stat_t *deltas,
+                     size_t *malformed, char *err, size_t errlen);
+
+/* A lock "<prefix><name>:lock" held by token for ttl_ms (SET NX PX).
+ * lock: 1 taken, 0 held by someone else, -1 error.  unlock deletes it only
+ * if token still holds it: 1 released, 0 not ours (expired), -1 error. */
+int so_store_lock(so_store_t *s, const char *name, const char *token, int ttl_ms, char *err,
+                  size_t errlen);
+int so_store_unlock(so_store_t *s, const char *name, const char *token, char *err,
+                    size_t errlen);
 
 /* The raw hiredis context, for services that need more (e.g. XREADGROUP). */
 void *so_store_redis(so_store_t *s);

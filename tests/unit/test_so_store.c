@@ -1,0 +1,725 @@
+/*
+ * Tests for so_store against a real redis-server: the group setup starts a
+ * private one on a unix socket in a temporary directory (no TCP port) and
+ * the teardown stops it.  Without redis-server installed the tests are
+ * skipped with a message.
+ */
+#include "so_test_util.h"
+#include "so_store.h"
+#include "so_wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+
+typedef Skillorchestra__V1__EpisodeOutcome ep_t;
+typedef Skillorchestra__V1__TurnRecord turn_t;
+typedef Skillorchestra__V1__SkillWeight sw_t;
+
+static char s_dir[128];
+static char s_sock[200];
+static char s_url[220];
+static pid_t s_redis = -1;
+
+static void s_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static int s_have_redis(void)
+{
+    return system("command -v redis-server >/dev/null 2>&1") == 0;
+}
+
+static int group_setup(void **state)
+{
+    (void) state;
+    snprintf(s_dir, sizeof s_dir, "/tmp/so_test_store_XXXXXX");
+    if (!mkdtemp(s_dir))
+        return -1;
+    snprintf(s_sock, sizeof s_sock, "%s/redis.sock", s_dir);
+    snprintf(s_url, sizeof s_url, "unix:%s", s_sock);
+    s_redis = fork();
+    if (s_redis < 0)
+        return -1;
+    if (s_redis == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);     /* never outlive a crashed test */
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", s_sock,
+               "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", s_dir,
+               (char *) NULL);
+        _exit(127);
+    }
+    /* Bounded wait for the socket to answer. */
+    for (int i = 0; i < 100; i++) {
+        struct timeval tv = { 1, 0 };
+        redisContext *c = redisConnectUnixWithTimeout(s_sock, tv);
+        if (c && !c->err) {
+            redisReply *r = redisCommand(c, "PING");
+            int ok = r && r->type == REDIS_REPLY_STATUS;
+            if (r)
+                freeReplyObject(r);
+            redisFree(c);
+            if (ok)
+                return 0;
+        } else if (c) {
+            redisFree(c);
+        }
+        s_sleep_ms(50);
+    }
+    return -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void) state;
+    if (s_redis > 0) {
+        kill(s_redis, SIGTERM);
+        int st;
+        for (int i = 0; i < 100 && waitpid(s_redis, &st, WNOHANG) == 0; i++)
+            s_sleep_ms(50);
+        if (waitpid(s_redis, &st, WNOHANG) == 0) {
+            kill(s_redis, SIGKILL);
+            waitpid(s_redis, &st, 0);
+        }
+    }
+    unlink(s_sock);
+    char path[256];
+    snprintf(path, sizeof path, "%s/dump.rdb", s_dir);
+    unlink(path);
+    rmdir(s_dir);
+    return 0;
+}
+
+/* A raw connection for arranging and inspecting keys. */
+static redisContext *s_raw(void)
+{
+    struct timeval tv = { 2, 0 };
+    redisContext *c = redisConnectUnixWithTimeout(s_sock, tv);
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    return c;
+}
+
+static void s_raw_cmd(const char *fmt, ...)
+{
+    redisContext *c = s_raw();
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR)
+        fail_msg("redis: %s", r->str);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static int test_setup(void **state)
+{
+    (void) state;
+    s_raw_cmd("FLUSHALL");
+    return 0;
+}
+
+static so_store_t *s_store(void)
+{
+    char err[256] = "";
+    so_store_t *s = so_store_connect(s_url, "t:", 2000, err, sizeof err);
+    if (!s)
+        fail_msg("connect: %s", err);
+    return s;
+}
+
+/* modes: default; skills math (parent), math.alg, math.geo, code;
+ * agents a1, a2.  Bootstrap stats on a1/code. */
+static so_handbook_t *s_handbook(const char *version)
+{
+    so_handbook_t *hb = so_handbook_new(version);
+    so_t_mode(hb, "default");
+    so_t_skill(hb, "math", "default", NULL);
+    so_t_skill(hb, "math.alg", "default", "math");
+    so_t_skill(hb, "math.geo", "default", "math");
+    so_t_skill(hb, "code", "default", NULL);
+    so_t_agent(hb, "a1", "", 1, 2, 0);
+    so_t_agent(hb, "a2", "", 3, 4, 0);
+    so_t_stat(hb, 0, 3, 4, 5, 0.01);
+    return hb;
+}
+
+/* Episodes built on the stack; strings are literals. */
+typedef struct {
+    ep_t ep;
+    turn_t turn[4];
+    turn_t *turns[4];
+    sw_t w[4][4];
+    sw_t *ws[4][4];
+} s_ep_t;
+
+static void s_ep_init(s_ep_t *e, const char *id, const char *version, int success)
+{
+    memset(e, 0, sizeof *e);
+    skillorchestra__v1__episode_outcome__init(&e->ep);
+    e->ep.episode_id = (char *) id;
+    e->ep.handbook_version = (char *) version;
+    e->ep.result_case = SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SUCCESS;
+    e->ep.success = success;
+    e->ep.turns = e->turns;
+}
+
+static turn_t *s_ep_turn(s_ep_t *e, const char *agent, double cost)
+{
+    size_t i = e->ep.n_turns++;
+    turn_t *t = &e->turn[i];
+    skillorchestra__v1__turn_record__init(t);
+    t->turn_index = (uint32_t) i;
+    t->agent_id = (char *) agent;
+    t->cost_usd = cost;
+    t->prompt_tokens = 100;
+    t->completion_tokens = 10;
+    t->latency_s = 0.5;
+    t->demand = e->ws[i];
+    e->turns[i] = t;
+    return t;
+}
+
+static void s_turn_demand(s_ep_t *e, turn_t *t, const char *skill, double w)
+{
+    size_t ti = (size_t) (t - e->turn), k = t->n_demand++;
+    sw_t *x = &e->w[ti][k];
+    skillorchestra__v1__skill_weight__init(x);
+    x->skill_id = (char *) skill;
+    x->weight = w;
+    e->ws[ti][k] = x;
+}
+
+static so_stat_t s_stat(so_store_t *s, const char *version, const char *agent,
+                        const char *skill, long long *seq)
+{
+    char err[256] = "";
+    so_handbook_t *hb = s_handbook(version);
+    memset(hb->stats, 0, hb->n_agents * hb->n_skills * sizeof *hb->stats);
+    if (so_store_load_stats(s, hb, seq, NULL, err, sizeof err) < 0)
+        fail_msg("load_stats: %s", err);
+    so_stat_t st = *so_handbook_stat(hb, (size_t) so_handbook_agent_index(hb, agent),
+                                     (size_t) so_handbook_skill_index(hb, skill));
+    so_handbook_destroy(&hb);
+    return st;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_handbook_put_get_current(void **state)
+{
+    (void) state;
+    char err[256] = "", cur[64];
+    so_store_t *s = s_store();
+    so_handbook_t *hb = s_handbook("v1"), *hb2 = s_handbook("v2");
+
+    assert_int_equal(so_store_current_version(s, cur, sizeof cur, err, sizeof err), -1);
+    SO_ASSERT_CONTAINS(err, "no current handbook");
+    assert_null(so_store_get_handbook(s, NULL, err, sizeof err));
+
+    assert_int_equal(so_store_put_handbook(s, hb, 1, err, sizeof err), 0);
+    assert_int_equal(so_store_put_handbook(s, hb2, 0, err, sizeof err), 0);
+    assert_int_equal(so_store_current_version(s, cur, sizeof cur, err, sizeof err), 0);
+    assert_string_equal(cur, "v1");
+
+    so_handbook_t *got = so_store_get_handbook(s, "", err, sizeof err);
+    assert_non_null(got);
+    assert_string_equal(got->version, "v1");
+    assert_int_equal(got->n_skills, 4);
+    assert_int_equal(got->n_agents, 2);
+    assert_string_equal(got->skills[1].id, "math.alg");
+    assert_int_equal(got->skills[1].parent, 0);
+    SO_ASSERT_NEAR(so_handbook_stat(got, 0, 3)->attempts, 5, 1e-12);
+    so_handbook_destroy(&got);
+
+    got = so_store_get_handbook(s, "v2", err, sizeof err);
+    assert_non_null(got);
+    assert_string_equal(got->version, "v2");
+    so_handbook_destroy(&got);
+
+    assert_null(so_store_get_handbook(s, "v9", err, sizeof err));
+    SO_ASSERT_CONTAINS(err, "'v9' not found");
+    assert_int_equal(so_store_io_error(s), 0);
+
+    /* Republishing moves the version to the end of the list, once. */
+    assert_int_equal(so_store_put_handbook(s, hb, 1, err, sizeof err), 0);
+    char **v;
+    size_t n;
+    assert_int_equal(so_store_versions(s, &v, &n, err, sizeof err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0], "v2");
+    assert_string_equal(v[1], "v1");
+    so_store_strv_free(&v, n);
+    assert_null(v);
+
+    /* Conditional publish: only over the expected current version. */
+    assert_int_equal(so_store_put_handbook_if(s, hb2, "v0", err, sizeof err), 0);
+    assert_int_equal(so_store_current_version(s, cur, sizeof cur, err, sizeof err), 0);
+    assert_string_equal(cur, "v1");
+    assert_int_equal(so_store_put_handbook_if(s, hb2, "v1", err, sizeof err), 1);
+    assert_int_equal(so_store_current_version(s, cur, sizeof cur, err, sizeof err), 0);
+    assert_string_equal(cur, "v2");
+
+    so_handbook_destroy(&hb);
+    so_handbook_destroy(&hb2);
+    so_store_destroy(&s);
+    so_store_destroy(&s);     /* NULL-safe */
+}
+
+static void test_apply_idempotent_fractional(void **state)
+{
+    (void) state;
+    char err[256] = "";
+    so_store_t *s = s_store();
+    so_handbook_t *hb = s_handbook("v1");
+    s_ep_t e;
+    s_ep_init(&e, "ep-1", "v1", 1);
+    turn_t *t = s_ep_turn(&e, "a1", 0.02);
+    s_turn_demand(&e, t, "math.alg", 0.75);
+    s_turn_demand(&e, t, "math.geo", 0.25);
+
+    assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
+    assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 0);
+
+    long long seq = -1;
+    so_stat_t st = s_stat(s, "v1", "a1", "math.alg", &seq);
+    assert_int_equal(seq, 1);
+    SO_ASSERT_NEAR(st.attempts, 0.75, 1e-12);
+    SO_ASSERT_NEAR(st.successes, 0.75, 1e-12);
+    SO_ASSERT_NEAR(st.cost_usd, 0.015, 1e-12);
+    SO_ASSERT_NEAR(st.prompt_tokens, 75, 1e-9);
+    SO_ASSERT_NEAR(st.completion_tokens, 7.5, 1e-9);
+    SO_ASSERT_NEAR(st.latency_s, 0.375, 1e-12);
+    SO_ASSERT_NEAR(st.cost_count, 0.75, 1e-12);
+    st = s_stat(s, "v1", "a1", "math.geo", NULL);
+    SO_ASSERT_NEAR(st.attempts, 0.25, 1e-12);
+    st = s_stat(s, "v1", "a2", "math.alg", NULL);
+    SO_ASSERT_NEAR(st.attempts, 0, 0);
+
+    /* Weights that do not sum to 1 are normalised: one turn, one attempt. */
+    s_ep_init(&e, "ep-2", "v1", 0);
+    t = s_ep_turn(&e, "a2", 0);
+    s_turn_demand(&e, t, "code", 0.2);
+    s_turn_demand(&e, t, "math", 0.2);
+    assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
+    st = s_stat(s, "v1", "a2", "code", &seq);
+    assert_int_equal(seq, 2);
+    SO_ASSERT_NEAR(st.attempts, 0.5, 1e-12);
+    SO_ASSERT_NEAR(st.successes, 0, 0);
+
+    /* The batch form: repeats inside one pipeline count once. */
+    s_ep_t e3, e4;
+    s_ep_init(&e3, "ep-3", "v1", 1);
+    s_turn_demand(&e3, s_ep_turn(&e3, "a2", 0), "code", 1);
+    s_ep_init(&e4, "ep-3", "v1", 1);
+    s_turn_demand(&e4, s_ep_turn(&e4, "a2", 0), "code", 1);
+    const so_handbook_t *hbs[3] = { hb, hb, hb };
+    const ep_t *eps[3] = { &e3.ep, &e4.ep, &e.ep };
+    int applied[3];
+    assert_int_equal(so_store_apply_many(s, hbs, eps, 3, applied, err, sizeof err), 0);
+    assert_int_equal(applied[0], 1);
+    assert_int_equal(applied[1], 0);
+    assert_int_equal(applied[2], 0);
+    st = s_stat(s, "v1", "a2", "code", &seq);
+    assert_int_equal(seq, 3);
+    SO_ASSERT_NEAR(st.attempts, 1.5, 1e-12);
+    SO_ASSERT_NEAR(st.successes, 1, 1e-12);
+
+    so_handbook_destroy(&hb);
+    so_store_destroy(&s);
+}
+
+static void test_turn_score_vs_outcome(void **state)
+{
+    (void) state;
+    char err[256] = "";
+    so_store_t *s = s_store();
+    so_handbook_t *hb = s_handbook("v1");
+    s_ep_t e;
+    s_ep_init(&e, "ep-1", "v1", 0);          /* the episode failed ... */
+    turn_t *t0 = s_ep_turn(&e, "a1", 0);
+    s_turn_demand(&e, t0, "code", 1);
+    t0->score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
+    t0->score = 0.9;                          /* ... but turn 0 has its own score */
+    turn_t *t1 = s_ep_turn(&e, "a2", 0);
+    s_turn_demand(&e, t1, "code", 1);
+    assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
+    so_stat_t st = s_stat(s, "v1", "a1", "code", NULL);
+    SO_ASSERT_NEAR(st.successes, 0.9, 1e-12);
+    SO_ASSERT_NEAR(st.attempts, 1, 1e-12);
+    st = s_stat(s, "v1", "a2", "code", NULL);
+    SO_ASSERT_NEAR(st.successes, 0, 0);
+    SO_ASSERT_NEAR(st.attempts, 1, 1e-12);
+
+    /* A score outcome credits its value. */
+    s_ep_init(&e, "ep-2", "v1", 0);
+    e.ep.result_case = SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SCORE;
+    e.ep.score = 0.25;
+    s_turn_demand(&e, s_ep_turn(&e, "a2", 0), "math.geo", 1);
+    assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
+    st = s_stat(s, "v1", "a2", "math.geo", NULL);
+    SO_ASSERT_NEAR(st.successes, 0.25, 1e-12);
+    SO_ASSERT_NEAR(st.attempts, 1, 1e-12);
+
+    /* No demand: uniform over the turn's mode, as the router does. */
+    s_ep_init(&e, "ep-3", "v1", 1);
+    turn_t *t = s_ep_turn(&e, "a1", 0);
+    t->mode = "default";
+    assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
+    st = s_stat(s, "v1", "a1", "math", NULL);
+    SO_ASSERT_NEAR(st.attempts, 0.25, 1e-12);
+    st = s_stat(s, "v1", "a1", "code", NULL);
+    SO_ASSERT_NEAR(st.attempts, 1.25, 1e-12);
+
+    so_handbook_destroy(&hb);
+    so_store_destroy(&s);
+}
+
+static void test_unknown_skipped(void **state)
+{
+    (void) state;
+    char err[256] = "";
+    so_store_t *s = s_store();
+    so_handbook_t *hb = s_handbook("v1");
+    s_ep_t e;
+    s_ep_init(&e, "ep-1", "v1", 1);
+    s_turn_demand(&e, s_ep_turn(&e, "ghost", 0), "code", 1);     /* unknown agent */
+    turn_t *t = s_ep_turn(&e, "a1", 0);
+    s_turn_demand(&e, t, "nope", 0.5);                           /* unknown skill */
+    s_turn_demand(&e, t, "math.alg", 0.5);
+    assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
+    so_stat_t st = s_stat(s, "v1", "a1", "math.alg", NULL);
+    SO_ASSERT_NEAR(st.attempts, 0.5, 1e-12);
+    st = s_stat(s, "v1", "a1", "code", NULL);
+    SO_ASSERT_NEAR(st.attempts, 0, 0);
+
+    /* Fields naming agents/skills a handbook lacks are counted, not added. */
+    s_raw_cmd("HSET t:stats:v1 ghost\x1f" "code\x1fn 3 a1\x1fnope\x1fn 2 a1\x1f" "code\x1fzz 1");
+    so_handbook_t *h = s_handbook("v1");
+    size_t unknown = 0;
+    long long seq = 0;
+    assert_int_equal(so_store_load_stats(s, h, &seq, &unknown, err, sizeof err), 0);
+    assert_int_equal(unknown, 3);
+    assert_int_equal(seq, 1);
+    /* Bootstrap (5) + nothing online on a1/code. */
+    SO_ASSERT_NEAR(so_handbook_stat(h, 0, 3)->attempts, 5, 1e-12);
+    SO_ASSERT_NEAR(so_handbook_stat(h, 0, 1)->attempts, 0.5, 1e-12);
+    so_handbook_destroy(&h);
+
+    /* An episode of another version is refused, not miscounted. */
+    s_ep_init(&e, "ep-2", "v2", 1);
+    s_turn_demand(&e, s_ep_turn(&e, "a1", 0), "code", 1);
+    assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), -1);
+    SO_ASSERT_CONTAINS(err, "routed by handbook v2");
+    /* And so is one that fails validation. */
+    s_ep_init(&e, "", "v1", 1);
+    assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), -1);
+    SO_ASSERT_CONTAINS(err, "episode_id");
+
+    so_handbook_destroy(&hb);
+    so_store_destroy(&s);
+}
+
+/* Logs a mix of episodes (repeats, another version, a failure, a garbage
+ * entry), applies them one by one, then checks that replay and rebuild
+ * give the same numbers. */
+static void test_rebuild_equals_incremental(void **state)
+{
+    (void) state;
+    char err[256] = "";
+    so_store_t *s = s_store();
+    so_handbook_t *hb = s_handbook("v1");
+    const char *agents[2] = { "a1", "a2" };
+    const char *skills[4] = { "math", "math.alg", "math.geo", "code" };
+    char ids[60][16];
+    for (int i = 0; i < 60; i++) {
+        s_ep_t e;
+        snprintf(ids[i], sizeof ids[i], "ep-%d", i % 50);    /* 10 repeats */
+        s_ep_init(&e, ids[i], i % 7 == 3 ? "v0" : "v1", i % 3 != 0);
+        for (int k = 0; k < 1 + i % 3; k++) {
+            turn_t *t = s_ep_turn(&e, agents[(i + k) % 2], 0.001 * (i + 1));
+            s_turn_demand(&e, t, skills[(i + k) % 4], 0.3 + 0.1 * (i % 5));
+            s_turn_demand(&e, t, skills[(i + 2 * k + 1) % 4], 0.7);
+        }
+        assert_int_equal(so_store_log_episode(s, &e.ep, err, sizeof err), 0);
+        if (strcmp(e.ep.handbook_version, "v1") == 0)
+            assert_in_range(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 0, 1);
+    }
+    s_raw_cmd("XADD t:episodes * id garbage pb notprotobuf");
+    s_raw_cmd("XADD t:episodes * id nopb");
+
+    so_handbook_t *inc = s_handbook("v1");
+    memset(inc->stats, 0, inc->n_agents * inc->n_skills * sizeof *inc->stats);
+    long long seq_inc;
+    assert_int_equal(so_store_load_stats(s, inc, &seq_inc, NULL, err, sizeof err), 0);
+
+    so_stat_t *deltas = calloc(hb->n_agents * hb->n_skills, sizeof *deltas);
+    size_t malformed = 0;
+    long n = so_store_replay(s, hb, deltas, &malformed, err, sizeof err);
+    assert_int_equal(n, seq_inc);
+    assert_int_equal(malformed, 2);
+
+    long rebuilt = so_store_rebuild(s, hb, err, sizeof err);
+    if (rebuilt < 0)
+        fail_msg("rebuild: %s", err);
+    assert_int_equal(rebuilt, seq_inc);
+    so_handbook_t *reb = s_handbook("v1");
+    memset(reb->stats, 0, reb->n_agents * reb->n_skills * sizeof *reb->stats);
+    long long seq_reb;
+    assert_int_equal(so_store_load_stats(s, reb, &seq_reb, NULL, err, sizeof err), 0);
+    assert_int_equal(seq_reb, seq_inc);
+    for (size_t i = 0; i < hb->n_agents * hb->n_skills; i++) {
+        SO_ASSERT_NEAR(reb->stats[i].attempts, inc->stats[i].attempts, 1e-9);
+        SO_ASSERT_NEAR(reb->stats[i].successes, inc->stats[i].successes, 1e-9);
+        SO_ASSERT_NEAR(reb->stats[i].cost_usd, inc->stats[i].cost_usd, 1e-12);
+        SO_ASSERT_NEAR(reb->stats[i].prompt_tokens, inc->stats[i].prompt_tokens, 1e-6);
+        SO_ASSERT_NEAR(deltas[i].attempts, inc->stats[i].attempts, 1e-9);
+        SO_ASSERT_NEAR(deltas[i].successes, inc->stats[i].successes, 1e-9);
+        SO_ASSERT_NEAR(deltas[i].latency_s, inc->stats[i].latency_s, 1e-9);
+    }
+    /* The rebuilt applied set still makes repeats no-ops, and no
+     * temporary keys are left behind. */
+    s_ep_t e;
+    s_ep_init(&e, "ep-7", "v1", 1);
+    s_turn_demand(&e, s_ep_turn(&e, "a1", 0), "code", 1);
+    assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 0);
+    redisContext *c = s_raw();
+    redisReply *r = redisCommand(c, "KEYS t:rebuild:*");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 0);
+    freeReplyObject(r);
+    r = redisCommand(c, "TTL t:stats:v1");
+    assert_int_equal(r->integer, -1);
+    freeReplyObject(r);
+    redisFree(c);
+
+    /* An empty log for a version rebuilds to nothing. */
+    so_handbook_t *v9 = s_handbook("v9");
+    assert_int_equal(so_store_rebuild(s, v9, err, sizeof err), 0);
+    so_handbook_destroy(&v9);
+
+    free(deltas);
+    so_handbook_destroy(&inc);
+    so_handbook_destroy(&reb);
+    so_handbook_destroy(&hb);
+    so_store_destroy(&s);
+}
+
+static void test_malformed_data(void **state)
+{
+    (void) state;
+    char err[256] = "", cur[64];
+    so_store_t *s = s_store();
+    so_handbook_t *hb = s_handbook("v1");
+
+    s_raw_cmd("SET t:hb:bad %s", "{not json");
+    s_raw_cmd("SET t:hb:current bad");
+    assert_null(so_store_get_handbook(s, NULL, err, sizeof err));
+    SO_ASSERT_CONTAINS(err, "invalid JSON");
+    s_raw_cmd("SET t:hb:other %s", "{\"metadata\": {\"version\": \"v7\"}}");
+    assert_null(so_store_get_handbook(s, "other", err, sizeof err));
+    SO_ASSERT_CONTAINS(err, "holds handbook version 'v7'");
+    s_raw_cmd("SET t:hb:arr %s", "[1, 2]");
+    assert_null(so_store_get_handbook(s, "arr", err, sizeof err));
+    s_raw_cmd("HSET t:hb:hash a b");
+    assert_null(so_store_get_handbook(s, "hash", err, sizeof err));
+    SO_ASSERT_CONTAINS(err, "WRONGTYPE");
+    assert_int_equal(so_store_io_error(s), 0);
+    s_raw_cmd("DEL t:hb:current");
+    s_raw_cmd("HSET t:hb:current a b");
+    assert_int_equal(so_store_current_version(s, cur, sizeof cur, err, sizeof err), -1);
+
+    /* Statistics: a non-number value leaves the handbook untouched. */
+    s_raw_cmd("HSET t:stats:v1 a1\x1f" "code\x1fn abc");
+    double before = so_handbook_stat(hb, 0, 3)->attempts;
+    assert_int_equal(so_store_load_stats(s, hb, NULL, NULL, err, sizeof err), -1);
+    SO_ASSERT_CONTAINS(err, "'abc' is not a number");
+    SO_ASSERT_NEAR(so_handbook_stat(hb, 0, 3)->attempts, before, 0);
+    s_raw_cmd("HSET t:stats:v1 a1\x1f" "code\x1fn inf");
+    assert_int_equal(so_store_load_stats(s, hb, NULL, NULL, err, sizeof err), -1);
+    s_raw_cmd("DEL t:stats:v1");
+    s_raw_cmd("SET t:stats:v1 x");
+    assert_int_equal(so_store_load_stats(s, hb, NULL, NULL, err, sizeof err), -1);
+    SO_ASSERT_CONTAINS(err, "WRONGTYPE");
+    s_raw_cmd("DEL t:stats:v1");
+    s_raw_cmd("SET t:seq:v1 twelve");
+    assert_int_equal(so_store_load_stats(s, hb, NULL, NULL, err, sizeof err), -1);
+    long long seq;
+    assert_int_equal(so_store_seq(s, "v1", &seq, err, sizeof err), -1);
+    SO_ASSERT_CONTAINS(err, "not an integer");
+
+    /* A wrong-typed applied set makes apply fail cleanly. */
+    s_raw_cmd("DEL t:seq:v1");
+    s_raw_cmd("SET t:applied:v1 x");
+    s_ep_t e;
+    s_ep_init(&e, "ep-1", "v1", 1);
+    s_turn_demand(&e, s_ep_turn(&e, "a1", 0), "code", 1);
+    assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), -1);
+    SO_ASSERT_CONTAINS(err, "WRONGTYPE");
+
+    /* The version list and the log as wrong types. */
+    s_raw_cmd("SET t:hb:versions x");
+    char **v;
+    size_t n;
+    assert_int_equal(so_store_versions(s, &v, &n, err, sizeof err), -1);
+    s_raw_cmd("SET t:episodes x");
+    assert_int_equal(so_store_log_episode(s, &e.ep, err, sizeof err), -1);
+    so_stat_t deltas[8];
+    assert_int_equal(so_store_replay(s, hb, deltas, NULL, err, sizeof err), -1);
+    assert_int_equal(so_store_rebuild(s, hb, err, sizeof err), -1);
+
+    /* Pending turns that are not TurnRecords. */
+    s_raw_cmd("RPUSH t:pending:ep-9 %b", "\xff\xff\xff", (size_t) 3);
+    Skillorchestra__V1__TurnRecord **turns;
+    assert_int_equal(so_store_pending_turns(s, "ep-9", NULL, 0, &turns, &n, err, sizeof err),
+                     -1);
+    SO_ASSERT_CONTAINS(err, "t:pending:ep-9[0]");
+
+    /* Bad urls and a server that is not there. */
+    assert_null(so_store_connect("http://x", "t:", 500, err, sizeof err));
+    SO_ASSERT_CONTAINS(err, "expected redis://");
+    assert_null(so_store_connect("redis://127.0.0.1:99999", "t:", 500, err, sizeof err));
+    SO_ASSERT_CONTAINS(err, "bad port");
+    assert_null(so_store_connect("redis://127.0.0.1:6379/x", "t:", 500, err, sizeof err));
+    char url[300];
+    snprintf(url, sizeof url, "unix:%s/none.sock", s_dir);
+    assert_null(so_store_connect(url, "t:", 500, err, sizeof err));
+    SO_ASSERT_CONTAINS(err, "connect unix:");
+
+    so_handbook_destroy(&hb);
+    so_store_destroy(&s);
+}
+
+static void test_pending_turns(void **state)
+{
+    (void) state;
+    char err[256] = "", version[64];
+    so_store_t *s = s_store();
+    s_ep_t e;
+    s_ep_init(&e, "ep-1", "v1", 1);
+    turn_t *t0 = s_ep_turn(&e, "a1", 0.5);
+    s_turn_demand(&e, t0, "code", 1);
+    turn_t *t1 = s_ep_turn(&e, "a2", 0.25);
+    t1->score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
+    t1->score = 0.5;
+    assert_int_equal(so_store_push_turn_ex(s, "ep-1", "v1", t0, 60, err, sizeof err), 0);
+    assert_int_equal(so_store_push_turn(s, "ep-1", t1, 60, err, sizeof err), 0);
+
+    turn_t **turns;
+    size_t n;
+    assert_int_equal(so_store_pending_turns(s, "ep-1", version, sizeof version, &turns, &n, err,
+                                            sizeof err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(version, "v1");
+    assert_string_equal(turns[0]->agent_id, "a1");
+    assert_int_equal(turns[0]->n_demand, 1);
+    SO_ASSERT_NEAR(turns[1]->score, 0.5, 0);
+    so_store_turns_free(&turns, n);
+    assert_null(turns);
+
+    assert_int_equal(so_store_drop_pending(s, "ep-1", err, sizeof err), 0);
+    assert_int_equal(so_store_pending_turns(s, "ep-1", version, sizeof version, &turns, &n, err,
+                                            sizeof err), 0);
+    assert_int_equal(n, 0);
+    assert_string_equal(version, "");
+    so_store_turns_free(&turns, n);
+
+    /* Invalid turns are refused before they reach Redis. */
+    t0->agent_id = "";
+    assert_int_equal(so_store_push_turn(s, "ep-1", t0, 60, err, sizeof err), -1);
+    t0->agent_id = "a1";
+    assert_int_equal(so_store_push_turn(s, "ep-1", t0, 0, err, sizeof err), -1);
+    so_store_destroy(&s);
+}
+
+static void test_lock_and_reconnect(void **state)
+{
+    (void) state;
+    char err[256] = "";
+    so_store_t *s = s_store();
+    assert_int_equal(so_store_lock(s, "refine", "me", 10000, err, sizeof err), 1);
+    assert_int_equal(so_store_lock(s, "refine", "you", 10000, err, sizeof err), 0);
+    assert_int_equal(so_store_unlock(s, "refine", "you", err, sizeof err), 0);
+    assert_int_equal(so_store_unlock(s, "refine", "me", err, sizeof err), 1);
+    assert_int_equal(so_store_lock(s, "refine", "you", 10000, err, sizeof err), 1);
+
+    /* The server drops our connection: one call may fail with an I/O
+     * error, the next reconnects (and loads the functions again). */
+    s_raw_cmd("CLIENT KILL TYPE normal SKIPME yes");
+    so_handbook_t *hb = s_handbook("v1");
+    s_ep_t e;
+    s_ep_init(&e, "ep-1", "v1", 1);
+    s_turn_demand(&e, s_ep_turn(&e, "a1", 0), "code", 1);
+    int rc = so_store_apply_episode(s, hb, &e.ep, err, sizeof err);
+    if (rc < 0) {
+        assert_int_equal(so_store_io_error(s), 1);
+        rc = so_store_apply_episode(s, hb, &e.ep, err, sizeof err);
+    }
+    assert_int_equal(rc, 1);
+    s_raw_cmd("FUNCTION FLUSH");
+    s_raw_cmd("CLIENT KILL TYPE normal SKIPME yes");
+    assert_int_equal(so_store_ensure(s, err, sizeof err), 0);
+    rc = so_store_apply_episode(s, hb, &e.ep, err, sizeof err);
+    if (rc < 0)
+        rc = so_store_apply_episode(s, hb, &e.ep, err, sizeof err);
+    assert_int_equal(rc, 0);
+    so_handbook_destroy(&hb);
+    so_store_destroy(&s);
+}
+
+static void test_decode_episode(void **state)
+{
+    (void) state;
+    char err[256] = "";
+    s_ep_t e;
+    uint8_t hdr[SO_WIRE_HDR_LEN], *body;
+    size_t len;
+    s_ep_init(&e, "ep-1", "v1", 1);
+    s_turn_demand(&e, s_ep_turn(&e, "a1", 0), "code", 1);
+    assert_int_equal(so_wire_encode(SO_MSG_EPISODE_OUTCOME, &e.ep, hdr, &body, &len, err,
+                                    sizeof err), 0);
+    ep_t *got = NULL;
+    assert_int_equal(so_store_decode_episode(body, len, &got, err, sizeof err), 0);
+    assert_string_equal(got->episode_id, "ep-1");
+    assert_int_equal(got->n_turns, 1);
+    so_store_episode_free(&got);
+    assert_null(got);
+    assert_int_equal(so_store_decode_episode(body, len - 1, &got, err, sizeof err), -1);
+    assert_null(got);
+    assert_int_equal(so_store_decode_episode(NULL, 0, &got, err, sizeof err), -1);
+    free(body);
+}
+
+int main(void)
+{
+    if (!s_have_redis()) {
+        printf("so_store: SKIPPED (redis-server not installed; make deps)\n");
+        return 0;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_handbook_put_get_current, test_setup),
+        cmocka_unit_test_setup(test_apply_idempotent_fractional, test_setup),
+        cmocka_unit_test_setup(test_turn_score_vs_outcome, test_setup),
+        cmocka_unit_test_setup(test_unknown_skipped, test_setup),
+        cmocka_unit_test_setup(test_rebuild_equals_incremental, test_setup),
+        cmocka_unit_test_setup(test_malformed_data, test_setup),
+        cmocka_unit_test_setup(test_pending_turns, test_setup),
+        cmocka_unit_test_setup(test_lock_and_reconnect, test_setup),
+        cmocka_unit_test(test_decode_episode),
+    };
+    return cmocka_run_group_tests_name("so_store", tests, group_setup, group_teardown);
+}
