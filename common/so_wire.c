@@ -613,7 +613,9 @@ static int s_v_turn_request(char *err, size_t errlen, const char *path, const vo
 {
     const s_pb_turn_request_t *m = msg;
     S_TRY(s_check_id(err, errlen, path, "request_id", m->request_id, S_REQUIRED));
-    S_TRY(s_check_id(err, errlen, path, "episode_id", m->episode_id, S_REQUIRED));
+    /* Optional on the wire: a client leaves it empty on an episode's first
+     * turn and the gateway assigns one; services behind the gateway require it. */
+    S_TRY(s_check_id(err, errlen, path, "episode_id", m->episode_id, S_OPTIONAL));
     S_TRY(s_check_id(err, errlen, path, "mode", m->mode, S_OPTIONAL));
     S_TRY(s_check_list(err, errlen, path, "messages", m->n_messages, (void *const *) m->messages,
                        1, SO_WIRE_MAX_MESSAGES, &skillorchestra__v1__chat_message__descriptor,
@@ -791,6 +793,8 @@ static int s_v_route_request(char *err, size_t errlen, const char *path, const v
     const s_pb_route_request_t *m = msg;
     S_TRY(s_check_sub(err, errlen, path, "turn", m->turn,
                       &skillorchestra__v1__turn_request__descriptor, s_v_turn_request, true));
+    if (!m->turn->episode_id || !*m->turn->episode_id)
+        return s_fail(err, errlen, "%s.turn.episode_id: empty (required)", path);
     S_TRY(s_check_sub(err, errlen, path, "demand", m->demand,
                       &skillorchestra__v1__skill_demand__descriptor, s_v_skill_demand, true));
     if (strcmp(m->demand->request_id, m->turn->request_id) != 0)

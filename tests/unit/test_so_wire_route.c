@@ -141,6 +141,10 @@ static void test_final_turn(void **state)
     turn.episode_id = "e1";
     turn.n_messages = 1;
     turn.messages = chats;
+    /* A client may leave episode_id empty (the gateway assigns one). */
+    turn.episode_id = "";
+    assert_int_equal(so_wire_validate(SO_MSG_TURN_REQUEST, &turn, err, sizeof err), 0);
+    turn.episode_id = "e1";
     for (int final = 0; final <= 1; final++) {
         turn.final_turn = final;
         uint8_t hdr[SO_WIRE_HDR_LEN], *body = NULL;
