@@ -1,0 +1,86 @@
+/*
+ * so-agent-worker — executes AgentCalls for the gateway (replay backend).
+ * Settings: config/agent-worker.conf.
+ */
+#include "so_backend.h"
+#include "so_cli.h"
+#include "so_sock.h"
+#include "so_svc.h"
+#include "so_worker.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define S_DEFAULT_FILES                                                                            \
+    "../shared/data/routerbench/arc_challenge_test.csv,"                                           \
+    "../shared/data/routerbench/mbpp_test.csv,"                                                    \
+    "../shared/data/routerbench/winograde_test.csv,"                                               \
+    "../shared/data/routerbench/arc_challenge_train.csv,"                                          \
+    "../shared/data/routerbench/mbpp_train.csv,"                                                   \
+    "../shared/data/routerbench/winograde_train.csv"
+
+static const char *s_usage =
+    "Keys: worker.id gateway.endpoint capacity heartbeat_ms liveness delay_ms backend\n"
+    "      replay.files drain_ms stats_ms log.level zmq.*\n";
+
+int main(int argc, char **argv)
+{
+    int code = 0;
+    so_config_t *cfg = so_cli_config("agent-worker", argc, argv, s_usage, &code);
+    if (!cfg)
+        return code;
+    char err[512];
+    so_worker_opts_t o;
+    so_worker_opts_default(&o);
+    long v;
+    int rc = 0;
+    const char *wid = so_config_get(cfg, "worker.id", NULL);
+    if (wid)
+        snprintf(o.worker_id, sizeof o.worker_id, "%s", wid);
+    o.endpoint = so_config_get(cfg, "gateway.endpoint", o.endpoint);
+#define S_LONG(key, field, min, max)                                                               \
+    if (rc == 0 && (rc = so_config_long(cfg, key, (long) o.field, min, max, &v, err, sizeof err)) == 0) \
+        o.field = (int) v;
+    S_LONG("heartbeat_ms", heartbeat_ms, 10, 60000);
+    S_LONG("liveness", liveness, 1, 100);
+    S_LONG("delay_ms", delay_ms, 0, 600000);
+    S_LONG("drain_ms", drain_ms, 0, 600000);
+    S_LONG("stats_ms", stats_ms, 0, 3600000);
+    S_LONG("reconnect_max_ms", reconnect_max_ms, 10, 600000);
+#undef S_LONG
+    if (rc == 0 && (rc = so_config_long(cfg, "capacity", (long) o.capacity, 1,
+                                        SO_CTL_MAX_CAPACITY, &v, err, sizeof err)) == 0)
+        o.capacity = (unsigned) v;
+    if (rc == 0)
+        rc = so_sock_opts(cfg, &o.sockopts, err, sizeof err);
+    if (rc == 0 && wid && (strlen(wid) == 0 || strlen(wid) > SO_WIRE_MAX_ID)) {
+        snprintf(err, sizeof err, "worker.id: want 1..%d bytes", SO_WIRE_MAX_ID);
+        rc = -1;
+    }
+    const char *backend_name = so_config_get(cfg, "backend", "replay");
+    if (rc == 0 && strcmp(backend_name, "replay") != 0) {
+        snprintf(err, sizeof err, "backend: '%s' unknown (this build has: replay)", backend_name);
+        rc = -1;
+    }
+    if (rc != 0) {
+        so_error("config", "error=\"%s\"", err);
+        so_config_destroy(&cfg);
+        return 2;
+    }
+
+    const char *files = so_config_get(cfg, "replay.files", S_DEFAULT_FILES);
+    size_t n_prompts = 0, dups = 0;
+    int64_t t0 = so_now_ms();
+    so_backend_t *backend = so_replay_new(files, &n_prompts, &dups, err, sizeof err);
+    if (!backend) {
+        so_error("replay_load_failed", "files=%s error=\"%s\"", files, err);
+        so_config_destroy(&cfg);
+        return 1;
+    }
+    so_info("replay_loaded", "prompts=%zu duplicate_prompts=%zu load_ms=%lld", n_prompts, dups,
+            (long long) (so_now_ms() - t0));
+    int ret = so_worker_run(&o, backend);
+    so_backend_destroy(&backend);
+    so_config_destroy(&cfg);
+    return ret;
+}

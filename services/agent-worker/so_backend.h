@@ -1,0 +1,57 @@
+/*
+ * so_backend — how an agent-worker executes an AgentCall.  A backend is a
+ * small vtable: the replay backend (so_replay.c) answers from recorded
+ * outcomes; a live backend (libcurl, a later issue) plugs in the same way.
+ *
+ * execute runs one call synchronously and fills *out; it never fails as a
+ * function: a call it cannot serve comes back with out->error_code set and a
+ * readable out->error.  The worker measures latency itself.
+ */
+#ifndef SO_BACKEND_H
+#define SO_BACKEND_H
+
+#include "so_svc.h"
+#include "skillorchestra.pb-c.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char *text;                   /* malloc'd answer text (caller frees), may be NULL */
+    uint32_t prompt_tokens;
+    uint32_t completion_tokens;
+    double cost_usd;
+    int has_score;                /* replay: a recorded score is known */
+    double score;                 /* [0, 1] */
+    Skillorchestra__V1__ErrorCode error_code;   /* NONE = success */
+    char error[512];
+} so_exec_t;
+
+typedef struct so_backend so_backend_t;
+
+struct so_backend {
+    const char *name;             /* "replay", "live", ... */
+    void *self;
+    void (*execute)(void *self, const Skillorchestra__V1__AgentCall *call, so_exec_t *out);
+    void (*destroy)(void *self);
+};
+
+/* Runs backend->execute after zeroing *out. */
+void so_backend_execute(so_backend_t *b, const Skillorchestra__V1__AgentCall *call,
+                        so_exec_t *out);
+/* Releases out->text. */
+void so_exec_clear(so_exec_t *out);
+/* Destroys the backend and NULLs the pointer; NULL-safe. */
+void so_backend_destroy(so_backend_t **self_p);
+
+/* The replay backend.  files: comma-separated dataset paths (so_dataset_load:
+ * RouterBench CSV, MT-bench directory, JSONL traces).  Prompts are indexed by
+ * their exact text; when two records share a prompt, the first file listed
+ * wins (counted in *duplicates if not NULL).  NULL with err on failure. */
+so_backend_t *so_replay_new(const char *files, size_t *n_prompts, size_t *duplicates,
+                            char *err, size_t errlen);
+
+/* The text a call is answered for: its last "user" message (NULL if none). */
+const char *so_backend_prompt(const Skillorchestra__V1__AgentCall *call);
+
+#endif

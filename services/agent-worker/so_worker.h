@@ -1,0 +1,37 @@
+/*
+ * so_worker — the agent-worker's loop: a DEALER connected to the gateway's
+ * worker endpoint, registered with READY (capacity + id), heartbeating both
+ * ways (Paranoid Pirate), executing each AgentCall through a backend and
+ * answering with an AgentResult.  An optional artificial delay holds each
+ * result back (load and fault tests) without blocking the loop: held results
+ * wait in a queue and go out when due.
+ *
+ * The gateway is presumed dead after `liveness` heartbeat intervals of
+ * silence; the worker then reconnects with a fresh socket and registers
+ * again (held results are kept and sent on the new connection).
+ */
+#ifndef SO_WORKER_H
+#define SO_WORKER_H
+
+#include "so_backend.h"
+#include "so_wire.h"
+
+typedef struct {
+    char worker_id[SO_WIRE_MAX_ID + 1];
+    const char *endpoint;          /* gateway worker endpoint(s) */
+    unsigned capacity;             /* calls in flight at once, 1..256 */
+    int heartbeat_ms;              /* default 500 */
+    int liveness;                  /* missed heartbeats before reconnecting (3) */
+    int delay_ms;                  /* artificial delay per call (0) */
+    int reconnect_max_ms;          /* back-off ceiling between reconnects (4000) */
+    int drain_ms;                  /* on SIGTERM: how long held calls may take (5000) */
+    int stats_ms;                  /* periodic stats line (10000; 0 = off) */
+    so_wire_sockopts_t sockopts;
+} so_worker_opts_t;
+
+void so_worker_opts_default(so_worker_opts_t *o);
+
+/* Runs until so_stopping(); returns 0 on a clean stop, 1 on a setup error. */
+int so_worker_run(const so_worker_opts_t *o, so_backend_t *backend);
+
+#endif
