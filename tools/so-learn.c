@@ -7,6 +7,7 @@
  * (docs/TRACES.md).  See so_learn.h for the method.
  */
 #include "so_learn.h"
+#include "so_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,8 @@ static void s_usage(void)
             "  --max-depth N       split depth below the top level (3)\n"
             "  --val-fraction F    held-out share of the training queries (0.2)\n"
             "  --version V         handbook version string\n"
+            "  --publish URL       also store it in Redis (redis://host:port) as the\n"
+            "                      current version\n"
             "  --quiet             no log\n");
 }
 
@@ -44,7 +47,7 @@ static int s_num(const char *flag, const char *v, double lo, double hi, double *
 
 int main(int argc, char **argv)
 {
-    const char *train = NULL, *out = NULL;
+    const char *train = NULL, *out = NULL, *publish = NULL;
     so_learn_opts_t o;
     double d;
     char err[512];
@@ -58,6 +61,8 @@ int main(int argc, char **argv)
             train = v;
         else if (strcmp(a, "--out") == 0 && v)
             out = v;
+        else if (strcmp(a, "--publish") == 0 && v)
+            publish = v;
         else if (strcmp(a, "--version") == 0 && v)
             o.version = v;
         else if (strcmp(a, "--seed") == 0) {
@@ -129,6 +134,15 @@ int main(int argc, char **argv)
         fprintf(o.log, "so-learn: wrote %s (%zu skills) — load %.3f s, learn %.3f s\n", out,
                 hb->n_skills, (double) (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
                 (double) (t2.tv_sec - t1.tv_sec) + (t2.tv_nsec - t1.tv_nsec) / 1e9);
+    if (rc == 0 && publish) {
+        so_store_t *st = so_store_connect(publish, NULL, 5000, err, sizeof err);
+        if (!st || so_store_put_handbook(st, hb, 1, err, sizeof err) < 0) {
+            fprintf(stderr, "so-learn: publish to %s: %s\n", publish, err);
+            rc = -1;
+        } else if (o.log)
+            fprintf(o.log, "so-learn: published version %s to %s\n", hb->version, publish);
+        so_store_destroy(&st);
+    }
     so_handbook_destroy(&hb);
     so_dataset_free(&ds);
     return rc < 0 ? 1 : 0;
