@@ -81,6 +81,17 @@ static double s_cost_of(const so_sample_t *s, int d)
     return isfinite(s->cost[d]) ? s->cost[d] : 0;
 }
 
+static void s_baselines(const so_dataset_t *ds, so_eval_t *e);
+
+void so_eval_baselines(const so_dataset_t *ds, so_eval_t *e)
+{
+    memset(e, 0, sizeof *e);
+    e->n_samples = ds->n_samples;
+    e->n_agents = ds->n_agents;
+    e->agents = ds->agents;
+    s_baselines(ds, e);
+}
+
 /* Single agents, oracle and random on the dataset. */
 static void s_baselines(const so_dataset_t *ds, so_eval_t *e)
 {

@@ -67,6 +67,9 @@ size_t so_eval_default_lambdas(double *out, size_t max);
 int so_eval_run(const so_handbook_t *hb, const so_dataset_t *ds, const so_eval_opts_t *o,
                 so_eval_t *out, char *err, size_t errlen);
 void so_eval_free(so_eval_t *e);
+/* Only the baselines of ds (single agents, best single, oracle, random,
+ * cost range) into a zeroed *e; free with so_eval_free. */
+void so_eval_baselines(const so_dataset_t *ds, so_eval_t *e);
 
 /* JSON report (keys: aiq, max_accuracy, best_single, oracle, random,
  * cost_to_match_best, points, singles, shares, skills ...). */

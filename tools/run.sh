@@ -1,0 +1,85 @@
+#!/bin/sh
+# make run — the main job: the whole service set on real recorded outcomes.
+#
+#   1. a private redis-server on a free loopback port (or $REDIS_URL);
+#   2. so-learn bootstraps a skill handbook from the RouterBench training
+#      split and publishes it to Redis;
+#   3. every service starts as its own process: gateway, skill-inference,
+#      router, learner and $SO_WORKERS replay agent-workers (default 2);
+#   4. so-loadgen sends the test split through the gateway as a client would
+#      (online learning on: completed episodes flow to the learner, which
+#      updates the competence the router reads), shows progress and prints
+#      the report;
+#   5. everything it started is stopped (also on Ctrl-C or a failure).
+#
+# Environment: REDIS_URL, SO_WORKERS, SO_CONCURRENCY (16), SO_LIMIT (all
+# queries), SO_DATA (../shared/data/routerbench), SO_RUN_DIR (out/run: logs,
+# handbook and report stay there).
+cd "$(dirname "$0")/.." || exit 1
+mkdir -p "${SO_RUN_DIR:-out/run}"
+RUN_DIR=$(cd "${SO_RUN_DIR:-out/run}" && pwd)
+rm -rf "$RUN_DIR"/so-run.*
+export TMPDIR="$RUN_DIR" T_KEEP=1
+. tests/integration/lib.sh
+
+DATA=${SO_DATA:-../shared/data/routerbench}
+WORKERS=${SO_WORKERS:-2}
+TRAIN="$DATA/arc_challenge_train.csv,$DATA/mbpp_train.csv,$DATA/winograde_train.csv"
+TEST="$DATA/arc_challenge_test.csv,$DATA/mbpp_test.csv,$DATA/winograde_test.csv"
+for f in $(echo "$TRAIN,$TEST" | tr , ' '); do
+    [ -r "$f" ] || fail "cannot read $f (the shared data must sit beside the project: ../shared)"
+done
+
+say "logs in $T_DIR"
+if [ -n "${REDIS_URL:-}" ]; then
+    say "using REDIS_URL=$REDIS_URL"
+else
+    start_redis
+    say "private redis-server on $REDIS_URL"
+fi
+
+say "learning a handbook from the training split"
+"$SO_BIN/so-learn" --train "$TRAIN" --out "$T_DIR/handbook.json" --version "rb-$(date +%s)" \
+    --publish "$REDIS_URL" 2>"$T_DIR/so-learn.log" || fail "so-learn failed"
+tail -n 2 "$T_DIR/so-learn.log"
+
+P_CLIENT=$(free_port); P_WORKERS=$(free_port); P_INFER=$(free_port); P_ROUTER=$(free_port)
+export SO_REDIS_URL="$REDIS_URL" SO_LOG_LEVEL=info SO_STATS_MS=5000
+export SO_GATEWAY_CLIENT_ENDPOINT="tcp://127.0.0.1:$P_CLIENT"
+export SO_GATEWAY_WORKERS_ENDPOINT="tcp://127.0.0.1:$P_WORKERS"
+export SO_GATEWAY_INFER_ENDPOINT="tcp://127.0.0.1:$P_INFER"
+export SO_GATEWAY_ROUTER_ENDPOINT="tcp://127.0.0.1:$P_ROUTER"
+export SO_SKILL_INFERENCE_ENDPOINT="tcp://127.0.0.1:$P_INFER"
+export SO_ROUTER_ENDPOINT="tcp://127.0.0.1:$P_ROUTER"
+export SO_AGENT_WORKER_GATEWAY_ENDPOINT="tcp://127.0.0.1:$P_WORKERS"
+export SO_AGENT_WORKER_REPLAY_FILES="$TRAIN,$TEST"
+
+say "starting the services (gateway, skill-inference, router, learner, $WORKERS workers)"
+start_bg skill-inference "$SO_BIN/so-skill-inference"
+start_bg router "$SO_BIN/so-router"
+start_bg learner "$SO_BIN/so-learner"
+start_bg gateway "$SO_BIN/so-gateway"
+i=1
+while [ "$i" -le "$WORKERS" ]; do
+    SO_AGENT_WORKER_WORKER_ID="worker-$i" start_bg "worker-$i" "$SO_BIN/so-agent-worker"
+    i=$((i + 1))
+done
+workers_ready() { [ "$(grep -c worker_ready "$T_DIR/gateway.log")" -ge "$WORKERS" ]; }
+wait_for "$WORKERS workers registered with the gateway" 60 workers_ready
+for s in skill-inference router learner gateway; do
+    alive "$s" || fail "$s exited at start-up (log: $T_DIR/$s.log)"
+done
+
+say "sending the test split through the gateway"
+limit=""
+[ -n "${SO_LIMIT:-}" ] && limit="--limit $SO_LIMIT"
+# shellcheck disable=SC2086
+"$SO_BIN/so-loadgen" --gateway "$SO_GATEWAY_CLIENT_ENDPOINT" --data "$TEST" \
+    --concurrency "${SO_CONCURRENCY:-16}" --redis "$REDIS_URL" --json "$T_DIR/report.json" \
+    $limit || fail "so-loadgen failed"
+
+say "online learning: episodes applied by the learner"
+"$SO_BIN/soctl" --redis "$REDIS_URL" stats 2>/dev/null || true
+say "stopping everything this run started"
+stop_all
+echo "report: $RUN_DIR/$(basename "$T_DIR")/report.json (logs beside it)"

@@ -1,0 +1,592 @@
+/*
+ * so-loadgen — sends a recorded dataset through the gateway as a client
+ * would, and reports what the service set did with it.
+ *
+ *   so-loadgen --gateway tcp://127.0.0.1:5555 --data FILE[,FILE...] [options]
+ *
+ * Every query of the data becomes an episode (its turns in order, each turn
+ * after the previous one's answer, with the earlier turns and answers as
+ * context); up to --concurrency episodes are in flight at once.  With the
+ * replay agents every answer carries the recorded score of the chosen
+ * agent, so the report is the router's real accuracy and cost on the data,
+ * next to the best single agent, the oracle and uniform random on the same
+ * queries.  Online learning shows as accuracy by quarter of the stream.
+ */
+#include "so_eval.h"
+#include "so_store.h"
+#include "so_svc.h"
+#include "so_trace.h"
+#include "so_wire.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef Skillorchestra__V1__TurnReply s_reply_t;
+
+typedef struct {
+    size_t *samples;              /* dataset sample indices, by turn */
+    size_t n, cap;
+    size_t next;                  /* next turn to send */
+    char **answers;               /* [n] reply texts (context for later turns) */
+    char id[64];
+} s_ep_t;
+
+typedef struct {
+    const char *gateway, *data, *redis, *json_path;
+    int concurrency, timeout_ms;
+    long limit;
+    double lambda;
+    int has_lambda;
+    int progress_tty;
+} s_opts_t;
+
+typedef struct {
+    s_opts_t o;
+    so_dataset_t ds;
+    s_ep_t *eps;
+    size_t n_eps;
+    void *ctx, *sock;
+    /* in flight: slot → episode, send time */
+    size_t *slot_ep;
+    int64_t *slot_sent;
+    int *slot_busy;
+    unsigned long *slot_gen;      /* bumped per turn sent: stale answers are ignored */
+    size_t next_ep, done_eps, turns_done, turns_total;
+    /* results, per turn in completion order */
+    double *score, *cost, *lat_ms;
+    size_t n_scored, n_res;
+    size_t *calls;                /* [n_agents of ds] + 1 for unknown agents */
+    zhashx_t *skills;             /* skill id → double* total weight */
+    zhashx_t *errors;             /* "CODE: message" → size_t* count */
+    size_t n_errors, n_timeouts, n_fallback;
+    char version[SO_WIRE_MAX_ID + 1];
+    int64_t t0;
+} s_gen_t;
+
+static void s_usage(void)
+{
+    fprintf(stderr,
+            "usage: so-loadgen --gateway ENDPOINT --data FILE[,FILE...] [options]\n"
+            "  --concurrency N   episodes in flight at once (16)\n"
+            "  --limit N         send only the first N queries\n"
+            "  --lambda L        cost trade-off sent with every turn (default: the router's)\n"
+            "  --timeout-ms MS   give up on a turn after this long (60000)\n"
+            "  --redis URL       read skill names from this Redis for the report\n"
+            "  --json FILE       write the report as JSON too\n");
+}
+
+static void s_add_sample(s_ep_t *e, size_t i)
+{
+    if (e->n == e->cap) {
+        e->cap = e->cap ? 2 * e->cap : 2;
+        e->samples = realloc(e->samples, e->cap * sizeof *e->samples);
+        if (!e->samples) {
+            fprintf(stderr, "so-loadgen: out of memory\n");
+            exit(1);
+        }
+    }
+    e->samples[e->n++] = i;
+}
+
+/* Groups the samples into episodes by query id, turns in order. */
+static void s_build_episodes(s_gen_t *g)
+{
+    zhashx_t *by_q = zhashx_new();
+    g->eps = calloc(g->ds.n_samples ? g->ds.n_samples : 1, sizeof *g->eps);
+    for (size_t i = 0; i < g->ds.n_samples; i++) {
+        const so_sample_t *s = &g->ds.samples[i];
+        const char *q = s->query_id ? s->query_id : "";
+        size_t idx = (size_t) (uintptr_t) zhashx_lookup(by_q, q);
+        if (idx == 0) {
+            if (g->o.limit > 0 && (long) g->n_eps >= g->o.limit)
+                continue;
+            idx = ++g->n_eps;
+            zhashx_insert(by_q, q, (void *) (uintptr_t) idx);
+        }
+        s_add_sample(&g->eps[idx - 1], i);
+    }
+    zhashx_destroy(&by_q);
+    for (size_t e = 0; e < g->n_eps; e++) {
+        s_ep_t *ep = &g->eps[e];
+        for (size_t a = 1; a < ep->n; a++)      /* insertion sort by turn */
+            for (size_t b = a; b > 0 && g->ds.samples[ep->samples[b]].turn <
+                                           g->ds.samples[ep->samples[b - 1]].turn; b--) {
+                size_t t = ep->samples[b];
+                ep->samples[b] = ep->samples[b - 1];
+                ep->samples[b - 1] = t;
+            }
+        ep->answers = calloc(ep->n, sizeof *ep->answers);
+        snprintf(ep->id, sizeof ep->id, "lg-%d-%zu", (int) getpid(), e);
+        g->turns_total += ep->n;
+    }
+}
+
+static int s_send_turn(s_gen_t *g, size_t slot)
+{
+    s_ep_t *ep = &g->eps[g->slot_ep[slot]];
+    size_t k = ep->next;
+    Skillorchestra__V1__ChatMessage msgs[2 * SO_WIRE_MAX_MESSAGES];
+    Skillorchestra__V1__ChatMessage *pm[2 * SO_WIRE_MAX_MESSAGES];
+    size_t nm = 0;
+    for (size_t j = 0; j <= k && nm + 2 <= SO_WIRE_MAX_MESSAGES; j++) {
+        const so_sample_t *s = &g->ds.samples[ep->samples[j]];
+        skillorchestra__v1__chat_message__init(&msgs[nm]);
+        msgs[nm].role = "user";
+        msgs[nm].content = s->prompt ? s->prompt : "";
+        pm[nm] = &msgs[nm];
+        nm++;
+        if (j < k) {
+            skillorchestra__v1__chat_message__init(&msgs[nm]);
+            msgs[nm].role = "assistant";
+            msgs[nm].content = ep->answers[j] ? ep->answers[j] : "";
+            pm[nm] = &msgs[nm];
+            nm++;
+        }
+    }
+    const so_sample_t *s = &g->ds.samples[ep->samples[k]];
+    char rid[96];
+    snprintf(rid, sizeof rid, "%zu.%lu", slot, ++g->slot_gen[slot]);
+    Skillorchestra__V1__TurnRequest t = SKILLORCHESTRA__V1__TURN_REQUEST__INIT;
+    t.request_id = rid;
+    t.episode_id = ep->id;
+    t.turn_index = (uint32_t) k;
+    t.mode = s->mode && strcmp(s->mode, "default") ? s->mode : "";
+    t.messages = pm;
+    t.n_messages = nm;
+    t.final_turn = k + 1 == ep->n;
+    if (g->o.has_lambda) {
+        t.lambda_opt_case = SKILLORCHESTRA__V1__TURN_REQUEST__LAMBDA_OPT_LAMBDA;
+        t.lambda = g->o.lambda;
+    }
+    char err[512];
+    if (so_wire_send(g->sock, NULL, SO_MSG_TURN_REQUEST, &t, 0, err, sizeof err) != 0) {
+        fprintf(stderr, "so-loadgen: send: %s\n", err);
+        return -1;
+    }
+    g->slot_sent[slot] = so_now_ms();
+    return 0;
+}
+
+/* Starts the next episode in a free slot.  0, or -1 when none is left. */
+static int s_start(s_gen_t *g, size_t slot)
+{
+    while (g->next_ep < g->n_eps && g->eps[g->next_ep].n == 0)
+        g->next_ep++;
+    if (g->next_ep >= g->n_eps)
+        return -1;
+    g->slot_ep[slot] = g->next_ep++;
+    g->slot_busy[slot] = 1;
+    return s_send_turn(g, slot);
+}
+
+static void s_count_error(s_gen_t *g, const char *what)
+{
+    size_t *c = zhashx_lookup(g->errors, what);
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        zhashx_insert(g->errors, what, c);
+    }
+    (*c)++;
+    g->n_errors++;
+}
+
+/* The turn in slot ended (answered, failed or timed out): next turn of the
+ * episode, or the next episode. */
+static void s_advance(s_gen_t *g, size_t slot)
+{
+    s_ep_t *ep = &g->eps[g->slot_ep[slot]];
+    g->turns_done++;
+    ep->next++;
+    if (ep->next < ep->n) {
+        if (s_send_turn(g, slot) == 0)
+            return;
+        g->turns_done += ep->n - ep->next;     /* cannot send: give up on the rest */
+    }
+    g->done_eps++;
+    g->slot_busy[slot] = 0;
+    if (s_start(g, slot) < 0)
+        g->slot_busy[slot] = 0;
+}
+
+static void s_on_reply(s_gen_t *g, s_reply_t *rep)
+{
+    char *dot = NULL;
+    unsigned long slot = strtoul(rep->request_id, &dot, 10);
+    unsigned long gen = dot && *dot == '.' ? strtoul(dot + 1, NULL, 10) : 0;
+    if (slot >= (unsigned long) g->o.concurrency || !g->slot_busy[slot] ||
+        g->slot_gen[slot] != gen)
+        return;     /* a late answer to a turn we gave up on */
+    s_ep_t *ep = &g->eps[g->slot_ep[slot]];
+    size_t k = ep->next;
+    double lat = (double) (so_now_ms() - g->slot_sent[slot]);
+    if (rep->error && rep->error->code != 0) {
+        char what[256];
+        snprintf(what, sizeof what, "%d: %.200s", (int) rep->error->code,
+                 rep->error->message ? rep->error->message : "");
+        s_count_error(g, what);
+    } else if (rep->result) {
+        const Skillorchestra__V1__AgentResult *res = rep->result;
+        ep->answers[k] = strdup(rep->text ? rep->text : "");
+        g->lat_ms[g->n_res] = lat;
+        g->cost[g->n_res] = res->cost_usd;
+        g->score[g->n_res] = res->replay_score_opt_case ? res->replay_score : NAN;
+        g->n_scored += res->replay_score_opt_case != 0;
+        g->n_res++;
+        size_t a = 0;
+        while (a < g->ds.n_agents && strcmp(g->ds.agents[a], res->agent_id) != 0)
+            a++;
+        g->calls[a]++;
+        const Skillorchestra__V1__RoutingDecision *d = rep->decision;
+        if (d) {
+            snprintf(g->version, sizeof g->version, "%s", d->handbook_version);
+            if (strstr(d->reason ? d->reason : "", "fallback:"))
+                g->n_fallback++;
+            for (size_t i = 0; i < d->n_top_skills; i++) {
+                double *w = zhashx_lookup(g->skills, d->top_skills[i]->skill_id);
+                if (!w) {
+                    w = calloc(1, sizeof *w);
+                    zhashx_insert(g->skills, d->top_skills[i]->skill_id, w);
+                }
+                *w += d->top_skills[i]->weight;
+            }
+        }
+    }
+    s_advance(g, slot);
+}
+
+static void s_progress(s_gen_t *g, int final)
+{
+    static int64_t last;
+    static size_t last_pct = (size_t) -1;
+    int64_t now = so_now_ms();
+    size_t pct = g->turns_total ? 100 * g->turns_done / g->turns_total : 100;
+    if (!final && (g->o.progress_tty ? now - last < 200 : pct / 10 == last_pct / 10))
+        return;
+    last = now;
+    last_pct = pct;
+    double acc = 0, cost = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < g->n_res; i++)
+        if (isfinite(g->score[i])) {
+            acc += g->score[i];
+            cost += g->cost[i];
+            n++;
+        }
+    double secs = (double) (now - g->t0) / 1000.0;
+    char bar[21];
+    for (int i = 0; i < 20; i++)
+        bar[i] = (size_t) i < pct / 5 ? '#' : '.';
+    bar[20] = '\0';
+    fprintf(stderr, "%s[%s] %zu/%zu turns  accuracy %.3f  cost $%.6f/query  %.0f turns/s  errors %zu%s",
+            g->o.progress_tty ? "\r" : "", bar, g->turns_done, g->turns_total,
+            n ? acc / (double) n : 0, n ? cost / (double) n : 0, secs > 0 ? g->turns_done / secs : 0,
+            g->n_errors, g->o.progress_tty && !final ? "" : "\n");
+    fflush(stderr);
+}
+
+static int s_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct {
+    const char *id;
+    double w;
+} s_skill_t;
+
+static int s_cmp_skill(const void *a, const void *b)
+{
+    double x = ((const s_skill_t *) a)->w, y = ((const s_skill_t *) b)->w;
+    return x > y ? -1 : x < y;
+}
+
+static void s_report(s_gen_t *g, double secs)
+{
+    so_eval_t base;
+    so_eval_baselines(&g->ds, &base);
+    double acc = 0, cost = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < g->n_res; i++)
+        if (isfinite(g->score[i])) {
+            acc += g->score[i];
+            cost += g->cost[i];
+            n++;
+        }
+    acc = n ? acc / (double) n : NAN;
+    cost = n ? cost / (double) n : NAN;
+    double *lat = malloc((g->n_res ? g->n_res : 1) * sizeof *lat);
+    memcpy(lat, g->lat_ms, g->n_res * sizeof *lat);
+    qsort(lat, g->n_res, sizeof *lat, s_cmp_double);
+    double p50 = g->n_res ? lat[g->n_res / 2] : NAN;
+    double p99 = g->n_res ? lat[(g->n_res * 99) / 100] : NAN;
+    free(lat);
+    int b = base.best_single;
+    printf("\n== SkillOrchestra service run: %zu episodes, %zu turns in %.1f s (%.0f turns/s)\n",
+           g->n_eps, g->turns_total, secs, secs > 0 ? (double) g->turns_total / secs : 0);
+    printf("   answered %zu, errors %zu, timeouts %zu, agent fallbacks %zu; latency p50 %.1f ms, "
+           "p99 %.1f ms\n", g->n_res, g->n_errors, g->n_timeouts, g->n_fallback, p50, p99);
+    printf("   handbook version at the end: %s\n\n", g->version[0] ? g->version : "?");
+    printf("  %-34s %9s %14s\n", "", "accuracy", "USD/query");
+    printf("  %-34s %9.3f %14.6f\n", "SkillOrchestra (services, online)", acc, cost);
+    if (b >= 0) {
+        char name[64];
+        snprintf(name, sizeof name, "best single: %.21s", g->ds.agents[b]);
+        printf("  %-34s %9.3f %14.6f\n", name, base.single_acc[b], base.single_cost[b]);
+    }
+    printf("  %-34s %9.3f %14.6f\n", "oracle (cheapest correct)", base.oracle_acc,
+           base.oracle_cost);
+    printf("  %-34s %9.3f %14.6f\n", "uniform random", base.random_acc, base.random_cost);
+    if (b >= 0 && base.single_cost[b] > 0 && isfinite(cost))
+        printf("  cost relative to the best single agent: %.0f%%\n",
+               100.0 * cost / base.single_cost[b]);
+    /* Online learning: accuracy by quarter of the stream. */
+    printf("\n  accuracy by quarter of the stream (online learning):");
+    for (int q = 0; q < 4; q++) {
+        size_t lo = g->n_res * (size_t) q / 4, hi = g->n_res * (size_t) (q + 1) / 4, m = 0;
+        double s = 0;
+        for (size_t i = lo; i < hi; i++)
+            if (isfinite(g->score[i])) {
+                s += g->score[i];
+                m++;
+            }
+        printf(" %.3f", m ? s / (double) m : NAN);
+    }
+    printf("\n\n  calls per agent:\n");
+    for (size_t a = 0; a <= g->ds.n_agents; a++)
+        if (g->calls[a])
+            printf("    %-40s %6zu  %5.1f%%\n", a < g->ds.n_agents ? g->ds.agents[a] : "(other)",
+                   g->calls[a], 100.0 * (double) g->calls[a] / (double) (g->n_res ? g->n_res : 1));
+
+    /* Top skills, named from the handbook when Redis is at hand. */
+    size_t ns = zhashx_size(g->skills), i = 0;
+    s_skill_t *sk = calloc(ns ? ns : 1, sizeof *sk);
+    for (double *w = zhashx_first(g->skills); w; w = zhashx_next(g->skills)) {
+        sk[i].id = zhashx_cursor(g->skills);
+        sk[i++].w = *w;
+    }
+    qsort(sk, ns, sizeof *sk, s_cmp_skill);
+    so_handbook_t *hb = NULL;
+    char err[256];
+    if (g->o.redis && g->version[0]) {
+        so_store_t *st = so_store_connect(g->o.redis, NULL, 2000, err, sizeof err);
+        hb = st ? so_store_get_handbook(st, g->version, err, sizeof err) : NULL;
+        so_store_destroy(&st);
+    }
+    double tot = 0;
+    for (i = 0; i < ns; i++)
+        tot += sk[i].w;
+    printf("\n  top skills (share of inferred demand):\n");
+    for (i = 0; i < ns && i < 8; i++) {
+        int s = hb ? so_handbook_skill_index(hb, sk[i].id) : -1;
+        printf("    %-14s %5.1f%%  %s\n", sk[i].id, tot > 0 ? 100 * sk[i].w / tot : 0,
+               s >= 0 && hb->skills[s].name ? hb->skills[s].name : "");
+    }
+    if (zhashx_size(g->errors)) {
+        printf("\n  errors:\n");
+        for (size_t *c = zhashx_first(g->errors); c; c = zhashx_next(g->errors))
+            printf("    %6zu  %s\n", *c, (const char *) zhashx_cursor(g->errors));
+    }
+    if (g->o.json_path) {
+        json_t *root = json_pack("{s:i,s:i,s:i,s:i,s:f,s:f,s:f,s:f,s:s}", "episodes",
+                                 (json_int_t) g->n_eps, "turns", (json_int_t) g->turns_total,
+                                 "answered", (json_int_t) g->n_res, "errors",
+                                 (json_int_t) g->n_errors, "seconds", secs, "p50_ms",
+                                 isfinite(p50) ? p50 : -1, "accuracy", isfinite(acc) ? acc : -1,
+                                 "cost", isfinite(cost) ? cost : -1, "version", g->version);
+        json_t *agents = json_object();
+        for (size_t a = 0; a < g->ds.n_agents; a++)
+            json_object_set_new(agents, g->ds.agents[a], json_integer((json_int_t) g->calls[a]));
+        json_object_set_new(root, "calls", agents);
+        if (b >= 0)
+            json_object_set_new(root, "best_single",
+                                json_pack("{s:s,s:f,s:f}", "model", g->ds.agents[b], "accuracy",
+                                          base.single_acc[b], "cost", base.single_cost[b]));
+        json_object_set_new(root, "oracle", json_pack("{s:f,s:f}", "accuracy", base.oracle_acc,
+                                                      "cost", base.oracle_cost));
+        json_object_set_new(root, "random", json_pack("{s:f,s:f}", "accuracy", base.random_acc,
+                                                      "cost", base.random_cost));
+        if (json_dump_file(root, g->o.json_path, JSON_INDENT(2)) != 0)
+            fprintf(stderr, "so-loadgen: cannot write %s\n", g->o.json_path);
+        json_decref(root);
+    }
+    so_handbook_destroy(&hb);
+    free(sk);
+    so_eval_free(&base);
+}
+
+static int s_parse(int argc, char **argv, s_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->concurrency = 16;
+    o->timeout_ms = 60000;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        if (!v) {
+            fprintf(stderr, "so-loadgen: '%s' needs a value or is unknown\n", a);
+            return -1;
+        }
+        if (strcmp(a, "--gateway") == 0)
+            o->gateway = v;
+        else if (strcmp(a, "--data") == 0)
+            o->data = v;
+        else if (strcmp(a, "--redis") == 0)
+            o->redis = v;
+        else if (strcmp(a, "--json") == 0)
+            o->json_path = v;
+        else if (strcmp(a, "--concurrency") == 0) {
+            long n = strtol(v, &end, 10);
+            if (*end || n < 1 || n > 10000) {
+                fprintf(stderr, "so-loadgen: --concurrency: want 1..10000, got '%s'\n", v);
+                return -1;
+            }
+            o->concurrency = (int) n;
+        } else if (strcmp(a, "--limit") == 0) {
+            o->limit = strtol(v, &end, 10);
+            if (*end || o->limit < 1) {
+                fprintf(stderr, "so-loadgen: --limit: want a positive number, got '%s'\n", v);
+                return -1;
+            }
+        } else if (strcmp(a, "--timeout-ms") == 0) {
+            long n = strtol(v, &end, 10);
+            if (*end || n < 10 || n > 3600000) {
+                fprintf(stderr, "so-loadgen: --timeout-ms: want 10..3600000, got '%s'\n", v);
+                return -1;
+            }
+            o->timeout_ms = (int) n;
+        } else if (strcmp(a, "--lambda") == 0) {
+            o->lambda = strtod(v, &end);
+            if (*end || !(o->lambda >= 0 && o->lambda < 1e6)) {
+                fprintf(stderr, "so-loadgen: --lambda: want a number >= 0, got '%s'\n", v);
+                return -1;
+            }
+            o->has_lambda = 1;
+        } else {
+            fprintf(stderr, "so-loadgen: unknown option '%s'\n", a);
+            return -1;
+        }
+        i++;
+    }
+    if (!o->gateway || !o->data) {
+        fprintf(stderr, "so-loadgen: --gateway and --data are required\n");
+        return -1;
+    }
+    o->progress_tty = isatty(2);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    s_gen_t g;
+    memset(&g, 0, sizeof g);
+    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        s_usage();
+        return 0;
+    }
+    if (s_parse(argc, argv, &g.o) < 0) {
+        s_usage();
+        return 2;
+    }
+    char err[512];
+    if (so_dataset_load(&g.ds, g.o.data, err, sizeof err) < 0) {
+        fprintf(stderr, "so-loadgen: %s\n", err);
+        return 1;
+    }
+    s_build_episodes(&g);
+    size_t C = (size_t) g.o.concurrency;
+    g.slot_ep = calloc(C, sizeof *g.slot_ep);
+    g.slot_sent = calloc(C, sizeof *g.slot_sent);
+    g.slot_busy = calloc(C, sizeof *g.slot_busy);
+    g.slot_gen = calloc(C, sizeof *g.slot_gen);
+    size_t T = g.turns_total ? g.turns_total : 1;
+    g.score = calloc(T, sizeof *g.score);
+    g.cost = calloc(T, sizeof *g.cost);
+    g.lat_ms = calloc(T, sizeof *g.lat_ms);
+    g.calls = calloc(g.ds.n_agents + 1, sizeof *g.calls);
+    g.skills = zhashx_new();
+    zhashx_set_destructor(g.skills, (zhashx_destructor_fn *) zstr_free);
+    g.errors = zhashx_new();
+    zhashx_set_destructor(g.errors, (zhashx_destructor_fn *) zstr_free);
+
+    so_wire_sockopts_t opts;
+    so_wire_sockopts_defaults(&opts);
+    opts.sndhwm = opts.rcvhwm = (int) (C * 4 > 1000 ? C * 4 : 1000);
+    g.ctx = zmq_ctx_new();
+    g.sock = zmq_socket(g.ctx, ZMQ_DEALER);
+    int rc = 1;
+    if (!g.sock || so_wire_set_sockopts(g.sock, &opts, err, sizeof err) != 0 ||
+        zmq_connect(g.sock, g.o.gateway) != 0) {
+        fprintf(stderr, "so-loadgen: connect %s: %s\n", g.o.gateway,
+                g.sock ? zmq_strerror(errno) : err);
+        goto done;
+    }
+    fprintf(stderr, "so-loadgen: %zu episodes, %zu turns from %s → %s, %d in flight\n",
+            g.n_eps, g.turns_total, g.o.data, g.o.gateway, g.o.concurrency);
+    g.t0 = so_now_ms();
+    so_signals_install();
+    for (size_t s = 0; s < C; s++)
+        if (s_start(&g, s) < 0)
+            break;
+    while (g.done_eps < g.n_eps && !so_stopping()) {
+        zmq_pollitem_t item = { g.sock, 0, ZMQ_POLLIN, 0 };
+        zmq_poll(&item, 1, 100);
+        for (int i = 0; i < 1000 && (item.revents & ZMQ_POLLIN); i++) {
+            void *msg = NULL;
+            if (so_wire_recv(g.sock, NULL, SO_MSG_TURN_REPLY, NULL, &msg, ZMQ_DONTWAIT, err,
+                             sizeof err) != 0) {
+                if (errno == EPROTO)
+                    s_count_error(&g, err);
+                if (errno != EPROTO)
+                    break;
+                continue;
+            }
+            s_on_reply(&g, msg);
+            so_wire_free(SO_MSG_TURN_REPLY, msg);
+        }
+        /* Turns without an answer in time are given up. */
+        int64_t now = so_now_ms();
+        for (size_t s = 0; s < C; s++)
+            if (g.slot_busy[s] && now - g.slot_sent[s] > g.o.timeout_ms) {
+                g.n_timeouts++;
+                s_count_error(&g, "client timeout: no answer in --timeout-ms");
+                s_advance(&g, s);
+            }
+        s_progress(&g, 0);
+    }
+    s_progress(&g, 1);
+    s_report(&g, (double) (so_now_ms() - g.t0) / 1000.0);
+    rc = so_stopping() ? 1 : (g.n_res > 0 ? 0 : 1);
+done:
+    if (g.sock) {
+        int linger = 0;
+        zmq_setsockopt(g.sock, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close(g.sock);
+    }
+    zmq_ctx_term(g.ctx);
+    for (size_t e = 0; e < g.n_eps; e++) {
+        for (size_t k = 0; k < g.eps[e].n; k++)
+            free(g.eps[e].answers[k]);
+        free(g.eps[e].answers);
+        free(g.eps[e].samples);
+    }
+    free(g.eps);
+    free(g.slot_ep);
+    free(g.slot_sent);
+    free(g.slot_busy);
+    free(g.slot_gen);
+    free(g.score);
+    free(g.cost);
+    free(g.lat_ms);
+    free(g.calls);
+    zhashx_destroy(&g.skills);
+    zhashx_destroy(&g.errors);
+    so_dataset_free(&g.ds);
+    return rc;
+}
