@@ -43,38 +43,15 @@ say "learning a handbook from the training split"
     --publish "$REDIS_URL" 2>"$T_DIR/so-learn.log" || fail "so-learn failed"
 tail -n 2 "$T_DIR/so-learn.log"
 
-P_CLIENT=$(free_port); P_WORKERS=$(free_port); P_INFER=$(free_port); P_ROUTER=$(free_port)
-export SO_REDIS_URL="$REDIS_URL" SO_LOG_LEVEL=info SO_STATS_MS=5000
-export SO_GATEWAY_CLIENT_ENDPOINT="tcp://127.0.0.1:$P_CLIENT"
-export SO_GATEWAY_WORKERS_ENDPOINT="tcp://127.0.0.1:$P_WORKERS"
-export SO_GATEWAY_INFER_ENDPOINT="tcp://127.0.0.1:$P_INFER"
-export SO_GATEWAY_ROUTER_ENDPOINT="tcp://127.0.0.1:$P_ROUTER"
-export SO_SKILL_INFERENCE_ENDPOINT="tcp://127.0.0.1:$P_INFER"
-export SO_ROUTER_ENDPOINT="tcp://127.0.0.1:$P_ROUTER"
-export SO_AGENT_WORKER_GATEWAY_ENDPOINT="tcp://127.0.0.1:$P_WORKERS"
-export SO_AGENT_WORKER_REPLAY_FILES="$TRAIN,$TEST"
-
 say "starting the services (gateway, skill-inference, router, learner, $WORKERS workers)"
-start_bg skill-inference "$SO_BIN/so-skill-inference"
-start_bg router "$SO_BIN/so-router"
-start_bg learner "$SO_BIN/so-learner"
-start_bg gateway "$SO_BIN/so-gateway"
-i=1
-while [ "$i" -le "$WORKERS" ]; do
-    SO_AGENT_WORKER_WORKER_ID="worker-$i" start_bg "worker-$i" "$SO_BIN/so-agent-worker"
-    i=$((i + 1))
-done
-workers_ready() { [ "$(grep -c worker_ready "$T_DIR/gateway.log")" -ge "$WORKERS" ]; }
-wait_for "$WORKERS workers registered with the gateway" 60 workers_ready
-for s in skill-inference router learner gateway; do
-    alive "$s" || fail "$s exited at start-up (log: $T_DIR/$s.log)"
-done
+. tests/integration/services.sh
+start_services "$WORKERS" "$TRAIN,$TEST"
 
 say "sending the test split through the gateway"
 limit=""
 [ -n "${SO_LIMIT:-}" ] && limit="--limit $SO_LIMIT"
 # shellcheck disable=SC2086
-"$SO_BIN/so-loadgen" --gateway "$SO_GATEWAY_CLIENT_ENDPOINT" --data "$TEST" \
+"$SO_BIN/so-loadgen" --gateway "$GATEWAY" --data "$TEST" \
     --concurrency "${SO_CONCURRENCY:-16}" --redis "$REDIS_URL" --json "$T_DIR/report.json" \
     $limit || fail "so-loadgen failed"
 
