@@ -58,9 +58,13 @@ $(SERVICES): $(BUILD)/bin/so-%: $$(wildcard services/$$*/*.c) $$(wildcard servic
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SO_CFLAGS) -Iservices/$* $(wildcard services/$*/*.c) $(LIB) $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+# Tests of a service's own modules name them here.
+TEST_SRC_test_so_broker := services/gateway/so_broker.c services/gateway/so_recorder.c
+
+$(BUILD)/tests/%: tests/unit/%.c $$(TEST_SRC_$$*) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SO_CFLAGS) -Wno-unused-parameter $< $(LIB) $(LDLIBS) -lcmocka -o $@
+	$(CC) $(CFLAGS) $(SO_CFLAGS) -Wno-unused-parameter $(addprefix -I,$(sort $(dir $(TEST_SRC_$*)))) \
+		$< $(TEST_SRC_$*) $(LIB) $(LDLIBS) -lcmocka -o $@
 
 test: deps
 	@$(MAKE) --no-print-directory all

@@ -1,0 +1,182 @@
+/* Unit tests for the gateway's worker book (so_broker) and the outcome it
+ * logs for an episode (so_recorder_outcome): LRU dispatch over capacities,
+ * heartbeat expiry and stuck calls handing their requests back, re-READY,
+ * draining; turn records sorted, de-duplicated and averaged. */
+#include "so_test_util.h"
+#include "so_broker.h"
+#include "so_recorder.h"
+
+typedef struct {
+    char ids[16][SO_WIRE_MAX_ID + 1];
+    int n;
+} orphans_t;
+
+static void on_orphan(void *arg, const char *request_id)
+{
+    orphans_t *o = arg;
+    snprintf(o->ids[o->n++], sizeof o->ids[0], "%s", request_id);
+}
+
+static so_broker_worker_t *ready(so_broker_t *b, const char *rid, unsigned cap, int64_t now,
+                                 orphans_t *o)
+{
+    return so_broker_ready(b, rid, strlen(rid), rid, cap, now, on_orphan, o);
+}
+
+static void test_lru_and_capacity(void **state)
+{
+    so_broker_t *b = so_broker_new(100, 3);
+    orphans_t o = { .n = 0 };
+    so_broker_worker_t *w1 = ready(b, "w1", 2, 0, &o), *w2 = ready(b, "w2", 1, 0, &o);
+    assert_non_null(w1);
+    assert_non_null(w2);
+    assert_int_equal(so_broker_size(b), 2);
+    assert_int_equal(so_broker_free_slots(b), 3);
+    /* Least recently used first: w1 (registered first), then w2, then w1. */
+    assert_ptr_equal(so_broker_pick(b), w1);
+    so_broker_assign(b, w1, "a", 1000);
+    assert_ptr_equal(so_broker_pick(b), w2);
+    so_broker_assign(b, w2, "b", 1000);
+    assert_ptr_equal(so_broker_pick(b), w1);
+    so_broker_assign(b, w1, "c", 1000);
+    assert_null(so_broker_pick(b));            /* every slot taken */
+    assert_int_equal(so_broker_free_slots(b), 0);
+    assert_int_equal(so_broker_complete(b, w2, "b"), 1);
+    assert_int_equal(so_broker_complete(b, w2, "b"), 0);   /* a second answer is stray */
+    assert_int_equal(so_broker_complete(b, w1, "b"), 0);   /* not w1's call */
+    assert_ptr_equal(so_broker_pick(b), w2);
+    assert_ptr_equal(so_broker_find(b, "w1", 2), w1);
+    assert_null(so_broker_find(b, "nope", 4));
+    assert_int_equal(o.n, 0);
+    so_broker_destroy(&b);
+    assert_null(b);
+}
+
+static void test_silent_worker_hands_back_its_calls(void **state)
+{
+    so_broker_t *b = so_broker_new(100, 3);     /* dead after 300 ms of silence */
+    orphans_t o = { .n = 0 };
+    so_broker_worker_t *w1 = ready(b, "w1", 4, 0, &o), *w2 = ready(b, "w2", 4, 0, &o);
+    so_broker_assign(b, w1, "a", 10000);
+    so_broker_assign(b, w1, "b", 10000);
+    so_broker_assign(b, w2, "c", 10000);
+    so_broker_seen(b, w2, 250);
+    assert_int_equal(so_broker_expire(b, 299, on_orphan, &o), 0);
+    assert_int_equal(so_broker_expire(b, 300, on_orphan, &o), 1);   /* w1 */
+    assert_int_equal(o.n, 2);
+    assert_true((!strcmp(o.ids[0], "a") && !strcmp(o.ids[1], "b")) ||
+                (!strcmp(o.ids[0], "b") && !strcmp(o.ids[1], "a")));
+    assert_int_equal(so_broker_size(b), 1);
+    assert_null(so_broker_find(b, "w1", 2));
+    assert_ptr_equal(so_broker_find(b, "w2", 2), w2);
+    so_broker_destroy(&b);
+}
+
+static void test_stuck_call_drops_worker(void **state)
+{
+    so_broker_t *b = so_broker_new(100, 3);
+    orphans_t o = { .n = 0 };
+    so_broker_worker_t *w = ready(b, "w", 2, 0, &o);
+    so_broker_assign(b, w, "slow", 50);
+    so_broker_seen(b, w, 60);                   /* alive, but the call is overdue */
+    assert_int_equal(so_broker_expire(b, 60, on_orphan, &o), 1);
+    assert_int_equal(o.n, 1);
+    assert_string_equal(o.ids[0], "slow");
+    so_broker_destroy(&b);
+}
+
+static void test_ready_again_and_drain(void **state)
+{
+    so_broker_t *b = so_broker_new(100, 3);
+    orphans_t o = { .n = 0 };
+    so_broker_worker_t *w = ready(b, "w", 2, 0, &o);
+    so_broker_assign(b, w, "x", 1000);
+    /* A worker that registers again has forgotten what it held. */
+    w = ready(b, "w", 3, 10, &o);
+    assert_int_equal(o.n, 1);
+    assert_string_equal(o.ids[0], "x");
+    assert_int_equal(w->inflight, 0);
+    assert_int_equal(so_broker_free_slots(b), 3);
+    assert_int_equal(so_broker_size(b), 1);
+    /* Draining: no new calls; forgotten once its calls are in. */
+    so_broker_assign(b, w, "y", 1000);
+    so_broker_drain(b, w);
+    assert_null(so_broker_pick(b));
+    assert_int_equal(so_broker_expire(b, 20, on_orphan, &o), 0);
+    assert_int_equal(so_broker_complete(b, w, "y"), 1);
+    assert_int_equal(so_broker_expire(b, 20, on_orphan, &o), 1);
+    assert_int_equal(o.n, 1);                   /* nothing handed back */
+    /* Bad registrations are refused. */
+    assert_null(so_broker_ready(b, "z", 1, "z", 0, 0, on_orphan, &o));
+    assert_null(so_broker_ready(b, "z", 1, "z", SO_BROKER_MAX_CAPACITY + 1, 0, on_orphan, &o));
+    assert_null(so_broker_ready(b, "", 0, "z", 1, 0, on_orphan, &o));
+    so_broker_destroy(&b);
+}
+
+static void hb_count(void *arg, so_broker_worker_t *w)
+{
+    (void) w;
+    (*(int *) arg)++;
+}
+
+static void test_heartbeats_are_scheduled(void **state)
+{
+    so_broker_t *b = so_broker_new(100, 3);
+    orphans_t o = { .n = 0 };
+    ready(b, "a", 1, 0, &o);
+    ready(b, "b", 1, 50, &o);
+    int n = 0;
+    so_broker_heartbeats(b, 99, hb_count, &n);
+    assert_int_equal(n, 0);
+    so_broker_heartbeats(b, 100, hb_count, &n);
+    assert_int_equal(n, 1);
+    so_broker_heartbeats(b, 150, hb_count, &n);
+    assert_int_equal(n, 2);
+    so_broker_heartbeats(b, 150, hb_count, &n);
+    assert_int_equal(n, 2);
+    so_broker_destroy(&b);
+}
+
+static void test_outcome_of_turns(void **state)
+{
+    Skillorchestra__V1__TurnRecord t[3];
+    Skillorchestra__V1__TurnRecord *p[3] = { &t[0], &t[1], &t[2] };
+    for (int i = 0; i < 3; i++) {
+        skillorchestra__v1__turn_record__init(&t[i]);
+        t[i].agent_id = "a";
+    }
+    /* Out of order, turn 1 recorded twice (a retried push), turn 0 unscored. */
+    t[0].turn_index = 1;
+    t[0].score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
+    t[0].score = 0.5;
+    t[1].turn_index = 0;
+    t[2].turn_index = 1;
+    t[2].score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
+    t[2].score = 0.5;
+    Skillorchestra__V1__EpisodeOutcome ep;
+    assert_int_equal(so_recorder_outcome("ep-1", "v1", p, 3, 123, &ep), 0);
+    assert_int_equal(ep.n_turns, 2);
+    assert_int_equal(ep.turns[0]->turn_index, 0);
+    assert_int_equal(ep.turns[1]->turn_index, 1);
+    assert_int_equal(ep.result_case, SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SCORE);
+    SO_ASSERT_NEAR(ep.score, 0.5, 1e-12);
+    assert_string_equal(ep.episode_id, "ep-1");
+    assert_string_equal(ep.handbook_version, "v1");
+    so_recorder_outcome_free(&ep);
+    /* No turn with a score: no outcome. */
+    assert_int_equal(so_recorder_outcome("ep-2", "v1", &p[1], 1, 0, &ep), -1);
+    assert_int_equal(so_recorder_outcome("ep-3", "v1", p, 0, 0, &ep), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lru_and_capacity),
+        cmocka_unit_test(test_silent_worker_hands_back_its_calls),
+        cmocka_unit_test(test_stuck_call_drops_worker),
+        cmocka_unit_test(test_ready_again_and_drain),
+        cmocka_unit_test(test_heartbeats_are_scheduled),
+        cmocka_unit_test(test_outcome_of_turns),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
