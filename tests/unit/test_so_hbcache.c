@@ -1,0 +1,473 @@
+/*
+ * Tests for so_hbcache against a private redis-server on a unix socket in a
+ * temporary directory (as test_so_store.c): lazy loads, unknown versions
+ * (remembered for a while), the current version, stats refresh when the
+ * sequence number moves, the LRU bound, and serving from memory while Redis
+ * is down, then recovering.  Skipped without redis-server.
+ */
+#include "so_test_util.h"
+#include "so_hbcache.h"
+#include "so_store.h"
+#include "so_svc.h"
+
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+
+typedef Skillorchestra__V1__EpisodeOutcome ep_t;
+typedef Skillorchestra__V1__TurnRecord turn_t;
+typedef Skillorchestra__V1__SkillWeight sw_t;
+
+static char s_dir[128];
+static char s_sock[200];
+static char s_url[220];
+static pid_t s_redis = -1;
+
+static void s_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static int s_have_redis(void)
+{
+    return system("command -v redis-server >/dev/null 2>&1") == 0;
+}
+
+static int s_ping(void)
+{
+    struct timeval tv = { 1, 0 };
+    redisContext *c = redisConnectUnixWithTimeout(s_sock, tv);
+    int ok = 0;
+    if (c && !c->err) {
+        redisReply *r = redisCommand(c, "PING");
+        ok = r && r->type == REDIS_REPLY_STATUS;
+        if (r)
+            freeReplyObject(r);
+    }
+    if (c)
+        redisFree(c);
+    return ok;
+}
+
+/* Starts redis-server on s_sock; 0 once it answers (bounded wait). */
+static int s_redis_start(void)
+{
+    s_redis = fork();
+    if (s_redis < 0)
+        return -1;
+    if (s_redis == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);     /* never outlive a crashed test */
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", s_sock,
+               "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", s_dir,
+               (char *) NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 100; i++) {
+        if (s_ping())
+            return 0;
+        s_sleep_ms(50);
+    }
+    return -1;
+}
+
+static void s_redis_stop(void)
+{
+    if (s_redis <= 0)
+        return;
+    kill(s_redis, SIGTERM);
+    int st;
+    for (int i = 0; i < 100 && waitpid(s_redis, &st, WNOHANG) == 0; i++)
+        s_sleep_ms(50);
+    if (waitpid(s_redis, &st, WNOHANG) == 0) {
+        kill(s_redis, SIGKILL);
+        waitpid(s_redis, &st, 0);
+    }
+    s_redis = -1;
+    unlink(s_sock);
+}
+
+static int group_setup(void **state)
+{
+    (void) state;
+    so_log_open("test_so_hbcache", SO_LOG_WARN);
+    snprintf(s_dir, sizeof s_dir, "/tmp/so_test_hbcache_XXXXXX");
+    if (!mkdtemp(s_dir))
+        return -1;
+    snprintf(s_sock, sizeof s_sock, "%s/redis.sock", s_dir);
+    snprintf(s_url, sizeof s_url, "unix:%s", s_sock);
+    return s_redis_start();
+}
+
+static int group_teardown(void **state)
+{
+    (void) state;
+    s_redis_stop();
+    char path[256];
+    snprintf(path, sizeof path, "%s/dump.rdb", s_dir);
+    unlink(path);
+    rmdir(s_dir);
+    return 0;
+}
+
+static void s_raw_cmd(const char *cmd)
+{
+    struct timeval tv = { 2, 0 };
+    redisContext *c = redisConnectUnixWithTimeout(s_sock, tv);
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    redisReply *r = redisCommand(c, cmd);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR)
+        fail_msg("redis: %s", r->str);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static int test_setup(void **state)
+{
+    (void) state;
+    s_raw_cmd("FLUSHALL");
+    return 0;
+}
+
+static so_store_t *s_store(void)
+{
+    char err[256] = "";
+    so_store_t *s = so_store_connect(s_url, "t:", 2000, err, sizeof err);
+    if (!s)
+        fail_msg("connect: %s", err);
+    return s;
+}
+
+/* skills math, code; agents a1 (bootstrap: 4 of 5 on code), a2. */
+static so_handbook_t *s_handbook(const char *version)
+{
+    so_handbook_t *hb = so_handbook_new(version);
+    so_t_mode(hb, "default");
+    so_t_skill(hb, "math", "default", NULL);
+    so_t_skill(hb, "code", "default", NULL);
+    so_skill_add_indicator(&hb->skills[0], "integral");
+    so_skill_add_indicator(&hb->skills[1], "python function");
+    so_t_agent(hb, "a1", "", 1, 2, 0);
+    so_t_agent(hb, "a2", "", 3, 4, 0);
+    so_t_stat(hb, 0, 1, 4, 5, 0.01);
+    return hb;
+}
+
+static void s_publish(const char *version, int make_current)
+{
+    char err[256] = "";
+    so_store_t *s = s_store();
+    so_handbook_t *hb = s_handbook(version);
+    if (so_store_put_handbook(s, hb, make_current, err, sizeof err) != 0)
+        fail_msg("put_handbook: %s", err);
+    so_handbook_destroy(&hb);
+    so_store_destroy(&s);
+}
+
+/* Applies one successful episode: a2 on code. */
+static void s_apply(const char *version, const char *episode)
+{
+    char err[256] = "";
+    so_store_t *s = s_store();
+    so_handbook_t *hb = s_handbook(version);
+    ep_t ep = SKILLORCHESTRA__V1__EPISODE_OUTCOME__INIT;
+    turn_t t = SKILLORCHESTRA__V1__TURN_RECORD__INIT, *tp = &t;
+    sw_t w = SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT, *wp = &w;
+    w.skill_id = "code";
+    w.weight = 1;
+    t.agent_id = "a2";
+    t.demand = &wp;
+    t.n_demand = 1;
+    t.cost_usd = 0.02;
+    ep.episode_id = (char *) episode;
+    ep.handbook_version = (char *) version;
+    ep.result_case = SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SUCCESS;
+    ep.success = 1;
+    ep.turns = &tp;
+    ep.n_turns = 1;
+    if (so_store_apply_episode(s, hb, &ep, err, sizeof err) != 1)
+        fail_msg("apply_episode: %s", err);
+    so_handbook_destroy(&hb);
+    so_store_destroy(&s);
+}
+
+static so_hbcache_t *s_cache(int with_router, size_t max_versions, int negative_ttl_ms)
+{
+    char err[256] = "";
+    so_hbcache_opts_t o;
+    so_hbcache_opts_default(&o);
+    o.redis_url = s_url;
+    o.redis_prefix = "t:";
+    o.with_infer = 1;
+    o.with_router = with_router;
+    o.max_versions = max_versions;
+    o.negative_ttl_ms = negative_ttl_ms;
+    o.refresh_ms = 0;               /* every tick polls */
+    o.backoff_max_ms = 40;
+    so_hbcache_t *c = so_hbcache_new(&o, err, sizeof err);
+    if (!c)
+        fail_msg("so_hbcache_new: %s", err);
+    return c;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_options(void **state)
+{
+    (void) state;
+    char err[256] = "";
+    so_hbcache_opts_t o;
+    so_hbcache_opts_default(&o);
+    o.max_versions = 0;
+    assert_null(so_hbcache_new(&o, err, sizeof err));
+    SO_ASSERT_CONTAINS(err, "max_versions");
+    so_hbcache_destroy(NULL);
+    so_hbcache_t *c = NULL;
+    so_hbcache_destroy(&c);
+}
+
+static void test_load_hit_and_current(void **state)
+{
+    (void) state;
+    char err[256] = "";
+    so_hbcache_status_t st;
+    so_hbcache_stats_t stats;
+    so_hbcache_t *c = s_cache(1, 4, 1000);
+
+    /* Nothing published: the current version is unknown, not an outage. */
+    assert_null(so_hbcache_get(c, NULL, &st, err, sizeof err));
+    assert_int_equal(st, SO_HBCACHE_UNKNOWN);
+    SO_ASSERT_CONTAINS(err, "none has been published");
+
+    s_publish("v1", 1);
+    so_hbcache_tick(c);
+    assert_string_equal(so_hbcache_current(c), "v1");
+    so_hbcache_stats(c, &stats);
+    assert_int_equal(stats.loads, 1);      /* the poll loaded the new current version */
+
+    const so_hbcache_entry_t *e = so_hbcache_get(c, "", &st, err, sizeof err);
+    assert_non_null(e);
+    assert_int_equal(st, SO_HBCACHE_OK);
+    assert_string_equal(e->version, "v1");
+    assert_non_null(e->infer);
+    assert_non_null(e->router);
+    assert_int_equal(e->seq, 0);
+    assert_int_equal(e->hb->n_skills, 2);
+    SO_ASSERT_NEAR(so_handbook_stat(e->hb, 0, 1)->attempts, 5, 1e-12);
+
+    e = so_hbcache_get(c, "v1", &st, err, sizeof err);
+    assert_non_null(e);
+    so_hbcache_stats(c, &stats);
+    assert_int_equal(stats.hits, 2);
+    assert_int_equal(stats.misses, 0);
+    assert_int_equal(stats.cached, 1);
+    assert_int_equal(stats.redis_up, 1);
+
+    /* The inference index works on the cached handbook. */
+    double demand[2];
+    so_infer(e->infer, "write a python function", -1, demand);
+    assert_true(demand[1] > demand[0]);
+    so_hbcache_destroy(&c);
+    assert_null(c);
+}
+
+static void test_unknown_remembered(void **state)
+{
+    (void) state;
+    char err[256] = "";
+    so_hbcache_status_t st;
+    so_hbcache_stats_t stats;
+    so_hbcache_t *c = s_cache(0, 4, 300);
+
+    assert_null(so_hbcache_get(c, "v9", &st, err, sizeof err));
+    assert_int_equal(st, SO_HBCACHE_UNKNOWN);
+    SO_ASSERT_CONTAINS(err, "'v9' not found");
+
+    /* Published now, but the cache remembers "unknown" for negative_ttl_ms
+     * and does not ask Redis again. */
+    s_publish("v9", 0);
+    assert_null(so_hbcache_get(c, "v9", &st, err, sizeof err));
+    assert_int_equal(st, SO_HBCACHE_UNKNOWN);
+    so_hbcache_stats(c, &stats);
+    assert_int_equal(stats.unknown, 2);
+    assert_int_equal(stats.loads, 0);
+
+    s_sleep_ms(350);
+    const so_hbcache_entry_t *e = so_hbcache_get(c, "v9", &st, err, sizeof err);
+    assert_non_null(e);
+    assert_null(e->router);                 /* with_router = 0 */
+    assert_int_equal(e->seq, -1);
+    so_hbcache_destroy(&c);
+}
+
+static void test_stats_refresh(void **state)
+{
+    (void) state;
+    char err[256] = "";
+    so_hbcache_status_t st;
+    so_hbcache_stats_t stats;
+    s_publish("v1", 1);
+    s_apply("v1", "ep-0");                  /* a delta before the first load */
+    so_hbcache_t *c = s_cache(1, 4, 1000);
+
+    const so_hbcache_entry_t *e = so_hbcache_get(c, "v1", &st, err, sizeof err);
+    assert_non_null(e);
+    assert_int_equal(e->seq, 1);
+    SO_ASSERT_NEAR(so_handbook_stat(e->hb, 1, 1)->attempts, 1, 1e-12);
+    SO_ASSERT_NEAR(so_handbook_stat(e->hb, 0, 1)->attempts, 5, 1e-12);    /* bootstrap */
+    double a0, b0, a1, b1;
+    so_router_posterior(e->router, 1, 1, &a0, &b0, NULL);
+
+    /* Nothing moved: a poll reloads nothing. */
+    so_hbcache_tick(c);
+    so_hbcache_stats(c, &stats);
+    assert_int_equal(stats.reloads, 0);
+
+    /* Two more episodes: the poll sees seq 3, adds the deltas once onto the
+     * bootstrap stats (not onto the previous sum) and rebuilds the router. */
+    s_apply("v1", "ep-1");
+    s_apply("v1", "ep-2");
+    so_hbcache_tick(c);
+    e = so_hbcache_get(c, "v1", &st, err, sizeof err);
+    assert_non_null(e);
+    assert_int_equal(e->seq, 3);
+    SO_ASSERT_NEAR(so_handbook_stat(e->hb, 1, 1)->attempts, 3, 1e-12);
+    SO_ASSERT_NEAR(so_handbook_stat(e->hb, 1, 1)->successes, 3, 1e-12);
+    SO_ASSERT_NEAR(so_handbook_stat(e->hb, 0, 1)->attempts, 5, 1e-12);
+    so_router_posterior(e->router, 1, 1, &a1, &b1, NULL);
+    assert_true(a1 > a0);
+    so_hbcache_stats(c, &stats);
+    assert_int_equal(stats.reloads, 1);
+    so_hbcache_destroy(&c);
+}
+
+static void test_lru_and_new_current(void **state)
+{
+    (void) state;
+    char err[256] = "";
+    so_hbcache_status_t st;
+    so_hbcache_stats_t stats;
+    s_publish("v1", 1);
+    s_publish("v2", 0);
+    s_publish("v3", 0);
+    so_hbcache_t *c = s_cache(1, 2, 1000);
+    so_hbcache_tick(c);                     /* loads v1 (current) */
+    assert_non_null(so_hbcache_get(c, "v2", &st, err, sizeof err));
+    /* Full: v3 evicts v2 — the current version v1 stays though older. */
+    assert_non_null(so_hbcache_get(c, "v3", &st, err, sizeof err));
+    so_hbcache_stats(c, &stats);
+    assert_int_equal(stats.evictions, 1);
+    assert_int_equal(stats.cached, 2);
+    assert_non_null(so_hbcache_get(c, "v1", &st, err, sizeof err));
+    so_hbcache_stats(c, &stats);
+    assert_int_equal(stats.loads, 3);
+
+    /* A newly published current version is loaded by the poll. */
+    s_publish("v4", 1);
+    so_hbcache_tick(c);
+    assert_string_equal(so_hbcache_current(c), "v4");
+    so_hbcache_stats(c, &stats);
+    assert_int_equal(stats.loads, 4);
+    const so_hbcache_entry_t *e = so_hbcache_get(c, NULL, &st, err, sizeof err);
+    assert_non_null(e);
+    assert_string_equal(e->version, "v4");
+    so_hbcache_stats(c, &stats);
+    assert_int_equal(stats.loads, 4);
+    so_hbcache_destroy(&c);
+}
+
+static void test_redis_down_and_back(void **state)
+{
+    (void) state;
+    char err[256] = "";
+    so_hbcache_status_t st;
+    so_hbcache_stats_t stats;
+    s_publish("v1", 1);
+    s_publish("v2", 0);
+    so_hbcache_t *c = s_cache(1, 4, 1000);
+    assert_non_null(so_hbcache_get(c, NULL, &st, err, sizeof err));
+
+    s_redis_stop();
+    /* The poll notices and backs off; cached versions are still served, and
+     * a version not cached fails at once as unavailable. */
+    int wait = so_hbcache_tick(c);
+    assert_true(wait > 0 && wait <= 40);
+    so_hbcache_stats(c, &stats);
+    assert_int_equal(stats.redis_up, 0);
+    const so_hbcache_entry_t *e = so_hbcache_get(c, "v1", &st, err, sizeof err);
+    assert_non_null(e);
+    assert_string_equal(e->version, "v1");
+    assert_null(so_hbcache_get(c, "v2", &st, err, sizeof err));
+    assert_int_equal(st, SO_HBCACHE_UNAVAILABLE);
+    SO_ASSERT_CONTAINS(err, "unreachable");
+    for (int i = 0; i < 5; i++) {       /* back-off grows to its bound */
+        s_sleep_ms(45);
+        wait = so_hbcache_tick(c);
+        assert_true(wait > 0 && wait <= 40);
+    }
+
+    /* Redis comes back empty (no persistence): the poll reconnects; the
+     * cached v1 keeps serving. */
+    assert_int_equal(s_redis_start(), 0);
+    s_publish("v2", 1);
+    for (int i = 0; i < 20; i++) {
+        so_hbcache_tick(c);
+        so_hbcache_stats(c, &stats);
+        if (stats.redis_up)
+            break;
+        s_sleep_ms(20);
+    }
+    assert_int_equal(stats.redis_up, 1);
+    assert_string_equal(so_hbcache_current(c), "v2");
+    assert_non_null(so_hbcache_get(c, "v2", &st, err, sizeof err));
+    assert_non_null(so_hbcache_get(c, "v1", &st, err, sizeof err));
+    so_hbcache_destroy(&c);
+}
+
+static void test_redis_down_at_start(void **state)
+{
+    (void) state;
+    char err[256] = "";
+    so_hbcache_status_t st;
+    so_hbcache_opts_t o;
+    so_hbcache_opts_default(&o);
+    o.redis_url = "unix:/nonexistent/so-test.sock";
+    o.refresh_ms = 0;
+    so_hbcache_t *c = so_hbcache_new(&o, err, sizeof err);
+    assert_non_null(c);
+    assert_null(so_hbcache_get(c, "v1", &st, err, sizeof err));
+    assert_int_equal(st, SO_HBCACHE_UNAVAILABLE);
+    assert_null(so_hbcache_get(c, NULL, &st, err, sizeof err));
+    assert_int_equal(st, SO_HBCACHE_UNAVAILABLE);
+    assert_true(so_hbcache_tick(c) > 0);
+    so_hbcache_destroy(&c);
+}
+
+int main(void)
+{
+    if (!s_have_redis()) {
+        printf("so_hbcache: SKIPPED (redis-server not installed; make deps)\n");
+        return 0;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_options),
+        cmocka_unit_test_setup(test_load_hit_and_current, test_setup),
+        cmocka_unit_test_setup(test_unknown_remembered, test_setup),
+        cmocka_unit_test_setup(test_stats_refresh, test_setup),
+        cmocka_unit_test_setup(test_lru_and_new_current, test_setup),
+        cmocka_unit_test_setup(test_redis_down_and_back, test_setup),
+        cmocka_unit_test(test_redis_down_at_start),
+    };
+    return cmocka_run_group_tests_name("so_hbcache", tests, group_setup, group_teardown);
+}
