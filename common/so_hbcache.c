@@ -74,6 +74,29 @@ void so_hbcache_opts_default(so_hbcache_opts_t *o)
     so_router_opts_default(&o->router);
 }
 
+int so_hbcache_config(const so_config_t *cfg, so_hbcache_opts_t *o, char *err, size_t errlen)
+{
+    long v;
+    o->redis_url = so_config_get(cfg, "redis.url", o->redis_url);
+    o->redis_prefix = so_config_get(cfg, "redis.prefix", o->redis_prefix);
+#define S_INT(key, field, min, max)                                                                \
+    do {                                                                                           \
+        if (so_config_long(cfg, key, (long) o->field, min, max, &v, err, errlen) != 0)             \
+            return -1;                                                                             \
+        o->field = (int) v;                                                                        \
+    } while (0)
+    S_INT("redis.timeout_ms", redis_timeout_ms, 1, 60000);
+    S_INT("stats_refresh_ms", refresh_ms, 10, 3600000);
+    S_INT("negative_ttl_ms", negative_ttl_ms, 0, 3600000);
+    S_INT("backoff_max_ms", backoff_max_ms, 10, 3600000);
+#undef S_INT
+    if (so_config_long(cfg, "cache.versions", (long) o->max_versions, 1, 1024, &v, err, errlen)
+        != 0)
+        return -1;
+    o->max_versions = (size_t) v;
+    return 0;
+}
+
 static void s_entry_free(s_entry_t **p)
 {
     if (!p || !*p)
@@ -464,6 +487,21 @@ int so_hbcache_tick(so_hbcache_t *c)
                                                             : c->o.backoff_max_ms;
     c->next_due = so_now_ms() + wait;
     return wait;
+}
+
+int so_hbcache_mode(const so_handbook_t *hb, const char *mode, int *index, char *err,
+                    size_t errlen)
+{
+    if (!mode || !*mode) {
+        *index = so_handbook_mode_index(hb, "default");
+        return 0;
+    }
+    *index = so_handbook_mode_index(hb, mode);
+    if (*index >= 0)
+        return 0;
+    s_err(err, errlen, "mode '%s' is not in handbook %s (%zu modes%s%s)", mode, hb->version,
+          hb->n_modes, hb->n_modes ? ", e.g. " : "", hb->n_modes ? hb->modes[0].id : "");
+    return -1;
 }
 
 const char *so_hbcache_current(const so_hbcache_t *c)

@@ -31,6 +31,7 @@
 #include "so_handbook.h"
 #include "so_infer.h"
 #include "so_route.h"
+#include "so_svc.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -50,6 +51,13 @@ typedef struct {
 } so_hbcache_opts_t;
 
 void so_hbcache_opts_default(so_hbcache_opts_t *o);
+
+/* Overrides the defaults in *o with a service's config keys (so_svc):
+ *   redis.url  redis.prefix  redis.timeout_ms  cache.versions
+ *   stats_refresh_ms  negative_ttl_ms  backoff_max_ms
+ * The strings are borrowed from cfg until so_hbcache_new copies them.
+ * Returns 0, or -1 with err naming the bad key. */
+int so_hbcache_config(const so_config_t *cfg, so_hbcache_opts_t *o, char *err, size_t errlen);
 
 /* What a lookup returns: borrowed, valid until the next so_hbcache_get or
  * so_hbcache_tick on the same cache (either may evict or rebuild it). */
@@ -94,6 +102,12 @@ const so_hbcache_entry_t *so_hbcache_get(so_hbcache_t *c, const char *version,
 /* Periodic work (see above); does nothing until it is due.  Returns the ms
  * until it is next due, for a poll timeout. */
 int so_hbcache_tick(so_hbcache_t *c);
+
+/* The mode index a request names, as so-eval resolves it: "" (or NULL) is
+ * the handbook's "default" mode if it has one, else -1 (every mode).
+ * Returns 0, or -1 with err when the handbook has no such mode. */
+int so_hbcache_mode(const so_handbook_t *hb, const char *mode, int *index, char *err,
+                    size_t errlen);
 
 /* The current version as last read from Redis ("" if none yet). */
 const char *so_hbcache_current(const so_hbcache_t *c);

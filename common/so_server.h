@@ -1,0 +1,57 @@
+/*
+ * so_server — the loop of a request/reply service (skill-inference, router):
+ * one ROUTER socket, one thread, one timer.
+ *
+ *   - Each request is received whole with so_wire_recv (so its envelope is
+ *     known) and handed to the service's handler, which answers on the same
+ *     socket through the envelope.
+ *   - A message that fails decoding or validation is answered with a
+ *     TurnReply carrying INVALID_REQUEST and the reason (request_id
+ *     "invalid": nothing in it can be trusted), logged and counted; the loop
+ *     goes on.
+ *   - The service's tick (e.g. so_hbcache_tick) runs from the same loop and
+ *     says how long the loop may sleep; a stats line is logged every
+ *     stats_ms: requests, errors, rejected, send failures, the request rate
+ *     and p50/p99 handling time (µs, receive to reply queued) over the last
+ *     4,096 requests, then the service's own counters.
+ *   - SIGTERM/SIGINT (so_svc): no new poll; the requests already queued on
+ *     the socket are answered (until it is empty, at most drain_ms), then
+ *     so_server_run returns 0.
+ */
+#ifndef SO_SERVER_H
+#define SO_SERVER_H
+
+#include "so_wire.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* What a handler did with a request. */
+typedef enum {
+    SO_SERVER_ANSWERED = 0,     /* the normal reply was queued */
+    SO_SERVER_ERROR_REPLY = 1,  /* an error TurnReply was queued */
+    SO_SERVER_NO_REPLY = 2      /* nothing could be sent (peer gone, HWM) */
+} so_server_result_t;
+
+typedef struct {
+    so_msg_type_t expect;       /* the request type; others are rejected */
+    /* Answers one valid request (msg: borrowed, freed by the loop) on sock
+     * with env.  Must not block. */
+    so_server_result_t (*handle)(void *arg, void *sock, const so_wire_envelope_t *env, void *msg);
+    /* Periodic work; returns ms until it is next due.  May be NULL. */
+    int (*tick)(void *arg);
+    /* Appends " key=value..." counters to the stats line.  May be NULL. */
+    void (*stats)(void *arg, char *buf, size_t len);
+    void *arg;
+    int stats_ms;               /* 0 = no stats line */
+    int drain_ms;               /* bound on answering what is queued at SIGTERM */
+} so_server_opts_t;
+
+/* Runs until so_stopping(), then drains.  Returns 0, or -1 when polling the
+ * socket failed for another reason than a signal (logged). */
+int so_server_run(void *sock, const so_server_opts_t *o);
+
+/* Monotonic microseconds (for handlers that time their own stages). */
+int64_t so_server_now_us(void);
+
+#endif

@@ -1,0 +1,117 @@
+/*
+ * so-router — RouteRequest → RoutingDecision over a ROUTER socket
+ * (docs/SERVICES.md, "Router").  Settings: config/router.conf.
+ */
+#include "so_cli.h"
+#include "so_decide.h"
+#include "so_hbcache.h"
+#include "so_server.h"
+#include "so_sock.h"
+#include "so_svc.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *s_usage =
+    "Keys: endpoint redis.url redis.prefix redis.timeout_ms cache.versions stats_refresh_ms\n"
+    "      negative_ttl_ms backoff_max_ms lambda thompson explore_floor seed budget_fallback\n"
+    "      min_obs cost_norm stats_ms drain_ms log.level zmq.*\n";
+
+static int s_opts(const so_config_t *cfg, so_hbcache_opts_t *co, so_decide_opts_t *ro,
+                  char *err, size_t errlen)
+{
+    long v;
+    double x;
+    if (so_hbcache_config(cfg, co, err, errlen) != 0 ||
+        so_config_double(cfg, "lambda", ro->lambda, 0, 1e9, &ro->lambda, err, errlen) != 0 ||
+        so_config_double(cfg, "explore_floor", ro->explore_floor, 0, 1, &ro->explore_floor, err,
+                         errlen) != 0 ||
+        so_config_double(cfg, "min_obs", co->router.min_obs, 0, 1e9, &co->router.min_obs, err,
+                         errlen) != 0)
+        return -1;
+    if (so_config_long(cfg, "thompson", ro->thompson, 0, 1, &v, err, errlen) != 0)
+        return -1;
+    ro->thompson = (int) v;
+    if (so_config_long(cfg, "budget_fallback", ro->budget_fallback, 0, 1, &v, err, errlen) != 0)
+        return -1;
+    ro->budget_fallback = (int) v;
+    /* A seed up to 2^53 is exact in a double. */
+    if (so_config_double(cfg, "seed", (double) ro->seed, 0, 9007199254740992.0, &x, err,
+                         errlen) != 0)
+        return -1;
+    ro->seed = (uint64_t) x;
+    const char *norm = so_config_get(cfg, "cost_norm", "linear");
+    if (strcmp(norm, "linear") == 0) {
+        co->router.cost_norm = SO_COST_LINEAR;
+    } else if (strcmp(norm, "log") == 0) {
+        co->router.cost_norm = SO_COST_LOG;
+    } else {
+        snprintf(err, errlen, "cost_norm: '%s' unknown (linear or log)", norm);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int code = 0;
+    so_config_t *cfg = so_cli_config("router", argc, argv, s_usage, &code);
+    if (!cfg)
+        return code;
+    char err[512];
+    so_hbcache_opts_t co;
+    so_decide_opts_t ro;
+    so_wire_sockopts_t zo;
+    long stats_ms = 10000, drain_ms = 2000;
+    so_hbcache_opts_default(&co);
+    co.with_router = 1;
+    so_decide_opts_default(&ro);
+    int rc = s_opts(cfg, &co, &ro, err, sizeof err);
+    if (rc == 0)
+        rc = so_config_long(cfg, "stats_ms", stats_ms, 0, 86400000, &stats_ms, err, sizeof err);
+    if (rc == 0)
+        rc = so_config_long(cfg, "drain_ms", drain_ms, 0, 600000, &drain_ms, err, sizeof err);
+    if (rc == 0)
+        rc = so_sock_opts(cfg, &zo, err, sizeof err);
+    so_hbcache_t *cache = rc == 0 ? so_hbcache_new(&co, err, sizeof err) : NULL;
+    if (!cache) {
+        so_error("config", "error=\"%s\"", err);
+        so_config_destroy(&cfg);
+        return 2;
+    }
+
+    const char *endpoint = so_config_get(cfg, "endpoint", "tcp://127.0.0.1:5558");
+    void *ctx = zmq_ctx_new();
+    void *sock = so_sock_new(ctx, ZMQ_ROUTER, &zo, endpoint, 1, 0, err, sizeof err);
+    if (!sock) {
+        so_error("bind_failed", "endpoint=%s error=\"%s\"", endpoint, err);
+        so_hbcache_destroy(&cache);
+        zmq_ctx_term(ctx);
+        so_config_destroy(&cfg);
+        return 1;
+    }
+    so_info("started", "endpoint=%s redis=%s cache_versions=%zu stats_refresh_ms=%d lambda=%g "
+            "thompson=%d explore_floor=%g seed=%llu budget_fallback=%d", endpoint, co.redis_url,
+            co.max_versions, co.refresh_ms, ro.lambda, ro.thompson, ro.explore_floor,
+            (unsigned long long) ro.seed, ro.budget_fallback);
+
+    so_decide_t *handler = so_decide_new(cache, &ro);
+    so_server_opts_t so = {
+        .expect = SO_MSG_ROUTE_REQUEST,
+        .handle = so_decide_handle,
+        .tick = so_decide_tick,
+        .stats = so_decide_stats,
+        .arg = handler,
+        .stats_ms = (int) stats_ms,
+        .drain_ms = (int) drain_ms,
+    };
+    int ret = so_server_run(sock, &so) == 0 ? 0 : 1;
+
+    so_sock_close(&sock);
+    zmq_ctx_term(ctx);          /* bounded: the socket's linger is set */
+    so_decide_destroy(&handler);
+    so_hbcache_destroy(&cache);
+    so_config_destroy(&cfg);
+    so_info("exit", "code=%d", ret);
+    return ret;
+}
