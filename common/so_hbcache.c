@@ -24,6 +24,7 @@ typedef struct {
     so_infer_t *infer;
     so_router_t *router;
     uint64_t used;                  /* LRU clock value of the last lookup */
+    long long bad_seq;              /* a sequence number whose stats did not load */
 } s_entry_t;
 
 typedef struct {
@@ -323,6 +324,7 @@ static s_entry_t *s_load(so_hbcache_t *c, const char *version, so_hbcache_status
     e->pub.version = e->version;
     e->pub.hb = hb;
     e->pub.seq = -1;
+    e->bad_seq = -1;
     if (c->o.with_infer) {
         e->infer = so_infer_new(hb);
         if (c->o.infer_temperature > 0)
@@ -452,7 +454,7 @@ static int s_poll(so_hbcache_t *c)
             so_warn("seq_unreadable", "version=%s error=\"%s\"", e->version, err);
             continue;
         }
-        if (seq == e->pub.seq)
+        if (seq == e->pub.seq || seq == e->bad_seq)
             continue;
         long long was = e->pub.seq;
         int64_t t0 = so_now_ms();
@@ -461,7 +463,10 @@ static int s_poll(so_hbcache_t *c)
                 s_mark_down(c, err);
                 return -1;
             }
-            so_warn("stats_reload_failed", "version=%s error=\"%s\"", e->version, err);
+            /* Bad data: say so once, try again when the sequence moves. */
+            so_warn("stats_reload_failed", "version=%s seq=%lld error=\"%s\"", e->version, seq,
+                    err);
+            e->bad_seq = seq;
             continue;
         }
         c->st.reloads++;

@@ -352,6 +352,45 @@ static void test_stats_refresh(void **state)
     so_hbcache_destroy(&c);
 }
 
+static void test_bad_stats_kept_out(void **state)
+{
+    (void) state;
+    char err[256] = "";
+    so_hbcache_status_t st;
+    so_hbcache_stats_t stats;
+    s_publish("v1", 1);
+    s_apply("v1", "ep-0");
+    so_hbcache_t *c = s_cache(1, 4, 1000);
+    const so_hbcache_entry_t *e = so_hbcache_get(c, "v1", &st, err, sizeof err);
+    assert_non_null(e);
+    assert_int_equal(e->seq, 1);
+
+    /* A value that is not a number, and the sequence moves: the reload
+     * fails, the entry keeps its stats, and the same sequence number is not
+     * retried on every poll. */
+    s_raw_cmd("HSET t:stats:v1 a1\x1f" "code\x1fn oops");
+    s_raw_cmd("INCR t:seq:v1");
+    so_hbcache_tick(c);
+    so_hbcache_tick(c);
+    e = so_hbcache_get(c, "v1", &st, err, sizeof err);
+    assert_non_null(e);
+    assert_int_equal(e->seq, 1);
+    SO_ASSERT_NEAR(so_handbook_stat(e->hb, 1, 1)->attempts, 1, 1e-12);
+    SO_ASSERT_NEAR(so_handbook_stat(e->hb, 0, 1)->attempts, 5, 1e-12);
+    so_hbcache_stats(c, &stats);
+    assert_int_equal(stats.reloads, 0);
+    assert_int_equal(stats.redis_up, 1);
+
+    /* Repaired, and the sequence moves again: loaded. */
+    s_raw_cmd("HDEL t:stats:v1 a1\x1f" "code\x1fn");
+    s_apply("v1", "ep-1");
+    so_hbcache_tick(c);
+    e = so_hbcache_get(c, "v1", &st, err, sizeof err);
+    assert_int_equal(e->seq, 3);
+    SO_ASSERT_NEAR(so_handbook_stat(e->hb, 1, 1)->attempts, 2, 1e-12);
+    so_hbcache_destroy(&c);
+}
+
 static void test_lru_and_new_current(void **state)
 {
     (void) state;
@@ -465,6 +504,7 @@ int main(void)
         cmocka_unit_test_setup(test_load_hit_and_current, test_setup),
         cmocka_unit_test_setup(test_unknown_remembered, test_setup),
         cmocka_unit_test_setup(test_stats_refresh, test_setup),
+        cmocka_unit_test_setup(test_bad_stats_kept_out, test_setup),
         cmocka_unit_test_setup(test_lru_and_new_current, test_setup),
         cmocka_unit_test_setup(test_redis_down_and_back, test_setup),
         cmocka_unit_test(test_redis_down_at_start),
