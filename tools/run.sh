@@ -52,7 +52,7 @@ limit=""
 [ -n "${SO_LIMIT:-}" ] && limit="--limit $SO_LIMIT"
 # shellcheck disable=SC2086
 "$SO_BIN/so-loadgen" --gateway "$GATEWAY" --data "$TEST" \
-    --concurrency "${SO_CONCURRENCY:-16}" --redis "$REDIS_URL" --json "$T_DIR/report.json" \
+    --concurrency "${SO_CONCURRENCY:-16}" --shuffle "${SO_SHUFFLE:-1}" --redis "$REDIS_URL" --json "$T_DIR/report.json" \
     $limit || fail "so-loadgen failed"
 
 say "online learning: episodes applied by the learner"

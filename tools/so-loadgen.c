@@ -13,6 +13,7 @@
  * queries.  Online learning shows as accuracy by quarter of the stream.
  */
 #include "so_eval.h"
+#include "so_rng.h"
 #include "so_store.h"
 #include "so_svc.h"
 #include "so_trace.h"
@@ -41,6 +42,7 @@ typedef struct {
     const char *gateway, *data, *redis, *json_path;
     int concurrency, timeout_ms;
     long limit;
+    unsigned long long shuffle;   /* seed; 0 = the data's order */
     double lambda;
     int has_lambda;
     int progress_tty;
@@ -75,6 +77,7 @@ static void s_usage(void)
             "usage: so-loadgen --gateway ENDPOINT --data FILE[,FILE...] [options]\n"
             "  --concurrency N   episodes in flight at once (16)\n"
             "  --limit N         send only the first N queries\n"
+            "  --shuffle SEED    send the episodes in a random order (reproducible)\n"
             "  --lambda L        cost trade-off sent with every turn (default: the router's)\n"
             "  --timeout-ms MS   give up on a turn after this long (60000)\n"
             "  --redis URL       read skill names from this Redis for the report\n"
@@ -104,14 +107,27 @@ static void s_build_episodes(s_gen_t *g)
         const char *q = s->query_id ? s->query_id : "";
         size_t idx = (size_t) (uintptr_t) zhashx_lookup(by_q, q);
         if (idx == 0) {
-            if (g->o.limit > 0 && (long) g->n_eps >= g->o.limit)
-                continue;
             idx = ++g->n_eps;
             zhashx_insert(by_q, q, (void *) (uintptr_t) idx);
         }
         s_add_sample(&g->eps[idx - 1], i);
     }
     zhashx_destroy(&by_q);
+    if (g->o.shuffle) {
+        so_rng_t rng;
+        so_rng_seed(&rng, g->o.shuffle);
+        for (size_t e = g->n_eps; e > 1; e--) {
+            size_t j = (size_t) (so_rng_uniform(&rng) * (double) e);
+            s_ep_t t = g->eps[e - 1];
+            g->eps[e - 1] = g->eps[j < e ? j : e - 1];
+            g->eps[j < e ? j : e - 1] = t;
+        }
+    }
+    if (g->o.limit > 0 && (size_t) g->o.limit < g->n_eps) {
+        for (size_t e = (size_t) g->o.limit; e < g->n_eps; e++)
+            free(g->eps[e].samples);
+        g->n_eps = (size_t) g->o.limit;
+    }
     for (size_t e = 0; e < g->n_eps; e++) {
         s_ep_t *ep = &g->eps[e];
         for (size_t a = 1; a < ep->n; a++)      /* insertion sort by turn */
@@ -452,6 +468,12 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
             o->limit = strtol(v, &end, 10);
             if (*end || o->limit < 1) {
                 fprintf(stderr, "so-loadgen: --limit: want a positive number, got '%s'\n", v);
+                return -1;
+            }
+        } else if (strcmp(a, "--shuffle") == 0) {
+            o->shuffle = strtoull(v, &end, 10);
+            if (*end || o->shuffle == 0) {
+                fprintf(stderr, "so-loadgen: --shuffle: want a seed > 0, got '%s'\n", v);
                 return -1;
             }
         } else if (strcmp(a, "--timeout-ms") == 0) {
