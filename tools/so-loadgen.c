@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef Skillorchestra__V1__TurnReply s_reply_t;
@@ -56,7 +57,7 @@ typedef struct {
     void *ctx, *sock;
     /* in flight: slot → episode, send time */
     size_t *slot_ep;
-    int64_t *slot_sent;
+    double *slot_sent;            /* s_now() */
     int *slot_busy;
     unsigned long *slot_gen;      /* bumped per turn sent: stale answers are ignored */
     size_t next_ep, done_eps, turns_done, turns_total;
@@ -70,6 +71,14 @@ typedef struct {
     char version[SO_WIRE_MAX_ID + 1];
     int64_t t0;
 } s_gen_t;
+
+/* Monotonic milliseconds with microsecond resolution (latencies). */
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
+}
 
 static void s_usage(void)
 {
@@ -185,7 +194,7 @@ static int s_send_turn(s_gen_t *g, size_t slot)
         fprintf(stderr, "so-loadgen: send: %s\n", err);
         return -1;
     }
-    g->slot_sent[slot] = so_now_ms();
+    g->slot_sent[slot] = s_now();
     return 0;
 }
 
@@ -240,7 +249,7 @@ static void s_on_reply(s_gen_t *g, s_reply_t *rep)
         return;     /* a late answer to a turn we gave up on */
     s_ep_t *ep = &g->eps[g->slot_ep[slot]];
     size_t k = ep->next;
-    double lat = (double) (so_now_ms() - g->slot_sent[slot]);
+    double lat = s_now() - g->slot_sent[slot];
     if (rep->error && rep->error->code != 0) {
         char what[256];
         snprintf(what, sizeof what, "%d: %.200s", (int) rep->error->code,
@@ -346,8 +355,8 @@ static void s_report(s_gen_t *g, double secs)
     int b = base.best_single;
     printf("\n== SkillOrchestra service run: %zu episodes, %zu turns in %.1f s (%.0f turns/s)\n",
            g->n_eps, g->turns_total, secs, secs > 0 ? (double) g->turns_total / secs : 0);
-    printf("   answered %zu, errors %zu, timeouts %zu, agent fallbacks %zu; latency p50 %.1f ms, "
-           "p99 %.1f ms\n", g->n_res, g->n_errors, g->n_timeouts, g->n_fallback, p50, p99);
+    printf("   answered %zu, errors %zu, timeouts %zu, agent fallbacks %zu; latency p50 %.2f ms, "
+           "p99 %.2f ms\n", g->n_res, g->n_errors, g->n_timeouts, g->n_fallback, p50, p99);
     printf("   handbook version at the end: %s\n\n", g->version[0] ? g->version : "?");
     printf("  %-34s %9s %14s\n", "", "accuracy", "USD/query");
     printf("  %-34s %9.3f %14.6f\n", "SkillOrchestra (services, online)", acc, cost);
@@ -573,7 +582,7 @@ int main(int argc, char **argv)
             so_wire_free(SO_MSG_TURN_REPLY, msg);
         }
         /* Turns without an answer in time are given up. */
-        int64_t now = so_now_ms();
+        double now = s_now();
         for (size_t s = 0; s < C; s++)
             if (g.slot_busy[s] && now - g.slot_sent[s] > g.o.timeout_ms) {
                 g.n_timeouts++;
