@@ -22,6 +22,7 @@ model string counts its own requests, so tests do not disturb each other):
     500:N  503:N      the first N requests get that status ("inf" = always)
     status:CODE       always that status with an OpenAI error body
     ctx               400 with code "context_length_exceeded"
+    latin1            400 with a text/plain Latin-1 body (not UTF-8)
     slow:MS           wait MS before answering (streams: before each chunk)
     badjson           200 with a body that is not JSON
     nousage           no "usage" in the reply (and none in a stream)
@@ -180,6 +181,14 @@ class Handler(BaseHTTPRequestHandler):
             if name == "ctx":
                 self.send_error_json(400, "This model's maximum context length is 8 tokens",
                                      "invalid_request_error", "context_length_exceeded")
+                return
+            if name == "latin1":
+                body = "Requ\xeate refus\xe9e".encode("latin-1")
+                self.send_response(400)
+                self.send_header("Content-Type", "text/plain; charset=latin-1")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
                 return
             if name == "drop":
                 self.close_connection = True

@@ -210,6 +210,18 @@ static void test_retry_after_parse(void **state)
     assert_int_equal(so_openai_parse_retry_after("1e300", now), 24L * 3600 * 1000);
 }
 
+static void test_scrub_utf8(void **state)
+{
+    (void) state;
+    char a[] = "ok\xe9x \xe2\x82\xac \xed\xa0\x80!";
+    so_openai_scrub_utf8(a);
+    assert_string_equal(a, "ok?x \xe2\x82\xac ?" "?" "?!");  /* a surrogate is not UTF-8 */
+    char b[] = "cut \xe2\x82";
+    so_openai_scrub_utf8(b);
+    assert_string_equal(b, "cut ");
+    so_openai_scrub_utf8(NULL);
+}
+
 static void test_code_names(void **state)
 {
     (void) state;
@@ -503,6 +515,7 @@ static void test_4xx_final(void **state)
         { "status:401#4b", SO_OPENAI_UPSTREAM },
         { "status:404#4c", SO_OPENAI_INVALID_REQUEST },
         { "ctx#4d", SO_OPENAI_CONTEXT_TOO_LONG },
+        { "latin1#4e", SO_OPENAI_INVALID_REQUEST },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         so_openai_t *c = s_client(cases[i].model);
@@ -512,6 +525,8 @@ static void test_4xx_final(void **state)
             fail_msg("%s: code %s, want %s (%s)", cases[i].model, so_openai_code_name(r.code),
                      so_openai_code_name(cases[i].code), r.error);
         assert_int_equal(r.attempts, 1);
+        if (strstr(cases[i].model, "latin1"))
+            SO_ASSERT_CONTAINS(r.error, "Requ?te refus?e");
         so_openai_response_clear(&r);
         so_openai_destroy(&c);
     }
@@ -837,6 +852,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_after_parse),
+        cmocka_unit_test(test_scrub_utf8),
         cmocka_unit_test(test_code_names),
         cmocka_unit_test(test_config_checks),
         cmocka_unit_test(test_config_load),
