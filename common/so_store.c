@@ -1251,6 +1251,165 @@ int so_store_drop_pending(so_store_t *s, const char *episode_id, char *err, size
 }
 
 /* ------------------------------------------------------------------ */
+/* Finishing an episode                                               */
+
+#define S_FINISH_TRIES 8           /* WATCH rounds before giving up */
+
+static int s_by_turn_index(const void *a, const void *b)
+{
+    const s_turn_t *x = *(s_turn_t *const *) a, *y = *(s_turn_t *const *) b;
+    return x->turn_index < y->turn_index ? -1 : x->turn_index > y->turn_index;
+}
+
+/* Sorts turns by index and drops repeats of an index (a retried push);
+ * returns how many are kept at the front. */
+static size_t s_unique_turns(s_turn_t **turns, size_t n)
+{
+    size_t kept = 0;
+    qsort(turns, n, sizeof *turns, s_by_turn_index);
+    for (size_t i = 0; i < n; i++) {
+        if (kept > 0 && turns[kept - 1]->turn_index == turns[i]->turn_index)
+            continue;
+        s_turn_t *t = turns[kept];
+        turns[kept++] = turns[i];
+        turns[i] = t;           /* the repeat moves behind: still freed with the rest */
+    }
+    return kept;
+}
+
+static void s_unwatch(so_store_t *s)
+{
+    char e[64];
+    if (s->c && !s->c->err) {
+        redisReply *r = s_command(s, e, sizeof e, "UNWATCH");
+        if (r)
+            freeReplyObject(r);
+    }
+}
+
+/* One round: WATCH, read, build, MULTI XADD DEL EXEC.  Returns 1 logged,
+ * 0 nothing pending, 2 a watched key changed (try again), -1 error. */
+static int s_finish_once(so_store_t *s, const char *episode_id, int has_success, int success,
+                         double score, const char *version_if_none, char *err, size_t errlen)
+{
+    char k_list[S_KEY_MAX], k_hb[S_KEY_MAX], k_log[S_KEY_MAX], version[SO_WIRE_MAX_ID + 1];
+    s_turn_t **turns = NULL;
+    size_t n = 0;
+    so_store_key(s, k_list, sizeof k_list, "pending:%s", episode_id);
+    so_store_key(s, k_hb, sizeof k_hb, "pending:%s:hb", episode_id);
+    so_store_key(s, k_log, sizeof k_log, "episodes");
+    redisReply *r = s_command(s, err, errlen, "WATCH %s %s", k_list, k_hb);
+    if (!r)
+        return -1;
+    freeReplyObject(r);
+    if (so_store_pending_turns(s, episode_id, version, sizeof version, &turns, &n, err,
+                               errlen) < 0) {
+        s_unwatch(s);
+        return -1;
+    }
+    if (n == 0) {
+        so_store_turns_free(&turns, n);
+        s_unwatch(s);
+        return 0;
+    }
+    s_episode_t ep = SKILLORCHESTRA__V1__EPISODE_OUTCOME__INIT;
+    ep.episode_id = (char *) episode_id;
+    ep.handbook_version = *version ? version : (char *) (version_if_none ? version_if_none : "");
+    ep.turns = turns;
+    ep.n_turns = s_unique_turns(turns, n);
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    ep.finished_unix_ms = (uint64_t) now.tv_sec * 1000u + (uint64_t) now.tv_usec / 1000u;
+    int rc = 0;
+    if (has_success) {
+        ep.result_case = SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SUCCESS;
+        ep.success = success != 0;
+    } else if (isfinite(score) && score >= 0) {
+        ep.result_case = SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SCORE;
+        ep.score = score;
+    } else {
+        double sum = 0;
+        size_t scored = 0;
+        for (size_t i = 0; i < ep.n_turns; i++)
+            if (turns[i]->score_opt_case == SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE) {
+                sum += turns[i]->score;
+                scored++;
+            }
+        if (scored == 0)
+            rc = s_fail(err, errlen, "episode %s: no outcome given and none of its %zu turns "
+                        "has a score", episode_id, ep.n_turns);
+        ep.result_case = SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SCORE;
+        ep.score = scored ? sum / (double) scored : 0;
+    }
+    if (rc == 0 && !*ep.handbook_version)
+        rc = s_fail(err, errlen, "episode %s: no handbook version recorded or given",
+                    episode_id);
+    uint8_t hdr[SO_WIRE_HDR_LEN], *body = NULL;
+    size_t blen = 0;
+    if (rc == 0)
+        rc = so_wire_encode(SO_MSG_EPISODE_OUTCOME, &ep, hdr, &body, &blen, err, errlen);
+    so_store_turns_free(&turns, n);
+    if (rc < 0) {
+        s->io_error = 0;
+        s_unwatch(s);
+        return -1;
+    }
+    const char *cmds[4][7] = {
+        { "MULTI" },
+        { "XADD", k_log, "*", "id", episode_id, "pb", body ? (const char *) body : "" },
+        { "DEL", k_list, k_hb },
+        { "EXEC" },
+    };
+    const int argc[4] = { 1, 7, 3, 1 };
+    for (int i = 0; i < 4 && rc == 0; i++) {
+        size_t lens[7];
+        for (int j = 0; j < argc[i]; j++)
+            lens[j] = (i == 1 && j == 6) ? blen : strlen(cmds[i][j]);
+        rc = s_append(s, argc[i], cmds[i], lens, err, errlen);
+    }
+    free(body);
+    if (rc < 0)
+        return -1;
+    int out = 1;
+    for (int i = 0; i < 4; i++) {
+        r = s_get_reply(s, "finish episode", err, errlen);
+        if (!r)
+            return -1;
+        if (rc == 0 && i < 3 && r->type == REDIS_REPLY_ERROR) {
+            s->io_error = 0;
+            rc = s_fail(err, errlen, "redis finish episode: %s", r->str);
+        } else if (rc == 0 && i == 3) {
+            if (r->type == REDIS_REPLY_NIL)
+                out = 2;
+            else if (s_exec_ok(s, r, 2, "finish episode", err, errlen) < 0)
+                rc = -1;
+        }
+        freeReplyObject(r);
+    }
+    return rc < 0 ? -1 : out;
+}
+
+int so_store_finish_episode(so_store_t *s, const char *episode_id, int has_success, int success,
+                            double score, const char *version_if_none, char *err, size_t errlen)
+{
+    if (!episode_id || !*episode_id || strlen(episode_id) > SO_WIRE_MAX_ID)
+        return s_fail(err, errlen, "bad episode id");
+    if (!has_success && isfinite(score) && score > 1)
+        return s_fail(err, errlen, "episode %s: score %g outside [0, 1]", episode_id, score);
+    if (version_if_none && *version_if_none && s_check_version(version_if_none, err, errlen) < 0)
+        return -1;
+    for (int i = 0; i < S_FINISH_TRIES; i++) {
+        int rc = s_finish_once(s, episode_id, has_success, success, score, version_if_none, err,
+                               errlen);
+        if (rc != 2)
+            return rc;
+    }
+    s->io_error = 0;
+    return s_fail(err, errlen, "episode %s: its pending turns kept changing (%d tries)",
+                  episode_id, S_FINISH_TRIES);
+}
+
+/* ------------------------------------------------------------------ */
 /* Replaying the log                                                  */
 
 /* A set of episode ids (open addressing, grows at half load). */

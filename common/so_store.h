@@ -130,6 +130,21 @@ int so_store_pending_turns(so_store_t *s, const char *episode_id, char *version,
                            char *err, size_t errlen);
 void so_store_turns_free(Skillorchestra__V1__TurnRecord ***turns_p, size_t n);
 int so_store_drop_pending(so_store_t *s, const char *episode_id, char *err, size_t errlen);
+/* Ends an episode whose turns wait in so:pending:<episode>: reads them and
+ * the recorded handbook version (version_if_none when none was recorded),
+ * builds the EpisodeOutcome (turns sorted by turn_index, a turn index seen
+ * twice counted once; finished_unix_ms = now) and, in one MULTI/EXEC under
+ * WATCH of the pending keys, appends it to the episode log and drops the
+ * pending keys — so two finishers of one episode log it once, and a turn
+ * pushed meanwhile makes the transaction retry with it.
+ * Outcome: has_success → success (0/1); else score if in [0, 1]; else
+ * (score < 0 or NaN = unset) the mean of the turns' own scores — an error
+ * if no turn has one.  Returns 1 (logged), 0 (nothing pending: unknown or
+ * already finished episode) or -1 with err (pending keys left as they
+ * were). */
+int so_store_finish_episode(so_store_t *s, const char *episode_id, int has_success, int success,
+                            double score, const char *version_if_none, char *err,
+                            size_t errlen);
 
 /* Recomputes so:stats:<version> from the whole episode log (for checks and
  * recovery).  Returns the number of episodes applied, or -1.

@@ -646,6 +646,119 @@ static void test_pending_turns(void **state)
     so_store_destroy(&s);
 }
 
+/* Reads the log's entries into decoded episodes (at most max). */
+static size_t s_log_read(ep_t **out, size_t max)
+{
+    char err[256];
+    redisContext *c = s_raw();
+    redisReply *r = redisCommand(c, "XRANGE t:episodes - +");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    size_t n = 0;
+    for (size_t i = 0; i < r->elements && n < max; i++) {
+        redisReply *f = r->element[i]->element[1];
+        assert_int_equal(f->elements, 4);
+        assert_string_equal(f->element[2]->str, "pb");
+        if (so_store_decode_episode(f->element[3]->str, f->element[3]->len, &out[n], err,
+                                    sizeof err) < 0)
+            fail_msg("decode: %s", err);
+        n++;
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+static void test_finish_episode(void **state)
+{
+    (void) state;
+    char err[256] = "", version[64];
+    so_store_t *s = s_store();
+    s_ep_t e;
+    s_ep_init(&e, "ep-1", "v1", 1);
+    turn_t *t0 = s_ep_turn(&e, "a1", 0.5);
+    s_turn_demand(&e, t0, "code", 1);
+    turn_t *t1 = s_ep_turn(&e, "a2", 0.25);
+    t1->score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
+    t1->score = 0.5;
+    /* Pushed out of order, turn 1 twice (a retried push). */
+    assert_int_equal(so_store_push_turn_ex(s, "ep-1", "v1", t1, 60, err, sizeof err), 0);
+    assert_int_equal(so_store_push_turn_ex(s, "ep-1", "v1", t0, 60, err, sizeof err), 0);
+    assert_int_equal(so_store_push_turn_ex(s, "ep-1", "v1", t1, 60, err, sizeof err), 0);
+
+    /* An explicit success; the version comes from the pending record. */
+    assert_int_equal(so_store_finish_episode(s, "ep-1", 1, 1, -1, "other", err, sizeof err), 1);
+    assert_int_equal(so_store_finish_episode(s, "ep-1", 1, 1, -1, "v1", err, sizeof err), 0);
+    turn_t **turns;
+    size_t n;
+    assert_int_equal(so_store_pending_turns(s, "ep-1", version, sizeof version, &turns, &n, err,
+                                            sizeof err), 0);
+    assert_int_equal(n, 0);
+    so_store_turns_free(&turns, n);
+    ep_t *got[8];
+    assert_int_equal(s_log_read(got, 8), 1);
+    assert_string_equal(got[0]->episode_id, "ep-1");
+    assert_string_equal(got[0]->handbook_version, "v1");
+    assert_int_equal(got[0]->result_case, SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SUCCESS);
+    assert_true(got[0]->success);
+    assert_int_equal(got[0]->n_turns, 2);
+    assert_int_equal(got[0]->turns[0]->turn_index, 0);
+    assert_string_equal(got[0]->turns[0]->agent_id, "a1");
+    assert_int_equal(got[0]->turns[1]->turn_index, 1);
+    assert_true(got[0]->finished_unix_ms > 1600000000000ULL);
+    so_store_episode_free(&got[0]);
+
+    /* No outcome given: the mean of the turns' scores. */
+    t0->score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
+    t0->score = 1;
+    assert_int_equal(so_store_push_turn_ex(s, "ep-2", "v1", t0, 60, err, sizeof err), 0);
+    assert_int_equal(so_store_push_turn_ex(s, "ep-2", "v1", t1, 60, err, sizeof err), 0);
+    assert_int_equal(so_store_finish_episode(s, "ep-2", 0, 0, NAN, NULL, err, sizeof err), 1);
+    /* An explicit score; no version recorded: version_if_none. */
+    assert_int_equal(so_store_push_turn(s, "ep-3", t0, 60, err, sizeof err), 0);
+    assert_int_equal(so_store_finish_episode(s, "ep-3", 0, 0, 0.25, "v2", err, sizeof err), 1);
+    assert_int_equal(s_log_read(got, 8), 3);
+    assert_int_equal(got[1]->result_case, SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SCORE);
+    SO_ASSERT_NEAR(got[1]->score, 0.75, 1e-12);
+    SO_ASSERT_NEAR(got[2]->score, 0.25, 1e-12);
+    assert_string_equal(got[2]->handbook_version, "v2");
+    for (int i = 0; i < 3; i++)
+        so_store_episode_free(&got[i]);
+
+    /* Refusals leave the pending turns in place. */
+    t0->score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT__NOT_SET;
+    assert_int_equal(so_store_push_turn_ex(s, "ep-4", "v1", t0, 60, err, sizeof err), 0);
+    assert_int_equal(so_store_finish_episode(s, "ep-4", 0, 0, -1, NULL, err, sizeof err), -1);
+    SO_ASSERT_CONTAINS(err, "no outcome given");
+    assert_int_equal(so_store_finish_episode(s, "ep-4", 0, 0, 1.5, NULL, err, sizeof err), -1);
+    SO_ASSERT_CONTAINS(err, "outside [0, 1]");
+    assert_int_equal(so_store_push_turn(s, "ep-5", t0, 60, err, sizeof err), 0);
+    assert_int_equal(so_store_finish_episode(s, "ep-5", 1, 0, -1, NULL, err, sizeof err), -1);
+    SO_ASSERT_CONTAINS(err, "no handbook version");
+    assert_int_equal(so_store_finish_episode(s, "", 1, 0, -1, NULL, err, sizeof err), -1);
+    assert_int_equal(so_store_io_error(s), 0);
+    assert_int_equal(so_store_pending_turns(s, "ep-4", version, sizeof version, &turns, &n, err,
+                                            sizeof err), 0);
+    assert_int_equal(n, 1);
+    so_store_turns_free(&turns, n);
+    assert_int_equal(so_store_finish_episode(s, "ep-4", 1, 0, -1, NULL, err, sizeof err), 1);
+    assert_int_equal(s_log_read(got, 8), 4);
+    assert_false(got[3]->success);
+    for (int i = 0; i < 4; i++)
+        so_store_episode_free(&got[i]);
+
+    /* The finished episode is applied like any other. */
+    so_handbook_t *hb = s_handbook("v1");
+    assert_int_equal(s_log_read(got, 1), 1);
+    assert_int_equal(so_store_apply_episode(s, hb, got[0], err, sizeof err), 1);
+    so_store_episode_free(&got[0]);
+    so_stat_t st = s_stat(s, "v1", "a1", "code", NULL);
+    SO_ASSERT_NEAR(st.attempts, 1, 1e-12);
+    SO_ASSERT_NEAR(st.successes, 1, 1e-12);
+    so_handbook_destroy(&hb);
+    so_store_destroy(&s);
+}
+
 static void test_lock_and_reconnect(void **state)
 {
     (void) state;
@@ -718,6 +831,7 @@ int main(void)
         cmocka_unit_test_setup(test_rebuild_equals_incremental, test_setup),
         cmocka_unit_test_setup(test_malformed_data, test_setup),
         cmocka_unit_test_setup(test_pending_turns, test_setup),
+        cmocka_unit_test_setup(test_finish_episode, test_setup),
         cmocka_unit_test_setup(test_lock_and_reconnect, test_setup),
         cmocka_unit_test(test_decode_episode),
     };
