@@ -850,15 +850,14 @@ static void s_parse_body(s_xfer_t *x, s_outcome_t *o)
         s_outcome(o, x->fcode, 0, "%s", x->ferr);
 }
 
-/* Whether a 4xx error body says the prompt is too long for the model:
+/* Whether an error body says the prompt is too long for the model:
  * OpenAI and vLLM ("context_length_exceeded", "maximum context length"),
  * llama.cpp ("exceed_context_size_error", "exceeds the available context
- * size"). */
+ * size", and in some versions a 500 "Context size has been exceeded"). */
 static int s_is_context_error(const char *body, size_t len)
 {
     static const char *marks[] = { "context_length_exceeded", "maximum context length",
-                                   "exceed_context_size", "available context size",
-                                   "context length" };
+                                   "exceed_context_size", "context size", "context length" };
     if (!body || !len)
         return 0;
     char low[4096];
@@ -955,9 +954,13 @@ static void s_attempt(so_openai_t *c, s_xfer_t *x, const char *body, size_t body
         char msg[240];
         s_error_text(x->body.p, x->body.len, msg, sizeof msg);
         so_openai_code_t code = s_status_code(o->status);
-        if (code == SO_OPENAI_INVALID_REQUEST && s_is_context_error(x->body.p, x->body.len))
+        /* A prompt too long stays too long: never retried, whatever the status. */
+        if ((code == SO_OPENAI_INVALID_REQUEST || code == SO_OPENAI_UPSTREAM)
+            && s_is_context_error(x->body.p, x->body.len))
             code = SO_OPENAI_CONTEXT_TOO_LONG;
-        s_outcome(o, code, o->status == 429 || (o->status >= 500 && o->status != 501),
+        s_outcome(o, code,
+                  code != SO_OPENAI_CONTEXT_TOO_LONG
+                      && (o->status == 429 || (o->status >= 500 && o->status != 501)),
                   "HTTP %ld from %s: %s", o->status, c->url, msg);
         return;
     }

@@ -12,8 +12,9 @@ POST /v1/chat/completions (and /chat/completions) deterministically:
     completion_tokens  the number of words in the text
 
 What to do is chosen by the request's "model": a list of directives separated
-by "+", and an optional "#tag" that only names the counter (each distinct
-model string counts its own requests, so tests do not disturb each other):
+by "+", and an optional "~tag" that only names the counter (each distinct
+model string counts its own requests, so tests do not disturb each other;
+"~" rather than "#", which starts a comment in config files):
 
     echo              the normal answer (also any unknown model name)
     429:N:RA          the first N requests get 429 with "Retry-After: RA"
@@ -22,6 +23,7 @@ model string counts its own requests, so tests do not disturb each other):
     500:N  503:N      the first N requests get that status ("inf" = always)
     status:CODE       always that status with an OpenAI error body
     ctx               400 with code "context_length_exceeded"
+    ctx500            500 "Context size has been exceeded." (some llama.cpp versions)
     latin1            400 with a text/plain Latin-1 body (not UTF-8)
     slow:MS           wait MS before answering (streams: before each chunk)
     badjson           200 with a body that is not JSON
@@ -60,8 +62,8 @@ LAST = {}           # model -> last request body
 
 
 def directives(model):
-    """[(name, [args])] from "429:2:1+slow:100#tag"."""
-    spec = model.split("#", 1)[0]
+    """[(name, [args])] from "429:2:1+slow:100~tag"."""
+    spec = model.split("~", 1)[0]
     out = []
     for part in spec.split("+"):
         bits = part.split(":")
@@ -87,6 +89,13 @@ def words(s):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "openai-stub/1"
+
+    def handle(self):
+        # A client that gave up (a timeout under test) is not an error here.
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def log_message(self, fmt, *args):  # quiet unless asked
         if os.environ.get("OPENAI_STUB_LOG"):
@@ -181,6 +190,9 @@ class Handler(BaseHTTPRequestHandler):
             if name == "ctx":
                 self.send_error_json(400, "This model's maximum context length is 8 tokens",
                                      "invalid_request_error", "context_length_exceeded")
+                return
+            if name == "ctx500":
+                self.send_error_json(500, "Context size has been exceeded.", "server_error")
                 return
             if name == "latin1":
                 body = "Requ\xeate refus\xe9e".encode("latin-1")

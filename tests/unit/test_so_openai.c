@@ -2,7 +2,7 @@
  * Tests for so_openai against tests/openai_stub.py: the group setup starts
  * the stub on a free loopback port (it writes the port to a file) and the
  * teardown stops it.  The stub's behaviour is chosen by the model name (see
- * the stub's docstring); every test uses its own "#tag" so the stub's
+ * the stub's docstring); every test uses its own "~tag" so the stub's
  * per-model counters never mix.  Without python3 the tests are skipped.
  */
 #include "so_test_util.h"
@@ -308,7 +308,7 @@ static void test_chat_ok(void **state)
 {
     (void) state;
     S_NEED_STUB();
-    so_openai_t *c = s_client("echo#ok");
+    so_openai_t *c = s_client("echo~ok");
     so_openai_response_t r;
     assert_int_equal(s_chat(c, "hello big world", &r), 0);
     assert_int_equal(r.code, SO_OPENAI_OK);
@@ -333,7 +333,7 @@ static void test_request_fields(void **state)
     (void) state;
     S_NEED_STUB();
     so_openai_config_t cfg;
-    s_cfg(&cfg, "echo#fields");
+    s_cfg(&cfg, "echo~fields");
     cfg.max_tokens = 77;
     cfg.max_tokens_field = "max_completion_tokens";
     so_openai_t *c = s_client_cfg(&cfg);
@@ -347,20 +347,20 @@ static void test_request_fields(void **state)
     assert_int_equal(so_openai_chat(c, &req, &r), 0);
     so_openai_response_clear(&r);
     json_t *st = s_stats();
-    json_t *last = json_object_get(json_object_get(st, "last"), "echo#fields");
+    json_t *last = json_object_get(json_object_get(st, "last"), "echo~fields");
     assert_int_equal(json_integer_value(json_object_get(last, "max_completion_tokens")), 77);
     assert_null(json_object_get(last, "max_tokens"));
     assert_true(json_is_number(json_object_get(last, "temperature")));
     assert_null(json_object_get(last, "stream"));
     json_decref(st);
     /* The request's model and max_tokens win over the client's. */
-    req.model = "echo#fields2";
+    req.model = "echo~fields2";
     req.max_tokens = 5;
     req.temperature = -1;
     assert_int_equal(so_openai_chat(c, &req, &r), 0);
     so_openai_response_clear(&r);
     st = s_stats();
-    last = json_object_get(json_object_get(st, "last"), "echo#fields2");
+    last = json_object_get(json_object_get(st, "last"), "echo~fields2");
     assert_int_equal(json_integer_value(json_object_get(last, "max_completion_tokens")), 5);
     assert_null(json_object_get(last, "temperature"));
     json_decref(st);
@@ -371,15 +371,15 @@ static void test_connection_reuse(void **state)
 {
     (void) state;
     S_NEED_STUB();
-    so_openai_t *c = s_client("echo#reuse");
+    so_openai_t *c = s_client("echo~reuse");
     for (int i = 0; i < 3; i++) {
         so_openai_response_t r;
         assert_int_equal(s_chat(c, "again", &r), 0);
         so_openai_response_clear(&r);
     }
     so_openai_destroy(&c);
-    assert_int_equal(s_stat("requests", "echo#reuse"), 3);
-    assert_int_equal(s_stat("connections", "echo#reuse"), 1);
+    assert_int_equal(s_stat("requests", "echo~reuse"), 3);
+    assert_int_equal(s_stat("connections", "echo~reuse"), 1);
 }
 
 static void test_api_key(void **state)
@@ -388,7 +388,7 @@ static void test_api_key(void **state)
     S_NEED_STUB();
     setenv("SO_TEST_OPENAI_KEY", "sk-test-123", 1);
     so_openai_config_t cfg;
-    s_cfg(&cfg, "whoami#key");
+    s_cfg(&cfg, "whoami~key");
     cfg.api_key_env = "SO_TEST_OPENAI_KEY";
     so_openai_t *c = s_client_cfg(&cfg);
     /* Read once at creation: a later change does not matter. */
@@ -400,7 +400,7 @@ static void test_api_key(void **state)
     so_openai_destroy(&c);
     unsetenv("SO_TEST_OPENAI_KEY");
     /* No variable configured: no Authorization header. */
-    c = s_client("whoami#nokey");
+    c = s_client("whoami~nokey");
     assert_int_equal(s_chat(c, "who", &r), 0);
     assert_string_equal(r.text, "none");
     so_openai_response_clear(&r);
@@ -411,7 +411,7 @@ static void test_429_retry_after_seconds(void **state)
 {
     (void) state;
     S_NEED_STUB();
-    so_openai_t *c = s_client("429:1:1#ra");
+    so_openai_t *c = s_client("429:1:1~ra");
     so_openai_response_t r;
     assert_int_equal(s_chat(c, "rate", &r), 0);
     assert_string_equal(r.text, "echo: rate");
@@ -426,14 +426,14 @@ static void test_429_retry_after_ms_and_date(void **state)
 {
     (void) state;
     S_NEED_STUB();
-    so_openai_t *c = s_client("429ms:2:150#ram");
+    so_openai_t *c = s_client("429ms:2:150~ram");
     so_openai_response_t r;
     assert_int_equal(s_chat(c, "rate", &r), 0);
     assert_int_equal(r.attempts, 3);
     assert_true(r.latency_ms >= 300);
     so_openai_response_clear(&r);
     so_openai_destroy(&c);
-    c = s_client("429:1:date1#rad");
+    c = s_client("429:1:date1~rad");
     assert_int_equal(s_chat(c, "rate", &r), 0);
     assert_int_equal(r.attempts, 2);
     so_openai_response_clear(&r);
@@ -444,7 +444,7 @@ static void test_429_exhausted(void **state)
 {
     (void) state;
     S_NEED_STUB();
-    so_openai_t *c = s_client("429ms:inf:10#rax");
+    so_openai_t *c = s_client("429ms:inf:10~rax");
     so_openai_response_t r;
     assert_int_equal(s_chat(c, "rate", &r), -1);
     assert_int_equal(r.code, SO_OPENAI_RATE_LIMITED);
@@ -457,7 +457,7 @@ static void test_429_exhausted(void **state)
     SO_ASSERT_CONTAINS(r.error, "retries exhausted");
     so_openai_response_clear(&r);
     so_openai_destroy(&c);
-    assert_int_equal(s_stat("requests", "429ms:inf:10#rax"), 3);
+    assert_int_equal(s_stat("requests", "429ms:inf:10~rax"), 3);
 }
 
 static void test_429_retry_after_too_long(void **state)
@@ -465,7 +465,7 @@ static void test_429_retry_after_too_long(void **state)
     (void) state;
     S_NEED_STUB();
     so_openai_config_t cfg;
-    s_cfg(&cfg, "429:1:60#ralong");
+    s_cfg(&cfg, "429:1:60~ralong");
     cfg.retry_after_max_ms = 2000;
     so_openai_t *c = s_client_cfg(&cfg);
     so_openai_response_t r;
@@ -481,7 +481,7 @@ static void test_5xx(void **state)
 {
     (void) state;
     S_NEED_STUB();
-    so_openai_t *c = s_client("500:2#5a");
+    so_openai_t *c = s_client("500:2~5a");
     so_openai_response_t r;
     assert_int_equal(s_chat(c, "flaky", &r), 0);
     assert_int_equal(r.attempts, 3);
@@ -489,7 +489,7 @@ static void test_5xx(void **state)
     so_openai_response_clear(&r);
     so_openai_destroy(&c);
 
-    c = s_client("500:inf#5b");
+    c = s_client("500:inf~5b");
     assert_int_equal(s_chat(c, "down", &r), -1);
     assert_int_equal(r.code, SO_OPENAI_UPSTREAM);
     assert_int_equal(r.attempts, 3);
@@ -499,7 +499,7 @@ static void test_5xx(void **state)
     so_openai_response_clear(&r);
     so_openai_destroy(&c);
 
-    c = s_client("503:inf#5c");
+    c = s_client("503:inf~5c");
     assert_int_equal(s_chat(c, "down", &r), -1);
     assert_int_equal(r.code, SO_OPENAI_UNAVAILABLE);
     so_openai_response_clear(&r);
@@ -511,11 +511,12 @@ static void test_4xx_final(void **state)
     (void) state;
     S_NEED_STUB();
     struct { const char *model; so_openai_code_t code; } cases[] = {
-        { "status:400#4a", SO_OPENAI_INVALID_REQUEST },
-        { "status:401#4b", SO_OPENAI_UPSTREAM },
-        { "status:404#4c", SO_OPENAI_INVALID_REQUEST },
-        { "ctx#4d", SO_OPENAI_CONTEXT_TOO_LONG },
-        { "latin1#4e", SO_OPENAI_INVALID_REQUEST },
+        { "status:400~4a", SO_OPENAI_INVALID_REQUEST },
+        { "status:401~4b", SO_OPENAI_UPSTREAM },
+        { "status:404~4c", SO_OPENAI_INVALID_REQUEST },
+        { "ctx~4d", SO_OPENAI_CONTEXT_TOO_LONG },
+        { "latin1~4e", SO_OPENAI_INVALID_REQUEST },
+        { "ctx500~4f", SO_OPENAI_CONTEXT_TOO_LONG },      /* a 500, yet not retried */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         so_openai_t *c = s_client(cases[i].model);
@@ -538,7 +539,7 @@ static void test_timeouts(void **state)
     S_NEED_STUB();
     /* One attempt too slow, no retries: TIMEOUT naming the limit. */
     so_openai_config_t cfg;
-    s_cfg(&cfg, "slow:3000#t1");
+    s_cfg(&cfg, "slow:3000~t1");
     cfg.timeout_ms = 200;
     cfg.max_retries = 0;
     so_openai_t *c = s_client_cfg(&cfg);
@@ -551,7 +552,7 @@ static void test_timeouts(void **state)
     so_openai_destroy(&c);
 
     /* Retries stop at the whole-call deadline. */
-    s_cfg(&cfg, "slow:3000#t2");
+    s_cfg(&cfg, "slow:3000~t2");
     cfg.timeout_ms = 200;
     cfg.max_retries = 10;
     cfg.deadline_ms = 500;
@@ -582,9 +583,9 @@ static void test_bad_replies(void **state)
     (void) state;
     S_NEED_STUB();
     struct { const char *model; const char *want; } cases[] = {
-        { "badjson#b1", "reply is not JSON" },
-        { "error200#b2", "stub error inside a 200 reply" },
-        { "nullcontent#b3", "content is null" },
+        { "badjson~b1", "reply is not JSON" },
+        { "error200~b2", "stub error inside a 200 reply" },
+        { "nullcontent~b3", "content is null" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         so_openai_t *c = s_client(cases[i].model);
@@ -598,7 +599,7 @@ static void test_bad_replies(void **state)
     }
     /* Too large a reply. */
     so_openai_config_t cfg;
-    s_cfg(&cfg, "big:5000#b4");
+    s_cfg(&cfg, "big:5000~b4");
     cfg.max_response_bytes = 2048;
     so_openai_t *c = s_client_cfg(&cfg);
     so_openai_response_t r;
@@ -613,7 +614,7 @@ static void test_usage_missing(void **state)
 {
     (void) state;
     S_NEED_STUB();
-    so_openai_t *c = s_client("nousage#u");
+    so_openai_t *c = s_client("nousage~u");
     so_openai_response_t r;
     assert_int_equal(s_chat(c, "12345678", &r), 0);
     assert_int_equal(r.usage_estimated, 1);
@@ -645,7 +646,7 @@ static void test_dropped_connection(void **state)
 {
     (void) state;
     S_NEED_STUB();
-    so_openai_t *c = s_client("drop#d");
+    so_openai_t *c = s_client("drop~d");
     so_openai_response_t r;
     assert_int_equal(s_chat(c, "bye", &r), -1);
     assert_int_equal(r.code, SO_OPENAI_UNAVAILABLE);
@@ -659,7 +660,7 @@ static void test_invalid_requests(void **state)
     (void) state;
     S_NEED_STUB();
     so_openai_config_t cfg;
-    s_cfg(&cfg, "echo#inv");
+    s_cfg(&cfg, "echo~inv");
     cfg.context_tokens = 10;
     so_openai_t *c = s_client_cfg(&cfg);
     so_openai_request_t req;
@@ -689,14 +690,14 @@ static void test_invalid_requests(void **state)
     SO_ASSERT_CONTAINS(r.error, "context of 10 tokens");
     so_openai_response_clear(&r);
     so_openai_destroy(&c);
-    assert_int_equal(s_stat("requests", "echo#inv"), 0);
+    assert_int_equal(s_stat("requests", "echo~inv"), 0);
 }
 
 static void test_cancel_flag(void **state)
 {
     (void) state;
     S_NEED_STUB();
-    so_openai_t *c = s_client("slow:5000#cancel");
+    so_openai_t *c = s_client("slow:5000~cancel");
     atomic_int cancel = 1;
     so_openai_msg_t m = { "user", "x" };
     so_openai_request_t req;
@@ -747,7 +748,7 @@ static void test_stream_ok(void **state)
 {
     (void) state;
     S_NEED_STUB();
-    so_openai_t *c = s_client("echo#s1");
+    so_openai_t *c = s_client("echo~s1");
     s_deltas_t d = { .text = "" };
     so_openai_response_t r;
     assert_int_equal(s_stream(c, "one two three", &d, &r), 0);
@@ -760,14 +761,14 @@ static void test_stream_ok(void **state)
     assert_int_equal(r.completion_tokens, 4);
     so_openai_response_clear(&r);
     json_t *st = s_stats();
-    json_t *last = json_object_get(json_object_get(st, "last"), "echo#s1");
+    json_t *last = json_object_get(json_object_get(st, "last"), "echo~s1");
     assert_true(json_is_true(json_object_get(last, "stream")));
     assert_true(json_is_true(json_object_get(json_object_get(last, "stream_options"),
                                              "include_usage")));
     json_decref(st);
     /* A stream with a delay between chunks still assembles in order. */
     so_openai_destroy(&c);
-    c = s_client("slow:30#s1b");
+    c = s_client("slow:30~s1b");
     memset(&d, 0, sizeof d);
     assert_int_equal(s_stream(c, "a b", &d, &r), 0);
     assert_string_equal(r.text, "echo: a b");
@@ -790,7 +791,7 @@ static void test_stream_variants(void **state)
     (void) state;
     S_NEED_STUB();
     /* The server ignores "stream": one delta with the whole text. */
-    so_openai_t *c = s_client("nostream#s2");
+    so_openai_t *c = s_client("nostream~s2");
     s_deltas_t d = { .text = "" };
     so_openai_response_t r;
     assert_int_equal(s_stream(c, "p q", &d, &r), 0);
@@ -800,7 +801,7 @@ static void test_stream_variants(void **state)
     so_openai_destroy(&c);
 
     /* No usage chunk: estimated. */
-    c = s_client("nousage#s3");
+    c = s_client("nousage~s3");
     memset(&d, 0, sizeof d);
     assert_int_equal(s_stream(c, "p q", &d, &r), 0);
     assert_int_equal(r.usage_estimated, 1);
@@ -809,7 +810,7 @@ static void test_stream_variants(void **state)
     so_openai_destroy(&c);
 
     /* A malformed chunk after a delta went out: UPSTREAM, no retry. */
-    c = s_client("streambad#s4");
+    c = s_client("streambad~s4");
     memset(&d, 0, sizeof d);
     assert_int_equal(s_stream(c, "p q r", &d, &r), -1);
     assert_int_equal(r.code, SO_OPENAI_UPSTREAM);
@@ -819,7 +820,7 @@ static void test_stream_variants(void **state)
     so_openai_destroy(&c);
 
     /* A stream cut short. */
-    c = s_client("streamcut#s5");
+    c = s_client("streamcut~s5");
     memset(&d, 0, sizeof d);
     assert_int_equal(s_stream(c, "p q", &d, &r), -1);
     assert_int_equal(r.code, SO_OPENAI_UPSTREAM);
@@ -828,7 +829,7 @@ static void test_stream_variants(void **state)
     so_openai_destroy(&c);
 
     /* The callback cancels. */
-    c = s_client("echo#s6");
+    c = s_client("echo~s6");
     memset(&d, 0, sizeof d);
     d.cancel_after = 2;
     assert_int_equal(s_stream(c, "p q r s", &d, &r), -1);
@@ -839,7 +840,7 @@ static void test_stream_variants(void **state)
     so_openai_destroy(&c);
 
     /* 429 before any delta is retried like any call. */
-    c = s_client("429ms:1:20#s7");
+    c = s_client("429ms:1:20~s7");
     memset(&d, 0, sizeof d);
     assert_int_equal(s_stream(c, "p", &d, &r), 0);
     assert_int_equal(r.attempts, 2);
