@@ -1,6 +1,7 @@
 /*
- * so-agent-worker — executes AgentCalls for the gateway (replay backend).
- * Settings: config/agent-worker.conf.
+ * so-agent-worker — executes AgentCalls for the gateway: replay backend
+ * (recorded outcomes) or live backend (OpenAI-compatible endpoints).
+ * Settings: config/agent-worker.conf; providers: docs/PROVIDERS.md.
  */
 #include "so_backend.h"
 #include "so_cli.h"
@@ -20,8 +21,11 @@
     "../shared/data/routerbench/winograde_train.csv"
 
 static const char *s_usage =
-    "Keys: worker.id gateway.endpoint capacity heartbeat_ms liveness delay_ms backend\n"
-    "      replay.files drain_ms stats_ms log.level zmq.*\n";
+    "Keys: worker.id gateway.endpoint capacity threads heartbeat_ms liveness delay_ms\n"
+    "      backend (replay|live) replay.files drain_ms stats_ms log.level zmq.*\n"
+    "      live.agents agent.<id>.{base_url,model,api_key_env,price_in,price_out,context,\n"
+    "      max_tokens,max_tokens_field,temperature,timeout_ms,connect_timeout_ms,deadline_ms,\n"
+    "      max_retries,backoff_base_ms,backoff_max_ms,retry_after_max_ms,max_response_bytes}\n";
 
 int main(int argc, char **argv)
 {
@@ -58,8 +62,18 @@ int main(int argc, char **argv)
         rc = -1;
     }
     const char *backend_name = so_config_get(cfg, "backend", "replay");
-    if (rc == 0 && strcmp(backend_name, "replay") != 0) {
-        snprintf(err, sizeof err, "backend: '%s' unknown (this build has: replay)", backend_name);
+    int live = strcmp(backend_name, "live") == 0;
+    if (rc == 0 && !live && strcmp(backend_name, "replay") != 0) {
+        snprintf(err, sizeof err, "backend: '%s' unknown (want replay or live)", backend_name);
+        rc = -1;
+    }
+    /* Live calls take seconds: by default one thread per slot, so the loop
+     * keeps heartbeating; replay answers in microseconds in the loop. */
+    if (rc == 0 && (rc = so_config_long(cfg, "threads", live ? (long) o.capacity : 0, 0,
+                                        SO_CTL_MAX_CAPACITY, &v, err, sizeof err)) == 0)
+        o.threads = (unsigned) v;
+    if (rc == 0 && !live && o.threads > 0) {
+        snprintf(err, sizeof err, "threads: the replay backend runs in the loop (threads = 0)");
         rc = -1;
     }
     if (rc != 0) {
@@ -68,17 +82,27 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    const char *files = so_config_get(cfg, "replay.files", S_DEFAULT_FILES);
-    size_t n_prompts = 0, dups = 0;
-    int64_t t0 = so_now_ms();
-    so_backend_t *backend = so_replay_new(files, &n_prompts, &dups, err, sizeof err);
-    if (!backend) {
-        so_error("replay_load_failed", "files=%s error=\"%s\"", files, err);
-        so_config_destroy(&cfg);
-        return 1;
+    so_backend_t *backend;
+    if (live) {
+        backend = so_live_new(cfg, err, sizeof err);
+        if (!backend) {
+            so_error("config", "backend=live error=\"%s\"", err);
+            so_config_destroy(&cfg);
+            return 2;
+        }
+    } else {
+        const char *files = so_config_get(cfg, "replay.files", S_DEFAULT_FILES);
+        size_t n_prompts = 0, dups = 0;
+        int64_t t0 = so_now_ms();
+        backend = so_replay_new(files, &n_prompts, &dups, err, sizeof err);
+        if (!backend) {
+            so_error("replay_load_failed", "files=%s error=\"%s\"", files, err);
+            so_config_destroy(&cfg);
+            return 1;
+        }
+        so_info("replay_loaded", "prompts=%zu duplicate_prompts=%zu load_ms=%lld", n_prompts,
+                dups, (long long) (so_now_ms() - t0));
     }
-    so_info("replay_loaded", "prompts=%zu duplicate_prompts=%zu load_ms=%lld", n_prompts, dups,
-            (long long) (so_now_ms() - t0));
     int ret = so_worker_run(&o, backend);
     so_backend_destroy(&backend);
     so_config_destroy(&cfg);

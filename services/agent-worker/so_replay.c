@@ -29,10 +29,10 @@ void so_exec_clear(so_exec_t *out)
     }
 }
 
-void so_backend_execute(so_backend_t *b, const s_call_t *call, so_exec_t *out)
+void so_backend_execute(so_backend_t *b, const s_call_t *call, int64_t deadline, so_exec_t *out)
 {
     memset(out, 0, sizeof *out);
-    b->execute(b->self, call, out);
+    b->execute(b->self, call, deadline, out);
 }
 
 void so_backend_destroy(so_backend_t **self_p)
@@ -63,9 +63,10 @@ static uint32_t s_tokens(double recorded, size_t chars)
     return (uint32_t) ((chars + 3) / 4);
 }
 
-static void s_execute(void *self, const s_call_t *call, so_exec_t *out)
+static void s_execute(void *self, const s_call_t *call, int64_t deadline, so_exec_t *out)
 {
     s_replay_t *r = self;
+    (void) deadline;              /* a lookup: always in time */
     const char *prompt = so_backend_prompt(call);
     if (!prompt) {
         out->error_code = SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_INVALID_REQUEST;
@@ -145,6 +146,7 @@ so_backend_t *so_replay_new(const char *files, size_t *n_prompts, size_t *duplic
         *duplicates = dups;
     b->name = "replay";
     b->self = r;
+    b->thread_safe = 0;           /* zhashx_lookup updates the hash's cache */
     b->execute = s_execute;
     b->destroy = s_destroy;
     return b;
