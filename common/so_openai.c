@@ -175,6 +175,12 @@ static int s_check_config(const so_openai_config_t *cfg, char *err, size_t errle
                  cfg->base_url ? cfg->base_url : "");
         return -1;
     }
+    for (const char *p = cfg->base_url; *p; p++)
+        if ((unsigned char) *p <= 0x20 || *p == 0x7f) {
+            snprintf(err, errlen, "base_url holds a blank or control character at byte %ld",
+                     (long) (p - cfg->base_url));
+            return -1;
+        }
     if (!cfg->model || !*cfg->model) {
         snprintf(err, errlen, "model is missing");
         return -1;

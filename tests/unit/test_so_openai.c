@@ -240,6 +240,9 @@ static void test_config_checks(void **state)
     cfg.base_url = "ftp://example.com";
     assert_null(so_openai_new(&cfg, err, sizeof err));
     SO_ASSERT_CONTAINS(err, "base_url must start with http:// or https://");
+    cfg.base_url = "http://127.0.0.1:1/v1 ";
+    assert_null(so_openai_new(&cfg, err, sizeof err));
+    SO_ASSERT_CONTAINS(err, "base_url holds a blank or control character at byte 21");
     s_cfg(&cfg, "");
     assert_null(so_openai_new(&cfg, err, sizeof err));
     SO_ASSERT_CONTAINS(err, "model is missing");
