@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential pkg-config libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler
 libcurl4-openssl-dev libhiredis-dev libcmocka-dev redis-server redis-tools libjansson-dev
-libmicrohttpd-dev"
+libmicrohttpd-dev python3 curl procps iproute2"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
