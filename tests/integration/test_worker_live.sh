@@ -43,9 +43,11 @@ lt() { awk -v x="$1" -v y="$2" 'BEGIN { exit !(x < y) }'; }
 
 # stub_requests MODEL: requests the stub saw for MODEL.
 stub_requests() {
-    curl -s --max-time 5 "http://127.0.0.1:$STUB_PORT/control/stats" | python3 -c '
-import json, sys
-print(json.load(sys.stdin)["requests"].get(sys.argv[1], 0))' "$1"
+    python3 -c '
+import json, sys, urllib.request
+url = "http://127.0.0.1:%s/control/stats" % sys.argv[1]
+with urllib.request.urlopen(url, timeout=5) as r:
+    print(json.load(r)["requests"].get(sys.argv[2], 0))' "$STUB_PORT" "$1"
 }
 
 # write_conf FILE PORT: a live worker with every agent of this test.
