@@ -7,7 +7,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libzmq libczmq jansson libprotobuf-c hiredis libcurl
+PKGS    := libzmq libczmq jansson libprotobuf-c hiredis libcurl libmicrohttpd
 CFLAGS  ?= -O2 -g
 # Flags the build needs whatever CFLAGS the caller passes (make CFLAGS=...).
 SO_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
