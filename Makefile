@@ -60,6 +60,8 @@ $(SERVICES): $(BUILD)/bin/so-%: $$(wildcard services/$$*/*.c) $$(wildcard servic
 
 # Tests of a service's own modules name them here.
 TEST_SRC_test_so_broker := services/gateway/so_broker.c services/gateway/so_recorder.c
+TEST_SRC_test_so_oai := services/http/so_oai.c
+TEST_SRC_test_so_counters := services/http/so_counters.c services/http/so_oai.c
 
 $(BUILD)/tests/%: tests/unit/%.c $$(TEST_SRC_$$*) $(LIB)
 	@mkdir -p $(@D)
