@@ -2,7 +2,8 @@
 # online statistics equal what the log implies (soctl verify: so:stats
 # against an in-memory replay of the log), each episode counted once even
 # when it is in the log twice; malformed entries go to the dead-letter
-# stream and the learner keeps running; SIGTERM exits 0.
+# stream and the learner keeps running; it survives a Redis restart;
+# SIGTERM exits 0.
 . tests/integration/lib.sh
 D=../shared/data/routerbench
 start_redis
@@ -60,6 +61,22 @@ ctl rebuild --version la-1 >"$T_DIR/rebuild.out" || fail "rebuild: $(cat "$T_DIR
 grep -q "from 4800 episodes" "$T_DIR/rebuild.out" || fail "rebuild: $(cat "$T_DIR/rebuild.out")"
 verify_ok || fail "after rebuild: $(cat "$T_DIR/verify.out")"
 pass "soctl rebuild gives the same counts"
+
+# Redis goes away (SIGKILL, no persistence) and comes back empty on the same
+# port: the learner backs off, reconnects, recreates its group and goes on.
+stop_one redis KILL
+sleep 1
+alive learner || fail "the learner exited when Redis went away"
+start_bg redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+    --daemonize no --dir "$T_DIR" --loglevel warning
+wait_for "redis back" 10 sh -c "[ \"\$(redis-cli -p $REDIS_PORT PING)\" = PONG ]"
+ctl publish "$T_DIR/hb.json" >/dev/null || fail "soctl publish after the restart"
+ctl gen-episodes --count 100 --prefix again- >/dev/null || fail "gen-episodes after the restart"
+wait_for "the learner to apply after the Redis restart" 30 verify_ok
+grep -q "log implies 100 episodes" "$T_DIR/verify.out" || fail "verify: $(cat "$T_DIR/verify.out")"
+grep -q redis_down "$T_DIR/learner.log" || fail "no redis_down line"
+[ "$(grep -c redis_up "$T_DIR/learner.log")" -ge 2 ] || fail "no second redis_up line"
+pass "Redis killed and restarted: the learner reconnects and keeps applying"
 
 stop_one learner TERM || fail "the learner did not exit 0 on SIGTERM"
 grep -q " stop " "$T_DIR/learner.log" || fail "no stop line"
