@@ -14,7 +14,7 @@
 #define S_LAT_RING 4096
 #define S_BATCH 256             /* requests handled per wake-up before the timer runs */
 
-typedef struct {
+struct so_server {
     const so_server_opts_t *o;
     void *sock;
     uint64_t requests, errors, rejected, no_reply;
@@ -22,7 +22,8 @@ typedef struct {
     int64_t last_stats_ms;
     uint32_t lat_us[S_LAT_RING];
     uint64_t n_lat;
-} s_loop_t;
+};
+typedef struct so_server s_loop_t;
 
 int64_t so_server_now_us(void)
 {
@@ -95,15 +96,40 @@ static int s_one(s_loop_t *l)
     }
     int64_t t0 = so_server_now_us();
     so_server_result_t r = l->o->handle(l->o->arg, l->sock, &env, msg);
-    int64_t us = so_server_now_us() - t0;
     so_wire_free(l->o->expect, msg);
+    if (r != SO_SERVER_DEFERRED)
+        so_server_finish(l, r, t0);
+    return 1;
+}
+
+void so_server_finish(so_server_t *l, so_server_result_t r, int64_t received_us)
+{
+    int64_t us = so_server_now_us() - received_us;
     l->requests++;
     if (r == SO_SERVER_ERROR_REPLY)
         l->errors++;
     else if (r == SO_SERVER_NO_REPLY)
         l->no_reply++;
+    if (us < 0)
+        us = 0;
     l->lat_us[l->n_lat++ % S_LAT_RING] = us > UINT32_MAX ? UINT32_MAX : (uint32_t) us;
-    return 1;
+}
+
+/* Waits (at most timeout_ms) for the socket (with_sock) or the deferred
+ * wake fd.  Returns 0, or -1 with errno. */
+static int s_poll(s_loop_t *l, int with_sock, long timeout_ms)
+{
+    zmq_pollitem_t items[2];
+    int n = 0;
+    if (with_sock)
+        items[n++] = (zmq_pollitem_t) { l->sock, 0, ZMQ_POLLIN, 0 };
+    if (l->o->deferred && l->o->wake_fd >= 0)
+        items[n++] = (zmq_pollitem_t) { NULL, l->o->wake_fd, ZMQ_POLLIN, 0 };
+    if (n == 0) {
+        struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
+        return nanosleep(&ts, NULL);
+    }
+    return zmq_poll(items, n, timeout_ms);
 }
 
 int so_server_run(void *sock, const so_server_opts_t *o)
@@ -129,14 +155,15 @@ int so_server_run(void *sock, const so_server_opts_t *o)
         }
         if (timeout < 0)
             timeout = 0;
-        zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll(&item, 1, timeout) < 0) {
+        if (s_poll(l, 1, timeout) < 0) {
             if (errno == EINTR)
                 continue;
             so_error("poll_failed", "error=\"%s\"", zmq_strerror(errno));
             rc = -1;
             break;
         }
+        if (o->deferred)
+            o->deferred(o->arg, l, sock, 0);
         /* A bounded batch, so the timer runs even under a flood. */
         for (int i = 0; i < S_BATCH && !so_stopping(); i++) {
             int k = s_one(l);
@@ -155,6 +182,19 @@ int so_server_run(void *sock, const so_server_opts_t *o)
     so_info("draining", "drain_ms=%d", o->drain_ms);
     while (rc == 0 && so_now_ms() < until && s_one(l) > 0)
         ;
+    if (o->deferred) {
+        /* Replies still owed: wait for them within the same bound, then
+         * have the handler answer the rest at once. */
+        size_t left;
+        while ((left = o->deferred(o->arg, l, sock, 0)) > 0 && so_now_ms() < until) {
+            long wait = (long) (until - so_now_ms());
+            if (s_poll(l, 0, wait < 20 ? wait : 20) < 0 && errno != EINTR)
+                break;
+        }
+        if (left > 0)
+            so_info("drain_deferred", "answered_at_once=%zu", left);
+        o->deferred(o->arg, l, sock, 1);
+    }
     so_info("stopped", "answered_while_draining=%llu",
             (unsigned long long) (l->requests + l->rejected - before));
     if (o->stats_ms > 0)
