@@ -36,6 +36,19 @@ model string counts its own requests, so tests do not disturb each other;
     nostream          answer with one JSON reply even when a stream is asked for
     streambad         a stream whose second chunk is not JSON
     streamcut         a stream that ends without finish_reason and [DONE]
+    skills            a skill analysis (skill-inference's llm mode): of the ids
+                      the system message lists as lines "- ID: ...", the first
+                      gets weight 0.7 and the second 0.3 (one id: 1.0), as
+                      {"skills": [{"id": ..., "weight": ...}]}.  Markers in
+                      the last user message override this per request:
+                        <<reply:TEXT>>   answer TEXT verbatim (any output:
+                                         malformed, fenced, <think> blocks)
+                        <<sleep:MS>>     wait MS first
+                        <<status:CODE>>  answer that HTTP status instead
+    name              a skill name (so-name): for "Skill id: ID" in the last
+                      user message, a ```json fenced {"name": "Named ID",
+                      "description": "Requests that need ID."}
+    name:K            as name, but every K-th request answers prose (no JSON)
 
 With "stream": true the echo text is sent as SSE chat.completion.chunk
 events, one per word, then (with stream_options.include_usage) a usage
@@ -50,6 +63,7 @@ import argparse
 import email.utils
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -84,6 +98,35 @@ def first_n(arg, n_seen):
 
 def words(s):
     return len(s.split())
+
+
+def last_content(messages, role):
+    out = ""
+    for m in messages:
+        if isinstance(m, dict) and m.get("role") == role:
+            out = str(m.get("content", ""))
+    return out
+
+
+def skills_text(messages):
+    """The "skills" answer: a marker's text, or an analysis of the listed ids."""
+    user = last_content(messages, "user")
+    m = re.search(r"<<reply:(.*?)>>", user, re.S)
+    if m:
+        return m.group(1)
+    ids = re.findall(r"^- (\S+): ", last_content(messages, "system"), re.M)
+    weights = [0.7, 0.3] if len(ids) > 1 else [1.0]
+    return json.dumps({"skills": [{"id": i, "weight": w} for i, w in zip(ids, weights)]})
+
+
+def name_text(messages, every, n):
+    """The "name" answer for the skill the last user message names."""
+    if every and n % every == 0:
+        return "I would call this skill something about words, but I am not sure."
+    m = re.search(r"^Skill id: (\S+)", last_content(messages, "user"), re.M)
+    sid = m.group(1) if m else "unknown"
+    body = json.dumps({"name": "Named " + sid, "description": "Requests that need %s." % sid})
+    return "Here is my answer:\n```json\n%s\n```" % body
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -212,6 +255,19 @@ class Handler(BaseHTTPRequestHandler):
                 text = "x" * int(args[0])
             if name == "whoami":
                 text = self.headers.get("Authorization") or "none"
+            if name == "skills":
+                user = last_content(messages, "user")
+                m = re.search(r"<<sleep:(\d+)>>", user)
+                if m:
+                    delay = int(m.group(1)) / 1000.0
+                m = re.search(r"<<status:(\d+)>>", user)
+                if m:
+                    self.send_error_json(int(m.group(1)), "stub status %s" % m.group(1))
+                    return
+                text = skills_text(messages)
+            if name == "name":
+                every = int(args[0]) if args and args[0].isdigit() else 0
+                text = name_text(messages, every, n)
         if text is None:
             last_user = ""
             for m in messages:
