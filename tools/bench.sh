@@ -17,3 +17,5 @@ for i in 1 2 3 4 5; do
 done | sort -k2 -n | awk '{ load[NR] = $1; learn[NR] = $2 }
     END { printf "  median load %.3f s, median learn %.3f s (min %.3f, max %.3f)\n",
                  load[3], learn[3], learn[1], learn[5] }'
+echo
+sh tools/bench_services.sh

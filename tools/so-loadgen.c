@@ -425,6 +425,7 @@ static void s_report(s_gen_t *g, double secs)
                                  (json_int_t) g->n_errors, "seconds", secs, "p50_ms",
                                  isfinite(p50) ? p50 : -1, "accuracy", isfinite(acc) ? acc : -1,
                                  "cost", isfinite(cost) ? cost : -1, "version", g->version);
+        json_object_set_new(root, "p99_ms", json_real(isfinite(p99) ? p99 : -1));
         json_t *agents = json_object();
         for (size_t a = 0; a < g->ds.n_agents; a++)
             json_object_set_new(agents, g->ds.agents[a], json_integer((json_int_t) g->calls[a]));
