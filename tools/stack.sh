@@ -60,16 +60,14 @@ up() {
     echo "stack: try  $BIN/soctl --redis $REDIS_URL stats"
 }
 
+# Services first, the redis-server they write to last.
+pidfiles() { ls "$DIR"/*.pid 2>/dev/null | grep -v '/redis.pid$'; ls "$DIR"/redis.pid 2>/dev/null; }
+
 down() {
-    for f in "$DIR"/*.pid; do
-        [ -f "$f" ] || continue
-        pid=$(cat "$f")
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
-    done
-    for f in "$DIR"/*.pid; do
-        [ -f "$f" ] || continue
+    for f in $(pidfiles); do
         pid=$(cat "$f"); n=0
-        while kill -0 "$pid" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+        while kill -0 "$pid" 2>/dev/null && [ $n -lt 150 ]; do sleep 0.1; n=$((n + 1)); done
         kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
         echo "stack: stopped $(basename "$f" .pid)"
         rm -f "$f"
