@@ -129,7 +129,24 @@ int so_sock_send_error(void *sock, const so_wire_envelope_t *env, const char *re
 
 /* ---- Control frames ------------------------------------------------------ */
 
-size_t so_ctl_encode(int cmd, unsigned capacity, const char *worker_id, uint8_t *buf)
+/* A comma-separated list of ids: 1..128 bytes each, no control characters. */
+static int s_agent_list_ok(const char *p, size_t len)
+{
+    size_t run = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] == ',') {
+            if (run == 0)
+                return 0;
+            run = 0;
+        } else if ((unsigned char) p[i] < 0x20 || p[i] == 0x7f || ++run > SO_WIRE_MAX_ID) {
+            return 0;
+        }
+    }
+    return run > 0;
+}
+
+size_t so_ctl_encode_ex(int cmd, unsigned capacity, const char *worker_id, const char *agents,
+                        uint8_t *buf)
 {
     buf[0] = 'S';
     buf[1] = 'O';
@@ -139,13 +156,23 @@ size_t so_ctl_encode(int cmd, unsigned capacity, const char *worker_id, uint8_t 
         return SO_CTL_MAGIC_LEN + 1;
     if (cmd != SO_CTL_READY || capacity < 1 || capacity > SO_CTL_MAX_CAPACITY || !worker_id)
         return 0;
-    size_t idlen = strlen(worker_id);
-    if (idlen < 1 || idlen > SO_WIRE_MAX_ID)
+    size_t idlen = strlen(worker_id), alen = agents ? strlen(agents) : 0;
+    if (idlen < 1 || idlen > SO_WIRE_MAX_ID || alen > SO_CTL_MAX_AGENTS_LEN ||
+        (alen > 0 && !s_agent_list_ok(agents, alen)))
         return 0;
     buf[4] = (uint8_t) (capacity >> 8);
     buf[5] = (uint8_t) (capacity & 0xff);
     memcpy(buf + 6, worker_id, idlen);
-    return 6 + idlen;
+    if (alen == 0)
+        return 6 + idlen;
+    buf[6 + idlen] = '\n';
+    memcpy(buf + 7 + idlen, agents, alen);
+    return 7 + idlen + alen;
+}
+
+size_t so_ctl_encode(int cmd, unsigned capacity, const char *worker_id, uint8_t *buf)
+{
+    return so_ctl_encode_ex(cmd, capacity, worker_id, NULL, buf);
 }
 
 int so_ctl_decode(const void *frame, size_t len, so_ctl_t *out, char *err, size_t errlen)
@@ -169,11 +196,25 @@ int so_ctl_decode(const void *frame, size_t len, so_ctl_t *out, char *err, size_
         if (out->capacity < 1 || out->capacity > SO_CTL_MAX_CAPACITY)
             return s_fail(err, errlen, "READY: capacity %u out of range [1, %d]", out->capacity,
                           SO_CTL_MAX_CAPACITY);
-        for (size_t i = 6; i < len; i++)
+        const uint8_t *nl = memchr(p + 6, '\n', len - 6);
+        size_t idlen = nl ? (size_t) (nl - (p + 6)) : len - 6;
+        if (idlen < 1 || idlen > SO_WIRE_MAX_ID)
+            return s_fail(err, errlen, "READY: worker id of %zu bytes (want 1..%d)", idlen,
+                          SO_WIRE_MAX_ID);
+        for (size_t i = 6; i < 6 + idlen; i++)
             if (p[i] < 0x20 || p[i] == 0x7f)
                 return s_fail(err, errlen, "READY: control character in the worker id");
-        memcpy(out->worker_id, p + 6, len - 6);
-        out->worker_id[len - 6] = '\0';
+        memcpy(out->worker_id, p + 6, idlen);
+        out->worker_id[idlen] = '\0';
+        if (nl) {
+            size_t alen = len - 7 - idlen;
+            if (alen > SO_CTL_MAX_AGENTS_LEN || !s_agent_list_ok((const char *) nl + 1, alen))
+                return s_fail(err, errlen, "READY: malformed agent list (want comma-separated "
+                              "ids of 1..%d bytes, %d bytes in all)", SO_WIRE_MAX_ID,
+                              SO_CTL_MAX_AGENTS_LEN);
+            memcpy(out->agents, nl + 1, alen);
+            out->agents[alen] = '\0';
+        }
         return 0;
     }
     default:
@@ -181,11 +222,11 @@ int so_ctl_decode(const void *frame, size_t len, so_ctl_t *out, char *err, size_
     }
 }
 
-int so_ctl_send(void *sock, const so_wire_envelope_t *env, int cmd, unsigned capacity,
-                const char *worker_id)
+static int s_ctl_send(void *sock, const so_wire_envelope_t *env, int cmd, unsigned capacity,
+                      const char *worker_id, const char *agents)
 {
     uint8_t buf[SO_CTL_MAX_LEN];
-    size_t len = so_ctl_encode(cmd, capacity, worker_id, buf);
+    size_t len = so_ctl_encode_ex(cmd, capacity, worker_id, agents, buf);
     if (len == 0) {
         errno = EINVAL;
         return -1;
@@ -194,6 +235,18 @@ int so_ctl_send(void *sock, const so_wire_envelope_t *env, int cmd, unsigned cap
         if (zmq_send(sock, env->frame[i], env->len[i], ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0)
             return -1;
     return zmq_send(sock, buf, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+}
+
+int so_ctl_send(void *sock, const so_wire_envelope_t *env, int cmd, unsigned capacity,
+                const char *worker_id)
+{
+    return s_ctl_send(sock, env, cmd, capacity, worker_id, NULL);
+}
+
+int so_ctl_send_ready(void *sock, const so_wire_envelope_t *env, unsigned capacity,
+                      const char *worker_id, const char *agents)
+{
+    return s_ctl_send(sock, env, SO_CTL_READY, capacity, worker_id, agents);
 }
 
 #define S_MAX_FRAMES (SO_WIRE_MAX_ENVELOPE + 2)

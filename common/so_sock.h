@@ -15,7 +15,9 @@
  *   'S' 'O' 'W' <cmd> [payload]
  *
  *   cmd 1 READY       worker → gateway: capacity (uint16, big-endian, 1..256)
- *                     then the worker id (UTF-8, 1..128 bytes)
+ *                     then the worker id (UTF-8, 1..128 bytes), then
+ *                     optionally '\n' and the agents the worker serves,
+ *                     comma-separated (none = every agent)
  *   cmd 2 HEARTBEAT   both ways, no payload
  *   cmd 3 DISCONNECT  both ways, no payload: "forget me" / "register again"
  *
@@ -56,24 +58,34 @@ int so_sock_send_error(void *sock, const so_wire_envelope_t *env, const char *re
 #define SO_CTL_HEARTBEAT 2
 #define SO_CTL_DISCONNECT 3
 #define SO_CTL_MAX_CAPACITY 256
-#define SO_CTL_MAX_LEN (SO_CTL_MAGIC_LEN + 1 + 2 + SO_WIRE_MAX_ID)
+#define SO_CTL_MAX_AGENTS_LEN 8192  /* the comma-separated agent list */
+#define SO_CTL_MAX_LEN (SO_CTL_MAGIC_LEN + 1 + 2 + SO_WIRE_MAX_ID + 1 + SO_CTL_MAX_AGENTS_LEN)
 
 typedef struct {
     int cmd;                        /* SO_CTL_* */
     unsigned capacity;              /* READY only */
     char worker_id[SO_WIRE_MAX_ID + 1];   /* READY only, NUL-terminated */
+    char agents[SO_CTL_MAX_AGENTS_LEN + 1]; /* READY only: "a,b,c"; "" = every agent */
 } so_ctl_t;
 
 /* Writes a control frame into buf (at least SO_CTL_MAX_LEN bytes); returns
  * its length, or 0 when the arguments are invalid (READY with an empty or
  * too long id, capacity out of range). */
 size_t so_ctl_encode(int cmd, unsigned capacity, const char *worker_id, uint8_t *buf);
+/* As so_ctl_encode; READY also lists the agents served (NULL or "" = every
+ * agent; each id 1..128 bytes without control characters, at most
+ * SO_CTL_MAX_AGENTS_LEN bytes in all, else 0). */
+size_t so_ctl_encode_ex(int cmd, unsigned capacity, const char *worker_id, const char *agents,
+                        uint8_t *buf);
 /* Parses a control frame.  0, or -1 with err ("READY: capacity 0 out of
  * range [1, 256]", "unknown control command 9", ...). */
 int so_ctl_decode(const void *frame, size_t len, so_ctl_t *out, char *err, size_t errlen);
 /* Sends [env] [control frame] with ZMQ_DONTWAIT.  0, or -1 with errno. */
 int so_ctl_send(void *sock, const so_wire_envelope_t *env, int cmd, unsigned capacity,
                 const char *worker_id);
+/* READY with the agents served (see so_ctl_encode_ex). */
+int so_ctl_send_ready(void *sock, const so_wire_envelope_t *env, unsigned capacity,
+                      const char *worker_id, const char *agents);
 
 /* Receives one multipart message on a socket that carries both protocol
  * messages and control frames.  env_frames is the exact number of envelope

@@ -9,6 +9,7 @@
 #include "so_svc.h"
 #include "so_worker.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -82,6 +83,18 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* A live worker tells the gateway which agents it serves (READY), so
+     * calls for other agents go to other workers. */
+    char agents[SO_CTL_MAX_AGENTS_LEN + 1] = "";
+    if (live) {
+        const char *list = so_config_get(cfg, "live.agents", "");
+        size_t n = 0;
+        for (const char *p = list; *p && n < SO_CTL_MAX_AGENTS_LEN; p++)
+            if (!isspace((unsigned char) *p))
+                agents[n++] = *p;
+        agents[n] = '\0';
+        o.agents = agents;
+    }
     so_backend_t *backend;
     if (live) {
         backend = so_live_new(cfg, err, sizeof err);

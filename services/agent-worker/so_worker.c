@@ -91,7 +91,7 @@ static int s_connect(s_worker_t *w)
         so_error("connect_failed", "endpoint=%s error=\"%s\"", w->o->endpoint, err);
         return -1;
     }
-    if (so_ctl_send(w->sock, NULL, SO_CTL_READY, w->o->capacity, w->o->worker_id) != 0)
+    if (so_ctl_send_ready(w->sock, NULL, w->o->capacity, w->o->worker_id, w->o->agents) != 0)
         so_warn("ready_failed", "error=\"%s\"", zmq_strerror(errno));
     int64_t now = so_now_ms();
     w->gateway_expires = now + (int64_t) w->o->heartbeat_ms * w->o->liveness;
@@ -445,7 +445,7 @@ static void s_on_message(s_worker_t *w)
         if (ctl.cmd == SO_CTL_DISCONNECT && !w->draining) {
             /* The gateway does not know us (it restarted, or dropped us). */
             so_info("reregister", "endpoint=%s", w->o->endpoint);
-            so_ctl_send(w->sock, NULL, SO_CTL_READY, w->o->capacity, w->o->worker_id);
+            so_ctl_send_ready(w->sock, NULL, w->o->capacity, w->o->worker_id, w->o->agents);
         } else if (ctl.cmd == SO_CTL_READY) {
             s_rejected(w, "READY from the gateway");
         }

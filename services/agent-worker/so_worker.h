@@ -27,6 +27,7 @@
 typedef struct {
     char worker_id[SO_WIRE_MAX_ID + 1];
     const char *endpoint;          /* gateway worker endpoint(s) */
+    const char *agents;            /* "a,b": the agents served, told in READY; NULL = all */
     unsigned capacity;             /* calls in flight at once, 1..256 */
     unsigned threads;              /* 0: execute in the loop; n: a pool of n threads
                                       (the backend must be thread_safe) */

@@ -224,8 +224,32 @@ static void s_uniform_demand(s_gw_t *g, s_req_t *r)
     s_send_route(g, r);
 }
 
-/* Sends the call to the least recently used worker with a free slot, or
- * queues it.  Returns 0, or -1 when r was ended. */
+/* The chosen agent cannot serve this turn: route it again without the
+ * agent (up to max_fallbacks), else end it with code.  why says what went
+ * wrong; it goes into the decision's reason. */
+static void s_fallback(s_gw_t *g, s_req_t *r, const char *agent, s_code_t code, const char *why)
+{
+    if (r->fallbacks >= g->max_fallbacks) {
+        char msg[SO_WIRE_MAX_NOTE];
+        snprintf(msg, sizeof msg, "agent %s: %s", agent, why);
+        s_fail(g, r, code, msg);
+        return;
+    }
+    r->fallbacks++;
+    g->fallbacks++;
+    size_t n = strlen(r->note);
+    snprintf(r->note + n, sizeof r->note - n, "%s%s failed (%s)", n ? ", " : "", agent, why);
+    s_exclude(r, agent);
+    so_info("fallback", "request_id=%s agent=%s code=%d error=\"%s\"", r->id, agent, (int) code,
+            why);
+    so_wire_free(SO_MSG_ROUTING_DECISION, r->decision);
+    r->decision = NULL;
+    s_send_route(g, r);
+}
+
+/* Sends the call to the least recently used worker with a free slot that
+ * serves the chosen agent, or queues it; with no worker serving the agent at
+ * all, falls back to another agent.  Returns 0, or -1 when r was ended. */
 static int s_dispatch(s_gw_t *g, s_req_t *r);
 
 static void s_orphan(void *arg, const char *request_id)
@@ -254,7 +278,13 @@ static void s_redispatch_orphans(s_gw_t *g, zlistx_t *orphans)
 
 static int s_dispatch(s_gw_t *g, s_req_t *r)
 {
-    so_broker_worker_t *w = so_broker_pick(g->broker);
+    const char *agent = r->decision->chosen_agent;
+    so_broker_worker_t *w = so_broker_pick_for(g->broker, agent);
+    if (!w && so_broker_size(g->broker) > 0 && !so_broker_has_agent(g->broker, agent)) {
+        /* Workers are up, but none serves this agent. */
+        s_fallback(g, r, agent, S_ERR(UNAVAILABLE), "no registered worker serves it");
+        return -1;
+    }
     if (!w) {
         if (r->stage != S_WAIT) {
             r->stage = S_WAIT;
@@ -302,14 +332,28 @@ static int s_dispatch(s_gw_t *g, s_req_t *r)
     return 0;
 }
 
+/* Dispatches waiting calls, oldest first, each as soon as a worker that
+ * serves its agent has a free slot. */
 static void s_dispatch_waiting(s_gw_t *g)
 {
-    while (zlistx_size(g->waiting) > 0 && so_broker_pick(g->broker)) {
-        char *id = zlistx_detach(g->waiting, NULL);
+    char *id = zlistx_first(g->waiting);
+    while (id && so_broker_free_slots(g->broker) > 0) {
         s_req_t *r = zhashx_lookup(g->reqs, id);
-        free(id);
-        if (r && r->stage == S_WAIT)
+        if (r && r->stage == S_WAIT && so_broker_size(g->broker) > 0 &&
+            (so_broker_pick_for(g->broker, r->decision->chosen_agent) ||
+             !so_broker_has_agent(g->broker, r->decision->chosen_agent))) {
+            zlistx_delete(g->waiting, zlistx_cursor(g->waiting));
+            r->stage = S_ROUTE;             /* leave S_WAIT so s_dispatch may queue it again */
             s_dispatch(g, r);
+            id = zlistx_first(g->waiting);  /* dispatching may have changed the list */
+            continue;
+        }
+        if (!r || r->stage != S_WAIT) {
+            zlistx_delete(g->waiting, zlistx_cursor(g->waiting));
+            id = zlistx_first(g->waiting);
+            continue;
+        }
+        id = zlistx_next(g->waiting);
     }
 }
 
@@ -385,19 +429,8 @@ static void s_on_result(s_gw_t *g, so_broker_worker_t *w, s_result_t *res)
         s_answer(g, r, res);
         return;
     }
-    if (s_retryable(e->code) && r->fallbacks < g->max_fallbacks) {
-        /* Route the turn again without this agent. */
-        r->fallbacks++;
-        g->fallbacks++;
-        size_t n = strlen(r->note);
-        snprintf(r->note + n, sizeof r->note - n, "%s%s failed (%s)", n ? ", " : "",
-                 res->agent_id, e->message ? e->message : "error");
-        s_exclude(r, res->agent_id);
-        so_info("fallback", "request_id=%s agent=%s code=%d error=\"%s\"", r->id, res->agent_id,
-                (int) e->code, e->message ? e->message : "");
-        so_wire_free(SO_MSG_ROUTING_DECISION, r->decision);
-        r->decision = NULL;
-        s_send_route(g, r);
+    if (s_retryable(e->code)) {
+        s_fallback(g, r, res->agent_id, e->code, e->message ? e->message : "error");
         return;
     }
     char msg[SO_WIRE_MAX_NOTE];
@@ -600,9 +633,12 @@ static void s_on_worker(s_gw_t *g)
         if (ctl.cmd == SO_CTL_READY) {
             w = so_broker_ready(g->broker, env.frame[0], env.len[0], ctl.worker_id, ctl.capacity,
                                 now, s_orphan, orphans);
-            if (w)
-                so_info("worker_ready", "worker=%s capacity=%u workers=%zu", ctl.worker_id,
-                        ctl.capacity, so_broker_size(g->broker));
+            if (w) {
+                so_broker_set_agents(g->broker, w, ctl.agents);
+                so_info("worker_ready", "worker=%s capacity=%u agents=%s workers=%zu",
+                        ctl.worker_id, ctl.capacity, ctl.agents[0] ? ctl.agents : "all",
+                        so_broker_size(g->broker));
+            }
         } else if (!w) {
             if (ctl.cmd == SO_CTL_HEARTBEAT)
                 s_ctl(g, &env, SO_CTL_DISCONNECT);    /* "register again" */

@@ -68,6 +68,7 @@ so_broker_t *so_broker_new(int heartbeat_ms, int liveness)
 
 static void s_free_worker(so_broker_worker_t *w)
 {
+    free(w->agents);
     free(w->calls);
     free(w);
 }
@@ -137,6 +138,7 @@ so_broker_worker_t *so_broker_ready(so_broker_t *b, const void *rid, size_t rid_
         zhashx_insert(b->by_rid, key, w);
     }
     snprintf(w->name, sizeof w->name, "%s", name ? name : "");
+    so_broker_set_agents(b, w, NULL);
     w->draining = 0;
     w->expires = now + b->liveness_ms;
     w->next_heartbeat = now + b->heartbeat_ms;
@@ -155,12 +157,52 @@ void so_broker_drain(so_broker_t *b, so_broker_worker_t *w)
     w->draining = 1;
 }
 
-so_broker_worker_t *so_broker_pick(so_broker_t *b)
+void so_broker_set_agents(so_broker_t *b, so_broker_worker_t *w, const char *agents)
+{
+    (void) b;
+    free(w->agents);
+    w->agents = NULL;
+    if (agents && *agents) {
+        /* ",a,b," so that a lookup is one strstr of ",agent,". */
+        size_t len = strlen(agents);
+        w->agents = malloc(len + 3);
+        if (w->agents)
+            snprintf(w->agents, len + 3, ",%s,", agents);
+    }
+}
+
+int so_broker_serves(const so_broker_worker_t *w, const char *agent)
+{
+    if (!w->agents)
+        return 1;
+    size_t len = strlen(agent);
+    if (len == 0)
+        return 0;
+    for (const char *p = strstr(w->agents, agent); p; p = strstr(p + 1, agent))
+        if (p > w->agents && p[-1] == ',' && p[len] == ',')
+            return 1;
+    return 0;
+}
+
+so_broker_worker_t *so_broker_pick_for(so_broker_t *b, const char *agent)
 {
     for (so_broker_worker_t *w = b->head; w; w = w->next)
-        if (!w->draining && w->inflight < w->capacity)
+        if (!w->draining && w->inflight < w->capacity && (!agent || so_broker_serves(w, agent)))
             return w;
     return NULL;
+}
+
+so_broker_worker_t *so_broker_pick(so_broker_t *b)
+{
+    return so_broker_pick_for(b, NULL);
+}
+
+int so_broker_has_agent(const so_broker_t *b, const char *agent)
+{
+    for (const so_broker_worker_t *w = b->head; w; w = w->next)
+        if (!w->draining && so_broker_serves(w, agent))
+            return 1;
+    return 0;
 }
 
 void so_broker_assign(so_broker_t *b, so_broker_worker_t *w, const char *request_id,

@@ -36,6 +36,7 @@ typedef struct so_broker_worker {
     uint8_t rid[SO_WIRE_MAX_ROUTING_ID];  /* ROUTER routing id */
     size_t rid_len;
     char name[SO_WIRE_MAX_ID + 1];        /* worker id from READY */
+    char *agents;                 /* ",a,b," (the agents it serves), NULL = every agent */
     unsigned capacity;
     unsigned inflight;
     int draining;                 /* said DISCONNECT: no new calls */
@@ -58,6 +59,11 @@ void so_broker_destroy(so_broker_t **self_p);
 so_broker_worker_t *so_broker_ready(so_broker_t *b, const void *rid, size_t rid_len,
                                     const char *name, unsigned capacity, int64_t now,
                                     so_broker_orphan_fn *orphan, void *arg);
+/* Restricts w to the agents of a comma-separated list (NULL or "" = every
+ * agent, the default after READY). */
+void so_broker_set_agents(so_broker_t *b, so_broker_worker_t *w, const char *agents);
+/* Whether w serves agent. */
+int so_broker_serves(const so_broker_worker_t *w, const char *agent);
 so_broker_worker_t *so_broker_find(so_broker_t *b, const void *rid, size_t rid_len);
 /* Any message from the worker: it is alive. */
 void so_broker_seen(so_broker_t *b, so_broker_worker_t *w, int64_t now);
@@ -66,6 +72,10 @@ void so_broker_drain(so_broker_t *b, so_broker_worker_t *w);
 
 /* The least recently used worker with a free slot, or NULL. */
 so_broker_worker_t *so_broker_pick(so_broker_t *b);
+/* The same among the workers that serve agent. */
+so_broker_worker_t *so_broker_pick_for(so_broker_t *b, const char *agent);
+/* Whether any worker taking calls (free slot or not) serves agent. */
+int so_broker_has_agent(const so_broker_t *b, const char *agent);
 /* Records that request_id went to w, due by deadline; moves w to the back. */
 void so_broker_assign(so_broker_t *b, so_broker_worker_t *w, const char *request_id,
                       int64_t deadline);

@@ -5,6 +5,7 @@
 #include "so_test_util.h"
 #include "so_broker.h"
 #include "so_recorder.h"
+#include "so_sock.h"
 
 typedef struct {
     char ids[16][SO_WIRE_MAX_ID + 1];
@@ -168,6 +169,64 @@ static void test_outcome_of_turns(void **state)
     assert_int_equal(so_recorder_outcome("ep-3", "v1", p, 0, 0, &ep), -1);
 }
 
+static void test_agents_per_worker(void **state)
+{
+    so_broker_t *b = so_broker_new(100, 3);
+    orphans_t o = { .n = 0 };
+    so_broker_worker_t *all = ready(b, "all", 1, 0, &o), *ab = ready(b, "ab", 1, 0, &o);
+    so_broker_set_agents(b, ab, "a,bb");
+    assert_true(so_broker_serves(all, "zz"));
+    assert_true(so_broker_serves(ab, "a"));
+    assert_true(so_broker_serves(ab, "bb"));
+    assert_false(so_broker_serves(ab, "b"));      /* whole ids only */
+    assert_false(so_broker_serves(ab, ",a"));
+    assert_false(so_broker_serves(ab, ""));
+    /* "c" only on the worker that serves everything; "a" on both, LRU. */
+    assert_ptr_equal(so_broker_pick_for(b, "c"), all);
+    assert_ptr_equal(so_broker_pick_for(b, "a"), all);
+    so_broker_assign(b, all, "x", 1000);
+    assert_null(so_broker_pick_for(b, "c"));      /* its one slot is taken */
+    assert_true(so_broker_has_agent(b, "c"));     /* but it still serves c */
+    assert_ptr_equal(so_broker_pick_for(b, "a"), ab);
+    /* Without the catch-all worker nobody serves "c". */
+    so_broker_remove(b, all, on_orphan, &o);
+    assert_false(so_broker_has_agent(b, "c"));
+    assert_true(so_broker_has_agent(b, "bb"));
+    /* READY again resets the list to "every agent" until told otherwise. */
+    ab = ready(b, "ab", 1, 5, &o);
+    assert_true(so_broker_has_agent(b, "c"));
+    so_broker_destroy(&b);
+}
+
+static void test_ready_frame_with_agents(void **state)
+{
+    uint8_t buf[SO_CTL_MAX_LEN];
+    so_ctl_t c;
+    char err[256];
+    size_t n = so_ctl_encode_ex(SO_CTL_READY, 4, "w-1", "gpt-4o,llama.cpp/8b", buf);
+    assert_true(n > 0);
+    assert_int_equal(so_ctl_decode(buf, n, &c, err, sizeof err), 0);
+    assert_int_equal(c.cmd, SO_CTL_READY);
+    assert_int_equal(c.capacity, 4);
+    assert_string_equal(c.worker_id, "w-1");
+    assert_string_equal(c.agents, "gpt-4o,llama.cpp/8b");
+    /* Old frames (no list) mean every agent. */
+    n = so_ctl_encode(SO_CTL_READY, 2, "w-2", buf);
+    assert_int_equal(so_ctl_decode(buf, n, &c, err, sizeof err), 0);
+    assert_string_equal(c.worker_id, "w-2");
+    assert_string_equal(c.agents, "");
+    /* Malformed lists are refused on both sides. */
+    assert_int_equal(so_ctl_encode_ex(SO_CTL_READY, 1, "w", "a,,b", buf), 0);
+    assert_int_equal(so_ctl_encode_ex(SO_CTL_READY, 1, "w", "a,", buf), 0);
+    assert_int_equal(so_ctl_encode_ex(SO_CTL_READY, 1, "w", "a\tb", buf), 0);
+    memcpy(buf, "SOW\x01\x00\x01w\na,,b", 13);
+    assert_int_equal(so_ctl_decode(buf, 13, &c, err, sizeof err), -1);
+    SO_ASSERT_CONTAINS(err, "agent list");
+    memcpy(buf, "SOW\x01\x00\x01\na", 9);
+    assert_int_equal(so_ctl_decode(buf, 9, &c, err, sizeof err), -1);
+    SO_ASSERT_CONTAINS(err, "worker id");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +236,8 @@ int main(void)
         cmocka_unit_test(test_ready_again_and_drain),
         cmocka_unit_test(test_heartbeats_are_scheduled),
         cmocka_unit_test(test_outcome_of_turns),
+        cmocka_unit_test(test_agents_per_worker),
+        cmocka_unit_test(test_ready_frame_with_agents),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
