@@ -19,6 +19,7 @@
 #include "so_svc.h"
 #include "so_watch.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -110,6 +111,9 @@ int main(int argc, char **argv)
         so_config_destroy(&cfg);
         return 2;
     }
+    /* jansson seeds its hash function on first use; do it before the
+     * threads start (its documentation's advice for threaded programs). */
+    json_object_seed(0);
     so_counters_t *counters = so_counters_new();
     so_watch_t *watch = counters ? so_watch_new(&s.watch, err, sizeof err) : NULL;
     so_gwclient_t *gw = watch ? so_gwclient_new(&s.gw, err, sizeof err) : NULL;
