@@ -132,6 +132,10 @@ def name_text(messages, every, n):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "openai-stub/1"
+    # Headers and body go out in separate writes: without TCP_NODELAY the
+    # body waits for the client's delayed ACK (~40 ms) on kept-alive
+    # connections, which would swamp latency measurements.
+    disable_nagle_algorithm = True
 
     def handle(self):
         # A client that gave up (a timeout under test) is not an error here.
