@@ -117,6 +117,24 @@ static void s_put_line(s_buf_t *b, const char *s, size_t max)
         b->s[b->len] = '\0';
 }
 
+/* Appends "." unless the text written so far ends a sentence. */
+static void s_end_sentence(s_buf_t *b)
+{
+    char last = b->len ? b->s[b->len - 1] : '.';
+    if (last != '.' && last != '!' && last != '?')
+        s_puts(b, ".");
+}
+
+/* 1 when example i repeats an earlier one (learned handbooks can hold the
+ * same prompt twice): shown once. */
+static int s_repeated(const so_skill_t *sk, size_t i)
+{
+    for (size_t k = 0; k < i; k++)
+        if (strcmp(sk->examples[k], sk->examples[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* ---- analysis ----------------------------------------------------------- */
 
 static void s_skill_line(s_buf_t *b, const so_skill_t *sk, const so_skillprompt_opts_t *o)
@@ -132,6 +150,7 @@ static void s_skill_line(s_buf_t *b, const so_skill_t *sk, const so_skillprompt_
     if (sk->description && *sk->description) {
         s_puts(b, " ");
         s_put_line(b, sk->description, o->description_chars);
+        s_end_sentence(b);
     }
     size_t ni = sk->n_indicators < o->max_indicators ? sk->n_indicators : o->max_indicators;
     if (ni > 0) {
@@ -143,11 +162,13 @@ static void s_skill_line(s_buf_t *b, const so_skill_t *sk, const so_skillprompt_
         }
         s_puts(b, ".");
     }
-    size_t ne = sk->n_examples < o->max_examples ? sk->n_examples : o->max_examples;
-    for (size_t i = 0; i < ne; i++) {
+    for (size_t i = 0, shown = 0; i < sk->n_examples && shown < o->max_examples; i++) {
+        if (s_repeated(sk, i))
+            continue;
         s_puts(b, " Example: \"");
         s_put_line(b, sk->examples[i], o->example_chars);
         s_puts(b, "\"");
+        shown++;
     }
     s_puts(b, "\n");
 }
@@ -237,14 +258,16 @@ char *so_skillprompt_naming(const so_handbook_t *hb, size_t skill,
         if (nt == 0)
             s_puts(&b, "(none)");
     }
-    size_t ne = sk->n_examples < o->max_examples ? sk->n_examples : o->max_examples;
     s_puts(&b, "\nExample requests:");
-    for (size_t i = 0; i < ne; i++) {
-        s_printf(&b, "\n%zu. \"", i + 1);
+    size_t shown = 0;
+    for (size_t i = 0; i < sk->n_examples && shown < o->max_examples; i++) {
+        if (s_repeated(sk, i))
+            continue;
+        s_printf(&b, "\n%zu. \"", ++shown);
         s_put_line(&b, sk->examples[i], o->example_chars);
         s_puts(&b, "\"");
     }
-    if (ne == 0)
+    if (shown == 0)
         s_puts(&b, " (none)");
     s_puts(&b, "\n\nGive this skill a short human name (2 to 5 words naming the ability, e.g. "
                "\"Multiple-choice science\" or \"Python list functions\") and a one-sentence "

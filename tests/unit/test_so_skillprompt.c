@@ -26,6 +26,7 @@ static so_handbook_t *s_hb(void)
     longex[sizeof longex - 1] = '\0';
     memcpy(longex, "Solve\nfor x: ", 13);
     so_skill_add_example(&hb->skills[a], longex);
+    so_skill_add_example(&hb->skills[a], longex);      /* a repeat: shown once */
     so_skill_add_example(&hb->skills[a], "2x = 4");
     so_skill_add_example(&hb->skills[a], "third example not shown");
     so_t_skill(hb, "math.geo", "solve", NULL);
