@@ -722,6 +722,11 @@ static int s_v_agent_result(char *err, size_t errlen, const char *path, const vo
                         cases, 1, false));
     if (m->replay_score_opt_case == SKILLORCHESTRA__V1__AGENT_RESULT__REPLAY_SCORE_OPT_REPLAY_SCORE)
         S_TRY(s_check_unit(err, errlen, path, "replay_score", m->replay_score));
+    if (m->partial && (m->prompt_tokens || m->completion_tokens || m->cost_usd != 0 ||
+                       m->replay_score_opt_case != SKILLORCHESTRA__V1__AGENT_RESULT__REPLAY_SCORE_OPT__NOT_SET ||
+                       m->error))
+        return s_fail(err, errlen, "%s.partial: a partial result carries no usage, cost, score "
+                      "or error", path);
     return s_check_id(err, errlen, path, "worker_id", m->worker_id, S_OPTIONAL);
 }
 
@@ -782,6 +787,11 @@ static int s_v_turn_reply(char *err, size_t errlen, const char *path, const void
                       false));
     if (!failed && !m->result)
         return s_fail(err, errlen, "%s.result: absent (required unless error is set)", path);
+    if (m->partial && (failed || !m->result->partial))
+        return s_fail(err, errlen, "%s.partial: a partial reply carries no error and a partial "
+                      "result", path);
+    if (!m->partial && m->result && m->result->partial)
+        return s_fail(err, errlen, "%s.result.partial: set in a final reply", path);
     return s_check_sub(err, errlen, path, "result", m->result,
                        &skillorchestra__v1__agent_result__descriptor, s_v_agent_result, false);
 }

@@ -27,6 +27,11 @@ typedef struct {
     double score;                 /* [0, 1] */
     Skillorchestra__V1__ErrorCode error_code;   /* NONE = success */
     char error[512];
+    /* Set by the caller (so_backend_execute_stream), read by a backend that
+     * streams (live, when call->stream): each text delta, in order, on the
+     * executing thread; non-zero cancels the call.  NULL: no deltas. */
+    int (*on_delta)(void *arg, const char *delta, size_t len);
+    void *delta_arg;
 } so_exec_t;
 
 typedef struct so_backend so_backend_t;
@@ -49,6 +54,11 @@ struct so_backend {
 /* Runs backend->execute after zeroing *out. */
 void so_backend_execute(so_backend_t *b, const Skillorchestra__V1__AgentCall *call,
                         int64_t deadline, so_exec_t *out);
+/* The same with a delta sink (see so_exec_t.on_delta); a backend that does
+ * not stream ignores it and only fills *out. */
+void so_backend_execute_stream(so_backend_t *b, const Skillorchestra__V1__AgentCall *call,
+                               int64_t deadline, int (*on_delta)(void *, const char *, size_t),
+                               void *delta_arg, so_exec_t *out);
 /* Releases out->text. */
 void so_exec_clear(so_exec_t *out);
 /* Destroys the backend and NULLs the pointer; NULL-safe. */

@@ -173,6 +173,13 @@ static uint32_t s_u32(long v)
     return v <= 0 ? 0 : v >= (long) UINT32_MAX ? UINT32_MAX : (uint32_t) v;
 }
 
+/* so_openai's delta callback → the worker's sink. */
+static int s_on_delta(const char *delta, size_t len, void *arg)
+{
+    const so_exec_t *out = arg;
+    return out->on_delta(out->delta_arg, delta, len);
+}
+
 static void s_execute(void *self, const s_call_t *call, int64_t deadline, so_exec_t *out)
 {
     s_live_t *l = self;
@@ -224,7 +231,9 @@ static void s_execute(void *self, const s_call_t *call, int64_t deadline, so_exe
         return;
     }
     so_openai_response_t r;
-    int rc = so_openai_chat(c, &req, &r);
+    int rc = call->stream && out->on_delta
+                 ? so_openai_chat_stream(c, &req, s_on_delta, out, &r)
+                 : so_openai_chat(c, &req, &r);
     s_give_back(a, c);
     free(msgs);
 

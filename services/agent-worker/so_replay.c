@@ -35,6 +35,16 @@ void so_backend_execute(so_backend_t *b, const s_call_t *call, int64_t deadline,
     b->execute(b->self, call, deadline, out);
 }
 
+void so_backend_execute_stream(so_backend_t *b, const s_call_t *call, int64_t deadline,
+                               int (*on_delta)(void *, const char *, size_t), void *delta_arg,
+                               so_exec_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->on_delta = on_delta;
+    out->delta_arg = delta_arg;
+    b->execute(b->self, call, deadline, out);
+}
+
 void so_backend_destroy(so_backend_t **self_p)
 {
     if (self_p && *self_p) {

@@ -34,14 +34,24 @@ typedef struct s_job {
     so_exec_t ex;
     double latency_s;
     int expired;                  /* not run: the deadline passed in the queue */
+    struct s_pool *pool;          /* for the delta sink */
 } s_job_t;
 
-typedef struct {
+/* A text delta of a streamed call, queued by a pool thread for the loop.
+ * Its job outlives it: the job is queued as done after all its deltas. */
+typedef struct s_part {
+    struct s_part *next;
+    const s_job_t *job;
+    char *text;
+} s_part_t;
+
+typedef struct s_pool {
     so_backend_t *backend;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     s_job_t *todo, *todo_tail;    /* FIFO, guarded by mu */
     s_job_t *done, *done_tail;    /* FIFO, guarded by mu */
+    s_part_t *parts, *parts_tail; /* FIFO, guarded by mu */
     int quit;                     /* guarded by mu */
     int wake[2];                  /* pipe: a thread writes a byte per finished job */
     pthread_t *threads;
@@ -63,6 +73,7 @@ typedef struct {
     int draining;
     /* counters */
     uint64_t calls, errors, rejected, send_failed, reconnects, over_capacity, queue_timeouts;
+    uint64_t partials;
     uint64_t rejected_logged;
     int64_t rejected_log_at;
 } s_worker_t;
@@ -200,6 +211,46 @@ static void s_job_free(s_job_t *j)
     free(j);
 }
 
+/* The backend's delta sink on a pool thread: queues the delta for the loop
+ * (which alone touches the socket) and wakes it. */
+static int s_on_delta(void *arg, const char *delta, size_t len)
+{
+    s_job_t *j = arg;
+    s_pool_t *p = j->pool;
+    if (len == 0 || len > SO_WIRE_MAX_TEXT)
+        return 0;                 /* the final result carries the text anyway */
+    s_part_t *part = calloc(1, sizeof *part);
+    char *text = malloc(len + 1);
+    if (!part || !text) {
+        free(part);
+        free(text);
+        return 0;
+    }
+    memcpy(text, delta, len);
+    text[len] = '\0';
+    part->job = j;
+    part->text = text;
+    pthread_mutex_lock(&p->mu);
+    if (p->parts_tail)
+        p->parts_tail->next = part;
+    else
+        p->parts = part;
+    p->parts_tail = part;
+    ssize_t wr = write(p->wake[1], "p", 1);   /* a full pipe wakes the loop anyway */
+    (void) wr;
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+static void s_parts_free(s_part_t *part)
+{
+    for (s_part_t *next; part; part = next) {
+        next = part->next;
+        free(part->text);
+        free(part);
+    }
+}
+
 /* Runs one job on a pool thread.  A job whose deadline passed while it
  * waited in the queue is not run: its caller has given up on it. */
 static void s_run_job(so_backend_t *b, s_job_t *j)
@@ -213,7 +264,8 @@ static void s_run_job(so_backend_t *b, s_job_t *j)
                  "waited %lld ms in the worker's queue, past the call's deadline "
                  "(all %s threads busy)", (long long) (now - j->t0), b->name);
     } else {
-        so_backend_execute(b, j->call, j->deadline, &j->ex);
+        so_backend_execute_stream(b, j->call, j->deadline, j->call->stream ? s_on_delta : NULL,
+                                  j, &j->ex);
     }
     j->latency_s = (double) (so_now_ms() - j->t0) / 1000.0;
 }
@@ -304,8 +356,9 @@ static void s_pool_submit(s_pool_t *p, s_job_t *j)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Detaches the finished jobs (FIFO order) after draining the pipe. */
-static s_job_t *s_pool_take_done(s_pool_t *p)
+/* Detaches the queued deltas and the finished jobs (each FIFO) after
+ * draining the pipe: a job's deltas are all in *parts when it is done. */
+static s_job_t *s_pool_take_done(s_pool_t *p, s_part_t **parts)
 {
     char buf[256];
     while (read(p->wake[0], buf, sizeof buf) > 0)
@@ -313,6 +366,8 @@ static s_job_t *s_pool_take_done(s_pool_t *p)
     pthread_mutex_lock(&p->mu);
     s_job_t *j = p->done;
     p->done = p->done_tail = NULL;
+    *parts = p->parts;
+    p->parts = p->parts_tail = NULL;
     pthread_mutex_unlock(&p->mu);
     return j;
 }
@@ -346,6 +401,7 @@ static void s_pool_destroy(s_pool_t **p_p)
         next = j->next;
         s_job_free(j);
     }
+    s_parts_free(p->parts);
     for (int i = 0; i < 2; i++)
         if (p->wake[i] >= 0)
             close(p->wake[i]);
@@ -356,10 +412,37 @@ static void s_pool_destroy(s_pool_t **p_p)
     *p_p = NULL;
 }
 
-/* Answers the jobs the pool finished. */
+/* Sends one delta as a partial AgentResult (not delayed, not counted as a
+ * call).  A delta that cannot be sent is dropped: the final result still
+ * carries the whole text. */
+static void s_send_partial(s_worker_t *w, const s_part_t *part)
+{
+    const s_call_t *call = part->job->call;
+    s_result_t res = SKILLORCHESTRA__V1__AGENT_RESULT__INIT;
+    res.request_id = call->request_id;
+    res.agent_id = call->agent_id;
+    res.text = part->text;
+    res.worker_id = (char *) w->o->worker_id;
+    res.partial = 1;
+    char err[256];
+    if (so_wire_send(w->sock, NULL, SO_MSG_AGENT_RESULT, &res, ZMQ_DONTWAIT, err, sizeof err)
+        != 0) {
+        w->send_failed++;
+        so_debug("partial_send_failed", "request_id=%s error=\"%s\"", call->request_id, err);
+        return;
+    }
+    w->partials++;
+}
+
+/* Sends the queued deltas, then answers the jobs the pool finished. */
 static void s_collect(s_worker_t *w)
 {
-    for (s_job_t *j = s_pool_take_done(w->pool), *next; j; j = next) {
+    s_part_t *parts = NULL;
+    s_job_t *done = s_pool_take_done(w->pool, &parts);
+    for (s_part_t *part = parts; part; part = part->next)
+        s_send_partial(w, part);
+    s_parts_free(parts);
+    for (s_job_t *j = done, *next; j; j = next) {
         next = j->next;
         w->n_jobs--;
         w->queue_timeouts += (uint64_t) j->expired;
@@ -394,6 +477,7 @@ static void s_on_call(s_worker_t *w, s_call_t **msg_p)
         *msg_p = NULL;
         j->t0 = t0;
         j->deadline = deadline;
+        j->pool = w->pool;
         w->n_jobs++;
         s_pool_submit(w->pool, j);
         return;

@@ -68,6 +68,7 @@ typedef struct {
     s_stage_t stage;
     int64_t started, deadline, stage_deadline;
     int stage_tries, attempts, fallbacks;
+    size_t partials;                      /* deltas forwarded to the client */
     char **exclude;                       /* the client's + failed agents */
     size_t n_exclude;
     char note[512];                       /* why an agent was skipped */
@@ -94,7 +95,7 @@ typedef struct {
     int draining;
     /* counters */
     uint64_t received, replied, errors, rejected, timeouts, redispatched, fallbacks;
-    uint64_t uniform_fallbacks, stray, send_failed;
+    uint64_t uniform_fallbacks, stray, send_failed, partials;
     double lat_ms[S_LAT_RING];
     size_t n_lat;
     int64_t next_stats, next_sweep;
@@ -229,7 +230,9 @@ static void s_uniform_demand(s_gw_t *g, s_req_t *r)
  * wrong; it goes into the decision's reason. */
 static void s_fallback(s_gw_t *g, s_req_t *r, const char *agent, s_code_t code, const char *why)
 {
-    if (r->fallbacks >= g->max_fallbacks) {
+    /* After deltas went out, another agent's answer would not continue
+     * them: the turn fails instead (docs/PROTOCOL.md, "Streaming"). */
+    if (r->fallbacks >= g->max_fallbacks || r->partials > 0) {
         char msg[SO_WIRE_MAX_NOTE];
         snprintf(msg, sizeof msg, "agent %s: %s", agent, why);
         s_fail(g, r, code, msg);
@@ -267,6 +270,10 @@ static void s_redispatch_orphans(s_gw_t *g, zlistx_t *orphans)
         if (!r || r->stage != S_CALL)
             continue;
         g->redispatched++;
+        if (r->partials > 0) {
+            s_fail(g, r, S_ERR(UNAVAILABLE), "the worker streaming this call stopped answering");
+            continue;
+        }
         if (r->attempts >= g->max_attempts) {
             s_fail(g, r, S_ERR(UNAVAILABLE), "the workers holding this call stopped answering");
             continue;
@@ -302,6 +309,7 @@ static int s_dispatch(s_gw_t *g, s_req_t *r)
     call.max_completion_tokens = r->turn->max_completion_tokens;
     call.deadline_ms = (uint32_t) g->call_timeout_ms;
     call.attempt = (uint32_t) r->attempts;
+    call.stream = r->turn->stream;
     so_wire_envelope_t env;
     so_wire_envelope_reset(&env);
     so_wire_envelope_push(&env, w->rid, w->rid_len);
@@ -416,8 +424,42 @@ static int s_retryable(s_code_t c)
            c == S_ERR(UNAVAILABLE) || c == S_ERR(CONTEXT_TOO_LONG) || c == S_ERR(INTERNAL);
 }
 
+/* A delta from the worker holding the call: forwarded to the client as a
+ * partial TurnReply at once; no completion, no recording. */
+static void s_on_partial(s_gw_t *g, so_broker_worker_t *w, s_result_t *res)
+{
+    s_req_t *r = zhashx_lookup(g->reqs, res->request_id);
+    if (!r || r->stage != S_CALL || !so_broker_holds(w, res->request_id)) {
+        g->stray++;
+        return;
+    }
+    s_reply_t rep = SKILLORCHESTRA__V1__TURN_REPLY__INIT;
+    rep.request_id = r->client_id;
+    rep.episode_id = r->episode;
+    rep.text = res->text;
+    rep.decision = r->decision;
+    rep.partial = 1;
+    char *rid = res->request_id;
+    res->request_id = r->client_id;
+    rep.result = res;
+    char err[512];
+    if (so_wire_send(g->clients, &r->env, SO_MSG_TURN_REPLY, &rep, ZMQ_DONTWAIT, err, sizeof err)
+        != 0) {
+        g->send_failed++;
+        so_debug("partial_reply_failed", "request_id=%s error=\"%s\"", r->id, err);
+    } else {
+        r->partials++;
+        g->partials++;
+    }
+    res->request_id = rid;
+}
+
 static void s_on_result(s_gw_t *g, so_broker_worker_t *w, s_result_t *res)
 {
+    if (res->partial) {
+        s_on_partial(g, w, res);
+        return;
+    }
     int held = so_broker_complete(g->broker, w, res->request_id);
     s_req_t *r = zhashx_lookup(g->reqs, res->request_id);
     if (!held || !r || r->stage != S_CALL) {

@@ -229,6 +229,14 @@ int so_broker_complete(so_broker_t *b, so_broker_worker_t *w, const char *reques
     return 0;
 }
 
+int so_broker_holds(const so_broker_worker_t *w, const char *request_id)
+{
+    for (unsigned i = 0; i < w->inflight; i++)
+        if (strcmp(w->calls[i].request_id, request_id) == 0)
+            return 1;
+    return 0;
+}
+
 void so_broker_remove(so_broker_t *b, so_broker_worker_t *w, so_broker_orphan_fn *orphan,
                       void *arg)
 {

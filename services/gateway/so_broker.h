@@ -82,6 +82,8 @@ void so_broker_assign(so_broker_t *b, so_broker_worker_t *w, const char *request
 /* A result for request_id came from w: frees its slot.  Returns 1 if w held
  * that call, 0 if not (a late or stray result). */
 int so_broker_complete(so_broker_t *b, so_broker_worker_t *w, const char *request_id);
+/* 1 if w holds request_id (a partial result from it is current), else 0. */
+int so_broker_holds(const so_broker_worker_t *w, const char *request_id);
 
 /* Drops w now; its calls go to orphan.  w is freed. */
 void so_broker_remove(so_broker_t *b, so_broker_worker_t *w, so_broker_orphan_fn *orphan,

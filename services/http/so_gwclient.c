@@ -37,7 +37,9 @@ struct so_gwcall {
     size_t body_len;
     int64_t deadline, waiting_since;
     so_gwcall_done_fn *done;
+    so_gwcall_partial_fn *partial;
     void *arg;
+    pthread_mutex_t cb_mu;                  /* callbacks vs so_gwcall_destroy */
     atomic_int state;
     so_gw_status_t status;                  /* written before state becomes DONE */
     s_reply_t *reply;
@@ -71,6 +73,7 @@ static void s_call_free(so_gwcall_t *call)
         return;
     free(call->body);
     so_wire_free(SO_MSG_TURN_REPLY, call->reply);
+    pthread_mutex_destroy(&call->cb_mu);
     free(call);
 }
 
@@ -96,11 +99,13 @@ static void s_end(so_gwclient_t *c, so_gwcall_t *call, so_gw_status_t status, s_
     void *arg = call->arg;
     /* After the exchange the owner may free the call at any time: nothing
      * below touches it unless it was abandoned. */
+    pthread_mutex_lock(&call->cb_mu);
     int prev = atomic_exchange(&call->state, S_DONE);
+    if (prev != S_ABANDONED && done)
+        done(arg);        /* under cb_mu: so_gwcall_destroy waits for it */
+    pthread_mutex_unlock(&call->cb_mu);
     if (prev == S_ABANDONED)
         s_call_free(call);
-    else if (done)
-        done(arg);
 }
 
 so_gw_status_t so_gwcall_result(so_gwcall_t *call, const s_reply_t **reply, const char **message)
@@ -124,7 +129,10 @@ void so_gwcall_destroy(so_gwcall_t **call_p)
         return;
     so_gwcall_t *call = *call_p;
     *call_p = NULL;
-    if (atomic_exchange(&call->state, S_ABANDONED) == S_DONE)
+    pthread_mutex_lock(&call->cb_mu);
+    int prev = atomic_exchange(&call->state, S_ABANDONED);
+    pthread_mutex_unlock(&call->cb_mu);
+    if (prev == S_DONE)
         s_call_free(call);      /* else the thread frees it when it ends */
 }
 
@@ -191,6 +199,15 @@ static void s_on_reply(so_gwclient_t *c)
     }
     s_reply_t *rep = msg;
     so_gwcall_t *call = zhashx_lookup(c->sent, rep->request_id);
+    if (call && rep->partial) {
+        /* A delta: the call goes on.  Abandoned calls get no callback. */
+        pthread_mutex_lock(&call->cb_mu);
+        if (call->partial && atomic_load(&call->state) == S_PENDING)
+            call->partial(call->arg, rep);
+        pthread_mutex_unlock(&call->cb_mu);
+        so_wire_free(SO_MSG_TURN_REPLY, rep);
+        return;
+    }
     if (!call) {
         c->n_stray++;       /* an answer after our deadline, or not ours */
         so_debug("gateway_reply_stray", "request_id=%s", rep->request_id);
@@ -472,11 +489,22 @@ so_gwcall_t *so_gwclient_submit(so_gwclient_t *c, const Skillorchestra__V1__Turn
                                 int64_t deadline_ms, so_gwcall_done_fn *done, void *arg,
                                 char *err, size_t errlen)
 {
+    return so_gwclient_submit_stream(c, turn, deadline_ms, done, NULL, arg, err, errlen);
+}
+
+so_gwcall_t *so_gwclient_submit_stream(so_gwclient_t *c,
+                                       const Skillorchestra__V1__TurnRequest *turn,
+                                       int64_t deadline_ms, so_gwcall_done_fn *done,
+                                       so_gwcall_partial_fn *partial, void *arg, char *err,
+                                       size_t errlen)
+{
     so_gwcall_t *call = calloc(1, sizeof *call);
     if (!call) {
         s_fail(err, errlen, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&call->cb_mu, NULL);
+    call->partial = partial;
     if (so_wire_encode(SO_MSG_TURN_REQUEST, turn, call->hdr, &call->body, &call->body_len, err,
                        errlen) != 0) {
         s_call_free(call);

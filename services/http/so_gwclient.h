@@ -63,6 +63,12 @@ void so_gwclient_stop(so_gwclient_t *c);
 /* Stops (if not yet), closes the socket, frees.  NULL-safe; NULLs the pointer. */
 void so_gwclient_destroy(so_gwclient_t **self_p);
 
+/* Called on the client's thread for each partial TurnReply (a text delta of
+ * a streamed turn, turn->stream set) while the call is pending, in order,
+ * before done; never after so_gwcall_destroy returned.  rep is borrowed for
+ * the call's duration.  It must not block. */
+typedef void (so_gwcall_partial_fn)(void *arg, const Skillorchestra__V1__TurnReply *rep);
+
 /* Submits a TurnRequest whose request_id is unique among this client's
  * calls.  The request is encoded here (validated: err names a bad field).
  * Returns the call, or NULL with err (invalid request, out of memory,
@@ -73,6 +79,12 @@ so_gwcall_t *so_gwclient_submit(so_gwclient_t *c, const Skillorchestra__V1__Turn
 /* A call's outcome: the status (SO_GW_PENDING until done was called), the
  * reply when SO_GW_REPLY (borrowed: valid until so_gwcall_destroy), and a
  * message for the other statuses. */
+/* The same with a partial callback (NULL: partial replies are dropped). */
+so_gwcall_t *so_gwclient_submit_stream(so_gwclient_t *c,
+                                       const Skillorchestra__V1__TurnRequest *turn,
+                                       int64_t deadline_ms, so_gwcall_done_fn *done,
+                                       so_gwcall_partial_fn *partial, void *arg, char *err,
+                                       size_t errlen);
 so_gw_status_t so_gwcall_result(so_gwcall_t *call, const Skillorchestra__V1__TurnReply **reply,
                                 const char **message);
 /* Frees a call.  One still pending is abandoned: the client frees it when

@@ -85,6 +85,18 @@ typedef struct {
     char episode[S_ID_MAX], agent[S_ID_MAX];
     const char *error;                  /* error code for the log line */
     size_t bytes_out;
+    /* Suspension and the incremental stream (stream: true).  The gateway
+     * client's thread appends SSE bytes and resumes; the connection's
+     * thread sends them and suspends while there are none. */
+    pthread_mutex_t smu;
+    int suspended;                      /* under smu */
+    int ended;                          /* under smu: the call has ended */
+    int streaming;                      /* under smu: a partial reply arrived */
+    int tail_done;                      /* under smu: the end of the stream is in out */
+    char *out;                          /* under smu: SSE bytes not yet sent */
+    size_t out_len, out_off, out_cap, sent_text;
+    char s_id[96], s_model[S_ID_MAX], s_version[S_ID_MAX], s_turn[16], s_top[1024];
+    int64_t s_created;
 } s_conn_t;
 
 /* ---- Small helpers ----------------------------------------------------- */
@@ -491,10 +503,171 @@ static enum MHD_Result s_feedback(s_conn_t *c)
 
 /* ---- Chat completions -------------------------------------------------- */
 
+/* Resumes the connection if it is suspended (under smu). */
+static void s_wake(s_conn_t *c)
+{
+    if (c->suspended) {
+        c->suspended = 0;
+        MHD_resume_connection(c->conn);
+    }
+}
+
+/* The call ended (gateway client's thread). */
 static void s_resume(void *arg)
 {
     s_conn_t *c = arg;
-    MHD_resume_connection(c->conn);
+    pthread_mutex_lock(&c->smu);
+    c->ended = 1;
+    s_wake(c);
+    pthread_mutex_unlock(&c->smu);
+}
+
+/* Appends s (taken; NULL = out of memory, dropped) to the stream (under smu). */
+static void s_out_add(s_conn_t *c, char *s)
+{
+    if (!s)
+        return;
+    size_t n = strlen(s);
+    if (c->out_len + n + 1 > c->out_cap) {
+        size_t cap = (c->out_len + n + 1) * 2;
+        char *b = realloc(c->out, cap);
+        if (!b) {
+            free(s);
+            return;
+        }
+        c->out = b;
+        c->out_cap = cap;
+    }
+    memcpy(c->out + c->out_len, s, n);
+    c->out_len += n;
+    free(s);
+}
+
+/* A partial reply (gateway client's thread): the first one fixes the
+ * stream's headers and sends the role chunk; each is one content chunk. */
+static void s_partial(void *arg, const s_reply_t *rep)
+{
+    s_conn_t *c = arg;
+    const char *text = rep->text ? rep->text : "";
+    pthread_mutex_lock(&c->smu);
+    if (!c->streaming) {
+        const Skillorchestra__V1__RoutingDecision *d = rep->decision;
+        const char *agent = rep->result ? rep->result->agent_id : "";
+        snprintf(c->agent, sizeof c->agent, "%s", agent);
+        snprintf(c->s_id, sizeof c->s_id, "chatcmpl-%s", c->rid);
+        c->s_created = (int64_t) time(NULL);
+        if (d) {
+            so_watch_model(c->h->watch, d->handbook_version, agent, c->s_model,
+                           sizeof c->s_model);
+            snprintf(c->s_version, sizeof c->s_version, "%s", d->handbook_version);
+            snprintf(c->s_turn, sizeof c->s_turn, "%u", d->turn_index);
+        }
+        so_oai_top_skills_header(rep, c->s_top, sizeof c->s_top);
+        s_out_add(c, so_oai_sse_head(rep, c->s_id, c->s_created, c->s_model));
+        c->streaming = 1;
+    }
+    if (*text) {
+        s_out_add(c, so_oai_sse_delta(rep, c->s_id, c->s_created, c->s_model, text));
+        c->sent_text += strlen(text);
+    }
+    s_wake(c);
+    pthread_mutex_unlock(&c->smu);
+}
+
+/* The end of a stream from the call's outcome (under smu, call ended): the
+ * text the deltas missed, finish_reason and usage, or an error event. */
+static void s_stream_end(s_conn_t *c)
+{
+    so_httpd_t *h = c->h;
+    const s_reply_t *rep = NULL;
+    const char *msg = "";
+    so_gw_status_t st = so_gwcall_result(c->call, &rep, &msg);
+    so_oai_error_t e;
+    if (st == SO_GW_REPLY && rep->result &&
+        !(rep->error && rep->error->code != SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_NONE)) {
+        const char *text = rep->text ? rep->text : "";
+        if (strlen(text) > c->sent_text)
+            s_out_add(c, so_oai_sse_delta(rep, c->s_id, c->s_created, c->s_model,
+                                          text + c->sent_text));
+        s_out_add(c, so_oai_sse_tail(rep, c->s_id, c->s_created, c->s_model,
+                                     c->req->include_usage));
+        if (c->episode[0])
+            s_recent_add(h, c->episode);
+        return;
+    }
+    if (st == SO_GW_REPLY && rep->error) {
+        so_oai_error_from_code(rep->error->code, rep->error->message, c->req->pinned_version, &e);
+        so_counters_error(h->counters, (int) rep->error->code, 0);
+    } else if (st == SO_GW_TIMEOUT) {
+        so_counters_error(h->counters, SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_TIMEOUT, 1);
+        so_oai_fail(&e, 504, "server_error", "timeout", NULL, "no answer within %d ms (%s)",
+                    h->o.timeout_ms, msg);
+    } else {
+        so_counters_error(h->counters, SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE, 1);
+        so_oai_fail(&e, 503, "server_error", "unavailable", NULL, "%s", msg);
+    }
+    c->error = e.code ? e.code : "error";
+    s_out_add(c, so_oai_sse_error(&e));
+}
+
+/* MHD's content reader for a stream: the queued bytes, else the end once
+ * the call ended, else suspend until the gateway client wakes us. */
+static ssize_t s_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void) pos;
+    s_conn_t *c = cls;
+    pthread_mutex_lock(&c->smu);
+    for (;;) {
+        if (c->out_off < c->out_len) {
+            size_t n = c->out_len - c->out_off < max ? c->out_len - c->out_off : max;
+            memcpy(buf, c->out + c->out_off, n);
+            c->out_off += n;
+            if (c->out_off == c->out_len)
+                c->out_off = c->out_len = 0;
+            c->bytes_out += n;
+            pthread_mutex_unlock(&c->smu);
+            return (ssize_t) n;
+        }
+        if (c->tail_done) {
+            pthread_mutex_unlock(&c->smu);
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        if (!c->ended)
+            break;
+        s_stream_end(c);
+        c->tail_done = 1;
+    }
+    c->suspended = 1;
+    MHD_suspend_connection(c->conn);
+    pthread_mutex_unlock(&c->smu);
+    return 0;
+}
+
+/* The first partial reply arrived: the 200 and the stream's headers now. */
+static enum MHD_Result s_stream_start(s_conn_t *c)
+{
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
+                                                               s_stream_read, c, NULL);
+    if (!r)
+        return MHD_NO;
+    pthread_mutex_lock(&c->smu);
+    const char *hdr[][2] = {
+        { MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream" }, { "Cache-Control", "no-cache" },
+        { "X-Request-Id", c->rid }, { "X-SO-Agent", c->agent },
+        { "X-SO-Episode-Id", c->episode }, { "X-SO-Turn-Index", c->s_turn },
+        { "X-SO-Handbook-Version", c->s_version }, { "X-SO-Top-Skills", c->s_top },
+    };
+    for (size_t i = 0; i < sizeof hdr / sizeof hdr[0]; i++)
+        if (hdr[i][1][0])
+            MHD_add_response_header(r, hdr[i][0], hdr[i][1]);
+    pthread_mutex_unlock(&c->smu);
+    if (atomic_load(&c->h->draining))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result rc = MHD_queue_response(c->conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    c->answered = 1;
+    c->status = 200;
+    return rc;
 }
 
 /* "auto", a routing profile, or an agent of the current handbook (routed
@@ -561,14 +734,20 @@ static enum MHD_Result s_chat_start(s_conn_t *c)
     }
     /* Suspend first: the client thread may end the call (and resume us)
      * before so_gwclient_submit even returns. */
+    pthread_mutex_lock(&c->smu);
     MHD_suspend_connection(c->conn);
+    c->suspended = 1;
+    pthread_mutex_unlock(&c->smu);
     char err[512];
-    c->call = so_gwclient_submit(h->gw, &c->req->turn, so_now_ms() + h->o.timeout_ms, s_resume,
-                                 c, err, sizeof err);
+    c->call = so_gwclient_submit_stream(h->gw, &c->req->turn, so_now_ms() + h->o.timeout_ms,
+                                        s_resume, c->req->stream ? s_partial : NULL, c, err,
+                                        sizeof err);
     if (!c->call) {
         so_oai_fail(&c->fail, 503, "server_error", "unavailable", NULL, "%s", err);
         c->has_fail = 1;
-        MHD_resume_connection(c->conn);
+        pthread_mutex_lock(&c->smu);
+        s_wake(c);
+        pthread_mutex_unlock(&c->smu);
     }
     return MHD_YES;
 }
@@ -822,6 +1001,7 @@ static enum MHD_Result s_on_request(void *cls, struct MHD_Connection *conn, cons
         c->h = h;
         c->conn = conn;
         c->method = method;
+        pthread_mutex_init(&c->smu, NULL);
         c->route = s_route(url);
         clock_gettime(CLOCK_MONOTONIC, &c->started);
         snprintf(c->rid, sizeof c->rid, "%s-%llu", h->id_prefix,
@@ -833,6 +1013,13 @@ static enum MHD_Result s_on_request(void *cls, struct MHD_Connection *conn, cons
     if (c->answered) {      /* refused early: the rest of the body is dropped */
         *upload_data_size = 0;
         return MHD_YES;
+    }
+    if (c->call) {
+        pthread_mutex_lock(&c->smu);
+        int streaming = c->streaming;
+        pthread_mutex_unlock(&c->smu);
+        if (streaming)      /* deltas are in: stream them, then the end */
+            return s_stream_start(c);
     }
     if (c->call || c->has_fail)
         return s_chat_finish(c);
@@ -877,9 +1064,11 @@ static void s_on_completed(void *cls, struct MHD_Connection *conn, void **con_cl
                                                                                : " aborted=1");
     if (c->counted_inflight)
         atomic_fetch_sub(&h->inflight, 1);
-    so_gwcall_destroy(&c->call);
+    so_gwcall_destroy(&c->call);     /* waits for a running callback */
     so_oai_request_destroy(&c->req);
     free(c->body);
+    free(c->out);
+    pthread_mutex_destroy(&c->smu);
     free(c);
     atomic_fetch_sub(&h->active, 1);
 }

@@ -567,6 +567,7 @@ so_oai_request_t *so_oai_parse_request(const char *body, size_t len, so_oai_head
         goto out;
     }
     r->stream = json_is_true(stream);
+    r->turn.stream = r->stream;      /* partial replies: incremental SSE */
     const json_t *so = json_object_get(root, "stream_options");
     if (so && !json_is_null(so)) {
         const json_t *iu = json_object_get(so, "include_usage");
@@ -822,6 +823,70 @@ char *so_oai_completion_sse(const so_oai_reply_t *rep, const char *completion_id
         return NULL;
     }
     memcpy(b + len, "data: [DONE]\n\n", 15);
+    return b;
+}
+
+char *so_oai_sse_head(const so_oai_reply_t *rep, const char *completion_id, int64_t created,
+                      const char *model)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    json_t *first = s_chunk(completion_id, created, s_model(rep, model),
+                            json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL);
+    if (first)
+        json_object_set_new(first, "skillorchestra", s_decision_json(rep));
+    if (s_sse_event(&buf, &len, first) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+char *so_oai_sse_delta(const so_oai_reply_t *rep, const char *completion_id, int64_t created,
+                       const char *model, const char *text)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    if (s_sse_event(&buf, &len, s_chunk(completion_id, created, s_model(rep, model),
+                                        json_pack("{s:s}", "content", text), NULL)) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+char *so_oai_sse_tail(const so_oai_reply_t *rep, const char *completion_id, int64_t created,
+                      const char *model, int include_usage)
+{
+    const char *m = s_model(rep, model);
+    char *buf = NULL;
+    size_t len = 0;
+    int bad = s_sse_event(&buf, &len, s_chunk(completion_id, created, m, json_object(), "stop"));
+    if (include_usage && !bad) {
+        json_t *u = json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}", "id", completion_id, "object",
+                              "chat.completion.chunk", "created", (json_int_t) created, "model",
+                              m, "choices", "usage", s_usage(rep));
+        bad = s_sse_event(&buf, &len, u);
+    }
+    char *b = bad ? NULL : realloc(buf, len + 15);
+    if (!b) {
+        free(buf);
+        return NULL;
+    }
+    memcpy(b + len, "data: [DONE]\n\n", 15);
+    return b;
+}
+
+char *so_oai_sse_error(const so_oai_error_t *e)
+{
+    char *json = so_oai_error_json(e);
+    if (!json)
+        return NULL;
+    size_t n = strlen(json);
+    char *b = malloc(n + 6 + 2 + 14 + 1);
+    if (b)
+        snprintf(b, n + 6 + 2 + 14 + 1, "data: %s\n\ndata: [DONE]\n\n", json);
+    free(json);
     return b;
 }
 

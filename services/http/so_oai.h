@@ -99,6 +99,17 @@ char *so_oai_completion_json(const so_oai_reply_t *rep, const char *completion_i
  * whole answers, so the stream is the whole text in one content chunk. */
 char *so_oai_completion_sse(const so_oai_reply_t *rep, const char *completion_id,
                             int64_t created, const char *model, int include_usage);
+/* An incremental stream in pieces (each malloc'd, NUL-terminated; NULL =
+ * out of memory): the role chunk with the decision, one content chunk per
+ * delta, the end (finish_reason "stop", usage if asked, "data: [DONE]"),
+ * or an error event then "data: [DONE]" when the turn fails mid-stream. */
+char *so_oai_sse_head(const so_oai_reply_t *rep, const char *completion_id, int64_t created,
+                      const char *model);
+char *so_oai_sse_delta(const so_oai_reply_t *rep, const char *completion_id, int64_t created,
+                       const char *model, const char *text);
+char *so_oai_sse_tail(const so_oai_reply_t *rep, const char *completion_id, int64_t created,
+                      const char *model, int include_usage);
+char *so_oai_sse_error(const so_oai_error_t *e);
 /* "s1=0.620,s2=0.300": the decision's top skills for a header. */
 void so_oai_top_skills_header(const so_oai_reply_t *rep, char *buf, size_t len);
 

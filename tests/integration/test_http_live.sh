@@ -44,7 +44,7 @@ EOF
     --publish "$REDIS_URL" || fail "so-learn"
 
 export SO_AGENT_WORKER_BACKEND=live SO_AGENT_WORKER_LIVE_AGENTS=fast,strong
-export SO_AGENT_WORKER_AGENT_FAST_BASE_URL="$STUB" SO_AGENT_WORKER_AGENT_FAST_MODEL="echo~fast"
+export SO_AGENT_WORKER_AGENT_FAST_BASE_URL="$STUB" SO_AGENT_WORKER_AGENT_FAST_MODEL="slow:300~fast"
 export SO_AGENT_WORKER_AGENT_FAST_PRICE_IN=0.5 SO_AGENT_WORKER_AGENT_FAST_PRICE_OUT=1.5
 export SO_AGENT_WORKER_AGENT_STRONG_BASE_URL="$STUB" SO_AGENT_WORKER_AGENT_STRONG_MODEL="status:500~strong"
 export SO_AGENT_WORKER_AGENT_STRONG_MAX_RETRIES=0
@@ -136,6 +136,38 @@ text = "".join(json.loads(e[6:])["choices"][0]["delta"].get("content", "") for e
 assert text == "echo: Stream me", text
 EOF
 pass "the only allowed agent failing: 503 naming the failure; stream=true carries the answer"
+
+# ---- Incremental streaming ----------------------------------------------
+# "fast" is the stub's slow:300 model: it streams one word every 300 ms, so
+# the first delta must reach the client well before [DONE].
+curl -sN --max-time 30 -H 'Content-Type: application/json' \
+    -d "$(user fast 'one two three four five' ',"stream":true,"stream_options":{"include_usage":true}')" \
+    "$U/v1/chat/completions" | python3 -c '
+import json, sys, time
+first = done = None
+text, usage = "", None
+for line in sys.stdin:
+    now = time.monotonic()
+    if not line.startswith("data: "):
+        continue
+    data = line[6:].strip()
+    if data == "[DONE]":
+        done = now
+        break
+    d = json.loads(data)
+    assert "error" not in d, d
+    if d["choices"] and d["choices"][0]["delta"].get("content"):
+        first = first or now
+        text += d["choices"][0]["delta"]["content"]
+    usage = d.get("usage") or usage
+assert done and first, (first, done)
+assert text == "echo: one two three four five", text
+assert usage and usage["completion_tokens"] > 0, usage
+gap = done - first
+assert gap > 0.5, "first delta only %.3f s before [DONE]" % gap
+print("first delta %.3f s before [DONE]" % gap)
+' > "$T_DIR/inc.out" 2>&1 || fail "incremental stream: $(cat "$T_DIR/inc.out")"
+pass "stream=true is incremental: $(cat "$T_DIR/inc.out"), deltas = the whole answer"
 
 for s in http gateway router skill-inference learner worker-1; do
     stop_one "$s" TERM || fail "$s did not exit cleanly on SIGTERM"
