@@ -2,6 +2,7 @@
  * so_sock — see so_sock.h.
  */
 #include "so_sock.h"
+#include "so_text.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -104,12 +105,7 @@ int so_sock_send_error(void *sock, const so_wire_envelope_t *env, const char *re
     char msg[SO_WIRE_MAX_NOTE];
     /* The message may quote what a peer sent: keep it within the limit and
      * on a character boundary so the reply itself validates. */
-    snprintf(msg, sizeof msg, "%s", message ? message : "");
-    size_t len = strlen(msg);
-    while (len > 0 && len == sizeof msg - 1 && ((unsigned char) msg[len - 1] & 0xC0) == 0x80)
-        msg[--len] = '\0';
-    if (len > 0 && len == sizeof msg - 1 && ((unsigned char) msg[len - 1] & 0x80))
-        msg[--len] = '\0';
+    so_text_fmt_utf8(msg, sizeof msg, "%s", message ? message : "");
     e.code = code;
     e.message = msg;
     rep.request_id = (char *) (request_id && *request_id ? request_id : "invalid");

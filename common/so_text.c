@@ -1,6 +1,10 @@
 /* so_text — tokenizer and term hashes (see so_text.h). */
 #include "so_text.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
 #define FNV_OFFSET 1469598103934665603ULL
 #define FNV_PRIME  1099511628211ULL
 
@@ -106,5 +110,29 @@ char *so_term_text(so_span_t a, so_span_t b, char *buf, size_t buflen)
             buf[n++] = (char) s_lower((unsigned char) b.s[i]);
     }
     buf[n] = '\0';
+    return buf;
+}
+
+char *so_text_fmt_utf8(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+    if (len == 0 || n < 0 || (size_t) n < len)
+        return buf;
+    /* Cut: find the lead byte of the last sequence and keep it only whole. */
+    size_t end = strlen(buf), i = end, cont = 0;
+    while (i > 0 && ((unsigned char) buf[i - 1] & 0xC0) == 0x80 && cont < 4) {
+        i--;
+        cont++;
+    }
+    if (i > 0) {
+        unsigned char c = (unsigned char) buf[i - 1];
+        size_t want = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+                    : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (want != cont + 1)
+            buf[i - 1 + (want == 1 ? 1 : 0)] = '\0';
+    }
     return buf;
 }

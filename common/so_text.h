@@ -35,4 +35,10 @@ size_t so_text_terms(const char *text, uint64_t *out, size_t max, int bigrams);
  * NULL) into buf; returns buf.  Truncates to buflen-1. */
 char *so_term_text(so_span_t a, so_span_t b, char *buf, size_t buflen);
 
+/* Formats into buf (like snprintf) and, when the result was cut, drops a
+ * UTF-8 sequence the cut left incomplete, so that text quoted from a peer
+ * stays valid UTF-8.  Returns buf. */
+char *so_text_fmt_utf8(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

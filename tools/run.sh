@@ -58,13 +58,13 @@ limit=""
 # The last episodes are still on their way (gateway recorder → log →
 # learner → Redis): wait for them, bounded, then show what was learned.
 VERSION=$(grep -o '"version": "[^"]*"' "$T_DIR/report.json" | sed 's/.*: "//; s/"$//')
-ANSWERED=$(grep -o '"answered": [0-9]*' "$T_DIR/report.json" | sed 's/.*: //')
-applied() { redis-cli -u "$REDIS_URL" GET "so:seq:$VERSION" 2>/dev/null; }
+EPISODES=$(grep -o '"episodes": [0-9]*' "$T_DIR/report.json" | sed 's/.*: //')
+applied() { v=$(redis-cli -u "$REDIS_URL" GET "so:seq:$VERSION" 2>/dev/null); echo "${v:-0}"; }
 n=0
-while [ "$(applied || echo 0)" -lt "${ANSWERED:-0}" ] 2>/dev/null && [ $n -lt 300 ]; do
+while [ "$(applied)" -lt "${EPISODES:-0}" ] && [ $n -lt 300 ]; do
     sleep 0.1; n=$((n + 1))
 done
-say "online learning: $(applied) of $ANSWERED episodes applied to Redis by the learner"
+say "online learning: $(applied) of $EPISODES episodes applied to Redis by the learner"
 "$SO_BIN/soctl" --redis "$REDIS_URL" stats || true
 "$SO_BIN/so-eval" --handbook "$T_DIR/handbook.json" --test "$TEST" --json "$T_DIR/offline.json" \
     --plot "$T_DIR/curve.svg" >/dev/null 2>&1 \

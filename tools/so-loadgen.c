@@ -198,18 +198,6 @@ static int s_send_turn(s_gen_t *g, size_t slot)
     return 0;
 }
 
-/* Starts the next episode in a free slot.  0, or -1 when none is left. */
-static int s_start(s_gen_t *g, size_t slot)
-{
-    while (g->next_ep < g->n_eps && g->eps[g->next_ep].n == 0)
-        g->next_ep++;
-    if (g->next_ep >= g->n_eps)
-        return -1;
-    g->slot_ep[slot] = g->next_ep++;
-    g->slot_busy[slot] = 1;
-    return s_send_turn(g, slot);
-}
-
 static void s_count_error(s_gen_t *g, const char *what)
 {
     size_t *c = zhashx_lookup(g->errors, what);
@@ -219,6 +207,28 @@ static void s_count_error(s_gen_t *g, const char *what)
     }
     (*c)++;
     g->n_errors++;
+}
+
+/* Starts the next episode in a free slot; an episode whose first turn
+ * cannot be sent is counted as failed and the next one tried.  0, or -1
+ * when no episode is left (the slot stays free). */
+static int s_start(s_gen_t *g, size_t slot)
+{
+    g->slot_busy[slot] = 0;
+    while (g->next_ep < g->n_eps) {
+        s_ep_t *ep = &g->eps[g->next_ep];
+        g->slot_ep[slot] = g->next_ep++;
+        if (ep->n > 0) {
+            g->slot_busy[slot] = 1;
+            if (s_send_turn(g, slot) == 0)
+                return 0;
+            g->slot_busy[slot] = 0;
+            s_count_error(g, "turn not sent (the reason is on stderr)");
+            g->turns_done += ep->n;
+        }
+        g->done_eps++;
+    }
+    return -1;
 }
 
 /* The turn in slot ended (answered, failed or timed out): next turn of the
@@ -231,12 +241,11 @@ static void s_advance(s_gen_t *g, size_t slot)
     if (ep->next < ep->n) {
         if (s_send_turn(g, slot) == 0)
             return;
-        g->turns_done += ep->n - ep->next;     /* cannot send: give up on the rest */
+        s_count_error(g, "turn not sent (the reason is on stderr)");
+        g->turns_done += ep->n - ep->next;     /* give up on the rest of the episode */
     }
     g->done_eps++;
-    g->slot_busy[slot] = 0;
-    if (s_start(g, slot) < 0)
-        g->slot_busy[slot] = 0;
+    s_start(g, slot);
 }
 
 static void s_on_reply(s_gen_t *g, s_reply_t *rep)

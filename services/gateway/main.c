@@ -26,6 +26,7 @@
 #include "so_sock.h"
 #include "so_store.h"
 #include "so_svc.h"
+#include "so_text.h"
 #include "so_wire.h"
 
 #include <czmq.h>
@@ -241,7 +242,8 @@ static void s_fallback(s_gw_t *g, s_req_t *r, const char *agent, s_code_t code, 
     r->fallbacks++;
     g->fallbacks++;
     size_t n = strlen(r->note);
-    snprintf(r->note + n, sizeof r->note - n, "%s%s failed (%s)", n ? ", " : "", agent, why);
+    so_text_fmt_utf8(r->note + n, sizeof r->note - n, "%s%s failed (%s)", n ? ", " : "", agent,
+                     why);
     s_exclude(r, agent);
     so_info("fallback", "request_id=%s agent=%s code=%d error=\"%s\"", r->id, agent, (int) code,
             why);
@@ -287,7 +289,7 @@ static int s_dispatch(s_gw_t *g, s_req_t *r)
 {
     const char *agent = r->decision->chosen_agent;
     so_broker_worker_t *w = so_broker_pick_for(g->broker, agent);
-    if (!w && so_broker_size(g->broker) > 0 && !so_broker_has_agent(g->broker, agent)) {
+    if (!w && so_broker_active(g->broker) > 0 && !so_broker_has_agent(g->broker, agent)) {
         /* Workers are up, but none serves this agent. */
         s_fallback(g, r, agent, S_ERR(UNAVAILABLE), "no registered worker serves it");
         return -1;
@@ -347,7 +349,7 @@ static void s_dispatch_waiting(s_gw_t *g)
     char *id = zlistx_first(g->waiting);
     while (id && so_broker_free_slots(g->broker) > 0) {
         s_req_t *r = zhashx_lookup(g->reqs, id);
-        if (r && r->stage == S_WAIT && so_broker_size(g->broker) > 0 &&
+        if (r && r->stage == S_WAIT && so_broker_active(g->broker) > 0 &&
             (so_broker_pick_for(g->broker, r->decision->chosen_agent) ||
              !so_broker_has_agent(g->broker, r->decision->chosen_agent))) {
             zlistx_delete(g->waiting, zlistx_cursor(g->waiting));
@@ -392,8 +394,11 @@ static void s_answer(s_gw_t *g, s_req_t *r, s_result_t *res)
     if (r->note[0]) {
         /* Say in the decision why earlier agents were skipped. */
         char reason[SO_WIRE_MAX_NOTE];
-        snprintf(reason, sizeof reason, "%s; fallback: %s", r->decision->reason, r->note);
-        free(r->decision->reason);
+        so_text_fmt_utf8(reason, sizeof reason, "%s; fallback: %s", r->decision->reason,
+                         r->note);
+        /* protobuf-c leaves an absent string pointing at a shared static. */
+        if (r->decision->reason != protobuf_c_empty_string)
+            free(r->decision->reason);
         r->decision->reason = strdup(reason);
     }
     s_reply_t rep = SKILLORCHESTRA__V1__TURN_REPLY__INIT;
@@ -408,6 +413,9 @@ static void s_answer(s_gw_t *g, s_req_t *r, s_result_t *res)
         != 0) {
         g->send_failed++;
         so_warn("reply_failed", "request_id=%s error=\"%s\"", r->id, err);
+        if (errno == EINVAL)    /* the reply did not validate: the client still gets one */
+            so_sock_send_error(g->clients, &r->env, r->client_id, r->episode, S_ERR(INTERNAL),
+                               err, err, sizeof err);
     }
     res->request_id = rid;
     s_record(g, r, res);
@@ -615,7 +623,8 @@ static void s_on_route(s_gw_t *g)
     if (type == SO_MSG_ROUTING_DECISION) {
         s_decision_t *d = msg;
         s_req_t *r = zhashx_lookup(g->reqs, d->request_id);
-        if (!r || r->stage != S_ROUTE) {
+        if (!r || r->stage != S_ROUTE || s_excluded(r, d->chosen_agent)) {
+            /* Late, or a late duplicate of a decision made before a fallback. */
             g->stray++;
             so_wire_free(type, msg);
             return;
@@ -633,7 +642,7 @@ static void s_on_route(s_gw_t *g)
         s_req_t *r = zhashx_lookup(g->reqs, rep->request_id);
         if (r && r->stage == S_ROUTE) {
             char m[SO_WIRE_MAX_NOTE];
-            snprintf(m, sizeof m, "%s%s%s",
+            so_text_fmt_utf8(m, sizeof m, "%s%s%s",
                      rep->error && rep->error->message ? rep->error->message : "routing failed",
                      r->note[0] ? "; earlier: " : "", r->note);
             s_fail(g, r, rep->error ? rep->error->code : S_ERR(INTERNAL), m);
@@ -793,6 +802,14 @@ static void s_timers(s_gw_t *g, int64_t now)
             }
         }
         zlistx_destroy(&due);
+        /* Drop waiting entries of turns that ended meanwhile (timed out). */
+        for (char *w = zlistx_first(g->waiting); w;) {
+            void *item = zlistx_cursor(g->waiting);
+            s_req_t *r = zhashx_lookup(g->reqs, w);
+            w = zlistx_next(g->waiting);        /* step first: deleting item keeps the cursor */
+            if (!r || r->stage != S_WAIT)
+                zlistx_delete(g->waiting, item);
+        }
         /* Forget episodes idle past their ttl. */
         zlistx_t *old = zlistx_new();
         for (s_episode_t *e = zhashx_first(g->episodes); e; e = zhashx_next(g->episodes))

@@ -286,6 +286,14 @@ size_t so_broker_size(const so_broker_t *b)
     return zhashx_size(b->by_rid);
 }
 
+size_t so_broker_active(const so_broker_t *b)
+{
+    size_t n = 0;
+    for (const so_broker_worker_t *w = b->head; w; w = w->next)
+        n += !w->draining;
+    return n;
+}
+
 size_t so_broker_free_slots(const so_broker_t *b)
 {
     size_t n = 0;

@@ -97,6 +97,8 @@ void so_broker_heartbeats(so_broker_t *b, int64_t now,
                           void (*fn)(void *arg, so_broker_worker_t *w), void *arg);
 
 size_t so_broker_size(const so_broker_t *b);
+/* Workers taking calls (registered and not draining). */
+size_t so_broker_active(const so_broker_t *b);
 /* Free slots over the workers that take calls. */
 size_t so_broker_free_slots(const so_broker_t *b);
 

@@ -178,8 +178,10 @@ static int s_write(s_thread_t *t, s_item_t *it)
     if (rc == 0) {
         rc = so_store_log_episode(t->store, &ep, err, sizeof err);
         so_recorder_outcome_free(&ep);
-        if (rc == 0)
-            rc = so_store_drop_pending(t->store, it->episode_id, err, sizeof err);
+        /* Logged: done, even if the pending list stays (it expires); a
+         * retry would log the episode twice. */
+        if (rc == 0 && so_store_drop_pending(t->store, it->episode_id, err, sizeof err) < 0)
+            so_warn("pending_not_dropped", "episode_id=%s error=\"%s\"", it->episode_id, err);
     } else {
         snprintf(err, sizeof err, "no scored turn among %zu pending", n);
     }
@@ -286,20 +288,30 @@ static void *s_thread(void *arg)
     t.queue = zlistx_new();
     zlistx_set_destructor(t.queue, (zlistx_destructor_fn *) s_item_free);
     char err[256];
-    t.store = so_store_connect(r->redis_url, r->prefix, r->o.timeout_ms, err, sizeof err);
-    if (!t.store)
-        so_error("recorder_setup", "error=\"%s\"", err);
     s_set(&r->redis_up, 1);
     for (;;) {
         int64_t now = so_now_ms();
+        if (!t.store && now >= t.retry_at) {
+            /* Redis may come up after the gateway: keep trying. */
+            t.store = so_store_connect(r->redis_url, r->prefix, r->o.timeout_ms, err, sizeof err);
+            if (!t.store) {
+                if (__atomic_load_n(&r->redis_up, __ATOMIC_RELAXED))
+                    so_warn("redis_unreachable", "redis=%s error=\"%s\"", r->redis_url, err);
+                s_set(&r->redis_up, 0);
+                t.retry_at = now + S_RETRY_MS;
+            } else if (!__atomic_load_n(&r->redis_up, __ATOMIC_RELAXED)) {
+                so_info("redis_back", "redis=%s", r->redis_url);
+                s_set(&r->redis_up, 1);
+            }
+        }
         if (t.store) {
             s_drain_queue(&t, now);
             if (!t.quitting)
                 s_poll_version(&t, now);
         }
-        if (t.quitting && (zlistx_size(t.queue) == 0 || now >= t.quit_by || !t.store))
+        if (t.quitting && (zlistx_size(t.queue) == 0 || now >= t.quit_by))
             break;
-        int64_t next = t.next_version_poll;
+        int64_t next = t.store ? t.next_version_poll : t.retry_at;
         if (zlistx_size(t.queue) > 0 && t.retry_at < next)
             next = t.retry_at;
         long timeout = next > now ? (long) (next - now) : 0;

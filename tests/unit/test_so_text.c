@@ -230,6 +230,19 @@ static void test_text_terms_blank_at_chunk_boundary(void **state)
     assert_int_equal(n, nt);
 }
 
+/* A cut never leaves half a UTF-8 character behind. */
+static void test_fmt_utf8_cuts_on_characters(void **state)
+{
+    char b[6];
+    assert_string_equal(so_text_fmt_utf8(b, sizeof b, "%s", "abc"), "abc");
+    assert_string_equal(so_text_fmt_utf8(b, sizeof b, "%s", "abcdefg"), "abcde");
+    /* "abc" + é (2 bytes) fits exactly; + € (3 bytes) would be cut. */
+    assert_string_equal(so_text_fmt_utf8(b, sizeof b, "abc%s", "\xc3\xa9x"), "abc\xc3\xa9");
+    assert_string_equal(so_text_fmt_utf8(b, sizeof b, "abc%s", "\xe2\x82\xac"), "abc");
+    assert_string_equal(so_text_fmt_utf8(b, sizeof b, "a%s", "\xf0\x9f\x98\x80!"), "a\xf0\x9f\x98\x80");
+    assert_string_equal(so_text_fmt_utf8(b, sizeof b, "ab%s", "\xf0\x9f\x98\x80"), "ab");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -244,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_text_terms_respects_max),
         cmocka_unit_test(test_text_terms_long_text),
         cmocka_unit_test(test_text_terms_blank_at_chunk_boundary),
+        cmocka_unit_test(test_fmt_utf8_cuts_on_characters),
     };
     return cmocka_run_group_tests_name("so_text", tests, NULL, NULL);
 }
