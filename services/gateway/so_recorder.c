@@ -15,6 +15,7 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,59 +75,6 @@ static void s_item_free(s_item_t **p)
     }
 }
 
-/* ---- Building an outcome ------------------------------------------------ */
-
-static int s_by_index(const void *a, const void *b)
-{
-    const s_turn_t *x = *(s_turn_t *const *) a, *y = *(s_turn_t *const *) b;
-    return x->turn_index < y->turn_index ? -1 : x->turn_index > y->turn_index;
-}
-
-int so_recorder_outcome(const char *episode_id, const char *version, s_turn_t **turns, size_t n,
-                        uint64_t finished_ms, s_episode_t *out)
-{
-    skillorchestra__v1__episode_outcome__init(out);
-    if (n == 0 || n > SO_WIRE_MAX_TURNS)
-        return -1;
-    s_turn_t **sorted = malloc(n * sizeof *sorted);
-    if (!sorted)
-        return -1;
-    memcpy(sorted, turns, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, s_by_index);
-    size_t kept = 0, scored = 0;
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (kept > 0 && sorted[kept - 1]->turn_index == sorted[i]->turn_index)
-            continue;       /* a turn recorded twice (a retried push) counts once */
-        sorted[kept++] = sorted[i];
-        if (sorted[i]->score_opt_case == SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE) {
-            sum += sorted[i]->score;
-            scored++;
-        }
-    }
-    if (scored == 0) {
-        free(sorted);
-        return -1;
-    }
-    out->episode_id = (char *) episode_id;
-    out->handbook_version = (char *) version;
-    out->result_case = SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SCORE;
-    out->score = sum / (double) scored;
-    out->turns = sorted;
-    out->n_turns = kept;
-    out->finished_unix_ms = finished_ms;
-    return 0;
-}
-
-void so_recorder_outcome_free(s_episode_t *out)
-{
-    if (out) {
-        free(out->turns);
-        out->turns = NULL;
-        out->n_turns = 0;
-    }
-}
-
 /* ---- The thread -------------------------------------------------------- */
 
 typedef struct {
@@ -146,15 +94,17 @@ static int s_write(s_thread_t *t, s_item_t *it)
     char err[512];
     int scored = it->turn->score_opt_case == SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
     if (it->final && scored && it->turn->turn_index == 0) {
-        /* A one-turn episode: log it directly, nothing to collect. */
-        s_episode_t ep;
+        /* A one-turn episode: its outcome is its turn's score, nothing to collect. */
+        s_episode_t ep = SKILLORCHESTRA__V1__EPISODE_OUTCOME__INIT;
         s_turn_t *one = it->turn;
-        if (so_recorder_outcome(it->episode_id, it->version, &one, 1, (uint64_t) so_wall_ms(),
-                                &ep) < 0)
-            goto dropped;
-        int rc = so_store_log_episode(t->store, &ep, err, sizeof err);
-        so_recorder_outcome_free(&ep);
-        if (rc < 0)
+        ep.episode_id = it->episode_id;
+        ep.handbook_version = it->version;
+        ep.result_case = SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SCORE;
+        ep.score = one->score;
+        ep.turns = &one;
+        ep.n_turns = 1;
+        ep.finished_unix_ms = (uint64_t) so_wall_ms();
+        if (so_store_log_episode(t->store, &ep, err, sizeof err) < 0)
             goto failed;
         s_add(&r->logged, 1);
         return 0;
@@ -165,29 +115,16 @@ static int s_write(s_thread_t *t, s_item_t *it)
     s_add(&r->pushed, 1);
     if (!(it->final && scored))
         return 0;
-    /* The last turn of a scored episode: collect every turn and log it. */
-    char version[SO_WIRE_MAX_ID + 1];
-    s_turn_t **turns = NULL;
-    size_t n = 0;
-    if (so_store_pending_turns(t->store, it->episode_id, version, sizeof version, &turns, &n,
-                               err, sizeof err) < 0)
-        goto failed;
-    s_episode_t ep;
-    int rc = so_recorder_outcome(it->episode_id, *version ? version : it->version, turns, n,
-                                 (uint64_t) so_wall_ms(), &ep);
-    if (rc == 0) {
-        rc = so_store_log_episode(t->store, &ep, err, sizeof err);
-        so_recorder_outcome_free(&ep);
-        /* Logged: done, even if the pending list stays (it expires); a
-         * retry would log the episode twice. */
-        if (rc == 0 && so_store_drop_pending(t->store, it->episode_id, err, sizeof err) < 0)
-            so_warn("pending_not_dropped", "episode_id=%s error=\"%s\"", it->episode_id, err);
-    } else {
-        snprintf(err, sizeof err, "no scored turn among %zu pending", n);
-    }
-    so_store_turns_free(&turns, n);
+    /* The last turn of a scored episode: log the outcome of all its turns
+     * (mean of their scores) and drop the pending list, atomically. */
+    int rc = so_store_finish_episode(t->store, it->episode_id, 0, 0, NAN, it->version, err,
+                                     sizeof err);
     if (rc < 0)
         goto failed;
+    if (rc == 0) {
+        snprintf(err, sizeof err, "no pending turns after pushing the final one");
+        goto rejected;
+    }
     s_add(&r->logged, 1);
     return 0;
 
@@ -199,8 +136,8 @@ failed:
         s_set(&r->redis_up, 0);
         return -1;
     }
+rejected:
     so_warn("record_rejected", "episode_id=%s error=\"%s\"", it->episode_id, err);
-dropped:
     s_add(&r->dropped, 1);
     return 0;
 }

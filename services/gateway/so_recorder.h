@@ -6,10 +6,10 @@
  *   - pushes the TurnRecord of every turn that does not end a scored episode
  *     to so:pending:<episode> (so_store_push_turn_ex), where any gateway
  *     replica, or `soctl outcome` with feedback, can finish the episode;
- *   - finishes an episode whose final turn carries a score: reads the earlier
- *     turns from so:pending, builds the EpisodeOutcome (score = mean of the
- *     turns' scores), appends it to the episode log (so_store_log_episode)
- *     and drops the pending list.
+ *   - finishes an episode whose final turn carries a score: a one-turn
+ *     episode goes straight to the episode log; a longer one is finished by
+ *     so_store_finish_episode (outcome = mean of the turns' scores, logged
+ *     and the pending list dropped in one transaction).
  * Work that fails because Redis is unreachable is kept (up to max_backlog
  * items) and retried; work that Redis rejects is dropped, logged and counted.
  *
@@ -66,14 +66,5 @@ int so_recorder_turn(so_recorder_t *r, const char *episode_id, const char *versi
                      const Skillorchestra__V1__TurnRecord *tr, int final);
 
 void so_recorder_stats(so_recorder_t *r, so_recorder_stats_t *out);
-
-/* Builds the outcome of an episode from its turn records (any order, a turn
- * index seen twice counts once; the records are borrowed: free *out with
- * so_recorder_outcome_free, which leaves them alone).  score = mean of the
- * turns' scores; returns -1 if no turn has one. */
-int so_recorder_outcome(const char *episode_id, const char *version,
-                        Skillorchestra__V1__TurnRecord **turns, size_t n, uint64_t finished_ms,
-                        Skillorchestra__V1__EpisodeOutcome *out);
-void so_recorder_outcome_free(Skillorchestra__V1__EpisodeOutcome *out);
 
 #endif

@@ -1,10 +1,8 @@
-/* Unit tests for the gateway's worker book (so_broker) and the outcome it
- * logs for an episode (so_recorder_outcome): LRU dispatch over capacities,
- * heartbeat expiry and stuck calls handing their requests back, re-READY,
- * draining; turn records sorted, de-duplicated and averaged. */
+/* Unit tests for the gateway's worker book (so_broker) and the READY frame
+ * that fills it: LRU dispatch over capacities, heartbeat expiry and stuck
+ * calls handing their requests back, re-READY, draining, agents per worker. */
 #include "so_test_util.h"
 #include "so_broker.h"
-#include "so_recorder.h"
 #include "so_sock.h"
 
 typedef struct {
@@ -138,37 +136,6 @@ static void test_heartbeats_are_scheduled(void **state)
     so_broker_destroy(&b);
 }
 
-static void test_outcome_of_turns(void **state)
-{
-    Skillorchestra__V1__TurnRecord t[3];
-    Skillorchestra__V1__TurnRecord *p[3] = { &t[0], &t[1], &t[2] };
-    for (int i = 0; i < 3; i++) {
-        skillorchestra__v1__turn_record__init(&t[i]);
-        t[i].agent_id = "a";
-    }
-    /* Out of order, turn 1 recorded twice (a retried push), turn 0 unscored. */
-    t[0].turn_index = 1;
-    t[0].score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
-    t[0].score = 0.5;
-    t[1].turn_index = 0;
-    t[2].turn_index = 1;
-    t[2].score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
-    t[2].score = 0.5;
-    Skillorchestra__V1__EpisodeOutcome ep;
-    assert_int_equal(so_recorder_outcome("ep-1", "v1", p, 3, 123, &ep), 0);
-    assert_int_equal(ep.n_turns, 2);
-    assert_int_equal(ep.turns[0]->turn_index, 0);
-    assert_int_equal(ep.turns[1]->turn_index, 1);
-    assert_int_equal(ep.result_case, SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SCORE);
-    SO_ASSERT_NEAR(ep.score, 0.5, 1e-12);
-    assert_string_equal(ep.episode_id, "ep-1");
-    assert_string_equal(ep.handbook_version, "v1");
-    so_recorder_outcome_free(&ep);
-    /* No turn with a score: no outcome. */
-    assert_int_equal(so_recorder_outcome("ep-2", "v1", &p[1], 1, 0, &ep), -1);
-    assert_int_equal(so_recorder_outcome("ep-3", "v1", p, 0, 0, &ep), -1);
-}
-
 static void test_agents_per_worker(void **state)
 {
     so_broker_t *b = so_broker_new(100, 3);
@@ -235,7 +202,6 @@ int main(void)
         cmocka_unit_test(test_stuck_call_drops_worker),
         cmocka_unit_test(test_ready_again_and_drain),
         cmocka_unit_test(test_heartbeats_are_scheduled),
-        cmocka_unit_test(test_outcome_of_turns),
         cmocka_unit_test(test_agents_per_worker),
         cmocka_unit_test(test_ready_frame_with_agents),
     };
