@@ -6,123 +6,34 @@
  * is down, then recovering.  Skipped without redis-server.
  */
 #include "so_test_util.h"
+#include "so_test_redis.h"
 #include "so_hbcache.h"
 #include "so_store.h"
 #include "so_svc.h"
 
-#include <fcntl.h>
-#include <hiredis/hiredis.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/time.h>
-#include <sys/wait.h>
-#include <time.h>
 
 typedef Skillorchestra__V1__EpisodeOutcome ep_t;
 typedef Skillorchestra__V1__TurnRecord turn_t;
 typedef Skillorchestra__V1__SkillWeight sw_t;
 
-static char s_dir[128];
-static char s_sock[200];
-static char s_url[220];
-static pid_t s_redis = -1;
-
-static void s_sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
-static int s_have_redis(void)
-{
-    return system("command -v redis-server >/dev/null 2>&1") == 0;
-}
-
-static int s_ping(void)
-{
-    struct timeval tv = { 1, 0 };
-    redisContext *c = redisConnectUnixWithTimeout(s_sock, tv);
-    int ok = 0;
-    if (c && !c->err) {
-        redisReply *r = redisCommand(c, "PING");
-        ok = r && r->type == REDIS_REPLY_STATUS;
-        if (r)
-            freeReplyObject(r);
-    }
-    if (c)
-        redisFree(c);
-    return ok;
-}
-
-/* Starts redis-server on s_sock; 0 once it answers (bounded wait). */
-static int s_redis_start(void)
-{
-    s_redis = fork();
-    if (s_redis < 0)
-        return -1;
-    if (s_redis == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);     /* never outlive a crashed test */
-        int fd = open("/dev/null", O_WRONLY);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", s_sock,
-               "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", s_dir,
-               (char *) NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 100; i++) {
-        if (s_ping())
-            return 0;
-        s_sleep_ms(50);
-    }
-    return -1;
-}
-
-static void s_redis_stop(void)
-{
-    if (s_redis <= 0)
-        return;
-    kill(s_redis, SIGTERM);
-    int st;
-    for (int i = 0; i < 100 && waitpid(s_redis, &st, WNOHANG) == 0; i++)
-        s_sleep_ms(50);
-    if (waitpid(s_redis, &st, WNOHANG) == 0) {
-        kill(s_redis, SIGKILL);
-        waitpid(s_redis, &st, 0);
-    }
-    s_redis = -1;
-    unlink(s_sock);
-}
-
 static int group_setup(void **state)
 {
     (void) state;
     so_log_open("test_so_hbcache", SO_LOG_WARN);
-    snprintf(s_dir, sizeof s_dir, "/tmp/so_test_hbcache_XXXXXX");
-    if (!mkdtemp(s_dir))
-        return -1;
-    snprintf(s_sock, sizeof s_sock, "%s/redis.sock", s_dir);
-    snprintf(s_url, sizeof s_url, "unix:%s", s_sock);
-    return s_redis_start();
+    return so_test_redis_setup("hbcache");
 }
 
 static int group_teardown(void **state)
 {
     (void) state;
-    s_redis_stop();
-    char path[256];
-    snprintf(path, sizeof path, "%s/dump.rdb", s_dir);
-    unlink(path);
-    rmdir(s_dir);
+    so_test_redis_teardown();
     return 0;
 }
 
 static void s_raw_cmd(const char *cmd)
 {
     struct timeval tv = { 2, 0 };
-    redisContext *c = redisConnectUnixWithTimeout(s_sock, tv);
+    redisContext *c = redisConnectUnixWithTimeout(so_tr_sock, tv);
     assert_non_null(c);
     assert_int_equal(c->err, 0);
     redisReply *r = redisCommand(c, cmd);
@@ -143,7 +54,7 @@ static int test_setup(void **state)
 static so_store_t *s_store(void)
 {
     char err[256] = "";
-    so_store_t *s = so_store_connect(s_url, "t:", 2000, err, sizeof err);
+    so_store_t *s = so_store_connect(so_tr_url, "t:", 2000, err, sizeof err);
     if (!s)
         fail_msg("connect: %s", err);
     return s;
@@ -207,7 +118,7 @@ static so_hbcache_t *s_cache(int with_router, size_t max_versions, int negative_
     char err[256] = "";
     so_hbcache_opts_t o;
     so_hbcache_opts_default(&o);
-    o.redis_url = s_url;
+    o.redis_url = so_tr_url;
     o.redis_prefix = "t:";
     o.with_infer = 1;
     o.with_router = with_router;
@@ -303,7 +214,7 @@ static void test_unknown_remembered(void **state)
     assert_int_equal(stats.unknown, 2);
     assert_int_equal(stats.loads, 0);
 
-    s_sleep_ms(350);
+    so_test_sleep_ms(350);
     const so_hbcache_entry_t *e = so_hbcache_get(c, "v9", &st, err, sizeof err);
     assert_non_null(e);
     assert_null(e->router);                 /* with_router = 0 */
@@ -437,7 +348,7 @@ static void test_redis_down_and_back(void **state)
     so_hbcache_t *c = s_cache(1, 4, 1000);
     assert_non_null(so_hbcache_get(c, NULL, &st, err, sizeof err));
 
-    s_redis_stop();
+    so_test_redis_stop();
     /* The poll notices and backs off; cached versions are still served, and
      * a version not cached fails at once as unavailable. */
     int wait = so_hbcache_tick(c);
@@ -451,21 +362,21 @@ static void test_redis_down_and_back(void **state)
     assert_int_equal(st, SO_HBCACHE_UNAVAILABLE);
     SO_ASSERT_CONTAINS(err, "unreachable");
     for (int i = 0; i < 5; i++) {       /* back-off grows to its bound */
-        s_sleep_ms(45);
+        so_test_sleep_ms(45);
         wait = so_hbcache_tick(c);
         assert_true(wait > 0 && wait <= 40);
     }
 
     /* Redis comes back empty (no persistence): the poll reconnects; the
      * cached v1 keeps serving. */
-    assert_int_equal(s_redis_start(), 0);
+    assert_int_equal(so_test_redis_start(), 0);
     s_publish("v2", 1);
     for (int i = 0; i < 20; i++) {
         so_hbcache_tick(c);
         so_hbcache_stats(c, &stats);
         if (stats.redis_up)
             break;
-        s_sleep_ms(20);
+        so_test_sleep_ms(20);
     }
     assert_int_equal(stats.redis_up, 1);
     assert_string_equal(so_hbcache_current(c), "v2");
@@ -495,7 +406,7 @@ static void test_redis_down_at_start(void **state)
 
 int main(void)
 {
-    if (!s_have_redis()) {
+    if (!so_test_have_redis()) {
         printf("so_hbcache: SKIPPED (redis-server not installed; make deps)\n");
         return 0;
     }

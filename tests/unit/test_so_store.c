@@ -5,100 +5,27 @@
  * skipped with a message.
  */
 #include "so_test_util.h"
+#include "so_test_redis.h"
 #include "so_store.h"
 #include "so_wire.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <hiredis/hiredis.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/time.h>
-#include <sys/wait.h>
-#include <time.h>
 
 typedef Skillorchestra__V1__EpisodeOutcome ep_t;
 typedef Skillorchestra__V1__TurnRecord turn_t;
 typedef Skillorchestra__V1__SkillWeight sw_t;
 
-static char s_dir[128];
-static char s_sock[200];
-static char s_url[220];
-static pid_t s_redis = -1;
-
-static void s_sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
-static int s_have_redis(void)
-{
-    return system("command -v redis-server >/dev/null 2>&1") == 0;
-}
-
 static int group_setup(void **state)
 {
     (void) state;
-    snprintf(s_dir, sizeof s_dir, "/tmp/so_test_store_XXXXXX");
-    if (!mkdtemp(s_dir))
-        return -1;
-    snprintf(s_sock, sizeof s_sock, "%s/redis.sock", s_dir);
-    snprintf(s_url, sizeof s_url, "unix:%s", s_sock);
-    s_redis = fork();
-    if (s_redis < 0)
-        return -1;
-    if (s_redis == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);     /* never outlive a crashed test */
-        int fd = open("/dev/null", O_WRONLY);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", s_sock,
-               "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", s_dir,
-               (char *) NULL);
-        _exit(127);
-    }
-    /* Bounded wait for the socket to answer. */
-    for (int i = 0; i < 100; i++) {
-        struct timeval tv = { 1, 0 };
-        redisContext *c = redisConnectUnixWithTimeout(s_sock, tv);
-        if (c && !c->err) {
-            redisReply *r = redisCommand(c, "PING");
-            int ok = r && r->type == REDIS_REPLY_STATUS;
-            if (r)
-                freeReplyObject(r);
-            redisFree(c);
-            if (ok)
-                return 0;
-        } else if (c) {
-            redisFree(c);
-        }
-        s_sleep_ms(50);
-    }
-    return -1;
+    return so_test_redis_setup("store");
 }
 
 static int group_teardown(void **state)
 {
     (void) state;
-    if (s_redis > 0) {
-        kill(s_redis, SIGTERM);
-        int st;
-        for (int i = 0; i < 100 && waitpid(s_redis, &st, WNOHANG) == 0; i++)
-            s_sleep_ms(50);
-        if (waitpid(s_redis, &st, WNOHANG) == 0) {
-            kill(s_redis, SIGKILL);
-            waitpid(s_redis, &st, 0);
-        }
-    }
-    unlink(s_sock);
-    char path[256];
-    snprintf(path, sizeof path, "%s/dump.rdb", s_dir);
-    unlink(path);
-    rmdir(s_dir);
+    so_test_redis_teardown();
     return 0;
 }
 
@@ -106,7 +33,7 @@ static int group_teardown(void **state)
 static redisContext *s_raw(void)
 {
     struct timeval tv = { 2, 0 };
-    redisContext *c = redisConnectUnixWithTimeout(s_sock, tv);
+    redisContext *c = redisConnectUnixWithTimeout(so_tr_sock, tv);
     assert_non_null(c);
     assert_int_equal(c->err, 0);
     return c;
@@ -136,7 +63,7 @@ static int test_setup(void **state)
 static so_store_t *s_store(void)
 {
     char err[256] = "";
-    so_store_t *s = so_store_connect(s_url, "t:", 2000, err, sizeof err);
+    so_store_t *s = so_store_connect(so_tr_url, "t:", 2000, err, sizeof err);
     if (!s)
         fail_msg("connect: %s", err);
     return s;
@@ -596,7 +523,7 @@ static void test_malformed_data(void **state)
     SO_ASSERT_CONTAINS(err, "bad port");
     assert_null(so_store_connect("redis://127.0.0.1:6379/x", "t:", 500, err, sizeof err));
     char url[300];
-    snprintf(url, sizeof url, "unix:%s/none.sock", s_dir);
+    snprintf(url, sizeof url, "unix:%s/none.sock", so_tr_dir);
     assert_null(so_store_connect(url, "t:", 500, err, sizeof err));
     SO_ASSERT_CONTAINS(err, "connect unix:");
 
@@ -819,7 +746,7 @@ static void test_decode_episode(void **state)
 
 int main(void)
 {
-    if (!s_have_redis()) {
+    if (!so_test_have_redis()) {
         printf("so_store: SKIPPED (redis-server not installed; make deps)\n");
         return 0;
     }
