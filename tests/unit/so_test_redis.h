@@ -7,11 +7,17 @@
  *   group teardown:  so_test_redis_teardown()
  *   mid-test:        so_test_redis_stop() / so_test_redis_start()  (outages)
  *   connect to:      so_tr_url ("unix:/tmp/.../redis.sock"), so_tr_sock
+ *   per test:        so_test_redis_flush (a cmocka setup: FLUSHALL)
+ *   arrange/inspect: so_test_redis_raw(), so_test_redis_cmd(fmt, ...)
+ *   a store:         so_test_store() (prefix "t:")
  *
  * Header-only, for one test file per binary (the state is static).
  */
 #ifndef SO_TEST_REDIS_H
 #define SO_TEST_REDIS_H
+
+#include "so_test_util.h"
+#include "so_store.h"
 
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
@@ -117,6 +123,48 @@ static inline void so_test_redis_teardown(void)
     snprintf(path, sizeof path, "%s/dump.rdb", so_tr_dir);
     unlink(path);
     rmdir(so_tr_dir);
+}
+
+/* A raw connection for arranging and inspecting keys (fails the test). */
+static inline redisContext *so_test_redis_raw(void)
+{
+    struct timeval tv = { 2, 0 };
+    redisContext *c = redisConnectUnixWithTimeout(so_tr_sock, tv);
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    return c;
+}
+
+/* One command; an error reply fails the test. */
+static inline void so_test_redis_cmd(const char *fmt, ...)
+{
+    redisContext *c = so_test_redis_raw();
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR)
+        fail_msg("redis: %s", r->str);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* cmocka setup: every test starts from an empty server. */
+static inline int so_test_redis_flush(void **state)
+{
+    (void) state;
+    so_test_redis_cmd("FLUSHALL");
+    return 0;
+}
+
+static inline so_store_t *so_test_store(void)
+{
+    char err[256] = "";
+    so_store_t *s = so_store_connect(so_tr_url, "t:", 2000, err, sizeof err);
+    if (!s)
+        fail_msg("connect: %s", err);
+    return s;
 }
 
 #endif

@@ -30,36 +30,6 @@ static int group_teardown(void **state)
     return 0;
 }
 
-static void s_raw_cmd(const char *cmd)
-{
-    struct timeval tv = { 2, 0 };
-    redisContext *c = redisConnectUnixWithTimeout(so_tr_sock, tv);
-    assert_non_null(c);
-    assert_int_equal(c->err, 0);
-    redisReply *r = redisCommand(c, cmd);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_ERROR)
-        fail_msg("redis: %s", r->str);
-    freeReplyObject(r);
-    redisFree(c);
-}
-
-static int test_setup(void **state)
-{
-    (void) state;
-    s_raw_cmd("FLUSHALL");
-    return 0;
-}
-
-static so_store_t *s_store(void)
-{
-    char err[256] = "";
-    so_store_t *s = so_store_connect(so_tr_url, "t:", 2000, err, sizeof err);
-    if (!s)
-        fail_msg("connect: %s", err);
-    return s;
-}
-
 /* skills math, code; agents a1 (bootstrap: 4 of 5 on code), a2. */
 static so_handbook_t *s_handbook(const char *version)
 {
@@ -78,7 +48,7 @@ static so_handbook_t *s_handbook(const char *version)
 static void s_publish(const char *version, int make_current)
 {
     char err[256] = "";
-    so_store_t *s = s_store();
+    so_store_t *s = so_test_store();
     so_handbook_t *hb = s_handbook(version);
     if (so_store_put_handbook(s, hb, make_current, err, sizeof err) != 0)
         fail_msg("put_handbook: %s", err);
@@ -90,7 +60,7 @@ static void s_publish(const char *version, int make_current)
 static void s_apply(const char *version, const char *episode)
 {
     char err[256] = "";
-    so_store_t *s = s_store();
+    so_store_t *s = so_test_store();
     so_handbook_t *hb = s_handbook(version);
     ep_t ep = SKILLORCHESTRA__V1__EPISODE_OUTCOME__INIT;
     turn_t t = SKILLORCHESTRA__V1__TURN_RECORD__INIT, *tp = &t;
@@ -279,8 +249,8 @@ static void test_bad_stats_kept_out(void **state)
     /* A value that is not a number, and the sequence moves: the reload
      * fails, the entry keeps its stats, and the same sequence number is not
      * retried on every poll. */
-    s_raw_cmd("HSET t:stats:v1 a1\x1f" "code\x1fn oops");
-    s_raw_cmd("INCR t:seq:v1");
+    so_test_redis_cmd("HSET t:stats:v1 a1\x1f" "code\x1fn oops");
+    so_test_redis_cmd("INCR t:seq:v1");
     so_hbcache_tick(c);
     so_hbcache_tick(c);
     e = so_hbcache_get(c, "v1", &st, err, sizeof err);
@@ -293,7 +263,7 @@ static void test_bad_stats_kept_out(void **state)
     assert_int_equal(stats.redis_up, 1);
 
     /* Repaired, and the sequence moves again: loaded. */
-    s_raw_cmd("HDEL t:stats:v1 a1\x1f" "code\x1fn");
+    so_test_redis_cmd("HDEL t:stats:v1 a1\x1f" "code\x1fn");
     s_apply("v1", "ep-1");
     so_hbcache_tick(c);
     e = so_hbcache_get(c, "v1", &st, err, sizeof err);
@@ -412,12 +382,12 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_options),
-        cmocka_unit_test_setup(test_load_hit_and_current, test_setup),
-        cmocka_unit_test_setup(test_unknown_remembered, test_setup),
-        cmocka_unit_test_setup(test_stats_refresh, test_setup),
-        cmocka_unit_test_setup(test_bad_stats_kept_out, test_setup),
-        cmocka_unit_test_setup(test_lru_and_new_current, test_setup),
-        cmocka_unit_test_setup(test_redis_down_and_back, test_setup),
+        cmocka_unit_test_setup(test_load_hit_and_current, so_test_redis_flush),
+        cmocka_unit_test_setup(test_unknown_remembered, so_test_redis_flush),
+        cmocka_unit_test_setup(test_stats_refresh, so_test_redis_flush),
+        cmocka_unit_test_setup(test_bad_stats_kept_out, so_test_redis_flush),
+        cmocka_unit_test_setup(test_lru_and_new_current, so_test_redis_flush),
+        cmocka_unit_test_setup(test_redis_down_and_back, so_test_redis_flush),
         cmocka_unit_test(test_redis_down_at_start),
     };
     return cmocka_run_group_tests_name("so_hbcache", tests, group_setup, group_teardown);

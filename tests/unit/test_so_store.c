@@ -29,46 +29,6 @@ static int group_teardown(void **state)
     return 0;
 }
 
-/* A raw connection for arranging and inspecting keys. */
-static redisContext *s_raw(void)
-{
-    struct timeval tv = { 2, 0 };
-    redisContext *c = redisConnectUnixWithTimeout(so_tr_sock, tv);
-    assert_non_null(c);
-    assert_int_equal(c->err, 0);
-    return c;
-}
-
-static void s_raw_cmd(const char *fmt, ...)
-{
-    redisContext *c = s_raw();
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_ERROR)
-        fail_msg("redis: %s", r->str);
-    freeReplyObject(r);
-    redisFree(c);
-}
-
-static int test_setup(void **state)
-{
-    (void) state;
-    s_raw_cmd("FLUSHALL");
-    return 0;
-}
-
-static so_store_t *s_store(void)
-{
-    char err[256] = "";
-    so_store_t *s = so_store_connect(so_tr_url, "t:", 2000, err, sizeof err);
-    if (!s)
-        fail_msg("connect: %s", err);
-    return s;
-}
-
 /* modes: default; skills math (parent), math.alg, math.geo, code;
  * agents a1, a2.  Bootstrap stats on a1/code. */
 static so_handbook_t *s_handbook(const char *version)
@@ -151,7 +111,7 @@ static void test_handbook_put_get_current(void **state)
 {
     (void) state;
     char err[256] = "", cur[64];
-    so_store_t *s = s_store();
+    so_store_t *s = so_test_store();
     so_handbook_t *hb = s_handbook("v1"), *hb2 = s_handbook("v2");
 
     assert_int_equal(so_store_current_version(s, cur, sizeof cur, err, sizeof err), -1);
@@ -211,7 +171,7 @@ static void test_apply_idempotent_fractional(void **state)
 {
     (void) state;
     char err[256] = "";
-    so_store_t *s = s_store();
+    so_store_t *s = so_test_store();
     so_handbook_t *hb = s_handbook("v1");
     s_ep_t e;
     s_ep_init(&e, "ep-1", "v1", 1);
@@ -274,7 +234,7 @@ static void test_turn_score_vs_outcome(void **state)
 {
     (void) state;
     char err[256] = "";
-    so_store_t *s = s_store();
+    so_store_t *s = so_test_store();
     so_handbook_t *hb = s_handbook("v1");
     s_ep_t e;
     s_ep_init(&e, "ep-1", "v1", 0);          /* the episode failed ... */
@@ -320,7 +280,7 @@ static void test_unknown_skipped(void **state)
 {
     (void) state;
     char err[256] = "";
-    so_store_t *s = s_store();
+    so_store_t *s = so_test_store();
     so_handbook_t *hb = s_handbook("v1");
     s_ep_t e;
     s_ep_init(&e, "ep-1", "v1", 1);
@@ -335,7 +295,7 @@ static void test_unknown_skipped(void **state)
     SO_ASSERT_NEAR(st.attempts, 0, 0);
 
     /* Fields naming agents/skills a handbook lacks are counted, not added. */
-    s_raw_cmd("HSET t:stats:v1 ghost\x1f" "code\x1fn 3 a1\x1fnope\x1fn 2 a1\x1f" "code\x1fzz 1");
+    so_test_redis_cmd("HSET t:stats:v1 ghost\x1f" "code\x1fn 3 a1\x1fnope\x1fn 2 a1\x1f" "code\x1fzz 1");
     so_handbook_t *h = s_handbook("v1");
     size_t unknown = 0;
     long long seq = 0;
@@ -368,7 +328,7 @@ static void test_rebuild_equals_incremental(void **state)
 {
     (void) state;
     char err[256] = "";
-    so_store_t *s = s_store();
+    so_store_t *s = so_test_store();
     so_handbook_t *hb = s_handbook("v1");
     const char *agents[2] = { "a1", "a2" };
     const char *skills[4] = { "math", "math.alg", "math.geo", "code" };
@@ -386,8 +346,8 @@ static void test_rebuild_equals_incremental(void **state)
         if (strcmp(e.ep.handbook_version, "v1") == 0)
             assert_in_range(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 0, 1);
     }
-    s_raw_cmd("XADD t:episodes * id garbage pb notprotobuf");
-    s_raw_cmd("XADD t:episodes * id nopb");
+    so_test_redis_cmd("XADD t:episodes * id garbage pb notprotobuf");
+    so_test_redis_cmd("XADD t:episodes * id nopb");
 
     so_handbook_t *inc = s_handbook("v1");
     memset(inc->stats, 0, inc->n_agents * inc->n_skills * sizeof *inc->stats);
@@ -424,7 +384,7 @@ static void test_rebuild_equals_incremental(void **state)
     s_ep_init(&e, "ep-7", "v1", 1);
     s_turn_demand(&e, s_ep_turn(&e, "a1", 0), "code", 1);
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 0);
-    redisContext *c = s_raw();
+    redisContext *c = so_test_redis_raw();
     redisReply *r = redisCommand(c, "KEYS t:rebuild:*");
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->elements, 0);
@@ -450,48 +410,48 @@ static void test_malformed_data(void **state)
 {
     (void) state;
     char err[256] = "", cur[64];
-    so_store_t *s = s_store();
+    so_store_t *s = so_test_store();
     so_handbook_t *hb = s_handbook("v1");
 
-    s_raw_cmd("SET t:hb:bad %s", "{not json");
-    s_raw_cmd("SET t:hb:current bad");
+    so_test_redis_cmd("SET t:hb:bad %s", "{not json");
+    so_test_redis_cmd("SET t:hb:current bad");
     assert_null(so_store_get_handbook(s, NULL, err, sizeof err));
     SO_ASSERT_CONTAINS(err, "invalid JSON");
-    s_raw_cmd("SET t:hb:other %s", "{\"metadata\": {\"version\": \"v7\"}}");
+    so_test_redis_cmd("SET t:hb:other %s", "{\"metadata\": {\"version\": \"v7\"}}");
     assert_null(so_store_get_handbook(s, "other", err, sizeof err));
     SO_ASSERT_CONTAINS(err, "holds handbook version 'v7'");
-    s_raw_cmd("SET t:hb:arr %s", "[1, 2]");
+    so_test_redis_cmd("SET t:hb:arr %s", "[1, 2]");
     assert_null(so_store_get_handbook(s, "arr", err, sizeof err));
-    s_raw_cmd("HSET t:hb:hash a b");
+    so_test_redis_cmd("HSET t:hb:hash a b");
     assert_null(so_store_get_handbook(s, "hash", err, sizeof err));
     SO_ASSERT_CONTAINS(err, "WRONGTYPE");
     assert_int_equal(so_store_io_error(s), 0);
-    s_raw_cmd("DEL t:hb:current");
-    s_raw_cmd("HSET t:hb:current a b");
+    so_test_redis_cmd("DEL t:hb:current");
+    so_test_redis_cmd("HSET t:hb:current a b");
     assert_int_equal(so_store_current_version(s, cur, sizeof cur, err, sizeof err), -1);
 
     /* Statistics: a non-number value leaves the handbook untouched. */
-    s_raw_cmd("HSET t:stats:v1 a1\x1f" "code\x1fn abc");
+    so_test_redis_cmd("HSET t:stats:v1 a1\x1f" "code\x1fn abc");
     double before = so_handbook_stat(hb, 0, 3)->attempts;
     assert_int_equal(so_store_load_stats(s, hb, NULL, NULL, err, sizeof err), -1);
     SO_ASSERT_CONTAINS(err, "'abc' is not a number");
     SO_ASSERT_NEAR(so_handbook_stat(hb, 0, 3)->attempts, before, 0);
-    s_raw_cmd("HSET t:stats:v1 a1\x1f" "code\x1fn inf");
+    so_test_redis_cmd("HSET t:stats:v1 a1\x1f" "code\x1fn inf");
     assert_int_equal(so_store_load_stats(s, hb, NULL, NULL, err, sizeof err), -1);
-    s_raw_cmd("DEL t:stats:v1");
-    s_raw_cmd("SET t:stats:v1 x");
+    so_test_redis_cmd("DEL t:stats:v1");
+    so_test_redis_cmd("SET t:stats:v1 x");
     assert_int_equal(so_store_load_stats(s, hb, NULL, NULL, err, sizeof err), -1);
     SO_ASSERT_CONTAINS(err, "WRONGTYPE");
-    s_raw_cmd("DEL t:stats:v1");
-    s_raw_cmd("SET t:seq:v1 twelve");
+    so_test_redis_cmd("DEL t:stats:v1");
+    so_test_redis_cmd("SET t:seq:v1 twelve");
     assert_int_equal(so_store_load_stats(s, hb, NULL, NULL, err, sizeof err), -1);
     long long seq;
     assert_int_equal(so_store_seq(s, "v1", &seq, err, sizeof err), -1);
     SO_ASSERT_CONTAINS(err, "not an integer");
 
     /* A wrong-typed applied set makes apply fail cleanly. */
-    s_raw_cmd("DEL t:seq:v1");
-    s_raw_cmd("SET t:applied:v1 x");
+    so_test_redis_cmd("DEL t:seq:v1");
+    so_test_redis_cmd("SET t:applied:v1 x");
     s_ep_t e;
     s_ep_init(&e, "ep-1", "v1", 1);
     s_turn_demand(&e, s_ep_turn(&e, "a1", 0), "code", 1);
@@ -499,18 +459,18 @@ static void test_malformed_data(void **state)
     SO_ASSERT_CONTAINS(err, "WRONGTYPE");
 
     /* The version list and the log as wrong types. */
-    s_raw_cmd("SET t:hb:versions x");
+    so_test_redis_cmd("SET t:hb:versions x");
     char **v;
     size_t n;
     assert_int_equal(so_store_versions(s, &v, &n, err, sizeof err), -1);
-    s_raw_cmd("SET t:episodes x");
+    so_test_redis_cmd("SET t:episodes x");
     assert_int_equal(so_store_log_episode(s, &e.ep, err, sizeof err), -1);
     so_stat_t deltas[8];
     assert_int_equal(so_store_replay(s, hb, deltas, NULL, err, sizeof err), -1);
     assert_int_equal(so_store_rebuild(s, hb, err, sizeof err), -1);
 
     /* Pending turns that are not TurnRecords. */
-    s_raw_cmd("RPUSH t:pending:ep-9 %b", "\xff\xff\xff", (size_t) 3);
+    so_test_redis_cmd("RPUSH t:pending:ep-9 %b", "\xff\xff\xff", (size_t) 3);
     Skillorchestra__V1__TurnRecord **turns;
     assert_int_equal(so_store_pending_turns(s, "ep-9", NULL, 0, &turns, &n, err, sizeof err),
                      -1);
@@ -535,7 +495,7 @@ static void test_pending_turns(void **state)
 {
     (void) state;
     char err[256] = "", version[64];
-    so_store_t *s = s_store();
+    so_store_t *s = so_test_store();
     s_ep_t e;
     s_ep_init(&e, "ep-1", "v1", 1);
     turn_t *t0 = s_ep_turn(&e, "a1", 0.5);
@@ -577,7 +537,7 @@ static void test_pending_turns(void **state)
 static size_t s_log_read(ep_t **out, size_t max)
 {
     char err[256];
-    redisContext *c = s_raw();
+    redisContext *c = so_test_redis_raw();
     redisReply *r = redisCommand(c, "XRANGE t:episodes - +");
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
@@ -600,7 +560,7 @@ static void test_finish_episode(void **state)
 {
     (void) state;
     char err[256] = "", version[64];
-    so_store_t *s = s_store();
+    so_store_t *s = so_test_store();
     s_ep_t e;
     s_ep_init(&e, "ep-1", "v1", 1);
     turn_t *t0 = s_ep_turn(&e, "a1", 0.5);
@@ -690,7 +650,7 @@ static void test_lock_and_reconnect(void **state)
 {
     (void) state;
     char err[256] = "";
-    so_store_t *s = s_store();
+    so_store_t *s = so_test_store();
     assert_int_equal(so_store_lock(s, "refine", "me", 10000, err, sizeof err), 1);
     assert_int_equal(so_store_lock(s, "refine", "you", 10000, err, sizeof err), 0);
     assert_int_equal(so_store_unlock(s, "refine", "you", err, sizeof err), 0);
@@ -699,7 +659,7 @@ static void test_lock_and_reconnect(void **state)
 
     /* The server drops our connection: one call may fail with an I/O
      * error, the next reconnects (and loads the functions again). */
-    s_raw_cmd("CLIENT KILL TYPE normal SKIPME yes");
+    so_test_redis_cmd("CLIENT KILL TYPE normal SKIPME yes");
     so_handbook_t *hb = s_handbook("v1");
     s_ep_t e;
     s_ep_init(&e, "ep-1", "v1", 1);
@@ -710,8 +670,8 @@ static void test_lock_and_reconnect(void **state)
         rc = so_store_apply_episode(s, hb, &e.ep, err, sizeof err);
     }
     assert_int_equal(rc, 1);
-    s_raw_cmd("FUNCTION FLUSH");
-    s_raw_cmd("CLIENT KILL TYPE normal SKIPME yes");
+    so_test_redis_cmd("FUNCTION FLUSH");
+    so_test_redis_cmd("CLIENT KILL TYPE normal SKIPME yes");
     assert_int_equal(so_store_ensure(s, err, sizeof err), 0);
     rc = so_store_apply_episode(s, hb, &e.ep, err, sizeof err);
     if (rc < 0)
@@ -751,15 +711,15 @@ int main(void)
         return 0;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_handbook_put_get_current, test_setup),
-        cmocka_unit_test_setup(test_apply_idempotent_fractional, test_setup),
-        cmocka_unit_test_setup(test_turn_score_vs_outcome, test_setup),
-        cmocka_unit_test_setup(test_unknown_skipped, test_setup),
-        cmocka_unit_test_setup(test_rebuild_equals_incremental, test_setup),
-        cmocka_unit_test_setup(test_malformed_data, test_setup),
-        cmocka_unit_test_setup(test_pending_turns, test_setup),
-        cmocka_unit_test_setup(test_finish_episode, test_setup),
-        cmocka_unit_test_setup(test_lock_and_reconnect, test_setup),
+        cmocka_unit_test_setup(test_handbook_put_get_current, so_test_redis_flush),
+        cmocka_unit_test_setup(test_apply_idempotent_fractional, so_test_redis_flush),
+        cmocka_unit_test_setup(test_turn_score_vs_outcome, so_test_redis_flush),
+        cmocka_unit_test_setup(test_unknown_skipped, so_test_redis_flush),
+        cmocka_unit_test_setup(test_rebuild_equals_incremental, so_test_redis_flush),
+        cmocka_unit_test_setup(test_malformed_data, so_test_redis_flush),
+        cmocka_unit_test_setup(test_pending_turns, so_test_redis_flush),
+        cmocka_unit_test_setup(test_finish_episode, so_test_redis_flush),
+        cmocka_unit_test_setup(test_lock_and_reconnect, so_test_redis_flush),
         cmocka_unit_test(test_decode_episode),
     };
     return cmocka_run_group_tests_name("so_store", tests, group_setup, group_teardown);
