@@ -1,37 +1,52 @@
 # SkillOrchestra in C — build, test, run.
 #   make deps   install missing Debian packages (apt-get, as root)
 #   make        build the library, tools, services and tests
-#   make test   build and run every test
+#   make test   install what is missing, build, run every test
+#   make unit / make integration [T=tests/integration/test_x.sh]
+#   make asan   the same tests on an ASan+UBSan build (in build-asan/)
 #   make run    the main job (see README)
 #   make bench  benchmarks (results go to docs/BENCHMARKS.md by hand)
+#
+# Layout (docs/ARCHITECTURE.md): common/<room>/ is the library libso.a,
+# services/<name>/ one binary each (so-<name>), tools/*.c one binary each,
+# tests/unit/test_*.c one cmocka binary each.  Sources include headers by room
+# ("base/so_text.h"); -MMD -MP dependency files make a touched header rebuild
+# exactly what includes it.
 
 CC      ?= cc
 BUILD   ?= build
 PKGS    := libzmq libczmq jansson libprotobuf-c hiredis libcurl libmicrohttpd
 CFLAGS  ?= -O2 -g
+WERROR  ?= -Werror
 # Flags the build needs whatever CFLAGS the caller passes (make CFLAGS=...).
-SO_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
+SO_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra $(WERROR) \
            -Icommon -I$(BUILD)/proto $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+DEPFLAGS = -MMD -MP
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 
+ROOMS       := base wire method store llm offline
 PROTOS      := $(wildcard proto/*.proto)
 PROTO_C     := $(patsubst proto/%.proto,$(BUILD)/proto/%.pb-c.c,$(PROTOS))
 PROTO_H     := $(PROTO_C:.c=.h)
-COMMON_SRC  := $(wildcard common/*.c)
-LIB_OBJ     := $(patsubst common/%.c,$(BUILD)/obj/common/%.o,$(COMMON_SRC)) \
+COMMON_SRC  := $(foreach r,$(ROOMS),$(wildcard common/$(r)/*.c))
+LIB_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC)) \
                $(patsubst $(BUILD)/proto/%.c,$(BUILD)/obj/proto/%.o,$(PROTO_C))
 LIB         := $(BUILD)/libso.a
+SVC_NAMES   := $(patsubst services/%/main.c,%,$(wildcard services/*/main.c))
 TOOLS       := $(patsubst tools/%.c,$(BUILD)/bin/%,$(wildcard tools/*.c))
-SERVICES    := $(patsubst services/%/main.c,$(BUILD)/bin/so-%,$(wildcard services/*/main.c))
+SERVICES    := $(patsubst %,$(BUILD)/bin/so-%,$(SVC_NAMES))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps test unit integration run bench clean up down
+.PHONY: all deps test unit integration asan run bench clean up down
 .SECONDARY: $(PROTO_C) $(PROTO_H)
+.DELETE_ON_ERROR:
 
 all: $(LIB) $(TOOLS) $(SERVICES) $(UNIT_TESTS)
 
 deps:
 	@sh tools/deps.sh
+
+# --- objects -----------------------------------------------------------------
 
 $(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/proto
@@ -41,34 +56,65 @@ $(BUILD)/obj/proto/%.o: $(BUILD)/proto/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SO_CFLAGS) -Wno-unused-parameter -c $< -o $@
 
-$(BUILD)/obj/common/%.o: common/%.c $(wildcard common/*.h) $(PROTO_H)
+# Every object waits for the generated protobuf header (order-only: the
+# dependency files then say which objects really include it).
+$(BUILD)/obj/common/%.o: common/%.c | $(PROTO_H)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SO_CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(SO_CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/obj/services/%.o: services/%.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SO_CFLAGS) $(DEPFLAGS) -Iservices/$(firstword $(subst /, ,$*)) -c $< -o $@
+
+$(BUILD)/obj/tools/%.o: tools/%.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SO_CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/obj/tests/%.o: tests/unit/%.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SO_CFLAGS) $(DEPFLAGS) -Wno-unused-parameter $(TEST_INC_$*) -c $< -o $@
+
+# --- binaries ----------------------------------------------------------------
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(@D)
+	rm -f $@
 	$(AR) rcs $@ $^
 
-$(TOOLS): $(BUILD)/bin/%: tools/%.c $(LIB)
+$(TOOLS): $(BUILD)/bin/%: $(BUILD)/obj/tools/%.o $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SO_CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+# A service's objects: every .c in its folder.
+svc_obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard services/$(1)/*.c))
 
 .SECONDEXPANSION:
-$(SERVICES): $(BUILD)/bin/so-%: $$(wildcard services/$$*/*.c) $$(wildcard services/$$*/*.h) $(LIB)
+$(SERVICES): $(BUILD)/bin/so-%: $$(call svc_obj,$$*) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SO_CFLAGS) -Iservices/$* $(wildcard services/$*/*.c) $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-# Tests of a service's own modules name them here.
-TEST_SRC_test_so_broker := services/gateway/so_broker.c
-TEST_SRC_test_so_oai := services/http/so_oai.c
+# Tests of a service's own modules name them here (their objects are the
+# service's, so the test links exactly what the binary runs).
+TEST_SRC_test_so_broker   := services/gateway/so_broker.c
+TEST_SRC_test_so_oai      := services/http/so_oai.c
 TEST_SRC_test_so_counters := services/http/so_counters.c services/http/so_oai.c
+# ...and see their headers.
+$(foreach t,$(patsubst $(BUILD)/tests/%,%,$(UNIT_TESTS)),\
+  $(eval TEST_INC_$(t) := $(addprefix -I,$(sort $(dir $(TEST_SRC_$(t))))))\
+  $(eval TEST_OBJ_$(t) := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC_$(t)))))
 
-$(BUILD)/tests/%: tests/unit/%.c $$(TEST_SRC_$$*) $(LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $$(TEST_OBJ_$$*) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SO_CFLAGS) -Wno-unused-parameter $(addprefix -I,$(sort $(dir $(TEST_SRC_$*)))) \
-		$< $(TEST_SRC_$*) $(LIB) $(LDLIBS) -lcmocka -o $@
+	$(CC) $(CFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 
-test: deps
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# --- tests and checks --------------------------------------------------------
+
+# The README's test command: installs what is missing (tools/deps.sh does
+# nothing when every package is there), then builds and runs every test.
+test:
+	@sh tools/deps.sh
 	@$(MAKE) --no-print-directory all
 	@sh tests/run_unit.sh $(UNIT_TESTS)
 	@sh tests/run_integration.sh
@@ -79,20 +125,35 @@ unit: all
 integration: all
 	@sh tests/run_integration.sh $(T)
 
-up: deps
+# AddressSanitizer + UndefinedBehaviorSanitizer: the same tests on a build of
+# their own.  WERROR= turns -Werror off (e.g. for a newer compiler's warnings).
+ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" all
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		sh tests/run_unit.sh $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_TESTS))
+	@ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 SO_BIN=build-asan/bin \
+		sh tests/run_integration.sh $(T)
+
+# --- running -----------------------------------------------------------------
+
+up:
+	@sh tools/deps.sh
 	@$(MAKE) --no-print-directory all
 	@sh tools/stack.sh up
 
 down:
 	@sh tools/stack.sh down
 
-run: deps
+run:
+	@sh tools/deps.sh
 	@$(MAKE) --no-print-directory all
 	@sh tools/run.sh
 
-bench: deps
+bench:
+	@sh tools/deps.sh
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) sh tools/bench.sh
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-asan

@@ -12,11 +12,11 @@
  * cannot be read).  Each operation runs in several repetitions; the table
  * gives the median and the minimum time per operation in microseconds.
  */
-#include "so_handbook.h"
-#include "so_infer.h"
-#include "so_rng.h"
-#include "so_route.h"
-#include "so_text.h"
+#include "method/so_handbook.h"
+#include "method/so_infer.h"
+#include "base/so_rng.h"
+#include "method/so_route.h"
+#include "base/so_text.h"
 
 #include <jansson.h>
 #include <math.h>

@@ -6,10 +6,10 @@
  *   so-eval --online [--handbook H | --empty] --test FILE[,...] [--lambda L]
  *           [--window N] [--json OUT] [--curve OUT.csv]
  */
-#include "so_eval.h"
-#include "so_learn.h"
-#include "so_plot.h"
-#include "so_rng.h"
+#include "offline/so_eval.h"
+#include "offline/so_learn.h"
+#include "offline/so_plot.h"
+#include "base/so_rng.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "so_wire.h"
+#include "wire/so_wire.h"
 
 typedef Skillorchestra__V1__ChatMessage chat_t;
 typedef Skillorchestra__V1__SkillWeight weight_t;

@@ -1,11 +1,11 @@
 /*
  * so-import — converts recorded outcomes into the JSONL trace format
  * (docs/TRACES.md) and reports how many episodes, samples and skipped rows
- * it saw.  The logic lives in common/so_trace.c.
+ * it saw.  The logic lives in common/offline/so_trace.c.
  *
  *   so-import --routerbench FILE.csv | --mtbench DIR | --jsonl FILE [--out OUT.jsonl]
  */
-#include "so_trace.h"
+#include "offline/so_trace.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -12,8 +12,8 @@
  * learner fills in competence from feedback, and so-learn on the traces
  * collected meanwhile gives it real skills later.
  */
-#include "so_learn.h"
-#include "so_store.h"
+#include "offline/so_learn.h"
+#include "store/so_store.h"
 
 #include <math.h>
 #include <stdio.h>

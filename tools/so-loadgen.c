@@ -12,12 +12,12 @@
  * next to the best single agent, the oracle and uniform random on the same
  * queries.  Online learning shows as accuracy by quarter of the stream.
  */
-#include "so_eval.h"
-#include "so_rng.h"
-#include "so_store.h"
-#include "so_svc.h"
-#include "so_trace.h"
-#include "so_wire.h"
+#include "offline/so_eval.h"
+#include "base/so_rng.h"
+#include "store/so_store.h"
+#include "base/so_svc.h"
+#include "offline/so_trace.h"
+#include "wire/so_wire.h"
 
 #include <czmq.h>
 #include <errno.h>

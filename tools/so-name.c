@@ -27,16 +27,16 @@
  * Exit status: 0 done (fallbacks are reported, not failures); 1 an input,
  * output or Redis error; 2 usage.
  */
-#include "so_extract.h"
-#include "so_handbook.h"
-#include "so_hbcache.h"
-#include "so_infer.h"
-#include "so_llmcache.h"
-#include "so_openai.h"
-#include "so_skillprompt.h"
-#include "so_store.h"
-#include "so_trace.h"
-#include "so_wire.h"
+#include "llm/so_extract.h"
+#include "method/so_handbook.h"
+#include "store/so_hbcache.h"
+#include "method/so_infer.h"
+#include "llm/so_llmcache.h"
+#include "llm/so_openai.h"
+#include "llm/so_skillprompt.h"
+#include "store/so_store.h"
+#include "offline/so_trace.h"
+#include "wire/so_wire.h"
 
 #include <errno.h>
 #include <jansson.h>

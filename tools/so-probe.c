@@ -11,9 +11,9 @@
  * within --timeout-ms.  --raw-garbage exits 0 when the service answered the
  * garbage with an error reply, as it should.
  */
-#include "so_sock.h"
-#include "so_svc.h"
-#include "so_wire.h"
+#include "wire/so_sock.h"
+#include "base/so_svc.h"
+#include "wire/so_wire.h"
 
 #include <errno.h>
 #include <jansson.h>

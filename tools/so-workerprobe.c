@@ -19,9 +19,9 @@
  * Used by tests/integration/test_worker_live.sh; also handy to check a live
  * worker's configuration against real providers by hand.
  */
-#include "so_sock.h"
-#include "so_svc.h"
-#include "so_wire.h"
+#include "wire/so_sock.h"
+#include "base/so_svc.h"
+#include "wire/so_wire.h"
 
 #include <errno.h>
 #include <jansson.h>

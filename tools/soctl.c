@@ -5,13 +5,13 @@
  * Exit status: 0 done; 1 failed (Redis, not found, a mismatch: the message
  * says which); 2 usage.
  */
-#include "so_hbcache.h"
-#include "so_infer.h"
-#include "so_rng.h"
-#include "so_route.h"
-#include "so_store.h"
-#include "so_svc.h"
-#include "so_wire.h"
+#include "store/so_hbcache.h"
+#include "method/so_infer.h"
+#include "base/so_rng.h"
+#include "method/so_route.h"
+#include "store/so_store.h"
+#include "base/so_svc.h"
+#include "wire/so_wire.h"
 
 #include <hiredis/hiredis.h>
 

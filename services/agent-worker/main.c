@@ -4,9 +4,9 @@
  * Settings: config/agent-worker.conf; providers: docs/PROVIDERS.md.
  */
 #include "so_backend.h"
-#include "so_cli.h"
-#include "so_sock.h"
-#include "so_svc.h"
+#include "base/so_cli.h"
+#include "wire/so_sock.h"
+#include "base/so_svc.h"
 #include "so_worker.h"
 
 #include <ctype.h>

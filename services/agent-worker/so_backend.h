@@ -12,7 +12,7 @@
 #ifndef SO_BACKEND_H
 #define SO_BACKEND_H
 
-#include "so_svc.h"
+#include "base/so_svc.h"
 #include "skillorchestra.pb-c.h"
 
 #include <stddef.h>

@@ -14,8 +14,8 @@
  * the agent, so the gateway can fall back and say why.
  */
 #include "so_backend.h"
-#include "so_openai.h"
-#include "so_wire.h"
+#include "llm/so_openai.h"
+#include "wire/so_wire.h"
 
 #include <ctype.h>
 #include <math.h>

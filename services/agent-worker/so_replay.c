@@ -6,7 +6,7 @@
  * Owns the loaded dataset and a hash index from prompt text to sample.
  */
 #include "so_backend.h"
-#include "so_trace.h"
+#include "offline/so_trace.h"
 
 #include <czmq.h>
 #include <math.h>

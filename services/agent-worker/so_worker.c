@@ -2,8 +2,8 @@
  * so_worker — see so_worker.h.
  */
 #include "so_worker.h"
-#include "so_sock.h"
-#include "so_svc.h"
+#include "wire/so_sock.h"
+#include "base/so_svc.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -22,7 +22,7 @@
 #define SO_WORKER_H
 
 #include "so_backend.h"
-#include "so_wire.h"
+#include "wire/so_wire.h"
 
 typedef struct {
     char worker_id[SO_WIRE_MAX_ID + 1];

@@ -21,13 +21,13 @@
  * Settings: config/gateway.conf.
  */
 #include "so_broker.h"
-#include "so_cli.h"
+#include "base/so_cli.h"
 #include "so_recorder.h"
-#include "so_sock.h"
-#include "so_store.h"
-#include "so_svc.h"
-#include "so_text.h"
-#include "so_wire.h"
+#include "wire/so_sock.h"
+#include "store/so_store.h"
+#include "base/so_svc.h"
+#include "base/so_text.h"
+#include "wire/so_wire.h"
 
 #include <czmq.h>
 #include <errno.h>

@@ -18,7 +18,7 @@
 #ifndef SO_BROKER_H
 #define SO_BROKER_H
 
-#include "so_wire.h"
+#include "wire/so_wire.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -9,9 +9,9 @@
  * every retry_ms while Redis is unreachable.
  */
 #include "so_recorder.h"
-#include "so_store.h"
-#include "so_svc.h"
-#include "so_wire.h"
+#include "store/so_store.h"
+#include "base/so_svc.h"
+#include "wire/so_wire.h"
 
 #include <czmq.h>
 #include <errno.h>

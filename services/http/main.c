@@ -11,12 +11,12 @@
  *
  * Settings: config/http.conf.
  */
-#include "so_cli.h"
+#include "base/so_cli.h"
 #include "so_counters.h"
 #include "so_gwclient.h"
 #include "so_httpd.h"
-#include "so_sock.h"
-#include "so_svc.h"
+#include "wire/so_sock.h"
+#include "base/so_svc.h"
 #include "so_watch.h"
 
 #include <jansson.h>

@@ -10,7 +10,7 @@
  * and the callback never runs for an abandoned call.
  */
 #include "so_gwclient.h"
-#include "so_svc.h"
+#include "base/so_svc.h"
 
 #include <czmq.h>
 #include <errno.h>

@@ -22,7 +22,7 @@
 #ifndef SO_GWCLIENT_H
 #define SO_GWCLIENT_H
 
-#include "so_wire.h"
+#include "wire/so_wire.h"
 
 #include <stddef.h>
 #include <stdint.h>

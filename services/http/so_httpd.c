@@ -14,9 +14,9 @@
  * in OpenAI's error shape.
  */
 #include "so_httpd.h"
-#include "so_store.h"
-#include "so_svc.h"
-#include "so_wire.h"
+#include "store/so_store.h"
+#include "base/so_svc.h"
+#include "wire/so_wire.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>

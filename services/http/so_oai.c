@@ -2,7 +2,7 @@
  * so_oai — see so_oai.h.
  */
 #include "so_oai.h"
-#include "so_wire.h"
+#include "wire/so_wire.h"
 
 #include <ctype.h>
 #include <errno.h>

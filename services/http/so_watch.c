@@ -5,8 +5,8 @@
  * struct under mu and is copied out.
  */
 #include "so_watch.h"
-#include "so_store.h"
-#include "so_svc.h"
+#include "store/so_store.h"
+#include "base/so_svc.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -4,9 +4,9 @@
  * Run as many as you like: they share the consumer group "learners".
  * Settings: config/learner.conf; design: docs/SERVICES.md ("Learner").
  */
-#include "so_cli.h"
+#include "base/so_cli.h"
 #include "so_learner.h"
-#include "so_svc.h"
+#include "base/so_svc.h"
 
 #include <stdio.h>
 

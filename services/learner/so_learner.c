@@ -14,8 +14,8 @@
  * through another learner's XAUTOCLAIM.  Re-applying is a no-op.
  */
 #include "so_learner.h"
-#include "so_store.h"
-#include "so_wire.h"
+#include "store/so_store.h"
+#include "wire/so_wire.h"
 
 #include <hiredis/hiredis.h>
 

@@ -37,8 +37,8 @@
 #ifndef SO_LEARNER_H
 #define SO_LEARNER_H
 
-#include "so_learn.h"
-#include "so_svc.h"
+#include "offline/so_learn.h"
+#include "base/so_svc.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -2,12 +2,12 @@
  * so-router — RouteRequest → RoutingDecision over a ROUTER socket
  * (docs/SERVICES.md, "Router").  Settings: config/router.conf.
  */
-#include "so_cli.h"
+#include "base/so_cli.h"
 #include "so_decide.h"
-#include "so_hbcache.h"
-#include "so_server.h"
-#include "so_sock.h"
-#include "so_svc.h"
+#include "store/so_hbcache.h"
+#include "wire/so_server.h"
+#include "wire/so_sock.h"
+#include "base/so_svc.h"
 
 #include <stdio.h>
 #include <string.h>

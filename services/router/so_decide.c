@@ -8,9 +8,9 @@
  * fresh buffer.
  */
 #include "so_decide.h"
-#include "so_rng.h"
-#include "so_sock.h"
-#include "so_svc.h"
+#include "base/so_rng.h"
+#include "wire/so_sock.h"
+#include "base/so_svc.h"
 
 #include <errno.h>
 #include <math.h>

@@ -21,8 +21,8 @@
 #ifndef SO_DECIDE_H
 #define SO_DECIDE_H
 
-#include "so_hbcache.h"
-#include "so_server.h"
+#include "store/so_hbcache.h"
+#include "wire/so_server.h"
 
 #include <stdint.h>
 

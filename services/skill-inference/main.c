@@ -3,12 +3,12 @@
  * (docs/SERVICES.md, "Skill inference").  Settings:
  * config/skill-inference.conf.
  */
-#include "so_cli.h"
+#include "base/so_cli.h"
 #include "so_demand.h"
-#include "so_hbcache.h"
-#include "so_server.h"
-#include "so_sock.h"
-#include "so_svc.h"
+#include "store/so_hbcache.h"
+#include "wire/so_server.h"
+#include "wire/so_sock.h"
+#include "base/so_svc.h"
 
 #include <stdio.h>
 #include <string.h>

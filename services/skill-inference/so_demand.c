@@ -9,8 +9,8 @@
  * handbook cache may drop the version before the answer comes back.
  */
 #include "so_demand.h"
-#include "so_sock.h"
-#include "so_svc.h"
+#include "wire/so_sock.h"
+#include "base/so_svc.h"
 
 #include <errno.h>
 #include <math.h>

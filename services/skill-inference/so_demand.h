@@ -22,11 +22,11 @@
 #ifndef SO_DEMAND_H
 #define SO_DEMAND_H
 
-#include "so_hbcache.h"
-#include "so_llmcache.h"
+#include "store/so_hbcache.h"
+#include "llm/so_llmcache.h"
 #include "so_llminfer.h"
-#include "so_server.h"
-#include "so_skillprompt.h"
+#include "wire/so_server.h"
+#include "llm/so_skillprompt.h"
 
 typedef struct so_demand so_demand_t;
 

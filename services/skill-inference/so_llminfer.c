@@ -11,7 +11,7 @@
  * on the done list (in_pool = 0), after the caller released it.
  */
 #include "so_llminfer.h"
-#include "so_extract.h"
+#include "llm/so_extract.h"
 
 #include <errno.h>
 #include <fcntl.h>

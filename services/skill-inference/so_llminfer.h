@@ -17,9 +17,9 @@
 #ifndef SO_LLMINFER_H
 #define SO_LLMINFER_H
 
-#include "so_openai.h"
-#include "so_svc.h"
-#include "so_wire.h"
+#include "llm/so_openai.h"
+#include "base/so_svc.h"
+#include "wire/so_wire.h"
 
 #include <stdatomic.h>
 #include <stddef.h>

@@ -10,13 +10,13 @@
 . tests/integration/services.sh
 D=../shared/data/routerbench
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    say "SKIP: no Node.js/npm on this machine"; exit 0
+    say "SKIP: no Node.js/npm on this machine"; exit 77
 fi
 NPM_DIR=$(pwd)/build/npm
 if ! [ -d "$NPM_DIR/node_modules/openai" ]; then
     mkdir -p "$NPM_DIR"
     timeout 180 npm install --prefix "$NPM_DIR" --no-audit --no-fund --loglevel=error openai@4 \
-        >"$T_DIR/npm.log" 2>&1 || { say "SKIP: npm install openai failed: $(tail -2 "$T_DIR/npm.log")"; exit 0; }
+        >"$T_DIR/npm.log" 2>&1 || { say "SKIP: npm install openai failed: $(tail -2 "$T_DIR/npm.log")"; exit 77; }
 fi
 
 start_redis

@@ -17,7 +17,7 @@
 #define SO_TEST_REDIS_H
 
 #include "so_test_util.h"
-#include "so_store.h"
+#include "store/so_store.h"
 
 #include <fcntl.h>
 #include <hiredis/hiredis.h>

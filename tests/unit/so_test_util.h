@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "so_handbook.h"
+#include "method/so_handbook.h"
 
 /* Reference handbooks, relative to the repo root (tests run from there). */
 #define SO_REF_DIR "../shared/data/reference-handbook/"

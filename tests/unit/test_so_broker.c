@@ -3,7 +3,7 @@
  * calls handing their requests back, re-READY, draining, agents per worker. */
 #include "so_test_util.h"
 #include "so_broker.h"
-#include "so_sock.h"
+#include "wire/so_sock.h"
 
 typedef struct {
     char ids[16][SO_WIRE_MAX_ID + 1];

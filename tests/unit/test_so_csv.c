@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "so_csv.h"
+#include "offline/so_csv.h"
 
 static so_csv_t *
 s_open(const char *text)

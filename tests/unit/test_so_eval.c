@@ -17,8 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "so_eval.h"
-#include "so_metrics.h"
+#include "offline/so_eval.h"
+#include "offline/so_metrics.h"
 
 /* Two agents, four queries of one skill:
  *   q0: cheap 1, dear 1     q1: cheap 0, dear 1

@@ -4,7 +4,7 @@
  * onto known ids (unknown ids dropped and counted, weights normalised).
  */
 #include "so_test_util.h"
-#include "so_extract.h"
+#include "llm/so_extract.h"
 
 static json_t *s_ok(const char *text)
 {

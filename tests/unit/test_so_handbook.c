@@ -1,7 +1,7 @@
 /* Unit tests for so_handbook: building, observing, JSON save/load (ours and
  * the reference implementation's format) and rejection of bad input. */
 #include "so_test_util.h"
-#include "so_text.h"
+#include "base/so_text.h"
 
 #include <jansson.h>
 
@@ -628,7 +628,7 @@ static void test_reject_wrong_types(void **state)
 }
 
 /*
- * CORE BUG (common/so_handbook.c:423, s_load_modes): json_object_size() is
+ * CORE BUG (common/method/so_handbook.c:423, s_load_modes): json_object_size() is
  * 0 for anything that is not an object, so a "modes" value of the wrong type
  * (a list, a string, a number) is taken as "no modes" and silently replaced
  * by the implicit "default" mode; the !json_is_object check below it can
@@ -734,7 +734,7 @@ static void test_load_child_before_parent(void **state)
 }
 
 /*
- * CORE BUG (common/so_handbook.c:404-406, s_get_terms): the term texts in
+ * CORE BUG (common/method/so_handbook.c:404-406, s_get_terms): the term texts in
  * the temporary array are borrowed jansson keys (line 408), but on a
  * non-number weight the error path calls s_terms_free(t, i), which free()s
  * those keys; glibc aborts with "free(): invalid pointer".  Input: a skill

@@ -7,9 +7,9 @@
  */
 #include "so_test_util.h"
 #include "so_test_redis.h"
-#include "so_hbcache.h"
-#include "so_store.h"
-#include "so_svc.h"
+#include "store/so_hbcache.h"
+#include "store/so_store.h"
+#include "base/so_svc.h"
 
 
 typedef Skillorchestra__V1__EpisodeOutcome ep_t;

@@ -1,6 +1,6 @@
 /* Unit tests for so_infer: from a turn's text to a skill-demand vector. */
 #include "so_test_util.h"
-#include "so_infer.h"
+#include "method/so_infer.h"
 
 typedef struct {
     so_handbook_t *hb;
@@ -221,7 +221,7 @@ static void test_examples_only(void **state)
 }
 
 /*
- * CORE BUG (common/so_infer.c:132, so_infer_new): the term hash table is
+ * CORE BUG (common/method/so_infer.c:132, so_infer_new): the term hash table is
  * sized from tr.n + n_idf before the example terms are pushed (lines
  * 150-170), so a handbook whose skills are described by examples alone gets
  * a 16-slot table; inserting an example's 17th distinct term (line 179,
@@ -329,7 +329,7 @@ static void test_temperature(void **state)
 }
 
 /*
- * CORE BUG (common/so_infer.c:267-268, so_infer): when the requested mode
+ * CORE BUG (common/method/so_infer.c:267-268, so_infer): when the requested mode
  * has no skills (a mode with none yet, or an index past n_modes), the
  * early return leaves every demand[s] at the NAN used as the "other mode"
  * marker, although so_infer.h promises 0 outside the mode.  Input: modes

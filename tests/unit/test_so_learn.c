@@ -6,11 +6,11 @@
  */
 #include "so_test_util.h"
 
-#include "so_infer.h"
-#include "so_learn.h"
-#include "so_rng.h"
-#include "so_route.h"
-#include "so_text.h"
+#include "method/so_infer.h"
+#include "offline/so_learn.h"
+#include "base/so_rng.h"
+#include "method/so_route.h"
+#include "base/so_text.h"
 
 static const char *s_fruit[] = { "apple", "banana", "cherry", "grape", "mango", "peach", "plum", "melon" };
 static const char *s_cars[] = { "truck", "sedan", "engine", "wheel", "brake", "tyre", "diesel", "garage" };

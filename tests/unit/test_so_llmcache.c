@@ -4,7 +4,7 @@
  * analyses are not stored, a NULL cache does nothing.
  */
 #include "so_test_util.h"
-#include "so_llmcache.h"
+#include "llm/so_llmcache.h"
 
 static so_skillprompt_key_t s_key(uint64_t h1, uint64_t h2)
 {

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "so_metrics.h"
+#include "offline/so_metrics.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 #define EPS 1e-12

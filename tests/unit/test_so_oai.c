@@ -5,7 +5,7 @@
  * OpenAI's error shape, and feedback bodies. */
 #include "so_test_util.h"
 #include "so_oai.h"
-#include "so_wire.h"
+#include "wire/so_wire.h"
 
 #include <jansson.h>
 #include <strings.h>

@@ -6,8 +6,8 @@
  * per-model counters never mix.  Without python3 the tests are skipped.
  */
 #include "so_test_util.h"
-#include "so_openai.h"
-#include "so_svc.h"
+#include "llm/so_openai.h"
+#include "base/so_svc.h"
 
 #include <curl/curl.h>
 #include <fcntl.h>

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "so_plot.h"
+#include "offline/so_plot.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -1,6 +1,6 @@
 /* Unit tests for so_rng: reproducibility, uniform range, Gamma and Beta draws. */
 #include "so_test_util.h"
-#include "so_rng.h"
+#include "base/so_rng.h"
 
 #define DRAWS 20000
 

@@ -1,8 +1,8 @@
 /* Unit tests for so_route: Beta posteriors with hierarchical back-off, the
  * competence/cost trade-off, exploration, candidate filtering and budgets. */
 #include "so_test_util.h"
-#include "so_route.h"
-#include "so_rng.h"
+#include "method/so_route.h"
+#include "base/so_rng.h"
 
 /* Fixture: what a test builds, freed by teardown even after a failure. */
 typedef struct {

@@ -5,8 +5,8 @@
  * text is cut at a UTF-8 boundary; naming prompts and answers; cache keys.
  */
 #include "so_test_util.h"
-#include "so_extract.h"
-#include "so_skillprompt.h"
+#include "llm/so_extract.h"
+#include "llm/so_skillprompt.h"
 
 /* Two modes: "solve" with skills math.alg (name, description, indicators,
  * a long example with a newline) and math.geo (bare), "code" with py. */

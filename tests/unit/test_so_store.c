@@ -6,8 +6,8 @@
  */
 #include "so_test_util.h"
 #include "so_test_redis.h"
-#include "so_store.h"
-#include "so_wire.h"
+#include "store/so_store.h"
+#include "wire/so_wire.h"
 
 #include <errno.h>
 #include <sys/stat.h>

@@ -1,7 +1,7 @@
 /* Tests for so_svc: config files, environment overrides, numeric checks,
  * ids, clocks and the stop flag. */
 #include "so_test_util.h"
-#include "so_svc.h"
+#include "base/so_svc.h"
 
 #include <signal.h>
 

@@ -1,6 +1,6 @@
 /* Unit tests for so_text: tokenizer, term hashes, term extraction. */
 #include "so_test_util.h"
-#include "so_text.h"
+#include "base/so_text.h"
 
 /* The span's text equals s (byte for byte, case kept). */
 static void s_assert_span(so_span_t sp, const char *s)
@@ -202,7 +202,7 @@ static void test_text_terms_long_text(void **state)
 }
 
 /*
- * CORE BUG (common/so_text.c:88, so_text_terms): when the 512th token of a
+ * CORE BUG (common/base/so_text.c:88, so_text_terms): when the 512th token of a
  * chunk is a multi-underscore blank ("___"), the next chunk restarts at
  * tok.s + tok.len, i.e. on the blank's second '_', so the rest of the blank
  * is tokenized again as an extra "_" token (and an extra "_ _" bigram).

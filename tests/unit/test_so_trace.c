@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "so_trace.h"
+#include "offline/so_trace.h"
 
 #define RB "../shared/data/routerbench/"
 #define MT "../shared/data/mtbench"

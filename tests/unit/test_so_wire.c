@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "so_wire.h"
+#include "wire/so_wire.h"
 
 #define GOLDEN_DIR "tests/golden"
 

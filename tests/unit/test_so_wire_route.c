@@ -13,7 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "so_wire.h"
+#include "wire/so_wire.h"
 
 typedef Skillorchestra__V1__RouteRequest route_request_t;
 typedef Skillorchestra__V1__TurnRequest turn_request_t;

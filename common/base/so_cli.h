@@ -1,0 +1,21 @@
+/*
+ * so_cli — the command line every service accepts, and the start-up that
+ * goes with it:
+ *
+ *     so-<service> [--config FILE] [--set key=value]... [--help]
+ *
+ * --set overrides the file; environment variables override both (so_svc).
+ * The log opens at "log.level" (debug, info, warn, error; default info).
+ */
+#ifndef SO_CLI_H
+#define SO_CLI_H
+
+#include "base/so_svc.h"
+
+/* Parses argv and loads the config.  Returns NULL and sets *exit_code (0 for
+ * --help, 2 for a usage or config error, message on stderr) when the service
+ * should exit.  usage is printed by --help below the common options. */
+so_config_t *so_cli_config(const char *service, int argc, char **argv, const char *usage,
+                           int *exit_code);
+
+#endif

@@ -1,0 +1,1251 @@
+/*
+ * so_learn — skill discovery and profiling from recorded outcomes
+ * (see so_learn.h for the method).
+ */
+#include "offline/so_learn.h"
+#include "offline/so_eval.h"
+#include "method/so_infer.h"
+#include "offline/so_metrics.h"
+#include "base/so_rng.h"
+#include "base/so_text.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_MAX_DOC_TOKENS 4096
+
+static void *s_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p)
+        abort();
+    return p;
+}
+
+static void *s_realloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p)
+        abort();
+    return p;
+}
+
+static void s_log(const so_learn_opts_t *o, const char *fmt, ...)
+{
+    va_list ap;
+    if (!o->log)
+        return;
+    va_start(ap, fmt);
+    vfprintf(o->log, fmt, ap);
+    va_end(ap);
+    fflush(o->log);
+}
+
+void so_learn_opts_default(so_learn_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->seed = 1;
+    o->merge_alpha = 0.05;
+    o->min_leaf = 25;
+    o->max_depth = 3;
+    o->val_fraction = 0.2;
+    o->max_terms = 300;
+}
+
+/* ------------------------------------------------------------------ */
+/* Term map: 64-bit term hash → dense id (open addressing)            */
+
+typedef struct {
+    uint64_t *keys;
+    uint32_t *vals;
+    size_t mask, n;
+} s_map_t;
+
+static void s_map_init(s_map_t *m, size_t cap)
+{
+    size_t size = 64;
+    while (size < cap * 2)
+        size <<= 1;
+    m->keys = s_calloc(size, sizeof *m->keys);
+    m->vals = s_calloc(size, sizeof *m->vals);
+    m->mask = size - 1;
+    m->n = 0;
+}
+
+static void s_map_free(s_map_t *m)
+{
+    free(m->keys);
+    free(m->vals);
+}
+
+static size_t s_map_slot(const s_map_t *m, uint64_t k)
+{
+    size_t i = (size_t) (k ^ (k >> 31)) & m->mask;
+    while (m->keys[i] && m->keys[i] != k)
+        i = (i + 1) & m->mask;
+    return i;
+}
+
+static void s_map_grow(s_map_t *m)
+{
+    s_map_t n;
+    s_map_init(&n, (m->mask + 1));
+    for (size_t i = 0; i <= m->mask; i++)
+        if (m->keys[i]) {
+            size_t j = s_map_slot(&n, m->keys[i]);
+            n.keys[j] = m->keys[i];
+            n.vals[j] = m->vals[i];
+            n.n++;
+        }
+    s_map_free(m);
+    *m = n;
+}
+
+/* Returns the slot of k, inserting it with value v if absent (*added = 1). */
+static size_t s_map_put(s_map_t *m, uint64_t k, uint32_t v, int *added)
+{
+    if ((m->n + 1) * 2 > m->mask + 1)
+        s_map_grow(m);
+    size_t i = s_map_slot(m, k);
+    *added = m->keys[i] == 0;
+    if (*added) {
+        m->keys[i] = k;
+        m->vals[i] = v;
+        m->n++;
+    }
+    return i;
+}
+
+/* ------------------------------------------------------------------ */
+/* Corpus: TF-IDF vectors of the prompts being learned from            */
+
+typedef struct {
+    uint32_t *id;
+    float *w;
+    uint32_t n;
+} s_vec_t;
+
+typedef struct {
+    const so_dataset_t *ds;
+    size_t n;                /* documents */
+    size_t *sample;          /* doc → dataset sample index */
+    s_vec_t *doc;
+    size_t V;
+    char **text;             /* [V] */
+    double *idf;             /* [V] */
+} s_corpus_t;
+
+typedef struct {
+    uint64_t h;
+    uint32_t tok_a, tok_b;   /* token indices; tok_b = UINT32_MAX for unigrams */
+} s_term_ref_t;
+
+static int s_cmp_ref(const void *a, const void *b)
+{
+    const s_term_ref_t *x = a, *y = b;
+    return x->h < y->h ? -1 : x->h > y->h;
+}
+
+typedef struct {
+    uint32_t id;
+    double w;
+} s_idw_t;
+
+static int s_cmp_idw(const void *a, const void *b)
+{
+    uint32_t x = ((const s_idw_t *) a)->id, y = ((const s_idw_t *) b)->id;
+    return x < y ? -1 : x > y;
+}
+
+/* Distinct terms of a text with their counts, sorted by hash. */
+static size_t s_doc_terms(const char *text, so_span_t *tok, s_term_ref_t *ref, uint32_t *cnt)
+{
+    size_t nt = so_text_tokens(text, tok, S_MAX_DOC_TOKENS), n = 0, m = 0;
+    for (size_t i = 0; i < nt; i++) {
+        ref[n++] = (s_term_ref_t) { so_term_hash(tok[i].s, tok[i].len), (uint32_t) i, UINT32_MAX };
+        if (i > 0)
+            ref[n++] = (s_term_ref_t) { so_bigram_hash(tok[i - 1], tok[i]), (uint32_t) i - 1,
+                                        (uint32_t) i };
+    }
+    qsort(ref, n, sizeof *ref, s_cmp_ref);
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && ref[j].h == ref[i].h)
+            j++;
+        ref[m] = ref[i];
+        cnt[m++] = (uint32_t) (j - i);
+        i = j;
+    }
+    return m;
+}
+
+static void s_corpus_free(s_corpus_t *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->doc[i].id);
+        free(c->doc[i].w);
+    }
+    free(c->doc);
+    free(c->sample);
+    for (size_t v = 0; v < c->V; v++)
+        free(c->text[v]);
+    free(c->text);
+    free(c->idf);
+    memset(c, 0, sizeof *c);
+}
+
+static void s_corpus_build(s_corpus_t *c, const so_dataset_t *ds, const size_t *samples, size_t n)
+{
+    so_span_t *tok = s_calloc(S_MAX_DOC_TOKENS, sizeof *tok);
+    s_term_ref_t *ref = s_calloc(2 * S_MAX_DOC_TOKENS, sizeof *ref);
+    uint32_t *cnt = s_calloc(2 * S_MAX_DOC_TOKENS, sizeof *cnt);
+    s_map_t map;
+    uint32_t *df = NULL, n_terms = 0;
+    char **text = NULL;
+    uint32_t **doc_ids = s_calloc(n, sizeof *doc_ids), *doc_n = s_calloc(n, sizeof *doc_n);
+    uint32_t **doc_cnt = s_calloc(n, sizeof *doc_cnt);
+    char buf[256];
+
+    memset(c, 0, sizeof *c);
+    c->ds = ds;
+    c->n = n;
+    c->sample = s_calloc(n, sizeof *c->sample);
+    memcpy(c->sample, samples, n * sizeof *samples);
+    s_map_init(&map, 4096);
+
+    /* Pass 1: every distinct term of every document, with document frequency. */
+    for (size_t i = 0; i < n; i++) {
+        const char *p = ds->samples[samples[i]].prompt;
+        size_t m = s_doc_terms(p ? p : "", tok, ref, cnt);
+        doc_ids[i] = s_calloc(m, sizeof(uint32_t));
+        doc_cnt[i] = s_calloc(m, sizeof(uint32_t));
+        doc_n[i] = (uint32_t) m;
+        for (size_t k = 0; k < m; k++) {
+            int added;
+            size_t slot = s_map_put(&map, ref[k].h ? ref[k].h : 1, n_terms, &added);
+            if (added) {
+                df = s_realloc(df, (n_terms + 1) * sizeof *df);
+                text = s_realloc(text, (n_terms + 1) * sizeof *text);
+                df[n_terms] = 0;
+                so_span_t b = { NULL, 0 };
+                if (ref[k].tok_b != UINT32_MAX)
+                    b = tok[ref[k].tok_b];
+                so_term_text(tok[ref[k].tok_a], b, buf, sizeof buf);
+                text[n_terms] = strdup(buf);
+                n_terms++;
+            }
+            uint32_t t = map.vals[slot];
+            df[t]++;
+            doc_ids[i][k] = t;
+            doc_cnt[i][k] = cnt[k];
+        }
+    }
+
+    /* Keep terms seen in at least two documents; renumber them. */
+    uint32_t *keep = s_calloc(n_terms, sizeof *keep);
+    c->text = s_calloc(n_terms, sizeof *c->text);
+    c->idf = s_calloc(n_terms, sizeof *c->idf);
+    for (uint32_t t = 0; t < n_terms; t++) {
+        if (df[t] >= 2) {
+            keep[t] = (uint32_t) c->V + 1;
+            c->text[c->V] = text[t];
+            c->idf[c->V] = log((double) (n + 1) / (double) (df[t] + 1)) + 1.0;
+            c->V++;
+        } else {
+            free(text[t]);
+        }
+    }
+
+    /* Pass 2: TF-IDF vectors (count × idf, unit length), ids sorted. */
+    c->doc = s_calloc(n, sizeof *c->doc);
+    s_idw_t *pairs = s_calloc(2 * S_MAX_DOC_TOKENS, sizeof *pairs);
+    for (size_t i = 0; i < n; i++) {
+        s_vec_t *v = &c->doc[i];
+        double norm = 0;
+        uint32_t m = 0;
+        for (uint32_t k = 0; k < doc_n[i]; k++) {
+            uint32_t t = keep[doc_ids[i][k]];
+            if (t)
+                pairs[m++] = (s_idw_t) { t - 1, doc_cnt[i][k] * c->idf[t - 1] };
+        }
+        qsort(pairs, m, sizeof *pairs, s_cmp_idw);
+        v->id = s_calloc(m, sizeof *v->id);
+        v->w = s_calloc(m, sizeof *v->w);
+        v->n = m;
+        for (uint32_t j = 0; j < m; j++) {
+            v->id[j] = pairs[j].id;
+            v->w[j] = (float) pairs[j].w;
+            norm += pairs[j].w * pairs[j].w;
+        }
+        norm = norm > 0 ? sqrt(norm) : 1;
+        for (uint32_t j = 0; j < v->n; j++)
+            v->w[j] = (float) (v->w[j] / norm);
+        free(doc_ids[i]);
+        free(doc_cnt[i]);
+    }
+    free(pairs);
+    free(doc_ids);
+    free(doc_cnt);
+    free(doc_n);
+    free(keep);
+    free(df);
+    free(text);
+    free(tok);
+    free(ref);
+    free(cnt);
+    s_map_free(&map);
+}
+
+static double s_dot(const s_vec_t *v, const double *dense)
+{
+    double d = 0;
+    for (uint32_t j = 0; j < v->n; j++)
+        d += v->w[j] * dense[v->id[j]];
+    return d;
+}
+
+/* Unit-length mean of the documents assigned to cluster k. */
+static void s_centroid(const s_corpus_t *c, const size_t *docs, size_t n, const int *assign,
+                       int k, double *out)
+{
+    double norm = 0;
+    memset(out, 0, c->V * sizeof *out);
+    for (size_t i = 0; i < n; i++) {
+        if (assign && assign[i] != k)
+            continue;
+        const s_vec_t *v = &c->doc[docs[i]];
+        for (uint32_t j = 0; j < v->n; j++)
+            out[v->id[j]] += v->w[j];
+    }
+    for (size_t t = 0; t < c->V; t++)
+        norm += out[t] * out[t];
+    if (norm > 0) {
+        norm = sqrt(norm);
+        for (size_t t = 0; t < c->V; t++)
+            out[t] /= norm;
+    }
+}
+
+/* Spherical k-means with k-means++ seeding.  assign[i] ∈ [0, K). */
+static void s_kmeans(const s_corpus_t *c, const size_t *docs, size_t n, int K, so_rng_t *rng,
+                     int *assign)
+{
+    double *cent = s_calloc((size_t) K * c->V, sizeof *cent);
+    double *best = s_calloc(n, sizeof *best);
+    size_t first = (size_t) (so_rng_uniform(rng) * (double) n);
+
+    if ((size_t) K > n)
+        K = (int) n;
+    for (size_t i = 0; i < n; i++)
+        assign[i] = 0;
+    if (K <= 1) {
+        free(cent);
+        free(best);
+        return;
+    }
+    /* Seeding: next centre drawn with probability ∝ (1 − best cosine)². */
+    const s_vec_t *v0 = &c->doc[docs[first]];
+    for (uint32_t j = 0; j < v0->n; j++)
+        cent[v0->id[j]] = v0->w[j];
+    for (size_t i = 0; i < n; i++)
+        best[i] = s_dot(&c->doc[docs[i]], cent);
+    for (int k = 1; k < K; k++) {
+        double tot = 0;
+        for (size_t i = 0; i < n; i++)
+            tot += (1 - best[i]) * (1 - best[i]);
+        double u = so_rng_uniform(rng) * tot;
+        size_t pick = n - 1;
+        for (size_t i = 0; i < n; i++) {
+            u -= (1 - best[i]) * (1 - best[i]);
+            if (u <= 0) {
+                pick = i;
+                break;
+            }
+        }
+        double *ck = cent + (size_t) k * c->V;
+        const s_vec_t *v = &c->doc[docs[pick]];
+        for (uint32_t j = 0; j < v->n; j++)
+            ck[v->id[j]] = v->w[j];
+        for (size_t i = 0; i < n; i++) {
+            double d = s_dot(&c->doc[docs[i]], ck);
+            if (d > best[i]) {
+                best[i] = d;
+                assign[i] = k;
+            }
+        }
+    }
+    /* Lloyd iterations on the unit sphere. */
+    for (int it = 0; it < 25; it++) {
+        for (int k = 0; k < K; k++)
+            s_centroid(c, docs, n, assign, k, cent + (size_t) k * c->V);
+        int changed = 0;
+        size_t *size = s_calloc((size_t) K, sizeof *size);
+        for (size_t i = 0; i < n; i++) {
+            int bk = 0;
+            double bd = -2;
+            for (int k = 0; k < K; k++) {
+                double d = s_dot(&c->doc[docs[i]], cent + (size_t) k * c->V);
+                if (d > bd) {
+                    bd = d;
+                    bk = k;
+                }
+            }
+            best[i] = bd;
+            changed += bk != assign[i];
+            assign[i] = bk;
+            size[bk]++;
+        }
+        /* An emptied cluster takes the document farthest from its centre. */
+        for (int k = 0; k < K; k++)
+            if (size[k] == 0) {
+                size_t far = 0;
+                for (size_t i = 1; i < n; i++)
+                    if (best[i] < best[far])
+                        far = i;
+                size[assign[far]]--;
+                assign[far] = k;
+                best[far] = 1;
+                size[k] = 1;
+                changed = 1;
+            }
+        free(size);
+        if (!changed)
+            break;
+    }
+    free(cent);
+    free(best);
+}
+
+/* ------------------------------------------------------------------ */
+/* The skill tree                                                     */
+
+typedef struct {
+    size_t *docs;            /* corpus document indices */
+    size_t n;
+    int parent;              /* node index, -1 for a top-level cluster */
+    int child[2];            /* -1 when not split */
+    double split_p;          /* Bonferroni-corrected p of the split, 1 if none */
+    int mode;                /* index into the handbook's modes */
+} s_node_t;
+
+typedef struct {
+    s_node_t *v;
+    size_t n;
+} s_tree_t;
+
+static int s_node_add(s_tree_t *t, size_t *docs, size_t n, int parent, int mode)
+{
+    t->v = s_realloc(t->v, (t->n + 1) * sizeof *t->v);
+    t->v[t->n] = (s_node_t) { docs, n, parent, { -1, -1 }, 1.0, mode };
+    return (int) t->n++;
+}
+
+static void s_tree_free(s_tree_t *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->v[i].docs);
+    free(t->v);
+    memset(t, 0, sizeof *t);
+}
+
+/* Per-agent success sums of a set of documents. */
+static void s_outcomes(const s_corpus_t *c, const size_t *docs, size_t n, double *succ,
+                       double *att)
+{
+    size_t A = c->ds->n_agents;
+    memset(succ, 0, A * sizeof *succ);
+    memset(att, 0, A * sizeof *att);
+    for (size_t i = 0; i < n; i++) {
+        const so_sample_t *s = &c->ds->samples[c->sample[docs[i]]];
+        for (size_t a = 0; a < A; a++)
+            if (isfinite(s->score[a])) {
+                succ[a] += s->score[a];
+                att[a] += 1;
+            }
+    }
+}
+
+/* Smallest per-agent two-proportion p-value between two document sets, and
+ * how many agents were compared. */
+static double s_min_p(const s_corpus_t *c, const size_t *d1, size_t n1, const size_t *d2,
+                      size_t n2, size_t *tests)
+{
+    size_t A = c->ds->n_agents;
+    double *s1 = s_calloc(A, sizeof(double)), *a1 = s_calloc(A, sizeof(double));
+    double *s2 = s_calloc(A, sizeof(double)), *a2 = s_calloc(A, sizeof(double));
+    double pmin = 1;
+    s_outcomes(c, d1, n1, s1, a1);
+    s_outcomes(c, d2, n2, s2, a2);
+    *tests = 0;
+    for (size_t a = 0; a < A; a++) {
+        if (a1[a] < 1 || a2[a] < 1)
+            continue;
+        double p = so_two_prop_pvalue(s1[a], a1[a], s2[a], a2[a]);
+        (*tests)++;
+        if (isfinite(p) && p < pmin)
+            pmin = p;
+    }
+    free(s1);
+    free(a1);
+    free(s2);
+    free(a2);
+    return pmin;
+}
+
+/* Bisects node ni; keeps the split when some agent differs between the
+ * halves (corrected p < alpha_max), then recurses into the halves. */
+static void s_split(s_tree_t *t, const s_corpus_t *c, int ni, int depth,
+                    const so_learn_opts_t *o, double alpha_max, so_rng_t *rng)
+{
+    s_node_t *nd = &t->v[ni];
+    size_t n = nd->n, min_leaf = (size_t) o->min_leaf;
+    if (depth >= o->max_depth || n < 2 * min_leaf)
+        return;
+    int *assign = s_calloc(n, sizeof *assign);
+    s_kmeans(c, nd->docs, n, 2, rng, assign);
+    size_t n0 = 0;
+    for (size_t i = 0; i < n; i++)
+        n0 += assign[i] == 0;
+    size_t n1 = n - n0;
+    if (n0 < min_leaf || n1 < min_leaf) {
+        free(assign);
+        return;
+    }
+    size_t *d0 = s_calloc(n0, sizeof *d0), *d1 = s_calloc(n1, sizeof *d1), i0 = 0, i1 = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (assign[i] == 0)
+            d0[i0++] = nd->docs[i];
+        else
+            d1[i1++] = nd->docs[i];
+    }
+    free(assign);
+    size_t tests;
+    double p = s_min_p(c, d0, n0, d1, n1, &tests) * (double) (tests ? tests : 1);
+    if (p > 1)
+        p = 1;
+    if (p >= alpha_max) {
+        free(d0);
+        free(d1);
+        return;
+    }
+    int mode = nd->mode;
+    int a = s_node_add(t, d0, n0, ni, mode);
+    int b = s_node_add(t, d1, n1, ni, mode);
+    t->v[ni].child[0] = a;       /* t->v may have moved */
+    t->v[ni].child[1] = b;
+    t->v[ni].split_p = p;
+    s_split(t, c, a, depth + 1, o, alpha_max, rng);
+    s_split(t, c, b, depth + 1, o, alpha_max, rng);
+}
+
+/* Merges top-level clusters where no agent's success rate differs
+ * (every per-agent p >= merge_alpha), most similar pair first. */
+static size_t s_merge_top(s_tree_t *t, const s_corpus_t *c, const so_learn_opts_t *o)
+{
+    size_t merged = 0;
+    for (;;) {
+        int bi = -1, bj = -1;
+        double bp = -1;
+        for (size_t i = 0; i < t->n; i++) {
+            if (t->v[i].n == 0)
+                continue;
+            for (size_t j = i + 1; j < t->n; j++) {
+                if (t->v[j].n == 0 || t->v[j].mode != t->v[i].mode)
+                    continue;
+                size_t tests;
+                double p = s_min_p(c, t->v[i].docs, t->v[i].n, t->v[j].docs, t->v[j].n, &tests);
+                if (p > bp) {
+                    bp = p;
+                    bi = (int) i;
+                    bj = (int) j;
+                }
+            }
+        }
+        if (bi < 0 || bp < o->merge_alpha)
+            return merged;
+        s_node_t *a = &t->v[bi], *b = &t->v[bj];
+        a->docs = s_realloc(a->docs, (a->n + b->n) * sizeof *a->docs);
+        memcpy(a->docs + a->n, b->docs, b->n * sizeof *b->docs);
+        a->n += b->n;
+        free(b->docs);
+        b->docs = NULL;
+        b->n = 0;
+        merged++;
+    }
+}
+
+/* Builds the tree: per mode, k-means top level, merge, then splits. */
+static void s_tree_build(s_tree_t *t, const s_corpus_t *c, const so_handbook_t *hb, int k,
+                         const so_learn_opts_t *o, double alpha_max)
+{
+    so_rng_t rng;
+    so_rng_seed(&rng, so_rng_mix(o->seed, (uint64_t) k));
+    memset(t, 0, sizeof *t);
+    for (size_t m = 0; m < hb->n_modes; m++) {
+        size_t *docs = s_calloc(c->n, sizeof *docs), n = 0;
+        for (size_t i = 0; i < c->n; i++) {
+            const so_sample_t *s = &c->ds->samples[c->sample[i]];
+            const char *mode = s->mode && *s->mode ? s->mode : "default";
+            if (strcmp(mode, hb->modes[m].id) == 0)
+                docs[n++] = i;
+        }
+        if (n == 0) {
+            free(docs);
+            continue;
+        }
+        int km = (int) lround((double) k * (double) n / (double) c->n);
+        if (km < 1)
+            km = 1;
+        if ((size_t) km * (size_t) o->min_leaf > n)
+            km = (int) (n / (size_t) o->min_leaf) > 0 ? (int) (n / (size_t) o->min_leaf) : 1;
+        int *assign = s_calloc(n, sizeof *assign);
+        s_kmeans(c, docs, n, km, &rng, assign);
+        for (int j = 0; j < km; j++) {
+            size_t cnt = 0;
+            for (size_t i = 0; i < n; i++)
+                cnt += assign[i] == j;
+            if (cnt == 0)
+                continue;
+            size_t *d = s_calloc(cnt, sizeof *d), q = 0;
+            for (size_t i = 0; i < n; i++)
+                if (assign[i] == j)
+                    d[q++] = docs[i];
+            s_node_add(t, d, cnt, -1, (int) m);
+        }
+        free(assign);
+        free(docs);
+    }
+    size_t tops = t->n, merged = s_merge_top(t, c, o), splits = 0;
+    for (size_t i = 0; i < tops; i++)
+        if (t->v[i].n > 0)
+            s_split(t, c, (int) i, 0, o, alpha_max, &rng);
+    for (size_t i = 0; i < t->n; i++)
+        splits += t->v[i].child[0] >= 0;
+    s_log(o, "  k=%d: %zu top-level clusters, %zu merged as indistinguishable, %zu splits kept"
+          " at p < %g\n", k, tops, merged, splits, alpha_max);
+}
+
+/* ------------------------------------------------------------------ */
+/* From a (pruned) tree to a handbook                                 */
+
+typedef struct {
+    size_t t;
+    double w;
+} s_tw_t;
+
+static int s_cmp_tw(const void *a, const void *b)
+{
+    const s_tw_t *x = a, *y = b;
+    if (x->w != y->w)
+        return x->w > y->w ? -1 : 1;
+    return x->t < y->t ? -1 : x->t > y->t;
+}
+
+static int s_expanded(const s_tree_t *t, int ni, double alpha)
+{
+    return t->v[ni].child[0] >= 0 && t->v[ni].split_p < alpha;
+}
+
+/* A readable id fragment from a term: letters, digits, '-' for spaces. */
+static void s_slug(const char *term, char *out, size_t len)
+{
+    size_t n = 0;
+    if (strcmp(term, "_") == 0)
+        term = "blank";
+    for (const char *p = term; *p && n + 1 < len; p++) {
+        unsigned char ch = (unsigned char) *p;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))
+            out[n++] = (char) ch;
+        else if (ch == ' ')
+            out[n++] = '-';
+    }
+    out[n] = '\0';
+}
+
+typedef struct {
+    const s_corpus_t *c;
+    const s_tree_t *t;
+    const so_learn_opts_t *o;
+    double alpha;
+    so_handbook_t *hb;
+    double *cent, *pcent;    /* scratch [V] */
+    int *skill_of_node;
+    int *leaf_of_doc;        /* [corpus docs] leaf skill */
+} s_emit_t;
+
+static void s_emit(s_emit_t *e, int ni, int parent_skill);
+
+static void s_emit_skill(s_emit_t *e, int ni, int parent_skill, int leaf)
+{
+    const s_corpus_t *c = e->c;
+    const s_node_t *nd = &e->t->v[ni];
+    so_handbook_t *hb = e->hb;
+    size_t V = c->V, A = c->ds->n_agents;
+    char id[160], name[200], desc[400], slug[3][48], err[256];
+
+    s_centroid(c, nd->docs, nd->n, NULL, 0, e->cent);
+    /* Distinctive terms: centroid weight above the parent's (or the mode's). */
+    if (nd->parent >= 0) {
+        const s_node_t *pn = &e->t->v[nd->parent];
+        s_centroid(c, pn->docs, pn->n, NULL, 0, e->pcent);
+    } else {
+        memset(e->pcent, 0, V * sizeof *e->pcent);
+    }
+    /* Only terms the skill's prompts use are candidates: sort those. */
+    s_tw_t *tw = s_calloc(V, sizeof *tw);
+    size_t nz = 0;
+    for (size_t t = 0; t < V; t++)
+        if (e->cent[t] > 0)
+            tw[nz++] = (s_tw_t) { t, e->cent[t] - 0.5 * e->pcent[t] };
+    qsort(tw, nz, sizeof *tw, s_cmp_tw);
+    V = nz;
+    for (int i = 0; i < 3; i++)
+        s_slug(V > (size_t) i ? c->text[tw[i].t] : "x", slug[i], sizeof slug[i]);
+    snprintf(id, sizeof id, "%s.%s.%s", hb->modes[nd->mode].id, slug[0], slug[1]);
+    for (int k = 2; so_handbook_skill_index(hb, id) >= 0; k++)
+        snprintf(id, sizeof id, "%s.%s.%s.%d", hb->modes[nd->mode].id, slug[0], slug[1], k);
+    snprintf(name, sizeof name, "%s / %s / %s", V > 0 ? c->text[tw[0].t] : "",
+             V > 1 ? c->text[tw[1].t] : "", V > 2 ? c->text[tw[2].t] : "");
+
+    /* Description: size and the agents that differ most on it. */
+    double *succ = s_calloc(A, sizeof(double)), *att = s_calloc(A, sizeof(double));
+    s_outcomes(c, nd->docs, nd->n, succ, att);
+    int hi = -1, lo = -1;
+    for (size_t a = 0; a < A; a++) {
+        if (att[a] < 1)
+            continue;
+        if (hi < 0 || succ[a] / att[a] > succ[hi] / att[hi])
+            hi = (int) a;
+        if (lo < 0 || succ[a] / att[a] < succ[lo] / att[lo])
+            lo = (int) a;
+    }
+    if (hi >= 0)
+        snprintf(desc, sizeof desc, "%zu training prompts; best %s (%.2f), weakest %s (%.2f)%s",
+                 nd->n, c->ds->agents[hi], succ[hi] / att[hi], c->ds->agents[lo],
+                 succ[lo] / att[lo], leaf ? "" : "; category of the skills below");
+    else
+        snprintf(desc, sizeof desc, "%zu training prompts", nd->n);
+    free(succ);
+    free(att);
+
+    int si = so_handbook_add_skill(hb, id, name, desc, hb->modes[nd->mode].id,
+                                   parent_skill >= 0 ? hb->skills[parent_skill].id : NULL,
+                                   err, sizeof err);
+    e->skill_of_node[ni] = si;
+    if (leaf)
+        for (size_t i = 0; i < nd->n; i++)
+            e->leaf_of_doc[nd->docs[i]] = si;
+    so_skill_t *sk = &hb->skills[si];
+    for (size_t i = 0; i < 5 && i < V; i++)
+        so_skill_add_indicator(sk, c->text[tw[i].t]);
+    free(tw);
+
+    /* Leaves carry the centroid for inference; parents exist for back-off. */
+    if (leaf) {
+        size_t keep = 0, max = (size_t) e->o->max_terms;
+        s_tw_t *top = s_calloc(c->V, sizeof *top);
+        for (size_t t = 0; t < c->V; t++)
+            if (e->cent[t] > 0)
+                top[keep++] = (s_tw_t) { t, e->cent[t] };
+        qsort(top, keep, sizeof *top, s_cmp_tw);
+        if (keep > max)
+            keep = max;
+        double norm = 0;
+        for (size_t i = 0; i < keep; i++)
+            norm += top[i].w * top[i].w;
+        norm = norm > 0 ? sqrt(norm) : 1;
+        so_term_t *terms = s_calloc(keep, sizeof *terms);
+        for (size_t i = 0; i < keep; i++)
+            terms[i] = (so_term_t) { 0, c->text[top[i].t], top[i].w / norm };
+        so_skill_set_terms(sk, terms, keep);
+        free(terms);
+        free(top);
+        /* Examples: the two prompts nearest the centroid. */
+        size_t b1 = SIZE_MAX, b2 = SIZE_MAX;
+        double d1 = -2, d2 = -2;
+        for (size_t i = 0; i < nd->n; i++) {
+            double d = s_dot(&c->doc[nd->docs[i]], e->cent);
+            if (d > d1) {
+                b2 = b1;
+                d2 = d1;
+                b1 = i;
+                d1 = d;
+            } else if (d > d2) {
+                b2 = i;
+                d2 = d;
+            }
+        }
+        for (size_t k = 0; k < 2; k++) {
+            size_t bi = k == 0 ? b1 : b2;
+            if (bi == SIZE_MAX)
+                continue;
+            const char *p = c->ds->samples[c->sample[nd->docs[bi]]].prompt;
+            char ex[301];
+            snprintf(ex, sizeof ex, "%s", p ? p : "");
+            so_skill_add_example(sk, ex);
+        }
+    }
+}
+
+static void s_emit(s_emit_t *e, int ni, int parent_skill)
+{
+    int leaf = !s_expanded(e->t, ni, e->alpha);
+    s_emit_skill(e, ni, parent_skill, leaf);
+    if (!leaf) {
+        int me = e->skill_of_node[ni];
+        s_emit(e, e->t->v[ni].child[0], me);
+        s_emit(e, e->t->v[ni].child[1], me);
+    }
+}
+
+static so_handbook_t *s_handbook_new(const so_dataset_t *ds, const so_learn_opts_t *o)
+{
+    char version[64], err[256];
+    if (o->version)
+        snprintf(version, sizeof version, "%s", o->version);
+    else
+        snprintf(version, sizeof version, "learned-%llu", (unsigned long long) o->seed);
+    so_handbook_t *hb = so_handbook_new(version);
+    for (size_t i = 0; i < ds->n_samples; i++) {
+        const char *m = ds->samples[i].mode && *ds->samples[i].mode ? ds->samples[i].mode : "default";
+        if (so_handbook_mode_index(hb, m) < 0)
+            so_handbook_add_mode(hb, m, "", err, sizeof err);
+    }
+    if (hb->n_modes == 0)
+        so_handbook_add_mode(hb, "default", "", err, sizeof err);
+    for (size_t a = 0; a < ds->n_agents; a++)
+        so_handbook_add_agent(hb, ds->agents[a], ds->agents[a], NULL, 0, 0, 0, err, sizeof err);
+    return hb;
+}
+
+/* The handbook of a tree pruned at alpha, profiled on the corpus. */
+static so_handbook_t *s_handbook_from_tree(const s_tree_t *t, const s_corpus_t *c, double alpha,
+                                           double temperature, const so_learn_opts_t *o)
+{
+    so_handbook_t *hb = s_handbook_new(c->ds, o);
+    s_emit_t e = { c, t, o, alpha, hb, s_calloc(c->V, sizeof(double)),
+                   s_calloc(c->V, sizeof(double)), s_calloc(t->n, sizeof(int)),
+                   s_calloc(c->n, sizeof(int)) };
+    for (size_t i = 0; i < t->n; i++)
+        e.skill_of_node[i] = -1;
+    for (size_t i = 0; i < c->n; i++)
+        e.leaf_of_doc[i] = -1;
+    for (size_t i = 0; i < t->n; i++)
+        if (t->v[i].parent < 0 && t->v[i].n > 0)
+            s_emit(&e, (int) i, -1);
+    hb->infer_temperature = temperature;
+    so_term_t *idf = s_calloc(c->V, sizeof *idf);
+    for (size_t v = 0; v < c->V; v++)
+        idf[v] = (so_term_t) { 0, c->text[v], c->idf[v] };
+    so_handbook_set_idf(hb, idf, c->V);
+    free(idf);
+
+    /* Competence and cost: each training prompt counts for its leaf. */
+    for (size_t i = 0; i < c->n; i++) {
+        int sk = e.leaf_of_doc[i];
+        const so_sample_t *sm = &c->ds->samples[c->sample[i]];
+        if (sk < 0)
+            continue;
+        for (size_t a = 0; a < c->ds->n_agents; a++)
+            if (isfinite(sm->score[a]))
+                so_handbook_observe(hb, a, (size_t) sk, 1.0, sm->score[a], sm->cost[a],
+                                    sm->prompt_tokens[a], sm->completion_tokens[a],
+                                    sm->latency[a]);
+    }
+    free(e.cent);
+    free(e.pcent);
+    free(e.skill_of_node);
+    free(e.leaf_of_doc);
+    return hb;
+}
+
+/* ------------------------------------------------------------------ */
+
+void so_learn_profile(so_handbook_t *hb, const so_dataset_t *ds)
+{
+    char err[256];
+    double *dem = s_calloc(hb->n_skills, sizeof *dem);
+    int *map = s_calloc(ds->n_agents, sizeof *map);
+    for (size_t a = 0; a < ds->n_agents; a++) {
+        map[a] = so_handbook_agent_index(hb, ds->agents[a]);
+        if (map[a] < 0)
+            map[a] = so_handbook_add_agent(hb, ds->agents[a], ds->agents[a], NULL, 0, 0, 0, err,
+                                           sizeof err);
+    }
+    so_infer_t *inf = so_infer_new(hb);
+    for (size_t i = 0; i < ds->n_samples; i++) {
+        const so_sample_t *s = &ds->samples[i];
+        int mode = so_handbook_mode_index(hb, s->mode && *s->mode ? s->mode : "default");
+        so_infer(inf, s->prompt, mode, dem);
+        for (size_t a = 0; a < ds->n_agents; a++) {
+            if (!isfinite(s->score[a]) || map[a] < 0)
+                continue;
+            for (size_t k = 0; k < hb->n_skills; k++)
+                if (dem[k] > 0)
+                    so_handbook_observe(hb, (size_t) map[a], k, dem[k], s->score[a], s->cost[a],
+                                        s->prompt_tokens[a], s->completion_tokens[a],
+                                        s->latency[a]);
+        }
+    }
+    so_infer_destroy(&inf);
+    free(map);
+    free(dem);
+}
+
+/* A dataset view over some samples (shallow: strings are borrowed). */
+static void s_view(so_dataset_t *v, const so_dataset_t *ds, const size_t *idx, size_t n)
+{
+    *v = *ds;
+    v->samples = s_calloc(n, sizeof *v->samples);
+    for (size_t i = 0; i < n; i++)
+        v->samples[i] = ds->samples[idx[i]];
+    v->n_samples = n;
+}
+
+static size_t s_count_leaves(const so_handbook_t *hb)
+{
+    size_t n = 0;
+    for (size_t s = 0; s < hb->n_skills; s++)
+        n += hb->skills[s].n_terms > 0;
+    return n;
+}
+
+so_handbook_t *so_learn(const so_dataset_t *train, const so_learn_opts_t *opts, char *err,
+                        size_t errlen)
+{
+    static const int k_grid[] = { 3, 6, 12, 24 };
+    static const double a_grid[] = { 0.001, 0.01, 0.05, 0.2 };
+    static const double t_grid[] = { 0.02, 0.05, 0.1 };
+    so_learn_opts_t o = *opts;
+    size_t N = train->n_samples;
+
+    if (N == 0 || train->n_agents == 0) {
+        snprintf(err, errlen, "no training samples with recorded outcomes");
+        return NULL;
+    }
+    if (o.min_leaf < 1)
+        o.min_leaf = 1;
+
+    /* Validation slice: whole queries, chosen by a seeded hash of their id. */
+    size_t *all = s_calloc(N, sizeof *all), *fit = s_calloc(N, sizeof *fit);
+    size_t *val = s_calloc(N, sizeof *val), nf = 0, nv = 0;
+    for (size_t i = 0; i < N; i++) {
+        const char *q = train->samples[i].query_id ? train->samples[i].query_id : "";
+        uint64_t h = so_rng_mix(o.seed, so_term_hash(q, strlen(q)));
+        all[i] = i;
+        if ((double) (h % 10000) < o.val_fraction * 10000)
+            val[nv++] = i;
+        else
+            fit[nf++] = i;
+    }
+
+    int best_k = o.k > 0 ? o.k : k_grid[0];
+    double best_a = o.split_alpha > 0 ? o.split_alpha : a_grid[0];
+    double best_t = o.temperature > 0 ? o.temperature : t_grid[0];
+    int need_select = o.k <= 0 || o.split_alpha <= 0 || o.temperature <= 0;
+    if (need_select && (nv < 20 || nf < 2 * (size_t) o.min_leaf)) {
+        s_log(&o, "learn: too few samples to hold out a validation slice (%zu); using defaults\n", N);
+        need_select = 0;
+        best_k = o.k > 0 ? o.k : 6;
+        best_a = o.split_alpha > 0 ? o.split_alpha : 0.01;
+        best_t = o.temperature > 0 ? o.temperature : 0.05;
+    }
+
+    if (need_select) {
+        s_corpus_t c;
+        so_dataset_t vds;
+        double lams[24];
+        size_t nl = 0, nk = o.k > 0 ? 1 : sizeof k_grid / sizeof *k_grid;
+        size_t na = o.split_alpha > 0 ? 1 : sizeof a_grid / sizeof *a_grid;
+        size_t nt = o.temperature > 0 ? 1 : sizeof t_grid / sizeof *t_grid;
+        double best_aiq = -1;
+        size_t best_leaves = 0;
+        lams[nl++] = 0;
+        for (int i = 0; i < 20; i++)
+            lams[nl++] = 1e-3 * pow(10.0, 4.0 * i / 19.0);
+        so_handbook_t *shape = s_handbook_new(train, &o);
+        s_corpus_build(&c, train, fit, nf);
+        s_view(&vds, train, val, nv);
+        s_log(&o, "learn: choosing granularity on a validation slice: %zu fit, %zu validation queries\n",
+              nf, nv);
+        for (size_t ki = 0; ki < nk; ki++) {
+            int k = o.k > 0 ? o.k : k_grid[ki];
+            double amax = o.split_alpha > 0 ? o.split_alpha : a_grid[na - 1];
+            s_tree_t t;
+            s_tree_build(&t, &c, shape, k, &o, amax);
+            size_t prev_splits = SIZE_MAX;
+            for (size_t ai = 0; ai < na; ai++) {
+                double alpha = o.split_alpha > 0 ? o.split_alpha : a_grid[ai];
+                /* A looser alpha that keeps no more splits gives the same handbook. */
+                size_t splits = 0;
+                for (size_t i = 0; i < t.n; i++)
+                    splits += s_expanded(&t, (int) i, alpha);
+                if (splits == prev_splits)
+                    continue;
+                prev_splits = splits;
+                so_handbook_t *hb = s_handbook_from_tree(&t, &c, alpha, 1, &o);
+                size_t leaves = s_count_leaves(hb);
+                for (size_t ti = 0; ti < nt; ti++) {
+                    double temp = o.temperature > 0 ? o.temperature : t_grid[ti];
+                    so_eval_opts_t eo;
+                    so_eval_t ev;
+                    char e2[256];
+                    so_eval_opts_default(&eo);
+                    eo.lambdas = lams;
+                    eo.n_lambdas = nl;
+                    eo.temperature = temp;
+                    if (so_eval_run(hb, &vds, &eo, &ev, e2, sizeof e2) < 0)
+                        continue;
+                    s_log(&o, "  k=%-3d split_alpha=%-6g temperature=%-5g skills=%3zu (%3zu leaves)"
+                          "  validation AIQ %.4f  max acc %.3f\n", k, alpha, temp,
+                          hb->n_skills, leaves, ev.aiq, ev.max_accuracy);
+                    if (ev.aiq > best_aiq + 1e-9 ||
+                        (fabs(ev.aiq - best_aiq) <= 1e-9 && leaves < best_leaves)) {
+                        best_aiq = ev.aiq;
+                        best_leaves = leaves;
+                        best_k = k;
+                        best_a = alpha;
+                        best_t = temp;
+                    }
+                    so_eval_free(&ev);
+                }
+                so_handbook_destroy(&hb);
+            }
+            s_tree_free(&t);
+        }
+        free(vds.samples);
+        s_corpus_free(&c);
+        so_handbook_destroy(&shape);
+        s_log(&o, "learn: chose k=%d split_alpha=%g temperature=%g (validation AIQ %.4f)\n",
+              best_k, best_a, best_t, best_aiq);
+    }
+
+    /* Final handbook: all training data, the chosen granularity. */
+    s_corpus_t c;
+    s_tree_t t;
+    s_corpus_build(&c, train, all, N);
+    so_handbook_t *shape = s_handbook_new(train, &o);
+    s_tree_build(&t, &c, shape, best_k, &o, best_a);
+    so_handbook_destroy(&shape);
+    so_handbook_t *hb = s_handbook_from_tree(&t, &c, best_a, best_t, &o);
+    s_log(&o, "learn: %zu skills (%zu leaves) from %zu queries, %zu agents, %zu terms\n",
+          hb->n_skills, s_count_leaves(hb), N, hb->n_agents, c.V);
+    s_tree_free(&t);
+    s_corpus_free(&c);
+    free(all);
+    free(fit);
+    free(val);
+    return hb;
+}
+
+/* ------------------------------------------------------------------ */
+/* Merging skills on a handbook's statistics (online refinement)      */
+
+void so_merge_opts_default(so_merge_opts_t *o)
+{
+    o->alpha = 0.05;
+    o->min_attempts = 30;
+    o->max_merges = 0;
+}
+
+/* Smallest per-agent p-value between skills i and j (statistics summed over
+ * their groups in succ/att, [skill * A + agent]); -1 when some available
+ * agent lacks the evidence. */
+static double s_merge_p(const so_handbook_t *hb, const double *succ, const double *att,
+                        size_t i, size_t j, double min_attempts)
+{
+    size_t A = hb->n_agents;
+    double pmin = 1;
+    for (size_t a = 0; a < A; a++) {
+        if (!hb->agents[a].available)
+            continue;
+        double ni = att[i * A + a], nj = att[j * A + a];
+        if (!(ni >= min_attempts && nj >= min_attempts))
+            return -1;
+        double p = so_two_prop_pvalue(succ[i * A + a], ni, succ[j * A + a], nj);
+        if (!isfinite(p))
+            return -1;
+        if (p < pmin)
+            pmin = p;
+    }
+    return pmin;
+}
+
+static int s_cmp_term_hash(const void *a, const void *b)
+{
+    const so_term_t *x = a, *y = b;
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
+    return strcmp(x->text, y->text);
+}
+
+static int s_cmp_term_weight(const void *a, const void *b)
+{
+    const so_term_t *x = a, *y = b;
+    return x->weight > y->weight ? -1 : x->weight < y->weight;
+}
+
+/* The attempt-weighted average of the members' learned terms (borrowed
+ * text pointers into hb; *n receives the count). */
+static so_term_t *s_merge_terms(const so_handbook_t *hb, const int *group, size_t rep,
+                                const double *weight, size_t *n)
+{
+    size_t cap = 0, k = 0;
+    double wsum = 0;
+    for (size_t s = 0; s < hb->n_skills; s++)
+        if (group[s] == (int) rep) {
+            cap += hb->skills[s].n_terms;
+            wsum += weight[s];
+        }
+    so_term_t *t = s_calloc(cap, sizeof *t);
+    for (size_t s = 0; s < hb->n_skills; s++) {
+        if (group[s] != (int) rep)
+            continue;
+        double w = wsum > 0 ? weight[s] / wsum : 0;
+        for (size_t i = 0; i < hb->skills[s].n_terms; i++) {
+            t[k] = hb->skills[s].terms[i];
+            t[k++].weight *= w;
+        }
+    }
+    qsort(t, k, sizeof *t, s_cmp_term_hash);
+    size_t m = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (m > 0 && t[m - 1].hash == t[i].hash && strcmp(t[m - 1].text, t[i].text) == 0)
+            t[m - 1].weight += t[i].weight;
+        else
+            t[m++] = t[i];
+    }
+    qsort(t, m, sizeof *t, s_cmp_term_weight);
+    *n = m;
+    return t;
+}
+
+so_handbook_t *so_learn_merge(const so_handbook_t *hb, const so_merge_opts_t *o,
+                              const char *version, size_t *merged, char *err, size_t errlen)
+{
+    size_t S = hb->n_skills, A = hb->n_agents, n_merged = 0;
+    int *group = s_calloc(S, sizeof *group);       /* representative skill */
+    unsigned char *leaf = s_calloc(S, 1);
+    double *succ = s_calloc(S * A, sizeof *succ), *att = s_calloc(S * A, sizeof *att);
+    double *weight = s_calloc(S, sizeof *weight);  /* attempts over all agents */
+    for (size_t s = 0; s < S; s++) {
+        group[s] = (int) s;
+        leaf[s] = 1;
+        for (size_t a = 0; a < A; a++) {
+            const so_stat_t *st = so_handbook_stat(hb, a, s);
+            succ[s * A + a] = st->successes;
+            att[s * A + a] = st->attempts;
+            weight[s] += st->attempts;
+        }
+    }
+    for (size_t s = 0; s < S; s++)
+        if (hb->skills[s].parent >= 0 && (size_t) hb->skills[s].parent < S)
+            leaf[hb->skills[s].parent] = 0;
+    while (!o->max_merges || n_merged < o->max_merges) {
+        int bi = -1, bj = -1;
+        double bp = -1;
+        for (size_t i = 0; i < S; i++) {
+            if (group[i] != (int) i || !leaf[i])
+                continue;
+            for (size_t j = i + 1; j < S; j++) {
+                if (group[j] != (int) j || !leaf[j] || hb->skills[j].mode != hb->skills[i].mode ||
+                    hb->skills[j].parent != hb->skills[i].parent)
+                    continue;
+                double p = s_merge_p(hb, succ, att, i, j, o->min_attempts);
+                if (p > bp) {
+                    bp = p;
+                    bi = (int) i;
+                    bj = (int) j;
+                }
+            }
+        }
+        if (bi < 0 || bp < o->alpha)
+            break;
+        for (size_t s = 0; s < S; s++)
+            if (group[s] == bj)
+                group[s] = bi;
+        for (size_t a = 0; a < A; a++) {
+            succ[(size_t) bi * A + a] += succ[(size_t) bj * A + a];
+            att[(size_t) bi * A + a] += att[(size_t) bj * A + a];
+        }
+        n_merged++;
+    }
+
+    /* Build the new handbook through the public API, in hb's order (a
+     * parent comes before its children there, and is never merged away). */
+    so_handbook_t *out = so_handbook_new(version);
+    free(out->parent_version);
+    out->parent_version = strdup(hb->version);
+    if (!out->parent_version)
+        abort();
+    out->prior_alpha = hb->prior_alpha;
+    out->prior_beta = hb->prior_beta;
+    out->infer_temperature = hb->infer_temperature;
+    so_handbook_set_idf(out, hb->idf, hb->n_idf);
+    int rc = 0;
+    for (size_t m = 0; m < hb->n_modes && rc >= 0; m++)
+        rc = so_handbook_add_mode(out, hb->modes[m].id, hb->modes[m].description, err, errlen);
+    for (size_t a = 0; a < A && rc >= 0; a++) {
+        const so_agent_t *ag = &hb->agents[a];
+        rc = so_handbook_add_agent(out, ag->id, ag->model,
+                                   ag->mode >= 0 ? hb->modes[ag->mode].id : NULL, ag->price_in,
+                                   ag->price_out, ag->context_limit, err, errlen);
+        if (rc >= 0)
+            out->agents[rc].available = ag->available;
+    }
+    for (size_t s = 0; s < S && rc >= 0; s++) {
+        if (group[s] != (int) s)
+            continue;
+        const so_skill_t *sk = &hb->skills[s];
+        char name[256];
+        snprintf(name, sizeof name, "%s", sk->name);
+        for (size_t j = s + 1; j < S; j++)
+            if (group[j] == (int) s && strlen(name) + strlen(hb->skills[j].name) + 4 < sizeof name)
+                snprintf(name + strlen(name), sizeof name - strlen(name), " + %s",
+                         hb->skills[j].name);
+        int ns = so_handbook_add_skill(out, sk->id, name, sk->description,
+                                       hb->modes[sk->mode].id,
+                                       sk->parent >= 0 ? hb->skills[sk->parent].id : NULL, err,
+                                       errlen);
+        if ((rc = ns) < 0)
+            break;
+        so_skill_t *dst = &out->skills[ns];
+        for (size_t j = s; j < S; j++) {
+            if (group[j] != (int) s)
+                continue;
+            for (size_t i = 0; i < hb->skills[j].n_indicators; i++)
+                so_skill_add_indicator(dst, hb->skills[j].indicators[i]);
+            for (size_t i = 0; i < hb->skills[j].n_examples; i++)
+                so_skill_add_example(dst, hb->skills[j].examples[i]);
+            for (size_t a = 0; a < A; a++) {
+                const so_stat_t *x = so_handbook_stat(hb, a, j);
+                so_stat_t *d = so_handbook_stat(out, a, (size_t) ns);
+                d->successes += x->successes;
+                d->attempts += x->attempts;
+                d->cost_usd += x->cost_usd;
+                d->prompt_tokens += x->prompt_tokens;
+                d->completion_tokens += x->completion_tokens;
+                d->latency_s += x->latency_s;
+                d->cost_count += x->cost_count;
+            }
+        }
+        size_t nt;
+        so_term_t *terms = s_merge_terms(hb, group, s, weight, &nt);
+        so_skill_set_terms(dst, terms, nt);
+        free(terms);
+    }
+    free(group);
+    free(leaf);
+    free(succ);
+    free(att);
+    free(weight);
+    if (rc < 0) {
+        so_handbook_destroy(&out);
+        return NULL;
+    }
+    if (merged)
+        *merged = n_merged;
+    return out;
+}

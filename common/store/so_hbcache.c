@@ -1,0 +1,523 @@
+/*
+ * so_hbcache — handbook versions in memory, refreshed from Redis by a poll
+ * (see so_hbcache.h).
+ */
+#include "store/so_hbcache.h"
+#include "store/so_store.h"
+#include "base/so_svc.h"
+#include "wire/so_wire.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_NEG_SLOTS 16              /* unknown versions remembered */
+#define S_VERSION_MAX SO_WIRE_MAX_ID
+
+typedef struct {
+    so_hbcache_entry_t pub;         /* what so_hbcache_get hands out */
+    char version[S_VERSION_MAX + 1];
+    so_handbook_t *hb;
+    so_stat_t *base;                /* the handbook's bootstrap stats */
+    so_stat_t *prev;                /* scratch: stats before a reload */
+    so_infer_t *infer;
+    so_router_t *router;
+    uint64_t used;                  /* LRU clock value of the last lookup */
+    long long bad_seq;              /* a sequence number whose stats did not load */
+} s_entry_t;
+
+typedef struct {
+    char version[S_VERSION_MAX + 1];
+    char why[256];
+    int64_t expires;
+} s_negative_t;
+
+struct so_hbcache {
+    so_hbcache_opts_t o;
+    char *url, *prefix;
+    so_store_t *store;              /* NULL until connected */
+    s_entry_t **entries;            /* [o.max_versions], NULL = free slot */
+    uint64_t clock;
+    s_negative_t neg[S_NEG_SLOTS];
+    size_t neg_next;
+    char current[S_VERSION_MAX + 1];
+    int64_t current_checked;        /* when a lookup last asked Redis for it */
+    int down;                       /* Redis unreachable: no calls until the poll */
+    int backoff_ms;
+    int64_t next_due;
+    so_hbcache_stats_t st;
+};
+
+static void s_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void s_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+void so_hbcache_opts_default(so_hbcache_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->redis_url = "redis://127.0.0.1:6379";
+    o->redis_prefix = "so:";
+    o->redis_timeout_ms = 500;
+    o->max_versions = 4;
+    o->refresh_ms = 200;
+    o->negative_ttl_ms = 1000;
+    o->backoff_max_ms = 5000;
+    so_router_opts_default(&o->router);
+}
+
+int so_hbcache_config(const so_config_t *cfg, so_hbcache_opts_t *o, char *err, size_t errlen)
+{
+    long v;
+    o->redis_url = so_config_get(cfg, "redis.url", o->redis_url);
+    o->redis_prefix = so_config_get(cfg, "redis.prefix", o->redis_prefix);
+#define S_INT(key, field, min, max)                                                                \
+    do {                                                                                           \
+        if (so_config_long(cfg, key, (long) o->field, min, max, &v, err, errlen) != 0)             \
+            return -1;                                                                             \
+        o->field = (int) v;                                                                        \
+    } while (0)
+    S_INT("redis.timeout_ms", redis_timeout_ms, 1, 60000);
+    S_INT("stats_refresh_ms", refresh_ms, 10, 3600000);
+    S_INT("negative_ttl_ms", negative_ttl_ms, 0, 3600000);
+    S_INT("backoff_max_ms", backoff_max_ms, 10, 3600000);
+#undef S_INT
+    if (so_config_long(cfg, "cache.versions", (long) o->max_versions, 1, 1024, &v, err, errlen)
+        != 0)
+        return -1;
+    o->max_versions = (size_t) v;
+    return 0;
+}
+
+static void s_entry_free(s_entry_t **p)
+{
+    if (!p || !*p)
+        return;
+    s_entry_t *e = *p;
+    so_router_destroy(&e->router);
+    so_infer_destroy(&e->infer);
+    so_handbook_destroy(&e->hb);
+    free(e->base);
+    free(e->prev);
+    free(e);
+    *p = NULL;
+}
+
+so_hbcache_t *so_hbcache_new(const so_hbcache_opts_t *opts, char *err, size_t errlen)
+{
+    so_hbcache_opts_t d;
+    if (!opts) {
+        so_hbcache_opts_default(&d);
+        opts = &d;
+    }
+    if (opts->max_versions < 1 || opts->max_versions > 1024) {
+        s_err(err, errlen, "max_versions %zu out of range [1, 1024]", opts->max_versions);
+        return NULL;
+    }
+    if (opts->refresh_ms < 0 || opts->negative_ttl_ms < 0 || opts->redis_timeout_ms < 1 ||
+        opts->backoff_max_ms < 1) {
+        s_err(err, errlen, "negative period or timeout");
+        return NULL;
+    }
+    so_hbcache_t *c = calloc(1, sizeof *c);
+    if (!c)
+        abort();
+    c->o = *opts;
+    c->url = strdup(opts->redis_url && *opts->redis_url ? opts->redis_url
+                                                        : "redis://127.0.0.1:6379");
+    c->prefix = strdup(opts->redis_prefix ? opts->redis_prefix : "so:");
+    c->entries = calloc(opts->max_versions, sizeof *c->entries);
+    if (!c->url || !c->prefix || !c->entries)
+        abort();
+    c->o.redis_url = c->url;
+    c->o.redis_prefix = c->prefix;
+    c->st.redis_up = 1;             /* until a call says otherwise */
+    c->backoff_ms = c->o.refresh_ms > 10 ? c->o.refresh_ms : 10;
+    return c;
+}
+
+void so_hbcache_destroy(so_hbcache_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    so_hbcache_t *c = *self_p;
+    for (size_t i = 0; i < c->o.max_versions; i++)
+        s_entry_free(&c->entries[i]);
+    free(c->entries);
+    so_store_destroy(&c->store);
+    free(c->url);
+    free(c->prefix);
+    free(c);
+    *self_p = NULL;
+}
+
+/* ---- Redis health -------------------------------------------------------- */
+
+/* A call failed on the connection: stop calling Redis from lookups until the
+ * poll gets through again. */
+static void s_mark_down(so_hbcache_t *c, const char *err)
+{
+    c->st.redis_errors++;
+    if (!c->down)
+        so_warn("redis_down", "url=%s error=\"%s\" (serving cached handbooks; retrying)",
+                c->url, err);
+    c->down = 1;
+    c->st.redis_up = 0;
+}
+
+static void s_mark_up(so_hbcache_t *c)
+{
+    if (c->down)
+        so_info("redis_up", "url=%s", c->url);
+    c->down = 0;
+    c->st.redis_up = 1;
+    c->backoff_ms = c->o.refresh_ms > 10 ? c->o.refresh_ms : 10;
+}
+
+/* The store, connecting if needed; NULL (and marked down) on failure. */
+static so_store_t *s_store(so_hbcache_t *c)
+{
+    char err[256];
+    if (c->store)
+        return c->store;
+    c->store = so_store_connect(c->url, c->prefix, c->o.redis_timeout_ms, err, sizeof err);
+    if (!c->store)
+        s_mark_down(c, err);
+    return c->store;
+}
+
+/* ---- Unknown versions ---------------------------------------------------- */
+
+static const s_negative_t *s_neg_find(so_hbcache_t *c, const char *version)
+{
+    int64_t now = so_now_ms();
+    for (size_t i = 0; i < S_NEG_SLOTS; i++)
+        if (c->neg[i].expires > now && strcmp(c->neg[i].version, version) == 0)
+            return &c->neg[i];
+    return NULL;
+}
+
+static void s_neg_add(so_hbcache_t *c, const char *version, const char *why)
+{
+    if (c->o.negative_ttl_ms == 0)
+        return;
+    s_negative_t *n = &c->neg[c->neg_next++ % S_NEG_SLOTS];
+    snprintf(n->version, sizeof n->version, "%s", version);
+    snprintf(n->why, sizeof n->why, "%s", why);
+    n->expires = so_now_ms() + c->o.negative_ttl_ms;
+}
+
+/* ---- Entries ------------------------------------------------------------- */
+
+static s_entry_t *s_find(so_hbcache_t *c, const char *version)
+{
+    for (size_t i = 0; i < c->o.max_versions; i++)
+        if (c->entries[i] && strcmp(c->entries[i]->version, version) == 0)
+            return c->entries[i];
+    return NULL;
+}
+
+/* A free slot, evicting the least recently used entry when there is none
+ * (never the current version while another entry could go). */
+static s_entry_t **s_slot(so_hbcache_t *c)
+{
+    s_entry_t **victim = NULL;
+    for (size_t i = 0; i < c->o.max_versions; i++) {
+        s_entry_t **p = &c->entries[i];
+        if (!*p)
+            return p;
+        int cur = strcmp((*p)->version, c->current) == 0;
+        int vcur = victim && strcmp((*victim)->version, c->current) == 0;
+        if (!victim || (vcur && !cur) || (vcur == cur && (*p)->used < (*victim)->used))
+            victim = p;
+    }
+    so_info("handbook_evicted", "version=%s", (*victim)->version);
+    c->st.evictions++;
+    s_entry_free(victim);
+    return victim;
+}
+
+/* Reloads the online stats onto the bootstrap stats and rebuilds the router.
+ * On failure the entry keeps what it had.  Returns 0, or -1 with err. */
+static int s_reload_stats(so_hbcache_t *c, s_entry_t *e, char *err, size_t errlen)
+{
+    so_handbook_t *hb = e->hb;
+    size_t n = hb->n_agents * hb->n_skills;
+    long long seq = 0;
+    size_t unknown = 0;
+    memcpy(e->prev, hb->stats, n * sizeof *hb->stats);
+    memcpy(hb->stats, e->base, n * sizeof *hb->stats);
+    if (so_store_load_stats(c->store, hb, &seq, &unknown, err, errlen) != 0) {
+        memcpy(hb->stats, e->prev, n * sizeof *hb->stats);
+        return -1;
+    }
+    if (unknown > 0)
+        so_warn("stats_unknown_cells", "version=%s cells=%zu (agents or skills not in the handbook)",
+                e->version, unknown);
+    if (e->router)
+        so_router_refresh(e->router, hb);
+    else
+        e->router = so_router_new(hb, &c->o.router);
+    e->pub.router = e->router;
+    e->pub.seq = seq;
+    return 0;
+}
+
+/* Loads a version from Redis into a new entry.  NULL with *status and err. */
+static s_entry_t *s_load(so_hbcache_t *c, const char *version, so_hbcache_status_t *status,
+                         char *err, size_t errlen)
+{
+    int64_t t0 = so_now_ms();
+    so_store_t *s = c->down ? NULL : s_store(c);
+    if (!s) {
+        *status = SO_HBCACHE_UNAVAILABLE;
+        c->st.unavailable++;
+        s_err(err, errlen, "handbook version '%s' is not cached and Redis is unreachable",
+              version);
+        return NULL;
+    }
+    char why[256];
+    so_handbook_t *hb = so_store_get_handbook(s, version, why, sizeof why);
+    if (!hb) {
+        if (so_store_io_error(s)) {
+            s_mark_down(c, why);
+            *status = SO_HBCACHE_UNAVAILABLE;
+            c->st.unavailable++;
+        } else {
+            s_neg_add(c, version, why);
+            *status = SO_HBCACHE_UNKNOWN;
+            c->st.unknown++;
+        }
+        s_err(err, errlen, "%s", why);
+        return NULL;
+    }
+    /* The services speak the wire protocol: a handbook it cannot express
+     * (demand and score lists are capped) is unusable. */
+    if (hb->n_skills > SO_WIRE_MAX_SKILLS || hb->n_agents > SO_WIRE_MAX_AGENTS) {
+        snprintf(why, sizeof why, "handbook version '%s' has %zu skills and %zu agents "
+                 "(limits %d and %d)", version, hb->n_skills, hb->n_agents, SO_WIRE_MAX_SKILLS,
+                 SO_WIRE_MAX_AGENTS);
+        so_handbook_destroy(&hb);
+        s_neg_add(c, version, why);
+        *status = SO_HBCACHE_UNKNOWN;
+        c->st.unknown++;
+        s_err(err, errlen, "%s", why);
+        return NULL;
+    }
+    s_entry_t *e = calloc(1, sizeof *e);
+    size_t n = hb->n_agents * hb->n_skills;
+    if (!e || !(e->base = malloc((n + 1) * sizeof *e->base)) ||
+        !(e->prev = malloc((n + 1) * sizeof *e->prev)))
+        abort();
+    snprintf(e->version, sizeof e->version, "%s", version);
+    memcpy(e->base, hb->stats, n * sizeof *hb->stats);
+    e->hb = hb;
+    e->pub.version = e->version;
+    e->pub.hb = hb;
+    e->pub.seq = -1;
+    e->bad_seq = -1;
+    if (c->o.with_infer) {
+        e->infer = so_infer_new(hb);
+        if (c->o.infer_temperature > 0)
+            so_infer_set_temperature(e->infer, c->o.infer_temperature);
+        e->pub.infer = e->infer;
+    }
+    if (c->o.with_router && s_reload_stats(c, e, why, sizeof why) != 0) {
+        /* Serve the bootstrap stats; the poll loads the online ones (seq -1
+         * never matches). */
+        if (so_store_io_error(s))
+            s_mark_down(c, why);
+        so_warn("stats_load_failed", "version=%s error=\"%s\" (bootstrap stats until the next poll)",
+                version, why);
+        e->router = so_router_new(hb, &c->o.router);
+        e->pub.router = e->router;
+    }
+    s_entry_t **slot = s_slot(c);
+    *slot = e;
+    c->st.loads++;
+    so_info("handbook_loaded", "version=%s skills=%zu agents=%zu seq=%lld load_ms=%lld", version,
+            hb->n_skills, hb->n_agents, e->pub.seq, (long long) (so_now_ms() - t0));
+    return e;
+}
+
+/* ---- Lookups ------------------------------------------------------------- */
+
+const so_hbcache_entry_t *so_hbcache_get(so_hbcache_t *c, const char *version,
+                                         so_hbcache_status_t *status, char *err, size_t errlen)
+{
+    so_hbcache_status_t dummy;
+    if (!status)
+        status = &dummy;
+    *status = SO_HBCACHE_OK;
+    if (!version || !*version) {
+        if (!c->current[0] && !c->down &&
+            (!c->current_checked || so_now_ms() - c->current_checked >= c->o.negative_ttl_ms)) {
+            /* No poll has seen a current version yet: ask Redis (at most
+             * once per negative_ttl_ms, never while it is down). */
+            char why[256];
+            so_store_t *s = s_store(c);
+            c->current_checked = so_now_ms();
+            if (s && so_store_current_version(s, c->current, sizeof c->current, why,
+                                              sizeof why) != 0) {
+                c->current[0] = '\0';
+                if (so_store_io_error(s))
+                    s_mark_down(c, why);
+            }
+        }
+        if (!c->current[0]) {
+            *status = c->down ? SO_HBCACHE_UNAVAILABLE : SO_HBCACHE_UNKNOWN;
+            if (c->down)
+                c->st.unavailable++;
+            else
+                c->st.unknown++;
+            s_err(err, errlen, "no current handbook version (%s)",
+                  c->down ? "Redis is unreachable" : "none has been published");
+            return NULL;
+        }
+        version = c->current;
+    }
+    s_entry_t *e = s_find(c, version);
+    if (e) {
+        c->st.hits++;
+        e->used = ++c->clock;
+        return &e->pub;
+    }
+    c->st.misses++;
+    const s_negative_t *n = s_neg_find(c, version);
+    if (n) {
+        *status = SO_HBCACHE_UNKNOWN;
+        c->st.unknown++;
+        s_err(err, errlen, "%s", n->why);
+        return NULL;
+    }
+    e = s_load(c, version, status, err, errlen);
+    if (!e)
+        return NULL;
+    e->used = ++c->clock;
+    return &e->pub;
+}
+
+/* ---- The poll ------------------------------------------------------------ */
+
+/* One round of polling.  Returns 0, or -1 when Redis failed on the
+ * connection (the rest of the round is skipped). */
+static int s_poll(so_hbcache_t *c)
+{
+    char err[256], cur[S_VERSION_MAX + 1];
+    so_store_t *s = s_store(c);
+    if (!s)
+        return -1;
+    if (so_store_current_version(s, cur, sizeof cur, err, sizeof err) != 0) {
+        if (so_store_io_error(s)) {
+            s_mark_down(c, err);
+            return -1;
+        }
+        cur[0] = '\0';          /* nothing published yet */
+    }
+    if (strcmp(cur, c->current) != 0) {
+        so_info("current_version", "version=%s previous=%s", cur[0] ? cur : "-",
+                c->current[0] ? c->current : "-");
+        snprintf(c->current, sizeof c->current, "%s", cur);
+        if (cur[0] && !s_find(c, cur)) {
+            /* Load it now, so the first request on it does not wait. */
+            so_hbcache_status_t st;
+            s_entry_t *e = s_load(c, cur, &st, err, sizeof err);
+            if (!e && st == SO_HBCACHE_UNAVAILABLE)
+                return -1;
+            if (!e)
+                so_warn("current_unusable", "version=%s error=\"%s\"", cur, err);
+            else
+                e->used = ++c->clock;
+        }
+    }
+    if (!c->o.with_router)
+        return 0;
+    for (size_t i = 0; i < c->o.max_versions; i++) {
+        s_entry_t *e = c->entries[i];
+        long long seq = 0;
+        if (!e)
+            continue;
+        if (so_store_seq(s, e->version, &seq, err, sizeof err) != 0) {
+            if (so_store_io_error(s)) {
+                s_mark_down(c, err);
+                return -1;
+            }
+            so_warn("seq_unreadable", "version=%s error=\"%s\"", e->version, err);
+            continue;
+        }
+        if (seq == e->pub.seq || seq == e->bad_seq)
+            continue;
+        long long was = e->pub.seq;
+        int64_t t0 = so_now_ms();
+        if (s_reload_stats(c, e, err, sizeof err) != 0) {
+            if (so_store_io_error(s)) {
+                s_mark_down(c, err);
+                return -1;
+            }
+            /* Bad data: say so once, try again when the sequence moves. */
+            so_warn("stats_reload_failed", "version=%s seq=%lld error=\"%s\"", e->version, seq,
+                    err);
+            e->bad_seq = seq;
+            continue;
+        }
+        c->st.reloads++;
+        so_debug("stats_reloaded", "version=%s seq=%lld previous=%lld ms=%lld", e->version,
+                 e->pub.seq, was, (long long) (so_now_ms() - t0));
+    }
+    return 0;
+}
+
+int so_hbcache_tick(so_hbcache_t *c)
+{
+    int64_t now = so_now_ms();
+    if (now < c->next_due)
+        return (int) (c->next_due - now);
+    if (s_poll(c) == 0) {
+        s_mark_up(c);
+        c->next_due = so_now_ms() + c->o.refresh_ms;
+        return c->o.refresh_ms;
+    }
+    /* Redis is down: try again later, waiting longer each time. */
+    int wait = c->backoff_ms;
+    c->backoff_ms = c->backoff_ms * 2 < c->o.backoff_max_ms ? c->backoff_ms * 2
+                                                            : c->o.backoff_max_ms;
+    c->next_due = so_now_ms() + wait;
+    return wait;
+}
+
+int so_hbcache_mode(const so_handbook_t *hb, const char *mode, int *index, char *err,
+                    size_t errlen)
+{
+    if (!mode || !*mode) {
+        *index = so_handbook_mode_index(hb, "default");
+        return 0;
+    }
+    *index = so_handbook_mode_index(hb, mode);
+    if (*index >= 0)
+        return 0;
+    s_err(err, errlen, "mode '%s' is not in handbook %s (%zu modes%s%s)", mode, hb->version,
+          hb->n_modes, hb->n_modes ? ", e.g. " : "", hb->n_modes ? hb->modes[0].id : "");
+    return -1;
+}
+
+const char *so_hbcache_current(const so_hbcache_t *c)
+{
+    return c->current;
+}
+
+void so_hbcache_stats(const so_hbcache_t *c, so_hbcache_stats_t *out)
+{
+    *out = c->st;
+    out->cached = 0;
+    for (size_t i = 0; i < c->o.max_versions; i++)
+        out->cached += c->entries[i] != NULL;
+}
