@@ -136,3 +136,16 @@ char *so_text_fmt_utf8(char *buf, size_t len, const char *fmt, ...)
     }
     return buf;
 }
+
+double so_tokens_estimate(size_t bytes)
+{
+    return (double) bytes / 4.0;
+}
+
+long so_tokens_estimate_text(const char *s)
+{
+    long chars = 0;
+    for (const unsigned char *p = (const unsigned char *) s; p && *p; p++)
+        chars += (*p & 0xC0) != 0x80;
+    return (chars + 3) / 4;
+}

@@ -41,4 +41,12 @@ char *so_term_text(so_span_t a, so_span_t b, char *buf, size_t buflen);
 char *so_text_fmt_utf8(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The one token estimate, for when no tokenizer or usage figure is at hand:
+ * about four bytes (characters) a token, the rule of thumb OpenAI gives for
+ * English.  so_tokens_estimate: bytes / 4 (a prompt's expected size, as the
+ * router and the evaluation use it); so_tokens_estimate_text: ceil(UTF-8
+ * code points / 4), a whole number for usage a provider did not report. */
+double so_tokens_estimate(size_t bytes);
+long so_tokens_estimate_text(const char *s);
+
 #endif
