@@ -31,6 +31,30 @@
 
 #include "skillorchestra.pb-c.h"
 
+/* Short names for the generated protobuf types: use these everywhere
+ * instead of local typedefs, so a TurnRequest is so_pb_turn_request_t in
+ * every file. */
+typedef Skillorchestra__V1__Error so_pb_error_t;
+typedef Skillorchestra__V1__ErrorCode so_pb_error_code_t;
+typedef Skillorchestra__V1__ChatMessage so_pb_chat_message_t;
+typedef Skillorchestra__V1__SkillWeight so_pb_skill_weight_t;
+typedef Skillorchestra__V1__TurnRequest so_pb_turn_request_t;
+typedef Skillorchestra__V1__SkillDemand so_pb_skill_demand_t;
+typedef Skillorchestra__V1__RouteRequest so_pb_route_request_t;
+typedef Skillorchestra__V1__SkillCompetence so_pb_skill_competence_t;
+typedef Skillorchestra__V1__AgentScore so_pb_agent_score_t;
+typedef Skillorchestra__V1__RoutingDecision so_pb_routing_decision_t;
+typedef Skillorchestra__V1__AgentCall so_pb_agent_call_t;
+typedef Skillorchestra__V1__AgentResult so_pb_agent_result_t;
+typedef Skillorchestra__V1__TurnRecord so_pb_turn_record_t;
+typedef Skillorchestra__V1__EpisodeOutcome so_pb_episode_outcome_t;
+typedef Skillorchestra__V1__HandbookAnnouncement so_pb_handbook_announcement_t;
+typedef Skillorchestra__V1__TurnReply so_pb_turn_reply_t;
+
+/* The one error-code macro: SO_ERR(TIMEOUT) is
+ * SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_TIMEOUT. */
+#define SO_ERR(x) SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_##x
+
 /* Header frame: 'S' 'O' <version> <type>. */
 #define SO_WIRE_HDR_LEN       4
 #define SO_WIRE_MAGIC0        'S'
