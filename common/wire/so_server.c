@@ -2,6 +2,7 @@
  * so_server — a request/reply service loop (see so_server.h).
  */
 #include "wire/so_server.h"
+#include "base/so_alloc.h"
 #include "wire/so_sock.h"
 #include "base/so_svc.h"
 
@@ -134,9 +135,7 @@ static int s_poll(s_loop_t *l, int with_sock, long timeout_ms)
 
 int so_server_run(void *sock, const so_server_opts_t *o)
 {
-    s_loop_t *l = calloc(1, sizeof *l);
-    if (!l)
-        abort();
+    s_loop_t *l = so_calloc(1, sizeof *l);
     l->o = o;
     l->sock = sock;
     l->last_stats_ms = so_now_ms();

@@ -101,6 +101,10 @@ const ProtobufCMessageDescriptor *so_wire_descriptor(so_msg_type_t type);
 /* The type whose descriptor is desc, SO_MSG_ANY if none. */
 so_msg_type_t so_wire_type_of(const ProtobufCMessageDescriptor *desc);
 
+/* "skillorchestra.v1.SkillDemand.Source" -> "SkillDemand.Source": the name
+ * errors use for a descriptor's full name.  Points into full. */
+const char *so_wire_pb_name(const char *full);
+
 /* Writes the 4-byte header of type. */
 void so_wire_header(so_msg_type_t type, uint8_t hdr[SO_WIRE_HDR_LEN]);
 /* Checks a header frame (length, magic, version, known type) and stores its
@@ -113,6 +117,15 @@ int so_wire_parse_header(const void *hdr, size_t hdr_len, so_msg_type_t *type_ou
  * in-range numbers.  NULL strings count as empty.  Returns 0, or -1 with
  * "Type.field[i].sub: problem" in err. */
 int so_wire_validate(so_msg_type_t type, const void *msg, char *err, size_t errlen);
+
+/* Pass 1 of so_wire_decode, before protobuf-c allocates anything: walks the
+ * raw body of type with the generated descriptors and rejects truncation,
+ * bad tags and wire types, embedded NULs in strings, nesting deeper than 8,
+ * a singular sub-message sent twice, repeated fields over their cap, more
+ * than SO_WIRE_MAX_UNKNOWN unknown fields and bodies that would unpack into
+ * more than SO_WIRE_MAX_NODES objects.  Returns 0, or -1 with err. */
+int so_wire_scan(so_msg_type_t type, const void *body, size_t body_len, char *err,
+                 size_t errlen);
 
 /* Validates msg and packs it: writes the header to hdr and a malloc'd body
  * to *body_out (the caller frees it with free(3); an all-default message may
