@@ -29,7 +29,6 @@ S_SAME_TYPE(ROUTING_DECISION);
 S_SAME_TYPE(AGENT_CALL);
 S_SAME_TYPE(AGENT_RESULT);
 S_SAME_TYPE(EPISODE_OUTCOME);
-S_SAME_TYPE(HANDBOOK_ANNOUNCEMENT);
 S_SAME_TYPE(TURN_REPLY);
 S_SAME_TYPE(ROUTE_REQUEST);
 _Static_assert(SO_WIRE_MAX_BODY <= INT32_MAX, "body must fit ZMQ_MAXMSGSIZE and int");
@@ -48,8 +47,6 @@ static const s_type_t s_types[SO_MSG_TYPE_MAX + 1] = {
     [SO_MSG_AGENT_RESULT] = {"AgentResult", &skillorchestra__v1__agent_result__descriptor},
     [SO_MSG_EPISODE_OUTCOME] = {"EpisodeOutcome",
                                 &skillorchestra__v1__episode_outcome__descriptor},
-    [SO_MSG_HANDBOOK_ANNOUNCEMENT] = {"HandbookAnnouncement",
-                                      &skillorchestra__v1__handbook_announcement__descriptor},
     [SO_MSG_TURN_REPLY] = {"TurnReply", &skillorchestra__v1__turn_reply__descriptor},
     [SO_MSG_ROUTE_REQUEST] = {"RouteRequest", &skillorchestra__v1__route_request__descriptor},
 };
@@ -60,18 +57,20 @@ const char *so_wire_pb_name(const char *full)
     return strncmp(full, pkg, sizeof pkg - 1) == 0 ? full + sizeof pkg - 1 : full;
 }
 
+/* A type number with an entry in s_types (7, retired, has none). */
+static int s_known(int type)
+{
+    return type >= 1 && type <= SO_MSG_TYPE_MAX && s_types[type].desc;
+}
+
 const char *so_wire_type_name(so_msg_type_t type)
 {
-    if (type >= 1 && type <= SO_MSG_TYPE_MAX)
-        return s_types[type].name;
-    return "unknown";
+    return s_known((int) type) ? s_types[type].name : "unknown";
 }
 
 const ProtobufCMessageDescriptor *so_wire_descriptor(so_msg_type_t type)
 {
-    if (type >= 1 && type <= SO_MSG_TYPE_MAX)
-        return s_types[type].desc;
-    return NULL;
+    return s_known((int) type) ? s_types[type].desc : NULL;
 }
 
 so_msg_type_t so_wire_type_of(const ProtobufCMessageDescriptor *desc)
@@ -102,7 +101,7 @@ int so_wire_parse_header(const void *hdr, size_t hdr_len, so_msg_type_t *type_ou
     if (h[2] != SO_WIRE_VERSION)
         return so_err(err, errlen, "protocol version %u unsupported (want %d)", h[2],
                       SO_WIRE_VERSION);
-    if (h[3] < 1 || h[3] > SO_MSG_TYPE_MAX)
+    if (!s_known(h[3]))
         return so_err(err, errlen, "unknown message type %u", h[3]);
     if (type_out)
         *type_out = (so_msg_type_t) h[3];

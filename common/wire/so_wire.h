@@ -48,7 +48,6 @@ typedef Skillorchestra__V1__AgentCall so_pb_agent_call_t;
 typedef Skillorchestra__V1__AgentResult so_pb_agent_result_t;
 typedef Skillorchestra__V1__TurnRecord so_pb_turn_record_t;
 typedef Skillorchestra__V1__EpisodeOutcome so_pb_episode_outcome_t;
-typedef Skillorchestra__V1__HandbookAnnouncement so_pb_handbook_announcement_t;
 typedef Skillorchestra__V1__TurnReply so_pb_turn_reply_t;
 
 /* The one error-code macro: SO_ERR(TIMEOUT) is
@@ -66,8 +65,8 @@ typedef Skillorchestra__V1__TurnReply so_pb_turn_reply_t;
 #define SO_WIRE_MAX_ID        128          /* ids, versions, modes, models, roles, keys */
 #define SO_WIRE_MAX_TEXT      (1u << 20)   /* chat content, reply text */
 #define SO_WIRE_MAX_NOTE      4096         /* reasons, error messages */
-#define SO_WIRE_MAX_SKILLS    1024         /* skill entries per list; handbook n_skills */
-#define SO_WIRE_MAX_AGENTS    256          /* agent scores, exclude_agents; handbook n_agents */
+#define SO_WIRE_MAX_SKILLS    1024         /* skill entries per list */
+#define SO_WIRE_MAX_AGENTS    256          /* agent scores, exclude_agents */
 #define SO_WIRE_MAX_MESSAGES  256          /* chat messages per request/call */
 #define SO_WIRE_MAX_TURNS     256          /* turn records per episode */
 #define SO_WIRE_MAX_BACKOFF   16           /* SkillCompetence.backoff_level */
@@ -87,14 +86,15 @@ typedef enum {
     SO_MSG_AGENT_CALL = 4,            /* Skillorchestra__V1__AgentCall */
     SO_MSG_AGENT_RESULT = 5,          /* Skillorchestra__V1__AgentResult */
     SO_MSG_EPISODE_OUTCOME = 6,       /* Skillorchestra__V1__EpisodeOutcome */
-    SO_MSG_HANDBOOK_ANNOUNCEMENT = 7, /* Skillorchestra__V1__HandbookAnnouncement */
+    /* 7 was HandbookAnnouncement: retired, reserved (never reuse it) */
     SO_MSG_TURN_REPLY = 8,            /* Skillorchestra__V1__TurnReply */
     SO_MSG_ROUTE_REQUEST = 9,         /* Skillorchestra__V1__RouteRequest */
 } so_msg_type_t;
 
 #define SO_MSG_TYPE_MAX 9
 
-/* "TurnRequest", ...; "unknown" for anything else.  Static storage. */
+/* "TurnRequest", ...; "unknown" for anything else (0, 7, > 9).  Static
+ * storage. */
 const char *so_wire_type_name(so_msg_type_t type);
 /* The protobuf-c descriptor of a type, NULL if type is not a message type. */
 const ProtobufCMessageDescriptor *so_wire_descriptor(so_msg_type_t type);

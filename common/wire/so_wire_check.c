@@ -389,17 +389,6 @@ static int s_v_episode_outcome(char *err, size_t errlen, const char *path, const
                         s_v_turn_record);
 }
 
-static int s_v_handbook_announcement(char *err, size_t errlen, const char *path,
-                                     const void *msg)
-{
-    const so_pb_handbook_announcement_t *m = msg;
-    S_TRY(s_check_id(err, errlen, path, "version", m->version, S_REQUIRED));
-    S_TRY(s_check_id(err, errlen, path, "previous_version", m->previous_version, S_OPTIONAL));
-    S_TRY(s_check_uint(err, errlen, path, "n_skills", m->n_skills, SO_WIRE_MAX_SKILLS));
-    S_TRY(s_check_uint(err, errlen, path, "n_agents", m->n_agents, SO_WIRE_MAX_AGENTS));
-    return s_check_id(err, errlen, path, "redis_key", m->redis_key, S_REQUIRED);
-}
-
 static int s_v_turn_reply(char *err, size_t errlen, const char *path, const void *msg)
 {
     const so_pb_turn_reply_t *m = msg;
@@ -447,7 +436,6 @@ static const s_validate_fn s_validators[SO_MSG_TYPE_MAX + 1] = {
     [SO_MSG_AGENT_CALL] = s_v_agent_call,
     [SO_MSG_AGENT_RESULT] = s_v_agent_result,
     [SO_MSG_EPISODE_OUTCOME] = s_v_episode_outcome,
-    [SO_MSG_HANDBOOK_ANNOUNCEMENT] = s_v_handbook_announcement,
     [SO_MSG_TURN_REPLY] = s_v_turn_reply,
     [SO_MSG_ROUTE_REQUEST] = s_v_route_request,
 };
