@@ -61,8 +61,8 @@ static void s_turn_request(so_pb_turn_request_t *m)
 static void s_skill_demand(so_pb_skill_demand_t *m)
 {
     static so_pb_skill_weight_t w[3] = {SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
-                            SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
-                            SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT};
+                                        SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
+                                        SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT};
     static so_pb_skill_weight_t *wp[3] = {&w[0], &w[1], &w[2]};
     w[0].skill_id = "code.string_manipulation";
     w[0].weight = 0.625;
@@ -91,14 +91,14 @@ static void s_competence(so_pb_skill_competence_t *c, char *skill, double w, dou
 static void s_routing_decision(so_pb_routing_decision_t *m)
 {
     static so_pb_skill_competence_t c[3] = {SKILLORCHESTRA__V1__SKILL_COMPETENCE__INIT,
-                                SKILLORCHESTRA__V1__SKILL_COMPETENCE__INIT,
-                                SKILLORCHESTRA__V1__SKILL_COMPETENCE__INIT};
+                                            SKILLORCHESTRA__V1__SKILL_COMPETENCE__INIT,
+                                            SKILLORCHESTRA__V1__SKILL_COMPETENCE__INIT};
     static so_pb_skill_competence_t *c0[2] = {&c[0], &c[1]}, *c1[1] = {&c[2]};
     static so_pb_agent_score_t s[2] = {SKILLORCHESTRA__V1__AGENT_SCORE__INIT,
-                           SKILLORCHESTRA__V1__AGENT_SCORE__INIT};
+                                       SKILLORCHESTRA__V1__AGENT_SCORE__INIT};
     static so_pb_agent_score_t *sp[2] = {&s[0], &s[1]};
     static so_pb_skill_weight_t w[2] = {SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
-                            SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT};
+                                        SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT};
     static so_pb_skill_weight_t *wp[2] = {&w[0], &w[1]};
 
     s_competence(&c[0], "code.string_manipulation", 0.625, 0.8, 12.5, 15, 0);
@@ -177,11 +177,11 @@ static void s_agent_result(so_pb_agent_result_t *m)
 static void s_episode_outcome(so_pb_episode_outcome_t *m)
 {
     static so_pb_skill_weight_t w[3] = {SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
-                            SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
-                            SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT};
+                                        SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
+                                        SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT};
     static so_pb_skill_weight_t *d0[1] = {&w[0]}, *d1[2] = {&w[1], &w[2]};
     static so_pb_turn_record_t r[2] = {SKILLORCHESTRA__V1__TURN_RECORD__INIT,
-                            SKILLORCHESTRA__V1__TURN_RECORD__INIT};
+                                       SKILLORCHESTRA__V1__TURN_RECORD__INIT};
     static so_pb_turn_record_t *rp[2] = {&r[0], &r[1]};
     w[0].skill_id = "search.web";
     w[0].weight = 1.0;

@@ -84,11 +84,11 @@ void *so_sock_new(void *ctx, int type, const so_wire_sockopts_t *opts, const cha
 }
 
 int so_sock_send_error(void *sock, const so_wire_envelope_t *env, const char *request_id,
-                       const char *episode_id, Skillorchestra__V1__ErrorCode code,
+                       const char *episode_id, so_pb_error_code_t code,
                        const char *message, char *err, size_t errlen)
 {
-    Skillorchestra__V1__TurnReply rep = SKILLORCHESTRA__V1__TURN_REPLY__INIT;
-    Skillorchestra__V1__Error e = SKILLORCHESTRA__V1__ERROR__INIT;
+    so_pb_turn_reply_t rep = SKILLORCHESTRA__V1__TURN_REPLY__INIT;
+    so_pb_error_t e = SKILLORCHESTRA__V1__ERROR__INIT;
     char msg[SO_WIRE_MAX_NOTE];
     /* The message may quote what a peer sent: keep it within the limit and
      * on a character boundary so the reply itself validates. */
