@@ -231,6 +231,15 @@ int so_server_svc_bind(so_server_svc_t *s)
     return 0;
 }
 
+int so_server_svc_start(so_server_svc_t *s, int ready, const char *err)
+{
+    if (!ready) {
+        so_error("config", "error=\"%s\"", err);
+        return 2;
+    }
+    return so_server_svc_bind(s) == 0 ? 0 : 1;
+}
+
 int so_server_svc_run(so_server_svc_t *s, so_server_opts_t *o)
 {
     o->stats_ms = s->stats_ms;

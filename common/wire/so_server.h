@@ -86,10 +86,11 @@ int64_t so_server_now_us(void);
  * skill-inference): its config keys, its bound ROUTER socket, its loop.
  *
  *     so_server_svc_t svc;
- *     if (so_server_svc_config(&svc, cfg, "tcp://127.0.0.1:5558", err, sizeof err) != 0)
- *         ... config error ...
- *     if (so_server_svc_bind(&svc) != 0)       (logged as bind_failed)
- *         ... exit 1 ...
+ *     int rc = so_server_svc_config(&svc, cfg, "tcp://127.0.0.1:5558", err, sizeof err);
+ *     ... the service's own settings and objects (rc = -1 and err on failure) ...
+ *     int code = so_server_svc_start(&svc, rc == 0, err);   (logs config / bind_failed)
+ *     if (code != 0)
+ *         ... free, exit code ...
  *     so_info("started", "endpoint=%s ...", svc.endpoint, ...);
  *     int code = so_server_svc_run(&svc, &opts);   (closes the socket) */
 typedef struct {
@@ -107,6 +108,11 @@ int so_server_svc_config(so_server_svc_t *s, const so_config_t *cfg,
 /* A new context and a ROUTER socket bound on s->endpoint.  0, or -1 (logged
  * as bind_failed, nothing left open). */
 int so_server_svc_bind(so_server_svc_t *s);
+/* The step between reading the config and serving: when ready (the service
+ * read its config and built what it asks for) binds as so_server_svc_bind
+ * and returns 0; else logs "config error=<err>" and returns the exit code 2.
+ * A failed bind returns the exit code 1. */
+int so_server_svc_start(so_server_svc_t *s, int ready, const char *err);
 /* so_server_run on the bound socket with o (its stats_ms and drain_ms set
  * from s), then closes the socket and terminates the context (bounded by
  * the socket's linger).  Returns the exit code: 0, or 1 when the loop

@@ -82,14 +82,12 @@ int main(int argc, char **argv)
     so_profiles_t *profiles = NULL;
     int rc = s_setup(cfg, &co, &ro, &svc, &profiles, err, sizeof err);
     so_hbcache_t *cache = rc == 0 ? so_hbcache_new(&co, err, sizeof err) : NULL;
-    if (!cache || so_server_svc_bind(&svc) != 0) {
-        int ret = cache ? 1 : 2;            /* bind failed (logged) : config */
-        if (!cache)
-            so_error("config", "error=\"%s\"", err);
+    int start = so_server_svc_start(&svc, cache != NULL, err);
+    if (start != 0) {
         so_hbcache_destroy(&cache);
         so_profiles_destroy(&profiles);
         so_config_destroy(&cfg);
-        return ret;
+        return start;
     }
     so_info("started", "endpoint=%s redis=%s cache_versions=%zu stats_refresh_ms=%d lambda=%g "
             "thompson=%d explore_floor=%g seed=%llu budget_fallback=%d profiles=%s",

@@ -1,8 +1,9 @@
 /*
  * Tests for the start-up and shut-down the request/reply services share
  * (so_server_svc_* in common/wire/so_server.h): the config keys and their
- * defaults, a refused value, a bind failure, and a bind-run-close cycle that
- * answers one request and stops on so_request_stop.
+ * defaults, a refused value, a bind failure and the exit codes of
+ * so_server_svc_start, and a bind-run-close cycle that answers one request
+ * and stops on so_request_stop.
  */
 #include "so_test_util.h"
 #include "base/so_svc.h"
@@ -52,6 +53,9 @@ static void test_svc_bind_failed(void **state)
     assert_int_equal(so_server_svc_bind(&s), -1);     /* logged as bind_failed */
     assert_null(s.ctx);
     assert_null(s.sock);
+    assert_int_equal(so_server_svc_start(&s, 1, ""), 1);               /* bind failed */
+    assert_int_equal(so_server_svc_start(&s, 0, "lambda: bad"), 2);    /* config */
+    assert_null(s.ctx);
     so_config_destroy(&cfg);
 }
 

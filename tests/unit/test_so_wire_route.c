@@ -4,32 +4,7 @@
  * tests/golden/route_request.bin is checked field by field here, independent
  * of tools/so-golden.c, then re-encoded byte for byte.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <cmocka.h>
-
-#include "wire/so_wire.h"
-
-
-static uint8_t *s_read(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        print_error("cannot open %s (run from the repo root)\n", path);
-        fail();
-    }
-    uint8_t *buf = malloc(65536);
-    assert_non_null(buf);
-    *len = fread(buf, 1, 65536, f);
-    fclose(f);
-    assert_true(*len >= SO_WIRE_HDR_LEN && *len < 65536);
-    return buf;
-}
+#include "so_test_wire.h"
 
 static void test_type_table(void **state)
 {
@@ -46,7 +21,7 @@ static void test_golden(void **state)
 {
     (void) state;
     size_t len = 0;
-    uint8_t *file = s_read("tests/golden/route_request.bin", &len);
+    uint8_t *file = s_read("route_request", &len);
     char err[256] = "";
     so_pb_route_request_t *m = NULL;
     assert_int_equal(so_wire_decode(file, SO_WIRE_HDR_LEN, file + SO_WIRE_HDR_LEN,
