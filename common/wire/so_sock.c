@@ -232,42 +232,23 @@ int so_ctl_send_ready(void *sock, const so_wire_envelope_t *env, unsigned capaci
     return s_ctl_send(sock, env, SO_CTL_READY, capacity, worker_id, agents);
 }
 
-#define S_MAX_FRAMES (SO_WIRE_MAX_ENVELOPE + 2)
-
 int so_sock_recv_mixed(void *sock, size_t env_frames, so_wire_envelope_t *env, so_ctl_t *ctl,
                        so_msg_type_t *type_out, void **msg_out, char *err, size_t errlen)
 {
-    zmq_msg_t parts[S_MAX_FRAMES];
-    size_t n = 0, total = 0;
-    int more = 1, rc = 0;
+    zmq_msg_t parts[SO_WIRE_MAX_FRAMES];
+    size_t n = 0;
+    int rc = 0;
 
     *msg_out = NULL;
     if (env)
         so_wire_envelope_reset(env);
-    while (more) {
-        zmq_msg_t scratch;
-        zmq_msg_t *m = n < S_MAX_FRAMES ? &parts[n] : &scratch;
-        zmq_msg_init(m);
-        if (zmq_msg_recv(m, sock, total == 0 ? ZMQ_DONTWAIT : 0) < 0) {
-            int e = errno;
-            zmq_msg_close(m);
-            if (total > 0 && e == EINTR)
-                continue;
-            for (size_t i = 0; i < n; i++)
-                zmq_msg_close(&parts[i]);
-            errno = e;
-            return so_err(err, errlen, "recv: %s", zmq_strerror(e));
-        }
-        total++;
-        more = zmq_msg_more(m);
-        if (m == &scratch)
-            zmq_msg_close(m);
-        else
-            n++;
-    }
+    long got = so_wire_recv_frames(sock, parts, &n, ZMQ_DONTWAIT, err, errlen);
+    if (got < 0)
+        return -1;
+    size_t total = (size_t) got;
 
-    if (total > S_MAX_FRAMES || env_frames > SO_WIRE_MAX_ENVELOPE) {
-        rc = so_err(err, errlen, "message has %zu frames (limit %d)", total, S_MAX_FRAMES);
+    if (total > SO_WIRE_MAX_FRAMES || env_frames > SO_WIRE_MAX_ENVELOPE) {
+        rc = so_err(err, errlen, "message has %zu frames (limit %d)", total, SO_WIRE_MAX_FRAMES);
     } else if (total != env_frames + 1 && total != env_frames + 2) {
         rc = so_err(err, errlen, "message has %zu frames (want %zu or %zu)", total,
                     env_frames + 1, env_frames + 2);

@@ -266,28 +266,24 @@ int so_wire_send(void *sock, const so_wire_envelope_t *env, so_msg_type_t type,
     return 0;
 }
 
-#define S_MAX_FRAMES (SO_WIRE_MAX_ENVELOPE + 2)
-
-int so_wire_recv(void *sock, so_wire_envelope_t *env, so_msg_type_t expect,
-                 so_msg_type_t *type_out, void **msg_out, int flags, char *err, size_t errlen)
+long so_wire_recv_frames(void *sock, zmq_msg_t parts[SO_WIRE_MAX_FRAMES], size_t *n_kept,
+                         int flags, char *err, size_t errlen)
 {
-    zmq_msg_t parts[S_MAX_FRAMES];
-    size_t n = 0, total = 0;
-    int more = 1, rc = 0, e = 0;
-
-    *msg_out = NULL;
-    so_wire_envelope_reset(env);
+    size_t n = 0;
+    long total = 0;
+    int more = 1;
     while (more) {
         zmq_msg_t scratch;
-        zmq_msg_t *m = n < S_MAX_FRAMES ? &parts[n] : &scratch;
+        zmq_msg_t *m = n < SO_WIRE_MAX_FRAMES ? &parts[n] : &scratch;
         zmq_msg_init(m);
         if (zmq_msg_recv(m, sock, total == 0 ? flags : 0) < 0) {
-            e = errno;
+            int e = errno;
             zmq_msg_close(m);
             if (total > 0 && e == EINTR)
                 continue;   /* the rest of a multipart message is already here */
             for (size_t i = 0; i < n; i++)
                 zmq_msg_close(&parts[i]);
+            *n_kept = 0;
             errno = e;
             return so_err(err, errlen, "recv: %s", zmq_strerror(e));
         }
@@ -298,9 +294,25 @@ int so_wire_recv(void *sock, so_wire_envelope_t *env, so_msg_type_t expect,
         else
             n++;
     }
+    *n_kept = n;
+    return total;
+}
 
-    if (total > S_MAX_FRAMES) {
-        rc = so_err(err, errlen, "message has %zu frames (limit %d)", total, S_MAX_FRAMES);
+int so_wire_recv(void *sock, so_wire_envelope_t *env, so_msg_type_t expect,
+                 so_msg_type_t *type_out, void **msg_out, int flags, char *err, size_t errlen)
+{
+    zmq_msg_t parts[SO_WIRE_MAX_FRAMES];
+    size_t n = 0;
+    int rc = 0;
+
+    *msg_out = NULL;
+    so_wire_envelope_reset(env);
+    long got = so_wire_recv_frames(sock, parts, &n, flags, err, errlen);
+    if (got < 0)
+        return -1;
+    size_t total = (size_t) got;
+    if (total > SO_WIRE_MAX_FRAMES) {
+        rc = so_err(err, errlen, "message has %zu frames (limit %d)", total, SO_WIRE_MAX_FRAMES);
     } else if (total < 2) {
         rc = so_err(err, errlen, "message has %zu frame (want header and body)", total);
     } else if (n > 2 && !env) {

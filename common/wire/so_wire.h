@@ -184,6 +184,19 @@ int so_wire_recv(void *sock, so_wire_envelope_t *env, so_msg_type_t expect,
                  so_msg_type_t *type_out, void **msg_out, int flags, char *err,
                  size_t errlen);
 
+/* The frames of one multipart message: envelope, header, body. */
+#define SO_WIRE_MAX_FRAMES (SO_WIRE_MAX_ENVELOPE + 2)
+
+/* Receives every frame of one multipart message, so the socket stays
+ * aligned whatever the peer sent: the first SO_WIRE_MAX_FRAMES go into parts
+ * (*n_kept of them, which the caller zmq_msg_close()s), the rest are counted
+ * and dropped.  flags (0 or ZMQ_DONTWAIT) apply to the first frame.  Returns
+ * the number of frames received, or -1 with libzmq's errno and its text in
+ * err, nothing consumed and nothing kept.  (so_wire_recv and the workers'
+ * mixed receive build on it.) */
+long so_wire_recv_frames(void *sock, zmq_msg_t parts[SO_WIRE_MAX_FRAMES], size_t *n_kept,
+                         int flags, char *err, size_t errlen);
+
 /* Options every socket gets.  Defaults (so_wire_sockopts_defaults):
  *   sndhwm = rcvhwm = 1000 messages (PUB and ROUTER drop beyond, others block)
  *   linger_ms = 1000            (bounded: zmq_ctx_term cannot hang forever)
