@@ -98,6 +98,7 @@ $(SERVICES): $(BUILD)/bin/so-%: $$(call svc_obj,$$*) $(LIB)
 TEST_SRC_test_so_broker   := services/gateway/so_broker.c
 TEST_SRC_test_so_oai      := services/http/so_oai.c
 TEST_SRC_test_so_counters := services/http/so_counters.c services/http/so_oai.c
+TEST_SRC_test_so_decide   := services/router/so_decide.c services/router/so_profile.c
 # ...and see their headers.
 $(foreach t,$(patsubst $(BUILD)/tests/%,%,$(UNIT_TESTS)),\
   $(eval TEST_INC_$(t) := $(addprefix -I,$(sort $(dir $(TEST_SRC_$(t))))))\

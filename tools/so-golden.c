@@ -17,19 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/so_alloc.h"
 #include "wire/so_wire.h"
 
-typedef Skillorchestra__V1__ChatMessage chat_t;
-typedef Skillorchestra__V1__SkillWeight weight_t;
-typedef Skillorchestra__V1__SkillCompetence competence_t;
-typedef Skillorchestra__V1__AgentScore score_t;
-typedef Skillorchestra__V1__TurnRecord record_t;
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static chat_t s_chat[2] = {SKILLORCHESTRA__V1__CHAT_MESSAGE__INIT,
+static so_pb_chat_message_t s_chat[2] = {SKILLORCHESTRA__V1__CHAT_MESSAGE__INIT,
                            SKILLORCHESTRA__V1__CHAT_MESSAGE__INIT};
-static chat_t *s_chat_p[2];
+static so_pb_chat_message_t *s_chat_p[2];
 
 static void s_messages(void)
 {
@@ -42,7 +38,7 @@ static void s_messages(void)
     s_chat_p[1] = &s_chat[1];
 }
 
-static void s_turn_request(Skillorchestra__V1__TurnRequest *m)
+static void s_turn_request(so_pb_turn_request_t *m)
 {
     static char *exclude[] = {"gpt-4o", "claude-3-opus"};
     s_messages();
@@ -62,12 +58,12 @@ static void s_turn_request(Skillorchestra__V1__TurnRequest *m)
     m->exclude_agents = exclude;
 }
 
-static void s_skill_demand(Skillorchestra__V1__SkillDemand *m)
+static void s_skill_demand(so_pb_skill_demand_t *m)
 {
-    static weight_t w[3] = {SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
-                            SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
-                            SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT};
-    static weight_t *wp[3] = {&w[0], &w[1], &w[2]};
+    static so_pb_skill_weight_t w[3] = {SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
+                                        SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
+                                        SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT};
+    static so_pb_skill_weight_t *wp[3] = {&w[0], &w[1], &w[2]};
     w[0].skill_id = "code.string_manipulation";
     w[0].weight = 0.625;
     w[1].skill_id = "code.algorithms";
@@ -81,8 +77,8 @@ static void s_skill_demand(Skillorchestra__V1__SkillDemand *m)
     m->source = SKILLORCHESTRA__V1__SKILL_DEMAND__SOURCE__SOURCE_LLM;
 }
 
-static void s_competence(competence_t *c, char *skill, double w, double comp, double succ,
-                         double att, uint32_t backoff)
+static void s_competence(so_pb_skill_competence_t *c, char *skill, double w, double comp,
+                         double succ, double att, uint32_t backoff)
 {
     c->skill_id = skill;
     c->weight = w;
@@ -92,18 +88,18 @@ static void s_competence(competence_t *c, char *skill, double w, double comp, do
     c->backoff_level = backoff;
 }
 
-static void s_routing_decision(Skillorchestra__V1__RoutingDecision *m)
+static void s_routing_decision(so_pb_routing_decision_t *m)
 {
-    static competence_t c[3] = {SKILLORCHESTRA__V1__SKILL_COMPETENCE__INIT,
-                                SKILLORCHESTRA__V1__SKILL_COMPETENCE__INIT,
-                                SKILLORCHESTRA__V1__SKILL_COMPETENCE__INIT};
-    static competence_t *c0[2] = {&c[0], &c[1]}, *c1[1] = {&c[2]};
-    static score_t s[2] = {SKILLORCHESTRA__V1__AGENT_SCORE__INIT,
-                           SKILLORCHESTRA__V1__AGENT_SCORE__INIT};
-    static score_t *sp[2] = {&s[0], &s[1]};
-    static weight_t w[2] = {SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
-                            SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT};
-    static weight_t *wp[2] = {&w[0], &w[1]};
+    static so_pb_skill_competence_t c[3] = {SKILLORCHESTRA__V1__SKILL_COMPETENCE__INIT,
+                                            SKILLORCHESTRA__V1__SKILL_COMPETENCE__INIT,
+                                            SKILLORCHESTRA__V1__SKILL_COMPETENCE__INIT};
+    static so_pb_skill_competence_t *c0[2] = {&c[0], &c[1]}, *c1[1] = {&c[2]};
+    static so_pb_agent_score_t s[2] = {SKILLORCHESTRA__V1__AGENT_SCORE__INIT,
+                                       SKILLORCHESTRA__V1__AGENT_SCORE__INIT};
+    static so_pb_agent_score_t *sp[2] = {&s[0], &s[1]};
+    static so_pb_skill_weight_t w[2] = {SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
+                                        SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT};
+    static so_pb_skill_weight_t *wp[2] = {&w[0], &w[1]};
 
     s_competence(&c[0], "code.string_manipulation", 0.625, 0.8, 12.5, 15, 0);
     s_competence(&c[1], "code.algorithms", 0.25, 0.5, 2, 4, 1);
@@ -145,7 +141,7 @@ static void s_routing_decision(Skillorchestra__V1__RoutingDecision *m)
     m->seed = UINT64_C(0x0123456789abcdef);
 }
 
-static void s_agent_call(Skillorchestra__V1__AgentCall *m)
+static void s_agent_call(so_pb_agent_call_t *m)
 {
     s_messages();
     m->request_id = "req-0001";
@@ -160,9 +156,9 @@ static void s_agent_call(Skillorchestra__V1__AgentCall *m)
     m->attempt = 1;
 }
 
-static void s_agent_result(Skillorchestra__V1__AgentResult *m)
+static void s_agent_result(so_pb_agent_result_t *m)
 {
-    static Skillorchestra__V1__Error e = SKILLORCHESTRA__V1__ERROR__INIT;
+    static so_pb_error_t e = SKILLORCHESTRA__V1__ERROR__INIT;
     e.code = SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_RATE_LIMITED;
     e.message = "429 from provider; retry after 2 s";
     m->request_id = "req-0001";
@@ -178,15 +174,15 @@ static void s_agent_result(Skillorchestra__V1__AgentResult *m)
     m->worker_id = "worker-a/3";
 }
 
-static void s_episode_outcome(Skillorchestra__V1__EpisodeOutcome *m)
+static void s_episode_outcome(so_pb_episode_outcome_t *m)
 {
-    static weight_t w[3] = {SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
-                            SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
-                            SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT};
-    static weight_t *d0[1] = {&w[0]}, *d1[2] = {&w[1], &w[2]};
-    static record_t r[2] = {SKILLORCHESTRA__V1__TURN_RECORD__INIT,
-                            SKILLORCHESTRA__V1__TURN_RECORD__INIT};
-    static record_t *rp[2] = {&r[0], &r[1]};
+    static so_pb_skill_weight_t w[3] = {SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
+                                        SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
+                                        SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT};
+    static so_pb_skill_weight_t *d0[1] = {&w[0]}, *d1[2] = {&w[1], &w[2]};
+    static so_pb_turn_record_t r[2] = {SKILLORCHESTRA__V1__TURN_RECORD__INIT,
+                                       SKILLORCHESTRA__V1__TURN_RECORD__INIT};
+    static so_pb_turn_record_t *rp[2] = {&r[0], &r[1]};
     w[0].skill_id = "search.web";
     w[0].weight = 1.0;
     w[1].skill_id = "code.string_manipulation";
@@ -222,22 +218,12 @@ static void s_episode_outcome(Skillorchestra__V1__EpisodeOutcome *m)
     m->finished_unix_ms = UINT64_C(1717243200123);
 }
 
-static void s_handbook_announcement(Skillorchestra__V1__HandbookAnnouncement *m)
+static void s_turn_reply(so_pb_turn_reply_t *m)
 {
-    m->version = "hb-2024-06-01.3";
-    m->previous_version = "hb-2024-06-01.2";
-    m->published_unix_ms = UINT64_C(1717243200000);
-    m->n_skills = 42;
-    m->n_agents = 7;
-    m->redis_key = "so:handbook:hb-2024-06-01.3";
-}
-
-static void s_turn_reply(Skillorchestra__V1__TurnReply *m)
-{
-    static Skillorchestra__V1__RoutingDecision d = SKILLORCHESTRA__V1__ROUTING_DECISION__INIT;
-    static Skillorchestra__V1__AgentResult r = SKILLORCHESTRA__V1__AGENT_RESULT__INIT;
+    static so_pb_routing_decision_t d = SKILLORCHESTRA__V1__ROUTING_DECISION__INIT;
+    static so_pb_agent_result_t r = SKILLORCHESTRA__V1__AGENT_RESULT__INIT;
     /* Present but all-default: encodes as an empty sub-message. */
-    static Skillorchestra__V1__Error e = SKILLORCHESTRA__V1__ERROR__INIT;
+    static so_pb_error_t e = SKILLORCHESTRA__V1__ERROR__INIT;
     s_routing_decision(&d);
     s_agent_result(&r);
     m->request_id = "req-0001";
@@ -260,11 +246,7 @@ static int s_emit(const char *dir, const char *name, so_msg_type_t type, const v
         return -1;
     }
     size_t total = SO_WIRE_HDR_LEN + len;
-    uint8_t *buf = malloc(total);
-    if (!buf) {
-        free(body);
-        return -1;
-    }
+    uint8_t *buf = so_malloc(total);
     memcpy(buf, hdr, SO_WIRE_HDR_LEN);
     if (len)
         memcpy(buf + SO_WIRE_HDR_LEN, body, len);
@@ -273,8 +255,8 @@ static int s_emit(const char *dir, const char *name, so_msg_type_t type, const v
     int rc = 0;
     if (check) {
         FILE *f = fopen(path, "rb");
-        uint8_t *old = malloc(total + 1);
-        size_t got = f && old ? fread(old, 1, total + 1, f) : 0;
+        uint8_t *old = so_malloc(total + 1);
+        size_t got = f ? fread(old, 1, total + 1, f) : 0;
         if (!f || got != total || memcmp(old, buf, total) != 0) {
             fprintf(stderr, "so-golden: %s differs from the canonical %s (%zu bytes)\n", path,
                     so_wire_type_name(type), total);
@@ -310,25 +292,23 @@ int main(int argc, char **argv)
             dir = argv[i];
     }
 
-    Skillorchestra__V1__TurnRequest treq = SKILLORCHESTRA__V1__TURN_REQUEST__INIT;
-    Skillorchestra__V1__SkillDemand dem = SKILLORCHESTRA__V1__SKILL_DEMAND__INIT;
-    Skillorchestra__V1__RoutingDecision dec = SKILLORCHESTRA__V1__ROUTING_DECISION__INIT;
-    Skillorchestra__V1__AgentCall call = SKILLORCHESTRA__V1__AGENT_CALL__INIT;
-    Skillorchestra__V1__AgentResult res = SKILLORCHESTRA__V1__AGENT_RESULT__INIT;
-    Skillorchestra__V1__EpisodeOutcome out = SKILLORCHESTRA__V1__EPISODE_OUTCOME__INIT;
-    Skillorchestra__V1__HandbookAnnouncement ann = SKILLORCHESTRA__V1__HANDBOOK_ANNOUNCEMENT__INIT;
-    Skillorchestra__V1__TurnReply rep = SKILLORCHESTRA__V1__TURN_REPLY__INIT;
-    Skillorchestra__V1__RouteRequest rreq = SKILLORCHESTRA__V1__ROUTE_REQUEST__INIT;
+    so_pb_turn_request_t treq = SKILLORCHESTRA__V1__TURN_REQUEST__INIT;
+    so_pb_skill_demand_t dem = SKILLORCHESTRA__V1__SKILL_DEMAND__INIT;
+    so_pb_routing_decision_t dec = SKILLORCHESTRA__V1__ROUTING_DECISION__INIT;
+    so_pb_agent_call_t call = SKILLORCHESTRA__V1__AGENT_CALL__INIT;
+    so_pb_agent_result_t res = SKILLORCHESTRA__V1__AGENT_RESULT__INIT;
+    so_pb_episode_outcome_t out = SKILLORCHESTRA__V1__EPISODE_OUTCOME__INIT;
+    so_pb_turn_reply_t rep = SKILLORCHESTRA__V1__TURN_REPLY__INIT;
+    so_pb_route_request_t rreq = SKILLORCHESTRA__V1__ROUTE_REQUEST__INIT;
     s_turn_request(&treq);
     s_skill_demand(&dem);
     s_routing_decision(&dec);
     s_agent_call(&call);
     s_agent_result(&res);
     s_episode_outcome(&out);
-    s_handbook_announcement(&ann);
     s_turn_reply(&rep);
     /* RouteRequest: the same turn, marked final, with its demand. */
-    Skillorchestra__V1__TurnRequest rturn = treq;
+    so_pb_turn_request_t rturn = treq;
     rturn.final_turn = 1;
     rreq.turn = &rturn;
     rreq.demand = &dem;
@@ -340,7 +320,6 @@ int main(int argc, char **argv)
     rc |= s_emit(dir, "agent_call", SO_MSG_AGENT_CALL, &call, check);
     rc |= s_emit(dir, "agent_result", SO_MSG_AGENT_RESULT, &res, check);
     rc |= s_emit(dir, "episode_outcome", SO_MSG_EPISODE_OUTCOME, &out, check);
-    rc |= s_emit(dir, "handbook_announcement", SO_MSG_HANDBOOK_ANNOUNCEMENT, &ann, check);
     rc |= s_emit(dir, "turn_reply", SO_MSG_TURN_REPLY, &rep, check);
     rc |= s_emit(dir, "route_request", SO_MSG_ROUTE_REQUEST, &rreq, check);
     if (check && rc == 0)

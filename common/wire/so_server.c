@@ -2,6 +2,7 @@
  * so_server — a request/reply service loop (see so_server.h).
  */
 #include "wire/so_server.h"
+#include "base/so_alloc.h"
 #include "wire/so_sock.h"
 #include "base/so_svc.h"
 
@@ -134,9 +135,7 @@ static int s_poll(s_loop_t *l, int with_sock, long timeout_ms)
 
 int so_server_run(void *sock, const so_server_opts_t *o)
 {
-    s_loop_t *l = calloc(1, sizeof *l);
-    if (!l)
-        abort();
+    s_loop_t *l = so_calloc(1, sizeof *l);
     l->o = o;
     l->sock = sock;
     l->last_stats_ms = so_now_ms();
@@ -201,4 +200,53 @@ int so_server_run(void *sock, const so_server_opts_t *o)
         s_stats_line(l);
     free(l);
     return rc;
+}
+
+int so_server_svc_config(so_server_svc_t *s, const so_config_t *cfg,
+                         const char *default_endpoint, char *err, size_t errlen)
+{
+    long stats_ms = 10000, drain_ms = 2000;
+    *s = (so_server_svc_t) {0};
+    if (so_config_long(cfg, "stats_ms", stats_ms, 0, 86400000, &stats_ms, err, errlen) != 0 ||
+        so_config_long(cfg, "drain_ms", drain_ms, 0, 600000, &drain_ms, err, errlen) != 0 ||
+        so_sock_opts(cfg, &s->zmq, err, errlen) != 0)
+        return -1;
+    s->stats_ms = (int) stats_ms;
+    s->drain_ms = (int) drain_ms;
+    s->endpoint = so_config_get(cfg, "endpoint", default_endpoint);
+    return 0;
+}
+
+int so_server_svc_bind(so_server_svc_t *s)
+{
+    char err[512];
+    s->ctx = zmq_ctx_new();
+    s->sock = so_sock_new(s->ctx, ZMQ_ROUTER, &s->zmq, s->endpoint, 1, 0, err, sizeof err);
+    if (!s->sock) {
+        so_error("bind_failed", "endpoint=%s error=\"%s\"", s->endpoint, err);
+        zmq_ctx_term(s->ctx);
+        s->ctx = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int so_server_svc_start(so_server_svc_t *s, int ready, const char *err)
+{
+    if (!ready) {
+        so_error("config", "error=\"%s\"", err);
+        return 2;
+    }
+    return so_server_svc_bind(s) == 0 ? 0 : 1;
+}
+
+int so_server_svc_run(so_server_svc_t *s, so_server_opts_t *o)
+{
+    o->stats_ms = s->stats_ms;
+    o->drain_ms = s->drain_ms;
+    int code = so_server_run(s->sock, o) == 0 ? 0 : 1;
+    so_sock_close(&s->sock);
+    zmq_ctx_term(s->ctx);       /* bounded: the socket's linger is set */
+    s->ctx = NULL;
+    return code;
 }

@@ -30,6 +30,7 @@
 #ifndef SO_SERVER_H
 #define SO_SERVER_H
 
+#include "base/so_svc.h"
 #include "wire/so_wire.h"
 
 #include <stddef.h>
@@ -80,5 +81,42 @@ void so_server_finish(so_server_t *srv, so_server_result_t r, int64_t received_u
 
 /* Monotonic microseconds (for handlers that time their own stages). */
 int64_t so_server_now_us(void);
+
+/* The start-up and shut-down every request/reply service shares (router,
+ * skill-inference): its config keys, its bound ROUTER socket, its loop.
+ *
+ *     so_server_svc_t svc;
+ *     int rc = so_server_svc_config(&svc, cfg, "tcp://127.0.0.1:5558", err, sizeof err);
+ *     ... the service's own settings and objects (rc = -1 and err on failure) ...
+ *     int code = so_server_svc_start(&svc, rc == 0, err);   (logs config / bind_failed)
+ *     if (code != 0)
+ *         ... free, exit code ...
+ *     so_info("started", "endpoint=%s ...", svc.endpoint, ...);
+ *     int code = so_server_svc_run(&svc, &opts);   (closes the socket) */
+typedef struct {
+    const char *endpoint;       /* the `endpoint` key (borrowed from the config) */
+    int stats_ms;               /* `stats_ms`, default 10000 */
+    int drain_ms;               /* `drain_ms`, default 2000 */
+    so_wire_sockopts_t zmq;     /* the zmq.* keys (so_sock_opts) */
+    void *ctx, *sock;           /* set by so_server_svc_bind */
+} so_server_svc_t;
+
+/* Reads endpoint (default_endpoint when unset), stats_ms, drain_ms and the
+ * zmq.* options.  0, or -1 with err naming the key. */
+int so_server_svc_config(so_server_svc_t *s, const so_config_t *cfg,
+                         const char *default_endpoint, char *err, size_t errlen);
+/* A new context and a ROUTER socket bound on s->endpoint.  0, or -1 (logged
+ * as bind_failed, nothing left open). */
+int so_server_svc_bind(so_server_svc_t *s);
+/* The step between reading the config and serving: when ready (the service
+ * read its config and built what it asks for) binds as so_server_svc_bind
+ * and returns 0; else logs "config error=<err>" and returns the exit code 2.
+ * A failed bind returns the exit code 1. */
+int so_server_svc_start(so_server_svc_t *s, int ready, const char *err);
+/* so_server_run on the bound socket with o (its stats_ms and drain_ms set
+ * from s), then closes the socket and terminates the context (bounded by
+ * the socket's linger).  Returns the exit code: 0, or 1 when the loop
+ * failed. */
+int so_server_svc_run(so_server_svc_t *s, so_server_opts_t *o);
 
 #endif

@@ -2,27 +2,14 @@
  * so_sock — see so_sock.h.
  */
 #include "wire/so_sock.h"
+#include "base/so_alloc.h"
+#include "base/so_err.h"
 #include "base/so_text.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int s_fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int s_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 int so_sock_opts(const so_config_t *cfg, so_wire_sockopts_t *opts, char *err, size_t errlen)
 {
@@ -61,7 +48,7 @@ void *so_sock_new(void *ctx, int type, const so_wire_sockopts_t *opts, const cha
 {
     void *sock = zmq_socket(ctx, type);
     if (!sock) {
-        s_fail(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
+        so_err(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
         return NULL;
     }
     if (so_wire_set_sockopts(sock, opts, err, errlen) != 0) {
@@ -71,24 +58,24 @@ void *so_sock_new(void *ctx, int type, const so_wire_sockopts_t *opts, const cha
     if (immediate) {
         int one = 1;
         if (zmq_setsockopt(sock, ZMQ_IMMEDIATE, &one, sizeof one) != 0) {
-            s_fail(err, errlen, "zmq_setsockopt ZMQ_IMMEDIATE: %s", zmq_strerror(errno));
+            so_err(err, errlen, "zmq_setsockopt ZMQ_IMMEDIATE: %s", zmq_strerror(errno));
             zmq_close(sock);
             return NULL;
         }
     }
-    char *list = strdup(endpoints ? endpoints : "");
+    char *list = so_strdup(endpoints ? endpoints : "");
     int n = 0, rc = 0;
     char *save = NULL;
-    for (char *ep = list ? strtok_r(list, ", ", &save) : NULL; ep && rc == 0;
+    for (char *ep = strtok_r(list, ", ", &save); ep && rc == 0;
          ep = strtok_r(NULL, ", ", &save)) {
         rc = bind ? zmq_bind(sock, ep) : zmq_connect(sock, ep);
         if (rc != 0)
-            s_fail(err, errlen, "%s %s: %s", bind ? "bind" : "connect", ep, zmq_strerror(errno));
+            so_err(err, errlen, "%s %s: %s", bind ? "bind" : "connect", ep, zmq_strerror(errno));
         n++;
     }
     free(list);
     if (rc == 0 && n == 0)
-        rc = s_fail(err, errlen, "no endpoint given");
+        rc = so_err(err, errlen, "no endpoint given");
     if (rc != 0) {
         zmq_close(sock);
         return NULL;
@@ -97,11 +84,11 @@ void *so_sock_new(void *ctx, int type, const so_wire_sockopts_t *opts, const cha
 }
 
 int so_sock_send_error(void *sock, const so_wire_envelope_t *env, const char *request_id,
-                       const char *episode_id, Skillorchestra__V1__ErrorCode code,
+                       const char *episode_id, so_pb_error_code_t code,
                        const char *message, char *err, size_t errlen)
 {
-    Skillorchestra__V1__TurnReply rep = SKILLORCHESTRA__V1__TURN_REPLY__INIT;
-    Skillorchestra__V1__Error e = SKILLORCHESTRA__V1__ERROR__INIT;
+    so_pb_turn_reply_t rep = SKILLORCHESTRA__V1__TURN_REPLY__INIT;
+    so_pb_error_t e = SKILLORCHESTRA__V1__ERROR__INIT;
     char msg[SO_WIRE_MAX_NOTE];
     /* The message may quote what a peer sent: keep it within the limit and
      * on a character boundary so the reply itself validates. */
@@ -176,36 +163,36 @@ int so_ctl_decode(const void *frame, size_t len, so_ctl_t *out, char *err, size_
     const uint8_t *p = frame;
     memset(out, 0, sizeof *out);
     if (len < SO_CTL_MAGIC_LEN + 1 || p[0] != 'S' || p[1] != 'O' || p[2] != 'W')
-        return s_fail(err, errlen, "control frame of %zu bytes without the \"SOW\" magic", len);
+        return so_err(err, errlen, "control frame of %zu bytes without the \"SOW\" magic", len);
     out->cmd = p[3];
     switch (out->cmd) {
     case SO_CTL_HEARTBEAT:
     case SO_CTL_DISCONNECT:
         if (len != SO_CTL_MAGIC_LEN + 1)
-            return s_fail(err, errlen, "%s: %zu unexpected payload bytes",
+            return so_err(err, errlen, "%s: %zu unexpected payload bytes",
                           out->cmd == SO_CTL_HEARTBEAT ? "HEARTBEAT" : "DISCONNECT", len - 4);
         return 0;
     case SO_CTL_READY: {
         if (len < 7 || len > SO_CTL_MAX_LEN)
-            return s_fail(err, errlen, "READY: %zu bytes (want 7..%d)", len, SO_CTL_MAX_LEN);
+            return so_err(err, errlen, "READY: %zu bytes (want 7..%d)", len, SO_CTL_MAX_LEN);
         out->capacity = ((unsigned) p[4] << 8) | p[5];
         if (out->capacity < 1 || out->capacity > SO_CTL_MAX_CAPACITY)
-            return s_fail(err, errlen, "READY: capacity %u out of range [1, %d]", out->capacity,
+            return so_err(err, errlen, "READY: capacity %u out of range [1, %d]", out->capacity,
                           SO_CTL_MAX_CAPACITY);
         const uint8_t *nl = memchr(p + 6, '\n', len - 6);
         size_t idlen = nl ? (size_t) (nl - (p + 6)) : len - 6;
         if (idlen < 1 || idlen > SO_WIRE_MAX_ID)
-            return s_fail(err, errlen, "READY: worker id of %zu bytes (want 1..%d)", idlen,
+            return so_err(err, errlen, "READY: worker id of %zu bytes (want 1..%d)", idlen,
                           SO_WIRE_MAX_ID);
         for (size_t i = 6; i < 6 + idlen; i++)
             if (p[i] < 0x20 || p[i] == 0x7f)
-                return s_fail(err, errlen, "READY: control character in the worker id");
+                return so_err(err, errlen, "READY: control character in the worker id");
         memcpy(out->worker_id, p + 6, idlen);
         out->worker_id[idlen] = '\0';
         if (nl) {
             size_t alen = len - 7 - idlen;
             if (alen > SO_CTL_MAX_AGENTS_LEN || !s_agent_list_ok((const char *) nl + 1, alen))
-                return s_fail(err, errlen, "READY: malformed agent list (want comma-separated "
+                return so_err(err, errlen, "READY: malformed agent list (want comma-separated "
                               "ids of 1..%d bytes, %d bytes in all)", SO_WIRE_MAX_ID,
                               SO_CTL_MAX_AGENTS_LEN);
             memcpy(out->agents, nl + 1, alen);
@@ -214,7 +201,7 @@ int so_ctl_decode(const void *frame, size_t len, so_ctl_t *out, char *err, size_
         return 0;
     }
     default:
-        return s_fail(err, errlen, "unknown control command %d", out->cmd);
+        return so_err(err, errlen, "unknown control command %d", out->cmd);
     }
 }
 
@@ -245,44 +232,25 @@ int so_ctl_send_ready(void *sock, const so_wire_envelope_t *env, unsigned capaci
     return s_ctl_send(sock, env, SO_CTL_READY, capacity, worker_id, agents);
 }
 
-#define S_MAX_FRAMES (SO_WIRE_MAX_ENVELOPE + 2)
-
 int so_sock_recv_mixed(void *sock, size_t env_frames, so_wire_envelope_t *env, so_ctl_t *ctl,
                        so_msg_type_t *type_out, void **msg_out, char *err, size_t errlen)
 {
-    zmq_msg_t parts[S_MAX_FRAMES];
-    size_t n = 0, total = 0;
-    int more = 1, rc = 0;
+    zmq_msg_t parts[SO_WIRE_MAX_FRAMES];
+    size_t n = 0;
+    int rc = 0;
 
     *msg_out = NULL;
     if (env)
         so_wire_envelope_reset(env);
-    while (more) {
-        zmq_msg_t scratch;
-        zmq_msg_t *m = n < S_MAX_FRAMES ? &parts[n] : &scratch;
-        zmq_msg_init(m);
-        if (zmq_msg_recv(m, sock, total == 0 ? ZMQ_DONTWAIT : 0) < 0) {
-            int e = errno;
-            zmq_msg_close(m);
-            if (total > 0 && e == EINTR)
-                continue;
-            for (size_t i = 0; i < n; i++)
-                zmq_msg_close(&parts[i]);
-            errno = e;
-            return s_fail(err, errlen, "recv: %s", zmq_strerror(e));
-        }
-        total++;
-        more = zmq_msg_more(m);
-        if (m == &scratch)
-            zmq_msg_close(m);
-        else
-            n++;
-    }
+    long got = so_wire_recv_frames(sock, parts, &n, ZMQ_DONTWAIT, err, errlen);
+    if (got < 0)
+        return -1;
+    size_t total = (size_t) got;
 
-    if (total > S_MAX_FRAMES || env_frames > SO_WIRE_MAX_ENVELOPE) {
-        rc = s_fail(err, errlen, "message has %zu frames (limit %d)", total, S_MAX_FRAMES);
+    if (total > SO_WIRE_MAX_FRAMES || env_frames > SO_WIRE_MAX_ENVELOPE) {
+        rc = so_err(err, errlen, "message has %zu frames (limit %d)", total, SO_WIRE_MAX_FRAMES);
     } else if (total != env_frames + 1 && total != env_frames + 2) {
-        rc = s_fail(err, errlen, "message has %zu frames (want %zu or %zu)", total,
+        rc = so_err(err, errlen, "message has %zu frames (want %zu or %zu)", total,
                     env_frames + 1, env_frames + 2);
         /* Keep the envelope when it can be one, so the sender can be told. */
         for (size_t i = 0; env && total > env_frames && i < env_frames; i++)
@@ -292,7 +260,7 @@ int so_sock_recv_mixed(void *sock, size_t env_frames, so_wire_envelope_t *env, s
         for (size_t i = 0; i < env_frames && rc == 0; i++)
             if (!env || so_wire_envelope_push(env, zmq_msg_data(&parts[i]),
                                               zmq_msg_size(&parts[i])) != 0)
-                rc = s_fail(err, errlen, "envelope frame %zu is %zu bytes (limit %d)", i,
+                rc = so_err(err, errlen, "envelope frame %zu is %zu bytes (limit %d)", i,
                             zmq_msg_size(&parts[i]), SO_WIRE_MAX_ROUTING_ID);
         if (rc == 0 && total == env_frames + 1) {
             rc = so_ctl_decode(zmq_msg_data(&parts[n - 1]), zmq_msg_size(&parts[n - 1]), ctl, err,

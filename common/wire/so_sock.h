@@ -48,7 +48,7 @@ void so_sock_close(void **sock_p);
 /* Sends a TurnReply that carries only request_id (NULL or "" → "invalid")
  * and an error, with ZMQ_DONTWAIT.  Returns so_wire_send's result. */
 int so_sock_send_error(void *sock, const so_wire_envelope_t *env, const char *request_id,
-                       const char *episode_id, Skillorchestra__V1__ErrorCode code,
+                       const char *episode_id, so_pb_error_code_t code,
                        const char *message, char *err, size_t errlen);
 
 /* ---- Worker control frames -------------------------------------------- */

@@ -48,7 +48,6 @@ typedef Skillorchestra__V1__AgentCall so_pb_agent_call_t;
 typedef Skillorchestra__V1__AgentResult so_pb_agent_result_t;
 typedef Skillorchestra__V1__TurnRecord so_pb_turn_record_t;
 typedef Skillorchestra__V1__EpisodeOutcome so_pb_episode_outcome_t;
-typedef Skillorchestra__V1__HandbookAnnouncement so_pb_handbook_announcement_t;
 typedef Skillorchestra__V1__TurnReply so_pb_turn_reply_t;
 
 /* The one error-code macro: SO_ERR(TIMEOUT) is
@@ -66,8 +65,8 @@ typedef Skillorchestra__V1__TurnReply so_pb_turn_reply_t;
 #define SO_WIRE_MAX_ID        128          /* ids, versions, modes, models, roles, keys */
 #define SO_WIRE_MAX_TEXT      (1u << 20)   /* chat content, reply text */
 #define SO_WIRE_MAX_NOTE      4096         /* reasons, error messages */
-#define SO_WIRE_MAX_SKILLS    1024         /* skill entries per list; handbook n_skills */
-#define SO_WIRE_MAX_AGENTS    256          /* agent scores, exclude_agents; handbook n_agents */
+#define SO_WIRE_MAX_SKILLS    1024         /* skill entries per list */
+#define SO_WIRE_MAX_AGENTS    256          /* agent scores, exclude_agents */
 #define SO_WIRE_MAX_MESSAGES  256          /* chat messages per request/call */
 #define SO_WIRE_MAX_TURNS     256          /* turn records per episode */
 #define SO_WIRE_MAX_BACKOFF   16           /* SkillCompetence.backoff_level */
@@ -87,19 +86,24 @@ typedef enum {
     SO_MSG_AGENT_CALL = 4,            /* Skillorchestra__V1__AgentCall */
     SO_MSG_AGENT_RESULT = 5,          /* Skillorchestra__V1__AgentResult */
     SO_MSG_EPISODE_OUTCOME = 6,       /* Skillorchestra__V1__EpisodeOutcome */
-    SO_MSG_HANDBOOK_ANNOUNCEMENT = 7, /* Skillorchestra__V1__HandbookAnnouncement */
+    /* 7 was HandbookAnnouncement: retired, reserved (never reuse it) */
     SO_MSG_TURN_REPLY = 8,            /* Skillorchestra__V1__TurnReply */
     SO_MSG_ROUTE_REQUEST = 9,         /* Skillorchestra__V1__RouteRequest */
 } so_msg_type_t;
 
 #define SO_MSG_TYPE_MAX 9
 
-/* "TurnRequest", ...; "unknown" for anything else.  Static storage. */
+/* "TurnRequest", ...; "unknown" for anything else (0, 7, > 9).  Static
+ * storage. */
 const char *so_wire_type_name(so_msg_type_t type);
 /* The protobuf-c descriptor of a type, NULL if type is not a message type. */
 const ProtobufCMessageDescriptor *so_wire_descriptor(so_msg_type_t type);
 /* The type whose descriptor is desc, SO_MSG_ANY if none. */
 so_msg_type_t so_wire_type_of(const ProtobufCMessageDescriptor *desc);
+
+/* "skillorchestra.v1.SkillDemand.Source" -> "SkillDemand.Source": the name
+ * errors use for a descriptor's full name.  Points into full. */
+const char *so_wire_pb_name(const char *full);
 
 /* Writes the 4-byte header of type. */
 void so_wire_header(so_msg_type_t type, uint8_t hdr[SO_WIRE_HDR_LEN]);
@@ -113,6 +117,15 @@ int so_wire_parse_header(const void *hdr, size_t hdr_len, so_msg_type_t *type_ou
  * in-range numbers.  NULL strings count as empty.  Returns 0, or -1 with
  * "Type.field[i].sub: problem" in err. */
 int so_wire_validate(so_msg_type_t type, const void *msg, char *err, size_t errlen);
+
+/* Pass 1 of so_wire_decode, before protobuf-c allocates anything: walks the
+ * raw body of type with the generated descriptors and rejects truncation,
+ * bad tags and wire types, embedded NULs in strings, nesting deeper than 8,
+ * a singular sub-message sent twice, repeated fields over their cap, more
+ * than SO_WIRE_MAX_UNKNOWN unknown fields and bodies that would unpack into
+ * more than SO_WIRE_MAX_NODES objects.  Returns 0, or -1 with err. */
+int so_wire_scan(so_msg_type_t type, const void *body, size_t body_len, char *err,
+                 size_t errlen);
 
 /* Validates msg and packs it: writes the header to hdr and a malloc'd body
  * to *body_out (the caller frees it with free(3); an all-default message may
@@ -170,6 +183,19 @@ int so_wire_send(void *sock, const so_wire_envelope_t *env, so_msg_type_t type,
 int so_wire_recv(void *sock, so_wire_envelope_t *env, so_msg_type_t expect,
                  so_msg_type_t *type_out, void **msg_out, int flags, char *err,
                  size_t errlen);
+
+/* The frames of one multipart message: envelope, header, body. */
+#define SO_WIRE_MAX_FRAMES (SO_WIRE_MAX_ENVELOPE + 2)
+
+/* Receives every frame of one multipart message, so the socket stays
+ * aligned whatever the peer sent: the first SO_WIRE_MAX_FRAMES go into parts
+ * (*n_kept of them, which the caller zmq_msg_close()s), the rest are counted
+ * and dropped.  flags (0 or ZMQ_DONTWAIT) apply to the first frame.  Returns
+ * the number of frames received, or -1 with libzmq's errno and its text in
+ * err, nothing consumed and nothing kept.  (so_wire_recv and the workers'
+ * mixed receive build on it.) */
+long so_wire_recv_frames(void *sock, zmq_msg_t parts[SO_WIRE_MAX_FRAMES], size_t *n_kept,
+                         int flags, char *err, size_t errlen);
 
 /* Options every socket gets.  Defaults (so_wire_sockopts_defaults):
  *   sndhwm = rcvhwm = 1000 messages (PUB and ROUTER drop beyond, others block)

@@ -2,20 +2,21 @@
  * so-router — RouteRequest → RoutingDecision over a ROUTER socket
  * (docs/SERVICES.md, "Router").  Settings: config/router.conf.
  */
-#include "base/so_cli.h"
 #include "so_decide.h"
+#include "so_profile.h"
+#include "base/so_cli.h"
+#include "base/so_err.h"
+#include "base/so_svc.h"
 #include "store/so_hbcache.h"
 #include "wire/so_server.h"
-#include "wire/so_sock.h"
-#include "base/so_svc.h"
 
-#include <stdio.h>
 #include <string.h>
 
 static const char *s_usage =
     "Keys: endpoint redis.url redis.prefix redis.timeout_ms cache.versions stats_refresh_ms\n"
     "      negative_ttl_ms backoff_max_ms lambda thompson explore_floor seed budget_fallback\n"
-    "      min_obs cost_norm stats_ms drain_ms log.level zmq.*\n";
+    "      min_obs cost_norm stats_ms drain_ms log.level zmq.*\n"
+    "      profiles profile.<name>.{lambda,explore,thompson,explore_floor,exclude}\n";
 
 static int s_opts(const so_config_t *cfg, so_hbcache_opts_t *co, so_decide_opts_t *ro,
                   char *err, size_t errlen)
@@ -46,10 +47,26 @@ static int s_opts(const so_config_t *cfg, so_hbcache_opts_t *co, so_decide_opts_
     } else if (strcmp(norm, "log") == 0) {
         co->router.cost_norm = SO_COST_LOG;
     } else {
-        snprintf(err, errlen, "cost_norm: '%s' unknown (linear or log)", norm);
-        return -1;
+        return so_err(err, errlen, "cost_norm: '%s' unknown (linear or log)", norm);
     }
     return 0;
+}
+
+/* Everything the router reads before it binds: 0, or -1 with err. */
+static int s_setup(const so_config_t *cfg, so_hbcache_opts_t *co, so_decide_opts_t *ro,
+                   so_server_svc_t *svc, so_profiles_t **profiles, char *err, size_t errlen)
+{
+    so_hbcache_opts_default(co);
+    co->with_router = 1;
+    so_decide_opts_default(ro);
+    if (s_opts(cfg, co, ro, err, errlen) != 0 ||
+        so_server_svc_config(svc, cfg, "tcp://127.0.0.1:5558", err, errlen) != 0)
+        return -1;
+    so_profile_t base = {.name = "", .lambda = ro->lambda, .thompson = ro->thompson,
+                         .explore_floor = ro->explore_floor};
+    *profiles = so_profiles_new(cfg, &base, err, errlen);
+    ro->profiles = *profiles;
+    return *profiles ? 0 : -1;
 }
 
 int main(int argc, char **argv)
@@ -61,39 +78,22 @@ int main(int argc, char **argv)
     char err[512];
     so_hbcache_opts_t co;
     so_decide_opts_t ro;
-    so_wire_sockopts_t zo;
-    long stats_ms = 10000, drain_ms = 2000;
-    so_hbcache_opts_default(&co);
-    co.with_router = 1;
-    so_decide_opts_default(&ro);
-    int rc = s_opts(cfg, &co, &ro, err, sizeof err);
-    if (rc == 0)
-        rc = so_config_long(cfg, "stats_ms", stats_ms, 0, 86400000, &stats_ms, err, sizeof err);
-    if (rc == 0)
-        rc = so_config_long(cfg, "drain_ms", drain_ms, 0, 600000, &drain_ms, err, sizeof err);
-    if (rc == 0)
-        rc = so_sock_opts(cfg, &zo, err, sizeof err);
+    so_server_svc_t svc;
+    so_profiles_t *profiles = NULL;
+    int rc = s_setup(cfg, &co, &ro, &svc, &profiles, err, sizeof err);
     so_hbcache_t *cache = rc == 0 ? so_hbcache_new(&co, err, sizeof err) : NULL;
-    if (!cache) {
-        so_error("config", "error=\"%s\"", err);
-        so_config_destroy(&cfg);
-        return 2;
-    }
-
-    const char *endpoint = so_config_get(cfg, "endpoint", "tcp://127.0.0.1:5558");
-    void *ctx = zmq_ctx_new();
-    void *sock = so_sock_new(ctx, ZMQ_ROUTER, &zo, endpoint, 1, 0, err, sizeof err);
-    if (!sock) {
-        so_error("bind_failed", "endpoint=%s error=\"%s\"", endpoint, err);
+    int start = so_server_svc_start(&svc, cache != NULL, err);
+    if (start != 0) {
         so_hbcache_destroy(&cache);
-        zmq_ctx_term(ctx);
+        so_profiles_destroy(&profiles);
         so_config_destroy(&cfg);
-        return 1;
+        return start;
     }
     so_info("started", "endpoint=%s redis=%s cache_versions=%zu stats_refresh_ms=%d lambda=%g "
-            "thompson=%d explore_floor=%g seed=%llu budget_fallback=%d", endpoint, co.redis_url,
-            co.max_versions, co.refresh_ms, ro.lambda, ro.thompson, ro.explore_floor,
-            (unsigned long long) ro.seed, ro.budget_fallback);
+            "thompson=%d explore_floor=%g seed=%llu budget_fallback=%d profiles=%s",
+            svc.endpoint, co.redis_url, co.max_versions, co.refresh_ms, ro.lambda, ro.thompson,
+            ro.explore_floor, (unsigned long long) ro.seed, ro.budget_fallback,
+            so_profiles_names(profiles));
 
     so_decide_t *handler = so_decide_new(cache, &ro);
     so_server_opts_t so = {
@@ -102,15 +102,12 @@ int main(int argc, char **argv)
         .tick = so_decide_tick,
         .stats = so_decide_stats,
         .arg = handler,
-        .stats_ms = (int) stats_ms,
-        .drain_ms = (int) drain_ms,
     };
-    int ret = so_server_run(sock, &so) == 0 ? 0 : 1;
+    int ret = so_server_svc_run(&svc, &so);
 
-    so_sock_close(&sock);
-    zmq_ctx_term(ctx);          /* bounded: the socket's linger is set */
     so_decide_destroy(&handler);
     so_hbcache_destroy(&cache);
+    so_profiles_destroy(&profiles);
     so_config_destroy(&cfg);
     so_info("exit", "code=%d", ret);
     return ret;

@@ -8,25 +8,18 @@
  * fresh buffer.
  */
 #include "so_decide.h"
+#include "base/so_alloc.h"
+#include "base/so_err.h"
 #include "base/so_rng.h"
-#include "wire/so_sock.h"
 #include "base/so_svc.h"
+#include "base/so_text.h"
+#include "wire/so_sock.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef Skillorchestra__V1__RouteRequest s_rreq_t;
-typedef Skillorchestra__V1__TurnRequest s_turn_t;
-typedef Skillorchestra__V1__SkillDemand s_demand_t;
-typedef Skillorchestra__V1__RoutingDecision s_dec_t;
-typedef Skillorchestra__V1__AgentScore s_score_t;
-typedef Skillorchestra__V1__SkillCompetence s_comp_t;
-typedef Skillorchestra__V1__SkillWeight s_weight_t;
-
-#define S_ERR(x) SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_##x
 
 struct so_decide {
     so_hbcache_t *cache;
@@ -35,14 +28,15 @@ struct so_decide {
     double *vec;                        /* [cap_s] */
     size_t cap_s;
     unsigned char *excl;                /* [cap_a] */
-    s_score_t *sc;                      /* [cap_a] */
-    s_score_t **scp;
-    s_comp_t *comp;                     /* [cap_a * SO_ROUTE_TOP] */
-    s_comp_t **compp;
+    so_pb_agent_score_t *sc;                      /* [cap_a] */
+    so_pb_agent_score_t **scp;
+    so_pb_skill_competence_t *comp;                     /* [cap_a * SO_ROUTE_TOP] */
+    so_pb_skill_competence_t **compp;
     size_t cap_a;
     so_decision_t dec;
     /* counters */
-    uint64_t by_strategy[4], by_code[16], profile_ignored;
+    so_profile_t defaults;              /* a turn naming no profile */
+    uint64_t by_strategy[4], by_code[16], profile_unknown, profiled;
 };
 
 void so_decide_opts_default(so_decide_opts_t *o)
@@ -52,18 +46,20 @@ void so_decide_opts_default(so_decide_opts_t *o)
     o->explore_floor = 0.02;
     o->seed = 1;
     o->budget_fallback = 0;
+    o->profiles = NULL;
 }
 
 so_decide_t *so_decide_new(so_hbcache_t *cache, const so_decide_opts_t *opts)
 {
-    so_decide_t *d = calloc(1, sizeof *d);
-    if (!d)
-        abort();
+    so_decide_t *d = so_calloc(1, sizeof *d);
     d->cache = cache;
     if (opts)
         d->o = *opts;
     else
         so_decide_opts_default(&d->o);
+    d->defaults = (so_profile_t) {.name = "", .lambda = d->o.lambda,
+                                  .thompson = d->o.thompson,
+                                  .explore_floor = d->o.explore_floor};
     so_decision_init(&d->dec);
     return d;
 }
@@ -95,10 +91,7 @@ uint64_t so_decide_seed(uint64_t config_seed, const char *episode_id, uint32_t t
 static void *s_grow(void *p, size_t n, size_t size)
 {
     free(p);
-    p = calloc(n, size);
-    if (!p)
-        abort();
-    return p;
+    return so_calloc(n, size);
 }
 
 static void s_reserve(so_decide_t *d, size_t S, size_t A)
@@ -119,7 +112,7 @@ static void s_reserve(so_decide_t *d, size_t S, size_t A)
 }
 
 static so_server_result_t s_fail(so_decide_t *d, void *sock, const so_wire_envelope_t *env,
-                                 const s_turn_t *t, Skillorchestra__V1__ErrorCode code,
+                                 const so_pb_turn_request_t *t, so_pb_error_code_t code,
                                  const char *msg)
 {
     char err[256];
@@ -145,8 +138,8 @@ static double s_nonneg(double x)
 }
 
 /* Fills the reply from d->dec (strings borrowed from the handbook). */
-static void s_fill(so_decide_t *d, const so_hbcache_entry_t *e, const s_turn_t *t, uint64_t seed,
-                   const char *reason, s_dec_t *out, s_weight_t *top, s_weight_t **topp)
+static void s_fill(so_decide_t *d, const so_hbcache_entry_t *e, const so_pb_turn_request_t *t, uint64_t seed,
+                   const char *reason, so_pb_routing_decision_t *out, so_pb_skill_weight_t *top, so_pb_skill_weight_t **topp)
 {
     const so_handbook_t *hb = e->hb;
     const so_decision_t *dec = &d->dec;
@@ -169,7 +162,7 @@ static void s_fill(so_decide_t *d, const so_hbcache_entry_t *e, const s_turn_t *
     out->n_top_skills = dec->n_top;
     for (size_t a = 0; a < dec->n_agents; a++) {
         const so_agent_score_t *as = &dec->scores[a];
-        s_score_t *sc = &d->sc[a];
+        so_pb_agent_score_t *sc = &d->sc[a];
         skillorchestra__v1__agent_score__init(sc);
         sc->agent_id = hb->agents[a].id;
         sc->score = isfinite(as->score) ? as->score : 0;
@@ -181,7 +174,7 @@ static void s_fill(so_decide_t *d, const so_hbcache_entry_t *e, const s_turn_t *
         sc->skills = &d->compp[a * SO_ROUTE_TOP];
         for (size_t k = 0; k < as->n_top && k < SO_ROUTE_TOP; k++) {
             const so_skill_comp_t *c = &as->top[k];
-            s_comp_t *x = &d->comp[a * SO_ROUTE_TOP + k];
+            so_pb_skill_competence_t *x = &d->comp[a * SO_ROUTE_TOP + k];
             skillorchestra__v1__skill_competence__init(x);
             x->skill_id = hb->skills[c->skill].id;
             x->weight = s_unit(c->weight);
@@ -201,99 +194,149 @@ static void s_fill(so_decide_t *d, const so_hbcache_entry_t *e, const s_turn_t *
     out->n_scores = dec->n_agents;
 }
 
+/* The profile a turn names: the router's defaults when it names none, NULL
+ * when it names one that is not configured. */
+static const so_profile_t *s_profile(const so_decide_t *d, const so_pb_turn_request_t *t)
+{
+    if (!t->routing_profile || !*t->routing_profile)
+        return &d->defaults;
+    return so_profiles_get(d->o.profiles, t->routing_profile);
+}
+
+/* The dense demand of dm over hb's skills into d->vec.  0, or -1 with err. */
+static int s_demand(so_decide_t *d, const so_hbcache_entry_t *e, const so_pb_skill_demand_t *dm,
+                    char *err, size_t errlen)
+{
+    const so_handbook_t *hb = e->hb;
+    memset(d->vec, 0, hb->n_skills * sizeof *d->vec);
+    for (size_t i = 0; i < dm->n_skills; i++) {
+        int s = so_handbook_skill_index(hb, dm->skills[i]->skill_id);
+        if (s < 0)
+            return so_err(err, errlen, "SkillDemand.skills[%zu].skill_id: '%s' is not in "
+                          "handbook %s", i, dm->skills[i]->skill_id, e->version);
+        d->vec[s] += dm->skills[i]->weight;
+    }
+    return 0;
+}
+
+/* d->excl: the turn's exclude_agents and the profile's.  An agent this
+ * handbook lacks is excluded anyway. */
+static void s_exclude(so_decide_t *d, const so_handbook_t *hb, const so_pb_turn_request_t *t,
+                      const so_profile_t *p)
+{
+    memset(d->excl, 0, hb->n_agents);
+    for (size_t i = 0; i < t->n_exclude_agents; i++) {
+        int a = so_handbook_agent_index(hb, t->exclude_agents[i]);
+        if (a >= 0)
+            d->excl[a] = 1;
+    }
+    for (size_t i = 0; i < p->n_exclude; i++) {
+        int a = so_handbook_agent_index(hb, p->exclude[i]);
+        if (a >= 0)
+            d->excl[a] = 1;
+    }
+}
+
+/* The so_route request of a turn under profile p (d->excl filled). */
+static void s_route_req(const so_decide_t *d, const so_pb_turn_request_t *t,
+                        const so_profile_t *p, int mode, so_route_req_t *q)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < t->n_messages; i++)
+        bytes += strlen(t->messages[i]->content);
+    so_route_req_default(q);
+    q->mode = mode;
+    q->lambda = t->lambda_opt_case == SKILLORCHESTRA__V1__TURN_REQUEST__LAMBDA_OPT_LAMBDA
+                    ? t->lambda : p->lambda;
+    q->budget_usd = t->budget_usd;
+    q->est_prompt_tokens = so_tokens_estimate(bytes);       /* as so-eval */
+    q->est_completion_tokens = t->max_completion_tokens;
+    q->thompson = p->thompson;
+    q->explore_floor = p->explore_floor;
+    q->seed = so_decide_seed(d->o.seed, t->episode_id, t->turn_index);
+    q->exclude = d->excl;
+}
+
+/* Sends the decision in d->dec; the reason names the stats and profile. */
+static so_server_result_t s_reply(so_decide_t *d, void *sock, const so_wire_envelope_t *env,
+                                  const so_hbcache_entry_t *e, const so_pb_turn_request_t *t,
+                                  const so_profile_t *p, const so_route_req_t *q)
+{
+    char err[512], reason[SO_WIRE_MAX_NOTE];
+    so_text_fmt_utf8(reason, sizeof reason, "%s; handbook %s stats seq %lld%s%s%s",
+                     d->dec.reason, e->version, e->seq, *p->name ? "; routing_profile '" : "",
+                     p->name, *p->name ? "'" : "");
+    so_pb_routing_decision_t out = SKILLORCHESTRA__V1__ROUTING_DECISION__INIT;
+    so_pb_skill_weight_t top[SO_ROUTE_TOP], *topp[SO_ROUTE_TOP];
+    s_fill(d, e, t, q->seed, reason, &out, top, topp);
+    if (so_wire_send(sock, env, SO_MSG_ROUTING_DECISION, &out, ZMQ_DONTWAIT, err, sizeof err)
+        != 0) {
+        if (errno == EINVAL)        /* our own message failed validation: a bug */
+            return s_fail(d, sock, env, t, SO_ERR(INTERNAL), err);
+        so_warn("reply_failed", "request_id=%s error=\"%s\"", t->request_id, err);
+        return SO_SERVER_NO_REPLY;
+    }
+    d->by_strategy[d->dec.strategy & 3]++;
+    d->profiled += *p->name != 0;
+    so_debug("decision", "request_id=%s episode_id=%s turn=%u version=%s seq=%lld agent=%s "
+             "strategy=%s lambda=%g seed=%llu profile=%s", t->request_id, t->episode_id,
+             t->turn_index, e->version, e->seq, out.chosen_agent,
+             so_strategy_name(d->dec.strategy), q->lambda, (unsigned long long) q->seed,
+             *p->name ? p->name : "-");
+    return SO_SERVER_ANSWERED;
+}
+
 so_server_result_t so_decide_handle(void *arg, void *sock, const so_wire_envelope_t *env,
                                     void *msg)
 {
     so_decide_t *d = arg;
-    const s_rreq_t *rr = msg;
-    const s_turn_t *t = rr->turn;
-    const s_demand_t *dm = rr->demand;
+    const so_pb_route_request_t *rr = msg;
+    const so_pb_turn_request_t *t = rr->turn;
+    const so_pb_skill_demand_t *dm = rr->demand;
     char err[512];
     so_hbcache_status_t st;
     int mode;
 
     /* so_wire checked presence, ids and ranges; the rest is about the
-     * handbook.  The skill ids belong to the demand's version. */
+     * configuration and the handbook.  The skill ids belong to the demand's
+     * version. */
+    const so_profile_t *p = s_profile(d, t);
+    if (!p) {
+        d->profile_unknown++;
+        so_text_fmt_utf8(err, sizeof err, "routing_profile '%s' is not configured (profiles: %s)",
+                         t->routing_profile, so_profiles_names(d->o.profiles));
+        return s_fail(d, sock, env, t, SO_ERR(INVALID_REQUEST), err);
+    }
     if (t->handbook_version[0] && strcmp(t->handbook_version, dm->handbook_version) != 0) {
         snprintf(err, sizeof err, "turn pins handbook '%s' but the demand is of '%s'",
                  t->handbook_version, dm->handbook_version);
-        return s_fail(d, sock, env, t, S_ERR(INVALID_REQUEST), err);
+        return s_fail(d, sock, env, t, SO_ERR(INVALID_REQUEST), err);
     }
     const so_hbcache_entry_t *e = so_hbcache_get(d->cache, dm->handbook_version, &st, err,
                                                  sizeof err);
     if (!e)
         return s_fail(d, sock, env, t,
-                      st == SO_HBCACHE_UNKNOWN ? S_ERR(UNKNOWN_HANDBOOK) : S_ERR(UNAVAILABLE),
+                      st == SO_HBCACHE_UNKNOWN ? SO_ERR(UNKNOWN_HANDBOOK) : SO_ERR(UNAVAILABLE),
                       err);
     const so_handbook_t *hb = e->hb;
     if (so_hbcache_mode(hb, t->mode, &mode, err, sizeof err) != 0)
-        return s_fail(d, sock, env, t, S_ERR(INVALID_REQUEST), err);
-
-    size_t S = hb->n_skills, A = hb->n_agents;
-    s_reserve(d, S, A);
-    memset(d->vec, 0, S * sizeof *d->vec);
-    for (size_t i = 0; i < dm->n_skills; i++) {
-        int s = so_handbook_skill_index(hb, dm->skills[i]->skill_id);
-        if (s < 0) {
-            snprintf(err, sizeof err, "SkillDemand.skills[%zu].skill_id: '%s' is not in handbook %s",
-                     i, dm->skills[i]->skill_id, e->version);
-            return s_fail(d, sock, env, t, S_ERR(INVALID_REQUEST), err);
-        }
-        d->vec[s] += dm->skills[i]->weight;
-    }
-    memset(d->excl, 0, A);
-    for (size_t i = 0; i < t->n_exclude_agents; i++) {
-        int a = so_handbook_agent_index(hb, t->exclude_agents[i]);
-        if (a >= 0)
-            d->excl[a] = 1;         /* an agent this handbook lacks is excluded anyway */
-    }
-    double chars = 0;
-    for (size_t i = 0; i < t->n_messages; i++)
-        chars += (double) strlen(t->messages[i]->content);
+        return s_fail(d, sock, env, t, SO_ERR(INVALID_REQUEST), err);
+    s_reserve(d, hb->n_skills, hb->n_agents);
+    if (s_demand(d, e, dm, err, sizeof err) != 0)
+        return s_fail(d, sock, env, t, SO_ERR(INVALID_REQUEST), err);
+    s_exclude(d, hb, t, p);
 
     so_route_req_t q;
-    so_route_req_default(&q);
-    q.mode = mode;
-    q.lambda = t->lambda_opt_case == SKILLORCHESTRA__V1__TURN_REQUEST__LAMBDA_OPT_LAMBDA
-                   ? t->lambda : d->o.lambda;
-    q.budget_usd = t->budget_usd;
-    q.est_prompt_tokens = chars / 4.0;          /* as so-eval: ~4 bytes a token */
-    q.est_completion_tokens = t->max_completion_tokens;
-    q.thompson = d->o.thompson;
-    q.explore_floor = d->o.explore_floor;
-    q.seed = so_decide_seed(d->o.seed, t->episode_id, t->turn_index);
-    q.exclude = d->excl;
+    s_route_req(d, t, p, mode, &q);
     if (so_route(e->router, d->vec, &q, &d->dec) != 0)
-        return s_fail(d, sock, env, t, S_ERR(NO_ELIGIBLE_AGENT), d->dec.reason);
+        return s_fail(d, sock, env, t, SO_ERR(NO_ELIGIBLE_AGENT), d->dec.reason);
     if (d->dec.strategy == SO_STRATEGY_BUDGET_FALLBACK && !d->o.budget_fallback) {
         const so_agent_score_t *c = &d->dec.scores[d->dec.chosen];
         snprintf(err, sizeof err, "budget $%.3g is below every eligible agent's expected cost "
                  "(cheapest: %s, $%.3g)", t->budget_usd, hb->agents[d->dec.chosen].id, c->cost);
-        return s_fail(d, sock, env, t, S_ERR(BUDGET_EXHAUSTED), err);
+        return s_fail(d, sock, env, t, SO_ERR(BUDGET_EXHAUSTED), err);
     }
-
-    char reason[SO_WIRE_MAX_NOTE];
-    int profile = t->routing_profile && *t->routing_profile;
-    snprintf(reason, sizeof reason, "%s; handbook %s stats seq %lld%s%s%s", d->dec.reason,
-             e->version, e->seq, profile ? "; routing_profile '" : "",
-             profile ? t->routing_profile : "", profile ? "' ignored (not implemented)" : "");
-    d->profile_ignored += (uint64_t) profile;
-    s_dec_t out = SKILLORCHESTRA__V1__ROUTING_DECISION__INIT;
-    s_weight_t top[SO_ROUTE_TOP], *topp[SO_ROUTE_TOP];
-    s_fill(d, e, t, q.seed, reason, &out, top, topp);
-    if (so_wire_send(sock, env, SO_MSG_ROUTING_DECISION, &out, ZMQ_DONTWAIT, err, sizeof err)
-        != 0) {
-        if (errno == EINVAL)        /* our own message failed validation: a bug */
-            return s_fail(d, sock, env, t, S_ERR(INTERNAL), err);
-        so_warn("reply_failed", "request_id=%s error=\"%s\"", t->request_id, err);
-        return SO_SERVER_NO_REPLY;
-    }
-    d->by_strategy[d->dec.strategy & 3]++;
-    so_debug("decision", "request_id=%s episode_id=%s turn=%u version=%s seq=%lld agent=%s "
-             "strategy=%s lambda=%g seed=%llu", t->request_id, t->episode_id, t->turn_index,
-             e->version, e->seq, out.chosen_agent, so_strategy_name(d->dec.strategy), q.lambda,
-             (unsigned long long) q.seed);
-    return SO_SERVER_ANSWERED;
+    return s_reply(d, sock, env, e, t, p, &q);
 }
 
 int so_decide_tick(void *arg)
@@ -310,18 +353,18 @@ void so_decide_stats(void *arg, char *buf, size_t len)
     snprintf(buf, len,
              " greedy=%llu thompson=%llu explore=%llu budget_fallback=%llu no_eligible=%llu"
              " budget_exhausted=%llu unknown_handbook=%llu unavailable=%llu invalid=%llu"
-             " profile_ignored=%llu current=%s cached=%zu stats_reloads=%llu cache_misses=%llu"
+             " profile_unknown=%llu profiled=%llu current=%s cached=%zu stats_reloads=%llu cache_misses=%llu"
              " redis_up=%d",
              (unsigned long long) d->by_strategy[SO_STRATEGY_GREEDY],
              (unsigned long long) d->by_strategy[SO_STRATEGY_THOMPSON],
              (unsigned long long) d->by_strategy[SO_STRATEGY_EXPLORE_UNIFORM],
              (unsigned long long) d->by_strategy[SO_STRATEGY_BUDGET_FALLBACK],
-             (unsigned long long) d->by_code[S_ERR(NO_ELIGIBLE_AGENT)],
-             (unsigned long long) d->by_code[S_ERR(BUDGET_EXHAUSTED)],
-             (unsigned long long) d->by_code[S_ERR(UNKNOWN_HANDBOOK)],
-             (unsigned long long) d->by_code[S_ERR(UNAVAILABLE)],
-             (unsigned long long) d->by_code[S_ERR(INVALID_REQUEST)],
-             (unsigned long long) d->profile_ignored,
+             (unsigned long long) d->by_code[SO_ERR(NO_ELIGIBLE_AGENT)],
+             (unsigned long long) d->by_code[SO_ERR(BUDGET_EXHAUSTED)],
+             (unsigned long long) d->by_code[SO_ERR(UNKNOWN_HANDBOOK)],
+             (unsigned long long) d->by_code[SO_ERR(UNAVAILABLE)],
+             (unsigned long long) d->by_code[SO_ERR(INVALID_REQUEST)],
+             (unsigned long long) d->profile_unknown, (unsigned long long) d->profiled,
              so_hbcache_current(d->cache)[0] ? so_hbcache_current(d->cache) : "-", c.cached,
              (unsigned long long) c.reloads, (unsigned long long) c.misses, c.redis_up);
 }

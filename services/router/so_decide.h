@@ -5,22 +5,25 @@
  * decision never waits on Redis).
  *
  * The decision honours the turn's mode, exclude_agents, budget_usd and
- * lambda (unset: opts.lambda).  routing_profile is not implemented yet: it
- * is ignored and the decision's reason says so.  Each decision draws from an
- * RNG seeded by so_rng_mix(opts.seed, hash(episode_id) ⊕ turn_index), so the
- * same request against the same handbook version and stats sequence number
- * gives the same decision (the reason names both).
+ * lambda, and its routing_profile (so_profile.h): a named set of λ (used
+ * when the turn sets none), exploration (Thompson, explore floor) and
+ * excluded agents; no profile means opts' own settings.  The decision's
+ * reason names the profile used.  Each decision draws from an RNG seeded by
+ * so_rng_mix(opts.seed, hash(episode_id) ⊕ turn_index), so the same request
+ * against the same handbook version and stats sequence number gives the
+ * same decision (the reason names both).
  *
  * Errors are TurnReplies carrying the request id and an Error:
  * NO_ELIGIBLE_AGENT, BUDGET_EXHAUSTED (unless opts.budget_fallback: then the
  * cheapest agent over budget, strategy BUDGET_FALLBACK), UNKNOWN_HANDBOOK,
  * UNAVAILABLE (version not cached and Redis unreachable), INVALID_REQUEST
- * (a skill or mode the handbook lacks, turn and demand of different
- * versions).
+ * (a routing_profile not configured, a skill or mode the handbook lacks,
+ * turn and demand of different versions).
  */
 #ifndef SO_DECIDE_H
 #define SO_DECIDE_H
 
+#include "so_profile.h"
 #include "store/so_hbcache.h"
 #include "wire/so_server.h"
 
@@ -32,6 +35,7 @@ typedef struct {
     double explore_floor;       /* uniform pick probability (default 0.02, as so-eval) */
     uint64_t seed;              /* mixed into every decision's seed (default 1) */
     int budget_fallback;        /* 1: nothing fits the budget → cheapest; 0: error */
+    const so_profiles_t *profiles; /* borrowed, outlives the handler; NULL = none */
 } so_decide_opts_t;
 
 void so_decide_opts_default(so_decide_opts_t *o);

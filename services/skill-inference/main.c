@@ -3,14 +3,13 @@
  * (docs/SERVICES.md, "Skill inference").  Settings:
  * config/skill-inference.conf.
  */
-#include "base/so_cli.h"
 #include "so_demand.h"
+#include "base/so_cli.h"
+#include "base/so_err.h"
+#include "base/so_svc.h"
 #include "store/so_hbcache.h"
 #include "wire/so_server.h"
-#include "wire/so_sock.h"
-#include "base/so_svc.h"
 
-#include <stdio.h>
 #include <string.h>
 
 static const char *s_usage =
@@ -52,6 +51,31 @@ static int s_llm_config(const so_config_t *cfg, so_llminfer_opts_t *lo, long *ca
     return 0;
 }
 
+/* Everything skill-inference reads before it binds, and the LLM client in
+ * llm mode (*llm stays NULL in embedded mode): 0, or -1 with err. */
+static int s_setup(const so_config_t *cfg, so_hbcache_opts_t *co, so_server_svc_t *svc,
+                   so_llminfer_opts_t *lo, so_skillprompt_opts_t *po, long *cache_entries,
+                   long *cache_ttl_ms, so_llminfer_t **llm, char *err, size_t errlen)
+{
+    so_hbcache_opts_default(co);
+    co->with_infer = 1;
+    if (so_hbcache_config(cfg, co, err, errlen) != 0 ||
+        so_config_double(cfg, "infer.temperature", 0, 0, 1e6, &co->infer_temperature, err,
+                         errlen) != 0 ||
+        so_server_svc_config(svc, cfg, "tcp://127.0.0.1:5557", err, errlen) != 0)
+        return -1;
+    const char *infer_mode = so_config_get(cfg, "infer.mode", "embedded");
+    if (strcmp(infer_mode, "embedded") == 0)
+        return 0;
+    if (strcmp(infer_mode, "llm") != 0)
+        return so_err(err, errlen, "infer.mode: '%.60s' is neither embedded nor llm",
+                      infer_mode);
+    if (s_llm_config(cfg, lo, cache_entries, cache_ttl_ms, po, err, errlen) != 0)
+        return -1;
+    *llm = so_llminfer_new(lo, err, errlen);
+    return *llm ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     int code = 0;
@@ -60,55 +84,24 @@ int main(int argc, char **argv)
         return code;
     char err[512];
     so_hbcache_opts_t co;
-    so_wire_sockopts_t zo;
-    long stats_ms = 10000, drain_ms = 2000;
-    so_hbcache_opts_default(&co);
-    co.with_infer = 1;
-    int rc = so_hbcache_config(cfg, &co, err, sizeof err);
-    if (rc == 0)
-        rc = so_config_double(cfg, "infer.temperature", 0, 0, 1e6, &co.infer_temperature, err,
-                              sizeof err);
-    if (rc == 0)
-        rc = so_config_long(cfg, "stats_ms", stats_ms, 0, 86400000, &stats_ms, err, sizeof err);
-    if (rc == 0)
-        rc = so_config_long(cfg, "drain_ms", drain_ms, 0, 600000, &drain_ms, err, sizeof err);
-    if (rc == 0)
-        rc = so_sock_opts(cfg, &zo, err, sizeof err);
-    const char *infer_mode = so_config_get(cfg, "infer.mode", "embedded");
-    int llm_mode = strcmp(infer_mode, "llm") == 0;
-    if (rc == 0 && !llm_mode && strcmp(infer_mode, "embedded") != 0) {
-        snprintf(err, sizeof err, "infer.mode: '%.60s' is neither embedded nor llm", infer_mode);
-        rc = -1;
-    }
+    so_server_svc_t svc;
     so_llminfer_opts_t lo;
     so_skillprompt_opts_t po;
     long cache_entries = 0, cache_ttl_ms = 0;
-    if (rc == 0 && llm_mode)
-        rc = s_llm_config(cfg, &lo, &cache_entries, &cache_ttl_ms, &po, err, sizeof err);
     so_llminfer_t *llm = NULL;
-    if (rc == 0 && llm_mode && !(llm = so_llminfer_new(&lo, err, sizeof err)))
-        rc = -1;
+    int rc = s_setup(cfg, &co, &svc, &lo, &po, &cache_entries, &cache_ttl_ms, &llm, err,
+                     sizeof err);
     so_hbcache_t *cache = rc == 0 ? so_hbcache_new(&co, err, sizeof err) : NULL;
-    if (!cache) {
-        so_error("config", "error=\"%s\"", err);
-        so_llminfer_destroy(&llm);
-        so_config_destroy(&cfg);
-        return 2;
-    }
-
-    const char *endpoint = so_config_get(cfg, "endpoint", "tcp://127.0.0.1:5557");
-    void *ctx = zmq_ctx_new();
-    void *sock = so_sock_new(ctx, ZMQ_ROUTER, &zo, endpoint, 1, 0, err, sizeof err);
-    if (!sock) {
-        so_error("bind_failed", "endpoint=%s error=\"%s\"", endpoint, err);
+    int start = so_server_svc_start(&svc, cache != NULL, err);
+    if (start != 0) {
         so_hbcache_destroy(&cache);
         so_llminfer_destroy(&llm);
-        zmq_ctx_term(ctx);
         so_config_destroy(&cfg);
-        return 1;
+        return start;
     }
     so_info("started", "endpoint=%s redis=%s cache_versions=%zu stats_refresh_ms=%d mode=%s",
-            endpoint, co.redis_url, co.max_versions, co.refresh_ms, llm_mode ? "llm" : "embedded");
+            svc.endpoint, co.redis_url, co.max_versions, co.refresh_ms,
+            llm ? "llm" : "embedded");
 
     so_demand_t *handler = so_demand_new(cache);
     so_llmcache_t *acache = NULL;
@@ -126,15 +119,11 @@ int main(int argc, char **argv)
         .tick = so_demand_tick,
         .stats = so_demand_stats,
         .arg = handler,
-        .stats_ms = (int) stats_ms,
-        .drain_ms = (int) drain_ms,
         .deferred = llm ? so_demand_deferred : NULL,
         .wake_fd = llm ? so_llminfer_wake_fd(llm) : -1,
     };
-    int ret = so_server_run(sock, &so) == 0 ? 0 : 1;
+    int ret = so_server_svc_run(&svc, &so);
 
-    so_sock_close(&sock);
-    zmq_ctx_term(ctx);          /* bounded: the socket's linger is set */
     so_demand_destroy(&handler);
     so_llminfer_destroy(&llm);  /* every job was answered by the drain */
     so_llmcache_destroy(&acache);

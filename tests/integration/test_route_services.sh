@@ -1,6 +1,7 @@
 # skill-inference and router as real processes, probed with so-probe the way
 # the gateway asks them: demands for a code and a multiple-choice prompt,
-# decisions that follow lambda, exclusions and budgets, reproducible seeds,
+# decisions that follow lambda, routing profiles, exclusions and budgets,
+# reproducible seeds,
 # error replies (unknown version, malformed frames) after which both keep
 # serving, online stats picked up by the poll, a newly published version,
 # and exit 0 on SIGTERM.
@@ -14,9 +15,12 @@ INFER="tcp://127.0.0.1:$(free_port)"
 ROUTER="tcp://127.0.0.1:$(free_port)"
 export SO_REDIS_URL="$REDIS_URL" SO_STATS_MS=1000
 # No uniform exploration here, so that the lambda checks cannot be hit by
-# the 2% random pick (Thompson sampling stays on).
+# the 2% random pick (Thompson sampling stays on).  One routing profile,
+# "cheap": lambda 10 and no exploration at all.
 SO_SKILL_INFERENCE_ENDPOINT="$INFER" start_bg skill-inference "$SO_BIN/so-skill-inference"
-SO_ROUTER_ENDPOINT="$ROUTER" SO_ROUTER_EXPLORE_FLOOR=0 start_bg router "$SO_BIN/so-router"
+SO_ROUTER_ENDPOINT="$ROUTER" SO_ROUTER_EXPLORE_FLOOR=0 SO_ROUTER_PROFILES=cheap \
+    SO_ROUTER_PROFILE_CHEAP_LAMBDA=10 SO_ROUTER_PROFILE_CHEAP_EXPLORE=off \
+    start_bg router "$SO_BIN/so-router"
 wait_for "skill-inference to load rs-1" 10 grep -q "handbook_loaded version=rs-1" "$T_DIR/skill-inference.log"
 wait_for "router to load rs-1" 10 grep -q "handbook_loaded version=rs-1" "$T_DIR/router.log"
 
@@ -64,6 +68,20 @@ c_max=$(grep '^  agent=' "$T_DIR/l0.out" | tr ' ' '\n' | grep '^competence=' | s
 awk -v g="$c_good" -v c="$c_cheap" -v m="$c_max" 'BEGIN { exit !(g > c && g >= m - 0.1) }' \
     || fail "lambda 0 chose $good (competence $c_good; max $c_max; $cheap $c_cheap)"
 pass "lambda 10 chose $cheap (cheap); lambda 0 chose $good (competence $c_good of max $c_max)"
+
+# ---- Routing profiles: "cheap" routes as lambda 10; an unknown one is refused
+probe --profile cheap "$CODE" >"$T_DIR/prof.out" || fail "profile cheap: $(cat "$T_DIR/prof.out")"
+assert_eq "$(field "$T_DIR/prof.out" decision lambda)" 10 "the profile's lambda"
+pc=$(field "$T_DIR/prof.out" decision chosen)
+[ "$pc" != "$good" ] || fail "profile cheap chose $good, the lambda-0 choice"
+awk -v a="$(agent_field "$T_DIR/prof.out" "$pc" cost_norm)" 'BEGIN { exit !(a < 0.1) }' \
+    || fail "profile cheap chose $pc, not a cheap agent"
+grep -q "^  reason: .*; routing_profile 'cheap'" "$T_DIR/prof.out" || fail "reason does not name the profile"
+assert_eq "$(field "$T_DIR/prof.out" decision strategy)" GREEDY "no exploration under profile cheap"
+probe --profile no-such-profile "$CODE" >"$T_DIR/prof2.out" && fail "unknown profile accepted"
+grep -q "^route error code=INVALID_REQUEST .*routing_profile 'no-such-profile' is not configured" \
+    "$T_DIR/prof2.out" || fail "unknown profile: $(cat "$T_DIR/prof2.out")"
+pass "profile cheap chose $pc (lambda 10, greedy, named in the reason); an unknown profile: INVALID_REQUEST"
 
 # ---- The same request gives the same decision (seed from episode and turn)
 probe --lambda 0 "$CODE" >"$T_DIR/l0b.out" || fail "lambda 0 again"
@@ -134,6 +152,8 @@ pass "new current version rs-2 served; pinned rs-1 still served"
 sleep 1.2
 grep -q "info stats requests=" "$T_DIR/skill-inference.log" || fail "no stats line (skill-inference)"
 grep -q "info stats requests=" "$T_DIR/router.log" || fail "no stats line (router)"
+grep -q "info stats requests=.* profile_unknown=1 profiled=1 " "$T_DIR/router.log" \
+    || fail "router stats do not count the profiles"
 stop_one skill-inference TERM || fail "skill-inference did not exit 0 on SIGTERM"
 stop_one router TERM || fail "router did not exit 0 on SIGTERM"
 pass "stats lines logged; both exit 0 on SIGTERM"

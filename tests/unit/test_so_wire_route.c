@@ -4,35 +4,7 @@
  * tests/golden/route_request.bin is checked field by field here, independent
  * of tools/so-golden.c, then re-encoded byte for byte.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <cmocka.h>
-
-#include "wire/so_wire.h"
-
-typedef Skillorchestra__V1__RouteRequest route_request_t;
-typedef Skillorchestra__V1__TurnRequest turn_request_t;
-typedef Skillorchestra__V1__SkillDemand skill_demand_t;
-
-static uint8_t *s_read(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        print_error("cannot open %s (run from the repo root)\n", path);
-        fail();
-    }
-    uint8_t *buf = malloc(65536);
-    assert_non_null(buf);
-    *len = fread(buf, 1, 65536, f);
-    fclose(f);
-    assert_true(*len >= SO_WIRE_HDR_LEN && *len < 65536);
-    return buf;
-}
+#include "so_test_wire.h"
 
 static void test_type_table(void **state)
 {
@@ -49,9 +21,9 @@ static void test_golden(void **state)
 {
     (void) state;
     size_t len = 0;
-    uint8_t *file = s_read("tests/golden/route_request.bin", &len);
+    uint8_t *file = s_read("route_request", &len);
     char err[256] = "";
-    route_request_t *m = NULL;
+    so_pb_route_request_t *m = NULL;
     assert_int_equal(so_wire_decode(file, SO_WIRE_HDR_LEN, file + SO_WIRE_HDR_LEN,
                                     len - SO_WIRE_HDR_LEN, SO_MSG_ROUTE_REQUEST, (void **) &m,
                                     err, sizeof err),
@@ -93,20 +65,20 @@ static void test_validation(void **state)
 {
     (void) state;
     char err[256] = "";
-    Skillorchestra__V1__ChatMessage chat = SKILLORCHESTRA__V1__CHAT_MESSAGE__INIT;
-    Skillorchestra__V1__ChatMessage *chats[] = {&chat};
+    so_pb_chat_message_t chat = SKILLORCHESTRA__V1__CHAT_MESSAGE__INIT;
+    so_pb_chat_message_t *chats[] = {&chat};
     chat.role = "user";
     chat.content = "hello";
-    turn_request_t turn = SKILLORCHESTRA__V1__TURN_REQUEST__INIT;
+    so_pb_turn_request_t turn = SKILLORCHESTRA__V1__TURN_REQUEST__INIT;
     turn.request_id = "r1";
     turn.episode_id = "e1";
     turn.n_messages = 1;
     turn.messages = chats;
-    skill_demand_t dem = SKILLORCHESTRA__V1__SKILL_DEMAND__INIT;
+    so_pb_skill_demand_t dem = SKILLORCHESTRA__V1__SKILL_DEMAND__INIT;
     dem.request_id = "r1";
     dem.handbook_version = "v1";
     dem.source = SKILLORCHESTRA__V1__SKILL_DEMAND__SOURCE__SOURCE_UNIFORM_FALLBACK;
-    route_request_t rr = SKILLORCHESTRA__V1__ROUTE_REQUEST__INIT;
+    so_pb_route_request_t rr = SKILLORCHESTRA__V1__ROUTE_REQUEST__INIT;
 
     assert_int_equal(so_wire_validate(SO_MSG_ROUTE_REQUEST, &rr, err, sizeof err), -1);
     assert_string_equal(err, "RouteRequest.turn: absent (required)");
@@ -133,10 +105,10 @@ static void test_final_turn(void **state)
 {
     (void) state;
     char err[256] = "";
-    Skillorchestra__V1__ChatMessage chat = SKILLORCHESTRA__V1__CHAT_MESSAGE__INIT;
-    Skillorchestra__V1__ChatMessage *chats[] = {&chat};
+    so_pb_chat_message_t chat = SKILLORCHESTRA__V1__CHAT_MESSAGE__INIT;
+    so_pb_chat_message_t *chats[] = {&chat};
     chat.role = "user";
-    turn_request_t turn = SKILLORCHESTRA__V1__TURN_REQUEST__INIT;
+    so_pb_turn_request_t turn = SKILLORCHESTRA__V1__TURN_REQUEST__INIT;
     turn.request_id = "r1";
     turn.episode_id = "e1";
     turn.n_messages = 1;
@@ -152,7 +124,7 @@ static void test_final_turn(void **state)
         assert_int_equal(so_wire_encode(SO_MSG_TURN_REQUEST, &turn, hdr, &body, &blen, err,
                                         sizeof err),
                          0);
-        turn_request_t *back = NULL;
+        so_pb_turn_request_t *back = NULL;
         assert_int_equal(so_wire_decode(hdr, sizeof hdr, body, blen, SO_MSG_TURN_REQUEST,
                                         (void **) &back, err, sizeof err),
                          0);
