@@ -149,3 +149,61 @@ long so_tokens_estimate_text(const char *s)
         chars += (*p & 0xC0) != 0x80;
     return (chars + 3) / 4;
 }
+
+int so_utf8_seq(const void *sv, size_t avail)
+{
+    const unsigned char *s = sv;
+    if (avail == 0)
+        return -1;
+    unsigned c = s[0];
+    int n;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 1;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 2;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 3;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    for (int k = 1; k <= n; k++) {
+        if ((size_t) k >= avail)
+            return -1;
+        if ((s[k] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[k] & 0x3f);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n + 1;
+}
+
+size_t so_utf8_invalid_at(const void *sv, size_t len)
+{
+    const unsigned char *s = sv;
+    size_t i = 0;
+    while (i < len) {
+        int n = so_utf8_seq(s + i, len - i);
+        if (n <= 0)
+            return i;
+        i += (size_t) n;
+    }
+    return len;
+}
+
+size_t so_utf8_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t n = max;
+    while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
+        n--;
+    return n;
+}

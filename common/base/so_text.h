@@ -41,6 +41,17 @@ char *so_term_text(so_span_t a, so_span_t b, char *buf, size_t buflen);
 char *so_text_fmt_utf8(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* UTF-8, strict (no overlongs, no surrogates, nothing above U+10FFFF):
+ * so_utf8_seq: the length (1-4) of the valid sequence at s, of which avail
+ * bytes are readable; 0 if it is invalid, -1 if avail cuts it short.
+ * so_utf8_invalid_at: the offset of the first invalid or cut sequence in
+ * s[0..len), len when all of it is valid.
+ * so_utf8_cut: the longest prefix of s[0..len) of at most max bytes that
+ * does not end inside a sequence. */
+int so_utf8_seq(const void *s, size_t avail);
+size_t so_utf8_invalid_at(const void *s, size_t len);
+size_t so_utf8_cut(const char *s, size_t len, size_t max);
+
 /* The one token estimate, for when no tokenizer or usage figure is at hand:
  * about four bytes (characters) a token, the rule of thumb OpenAI gives for
  * English.  so_tokens_estimate: bytes / 4 (a prompt's expected size, as the

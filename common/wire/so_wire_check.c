@@ -9,6 +9,7 @@
  */
 #include "wire/so_wire.h"
 #include "base/so_err.h"
+#include "base/so_text.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -23,46 +24,6 @@ typedef int (*s_validate_fn)(char *err, size_t errlen, const char *path, const v
 
 enum { S_OPTIONAL = 0, S_REQUIRED = 1, S_ID = 2 };
 
-/* Offset of the first invalid UTF-8 sequence (strict: no overlongs, no
- * surrogates, <= U+10FFFF), or len if valid. */
-static size_t s_utf8_invalid_at(const uint8_t *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        uint32_t cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return i;
-        }
-        if (len - i <= n)
-            return i;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return i;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return i;
-        i += n + 1;
-    }
-    return len;
-}
-
 static int s_check_str(char *err, size_t errlen, const char *path, const char *field,
                        const char *s, size_t max, int flags)
 {
@@ -76,7 +37,7 @@ static int s_check_str(char *err, size_t errlen, const char *path, const char *f
     }
     if (len > max)
         return so_err(err, errlen, "%s.%s: longer than %zu bytes", path, field, max);
-    size_t bad = s_utf8_invalid_at((const uint8_t *) s, len);
+    size_t bad = so_utf8_invalid_at(s, len);
     if (bad < len)
         return so_err(err, errlen, "%s.%s: invalid UTF-8 at byte %zu", path, field, bad);
     if (flags & S_ID)

@@ -243,6 +243,24 @@ static void test_fmt_utf8_cuts_on_characters(void **state)
     assert_string_equal(so_text_fmt_utf8(b, sizeof b, "ab%s", "\xf0\x9f\x98\x80"), "ab");
 }
 
+static void test_utf8_strict(void **state)
+{
+    assert_int_equal(so_utf8_seq("a", 1), 1);
+    assert_int_equal(so_utf8_seq("\xc3\xa9", 2), 2);
+    assert_int_equal(so_utf8_seq("\xe2\x82\xac", 3), 3);
+    assert_int_equal(so_utf8_seq("\xf0\x9f\x98\x80", 4), 4);
+    assert_int_equal(so_utf8_seq("\xe2\x82", 2), -1);          /* cut short */
+    assert_int_equal(so_utf8_seq("\xc0\xaf", 2), 0);           /* overlong */
+    assert_int_equal(so_utf8_seq("\xed\xa0\x80", 3), 0);      /* surrogate */
+    assert_int_equal(so_utf8_seq("\xf4\x90\x80\x80", 4), 0); /* above U+10FFFF */
+    assert_int_equal(so_utf8_seq("\x80", 1), 0);
+    assert_int_equal(so_utf8_invalid_at("ab\xc3\xa9", 4), 4);
+    assert_int_equal(so_utf8_invalid_at("ab\xc3", 3), 2);
+    assert_int_equal(so_utf8_invalid_at("a\xff" "b", 3), 1);
+    assert_int_equal(so_utf8_cut("ab\xe2\x82\xac", 5, 4), 2);
+    assert_int_equal(so_utf8_cut("abc", 3, 10), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_text_terms_long_text),
         cmocka_unit_test(test_text_terms_blank_at_chunk_boundary),
         cmocka_unit_test(test_fmt_utf8_cuts_on_characters),
+        cmocka_unit_test(test_utf8_strict),
     };
     return cmocka_run_group_tests_name("so_text", tests, NULL, NULL);
 }
