@@ -1,26 +1,11 @@
 /* Tests for so_stats: the Wilson interval and the two-proportion test,
  * checked against R. */
-#include <math.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
+#include "so_test_util.h"
 
 #include "method/so_stats.h"
 
 #define EPS 1e-12
-
-/* cmocka's assert_float_equal compares in float; these need double. */
-static void s_near(double a, double b, double eps, const char *file, int line)
-{
-    if (!(fabs(a - b) <= eps)) {
-        print_error("%.17g != %.17g (eps %g)\n", a, b, eps);
-        _fail(file, line);
-    }
-}
-#define assert_near(a, b, eps) s_near((a), (b), (eps), __FILE__, __LINE__)
+#define assert_near SO_ASSERT_NEAR
 
 static void test_wilson(void **state)
 {
