@@ -14,6 +14,9 @@
  * and cost_stats, mode_skill_index).  so_handbook_save writes the reference's
  * keys plus ours (see docs/HANDBOOK.md), so either side can read it.
  *
+ * The code: so_handbook.c (the handbook in memory), so_handbook_json.c
+ * (loading and saving).
+ *
  * The struct is transparent: tools and services read the arrays directly;
  * mutate through the functions so that indices stay consistent.
  */
@@ -22,6 +25,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* The inference temperature of a new handbook, and of a file that names none. */
+#define SO_HANDBOOK_TEMPERATURE 0.05
 
 typedef struct {
     char *id;
