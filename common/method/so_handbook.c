@@ -254,6 +254,17 @@ void so_handbook_set_idf(so_handbook_t *hb, const so_term_t *idf, size_t n)
     hb->n_idf = n;
 }
 
+void so_stat_add(so_stat_t *d, const so_stat_t *x)
+{
+    d->successes += x->successes;
+    d->attempts += x->attempts;
+    d->cost_usd += x->cost_usd;
+    d->prompt_tokens += x->prompt_tokens;
+    d->completion_tokens += x->completion_tokens;
+    d->latency_s += x->latency_s;
+    d->cost_count += x->cost_count;
+}
+
 void so_handbook_observe(so_handbook_t *hb, size_t agent, size_t skill, double w,
                          double score, double cost_usd, double prompt_tokens,
                          double completion_tokens, double latency_s)

@@ -124,6 +124,9 @@ static inline so_stat_t *so_handbook_stat(const so_handbook_t *hb, size_t agent,
     return &hb->stats[agent * hb->n_skills + skill];
 }
 
+/* Adds every sum of x to d (statistics of one cell merged into another). */
+void so_stat_add(so_stat_t *d, const so_stat_t *x);
+
 /* Records one outcome of agent on skill with credit weight w (the skill's
  * share of the turn's demand, 1 for a hard assignment): successes += w·score,
  * attempts += w, and the cost sums += w·cost.  NAN cost fields are left out. */

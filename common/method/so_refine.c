@@ -90,14 +90,13 @@ static so_term_t *s_merge_terms(const so_handbook_t *hb, const int *group, size_
     return t;
 }
 
-so_handbook_t *so_refine_merge(const so_handbook_t *hb, const so_refine_opts_t *o,
-                               const char *version, size_t *merged, char *err, size_t errlen)
+/* Which skills merge: fills group[s] with each skill's representative
+ * (the lowest index of its group); returns the number of merges. */
+static size_t s_merge_groups(const so_handbook_t *hb, const so_refine_opts_t *o, int *group)
 {
     size_t S = hb->n_skills, A = hb->n_agents, n_merged = 0;
-    int *group = so_calloc(S, sizeof *group);       /* representative skill */
     unsigned char *leaf = so_calloc(S, 1);
     double *succ = so_calloc(S * A, sizeof *succ), *att = so_calloc(S * A, sizeof *att);
-    double *weight = so_calloc(S, sizeof *weight);  /* attempts over all agents */
     for (size_t s = 0; s < S; s++) {
         group[s] = (int) s;
         leaf[s] = 1;
@@ -105,7 +104,6 @@ so_handbook_t *so_refine_merge(const so_handbook_t *hb, const so_refine_opts_t *
             const so_stat_t *st = so_handbook_stat(hb, a, s);
             succ[s * A + a] = st->successes;
             att[s * A + a] = st->attempts;
-            weight[s] += st->attempts;
         }
     }
     for (size_t s = 0; s < S; s++)
@@ -140,9 +138,16 @@ so_handbook_t *so_refine_merge(const so_handbook_t *hb, const so_refine_opts_t *
         }
         n_merged++;
     }
+    free(leaf);
+    free(succ);
+    free(att);
+    return n_merged;
+}
 
-    /* Build the new handbook through the public API, in hb's order (a
-     * parent comes before its children there, and is never merged away). */
+/* A new handbook with hb's settings, modes and agents, and no skills. */
+static so_handbook_t *s_shell(const so_handbook_t *hb, const char *version, char *err,
+                              size_t errlen)
+{
     so_handbook_t *out = so_handbook_new(version);
     free(out->parent_version);
     out->parent_version = so_strdup(hb->version);
@@ -153,7 +158,7 @@ so_handbook_t *so_refine_merge(const so_handbook_t *hb, const so_refine_opts_t *
     int rc = 0;
     for (size_t m = 0; m < hb->n_modes && rc >= 0; m++)
         rc = so_handbook_add_mode(out, hb->modes[m].id, hb->modes[m].description, err, errlen);
-    for (size_t a = 0; a < A && rc >= 0; a++) {
+    for (size_t a = 0; a < hb->n_agents && rc >= 0; a++) {
         const so_agent_t *ag = &hb->agents[a];
         rc = so_handbook_add_agent(out, ag->id, ag->model,
                                    ag->mode >= 0 ? hb->modes[ag->mode].id : NULL, ag->price_in,
@@ -161,57 +166,66 @@ so_handbook_t *so_refine_merge(const so_handbook_t *hb, const so_refine_opts_t *
         if (rc >= 0)
             out->agents[rc].available = ag->available;
     }
-    for (size_t s = 0; s < S && rc >= 0; s++) {
-        if (group[s] != (int) s)
-            continue;
-        const so_skill_t *sk = &hb->skills[s];
-        char name[256];
-        snprintf(name, sizeof name, "%s", sk->name);
-        for (size_t j = s + 1; j < S; j++)
-            if (group[j] == (int) s && strlen(name) + strlen(hb->skills[j].name) + 4 < sizeof name)
-                snprintf(name + strlen(name), sizeof name - strlen(name), " + %s",
-                         hb->skills[j].name);
-        int ns = so_handbook_add_skill(out, sk->id, name, sk->description,
-                                       hb->modes[sk->mode].id,
-                                       sk->parent >= 0 ? hb->skills[sk->parent].id : NULL, err,
-                                       errlen);
-        if ((rc = ns) < 0)
-            break;
-        so_skill_t *dst = &out->skills[ns];
-        for (size_t j = s; j < S; j++) {
-            if (group[j] != (int) s)
-                continue;
-            for (size_t i = 0; i < hb->skills[j].n_indicators; i++)
-                so_skill_add_indicator(dst, hb->skills[j].indicators[i]);
-            for (size_t i = 0; i < hb->skills[j].n_examples; i++)
-                so_skill_add_example(dst, hb->skills[j].examples[i]);
-            for (size_t a = 0; a < A; a++) {
-                const so_stat_t *x = so_handbook_stat(hb, a, j);
-                so_stat_t *d = so_handbook_stat(out, a, (size_t) ns);
-                d->successes += x->successes;
-                d->attempts += x->attempts;
-                d->cost_usd += x->cost_usd;
-                d->prompt_tokens += x->prompt_tokens;
-                d->completion_tokens += x->completion_tokens;
-                d->latency_s += x->latency_s;
-                d->cost_count += x->cost_count;
-            }
-        }
-        size_t nt;
-        so_term_t *terms = s_merge_terms(hb, group, s, weight, &nt);
-        so_skill_set_terms(dst, terms, nt);
-        free(terms);
-    }
-    free(group);
-    free(leaf);
-    free(succ);
-    free(att);
-    free(weight);
-    if (rc < 0) {
+    if (rc < 0)
         so_handbook_destroy(&out);
-        return NULL;
+    return out;
+}
+
+/* Adds the merged skill whose representative is s (group members joined). */
+static int s_add_merged(so_handbook_t *out, const so_handbook_t *hb, const int *group, size_t s,
+                        const double *weight, char *err, size_t errlen)
+{
+    size_t S = hb->n_skills;
+    const so_skill_t *sk = &hb->skills[s];
+    char name[256];
+    snprintf(name, sizeof name, "%s", sk->name);
+    for (size_t j = s + 1; j < S; j++)
+        if (group[j] == (int) s && strlen(name) + strlen(hb->skills[j].name) + 4 < sizeof name)
+            snprintf(name + strlen(name), sizeof name - strlen(name), " + %s",
+                     hb->skills[j].name);
+    int ns = so_handbook_add_skill(out, sk->id, name, sk->description, hb->modes[sk->mode].id,
+                                   sk->parent >= 0 ? hb->skills[sk->parent].id : NULL, err,
+                                   errlen);
+    if (ns < 0)
+        return -1;
+    so_skill_t *dst = &out->skills[ns];
+    for (size_t j = s; j < S; j++) {
+        if (group[j] != (int) s)
+            continue;
+        for (size_t i = 0; i < hb->skills[j].n_indicators; i++)
+            so_skill_add_indicator(dst, hb->skills[j].indicators[i]);
+        for (size_t i = 0; i < hb->skills[j].n_examples; i++)
+            so_skill_add_example(dst, hb->skills[j].examples[i]);
+        for (size_t a = 0; a < hb->n_agents; a++)
+            so_stat_add(so_handbook_stat(out, a, (size_t) ns), so_handbook_stat(hb, a, j));
     }
-    if (merged)
+    size_t nt;
+    so_term_t *terms = s_merge_terms(hb, group, s, weight, &nt);
+    so_skill_set_terms(dst, terms, nt);
+    free(terms);
+    return 0;
+}
+
+so_handbook_t *so_refine_merge(const so_handbook_t *hb, const so_refine_opts_t *o,
+                               const char *version, size_t *merged, char *err, size_t errlen)
+{
+    size_t S = hb->n_skills;
+    int *group = so_calloc(S, sizeof *group);       /* representative skill */
+    double *weight = so_calloc(S, sizeof *weight);  /* attempts over all agents */
+    for (size_t s = 0; s < S; s++)
+        for (size_t a = 0; a < hb->n_agents; a++)
+            weight[s] += so_handbook_stat(hb, a, s)->attempts;
+    size_t n_merged = s_merge_groups(hb, o, group);
+
+    /* Build the new handbook through the public API, in hb's order (a
+     * parent comes before its children there, and is never merged away). */
+    so_handbook_t *out = s_shell(hb, version, err, errlen);
+    for (size_t s = 0; s < S && out; s++)
+        if (group[s] == (int) s && s_add_merged(out, hb, group, s, weight, err, errlen) < 0)
+            so_handbook_destroy(&out);
+    free(group);
+    free(weight);
+    if (out && merged)
         *merged = n_merged;
     return out;
 }
