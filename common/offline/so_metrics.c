@@ -1,5 +1,6 @@
 /* so_metrics — hull, AIQ, cheapest-at-accuracy (see so_metrics.h). */
 #include "offline/so_metrics.h"
+#include "base/so_alloc.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -79,9 +80,7 @@ static so_point_t *s_hull_new(const so_point_t *pts, size_t n, size_t *m)
 {
     if (n == 0 || !pts)
         return NULL;
-    so_point_t *h = malloc(n * sizeof *h);
-    if (!h)
-        return NULL;
+    so_point_t *h = so_reallocarray(NULL, n, sizeof *h);
     if (so_metrics_hull(pts, n, h, m) != 0 || *m == 0) {
         free(h);
         return NULL;
