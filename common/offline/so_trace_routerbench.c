@@ -426,10 +426,7 @@ so_episodes_read_routerbench(so_episodes_t *eps, const char *path, char *err, si
     if (!fp)
         return so_err(err, errlen, "%s: %s", path, strerror(errno));
     s_rb_t rb = { .path = path, .csv = so_csv_new_file(fp, path) };
-    int ret = -1, rc;
-    if (!rb.csv)
-        so_oom("so_csv");
-    rc = so_csv_next(rb.csv);
+    int ret = -1, rc = so_csv_next(rb.csv);
     if (rc <= 0) {
         if (rc == 0)
             so_err(err, errlen, "%s:1: empty file (expected a RouterBench header)", path);
