@@ -14,6 +14,9 @@
  * and cost_stats, mode_skill_index).  so_handbook_save writes the reference's
  * keys plus ours (see docs/HANDBOOK.md), so either side can read it.
  *
+ * The code: so_handbook.c (the handbook in memory), so_handbook_json.c
+ * (loading and saving).
+ *
  * The struct is transparent: tools and services read the arrays directly;
  * mutate through the functions so that indices stay consistent.
  */
@@ -22,6 +25,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* The inference temperature of a new handbook, and of a file that names none. */
+#define SO_HANDBOOK_TEMPERATURE 0.05
 
 typedef struct {
     char *id;
@@ -117,6 +123,9 @@ static inline so_stat_t *so_handbook_stat(const so_handbook_t *hb, size_t agent,
 {
     return &hb->stats[agent * hb->n_skills + skill];
 }
+
+/* Adds every sum of x to d (statistics of one cell merged into another). */
+void so_stat_add(so_stat_t *d, const so_stat_t *x);
 
 /* Records one outcome of agent on skill with credit weight w (the skill's
  * share of the turn's demand, 1 for a hard assignment): successes += w·score,

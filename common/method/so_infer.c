@@ -171,7 +171,8 @@ so_infer_t *so_infer_new(const so_handbook_t *hb)
     free(h);
 
     /* Group postings by term (sorted), merging duplicates per skill. */
-    qsort(tr.v, tr.n, sizeof *tr.v, s_cmp_triple);
+    if (tr.n)   /* qsort(NULL, 0) is undefined behaviour (no terms, no postings) */
+        qsort(tr.v, tr.n, sizeof *tr.v, s_cmp_triple);
     inf->postings = calloc(tr.n + 1, sizeof *inf->postings);
     if (!inf->postings)
         abort();

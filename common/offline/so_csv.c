@@ -8,6 +8,7 @@
  * from the input beyond the configurable per-field and per-row caps.
  */
 #include "offline/so_csv.h"
+#include "base/so_alloc.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -46,14 +47,8 @@ struct so_csv_t {
 static so_csv_t *
 s_new(const char *name)
 {
-    so_csv_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return NULL;
-    self->name = strdup(name ? name : "<csv>");
-    if (!self->name) {
-        free(self);
-        return NULL;
-    }
+    so_csv_t *self = so_calloc(1, sizeof *self);
+    self->name = so_strdup(name ? name : "<csv>");
     self->line = 1;
     self->col = 1;
     self->max_field = SO_CSV_DEFAULT_MAX_FIELD;
@@ -67,13 +62,7 @@ so_csv_new_file(FILE *fp, const char *name)
     if (!fp)
         return NULL;
     so_csv_t *self = s_new(name);
-    if (!self)
-        return NULL;
-    self->chunk = malloc(S_CHUNK);
-    if (!self->chunk) {
-        so_csv_destroy(&self);
-        return NULL;
-    }
+    self->chunk = so_malloc(S_CHUNK);
     self->fp = fp;
     self->src = self->chunk;
     return self;
@@ -85,8 +74,6 @@ so_csv_new_buffer(const char *buf, size_t len, const char *name)
     if (!buf && len)
         return NULL;
     so_csv_t *self = s_new(name);
-    if (!self)
-        return NULL;
     self->src = buf ? buf : "";
     self->src_len = len;
     return self;
@@ -202,23 +189,19 @@ s_get(so_csv_t *self)
 }
 
 /* Ensures room for `need` bytes in the row buffer. */
-static int
+static void
 s_reserve(so_csv_t *self, size_t need)
 {
     if (need <= self->data_cap)
-        return 0;
+        return;
     size_t ncap = self->data_cap ? self->data_cap : 4096;
     while (ncap < need) {
         if (ncap > SIZE_MAX / 2)
-            return -1;
+            so_oom("so_csv");
         ncap *= 2;
     }
-    char *np = realloc(self->data, ncap);
-    if (!np)
-        return -1;
-    self->data = np;
+    self->data = so_realloc(self->data, ncap);
     self->data_cap = ncap;
-    return 0;
 }
 
 static int
@@ -229,9 +212,7 @@ s_putc(so_csv_t *self, int c)
         return s_fail(self, self->c_line, self->c_col,
                       "field %zu is longer than the limit of %zu bytes", self->nfields,
                       self->max_field);
-    if (self->data_len + 2 > self->data_cap
-        && s_reserve(self, self->data_len + 2) < 0)
-        return s_fail(self, self->c_line, self->c_col, "out of memory");
+    s_reserve(self, self->data_len + 2);
     self->data[self->data_len++] = (char)c;
     self->lens[fi]++;
     return 0;
@@ -245,14 +226,8 @@ s_begin_field(so_csv_t *self)
                       self->max_fields);
     if (self->nfields + 1 > self->fields_cap) {
         size_t ncap = self->fields_cap ? self->fields_cap * 2 : 64;
-        size_t *ns = realloc(self->starts, ncap * sizeof(size_t));
-        if (!ns)
-            return s_fail(self, self->line, self->col, "out of memory");
-        self->starts = ns;
-        size_t *nl = realloc(self->lens, ncap * sizeof(size_t));
-        if (!nl)
-            return s_fail(self, self->line, self->col, "out of memory");
-        self->lens = nl;
+        self->starts = so_reallocarray(self->starts, ncap, sizeof(size_t));
+        self->lens = so_reallocarray(self->lens, ncap, sizeof(size_t));
         self->fields_cap = ncap;
     }
     self->starts[self->nfields] = self->data_len;
@@ -264,8 +239,7 @@ s_begin_field(so_csv_t *self)
 static int
 s_end_field(so_csv_t *self)
 {
-    if (s_reserve(self, self->data_len + 1) < 0)
-        return s_fail(self, self->c_line, self->c_col, "out of memory");
+    s_reserve(self, self->data_len + 1);
     self->data[self->data_len++] = '\0';
     return 0;
 }

@@ -35,7 +35,8 @@
 typedef struct so_csv_t so_csv_t;
 
 /* Reader over an open stream; `name` (copied; may be NULL → "<csv>") is used
- * in error messages.  The stream stays the caller's.  NULL on OOM. */
+ * in error messages.  The stream stays the caller's.  NULL when fp is NULL
+ * (allocation follows base/so_alloc.h: out of memory aborts). */
 so_csv_t *so_csv_new_file(FILE *fp, const char *name);
 /* Reader over buf[0..len); the buffer must outlive the reader. */
 so_csv_t *so_csv_new_buffer(const char *buf, size_t len, const char *name);

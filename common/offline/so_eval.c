@@ -6,31 +6,15 @@
 #include "method/so_infer.h"
 #include "offline/so_metrics.h"
 #include "offline/so_plot.h"
+#include "base/so_alloc.h"
+#include "base/so_err.h"
 #include "base/so_rng.h"
+#include "base/so_text.h"
 
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void *s_calloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p)
-        abort();
-    return p;
-}
-
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void so_eval_opts_default(so_eval_opts_t *o)
 {
@@ -52,7 +36,7 @@ size_t so_eval_default_lambdas(double *out, size_t max)
 /* Maps handbook agents to dataset agents (-1: no recorded outcomes). */
 static int *s_agent_map(const so_handbook_t *hb, const so_dataset_t *ds)
 {
-    int *map = s_calloc(hb->n_agents, sizeof *map);
+    int *map = so_calloc(hb->n_agents, sizeof *map);
     for (size_t a = 0; a < hb->n_agents; a++)
         map[a] = so_dataset_agent_index(ds, hb->agents[a].id);
     return map;
@@ -70,7 +54,7 @@ static void s_sample_req(const so_handbook_t *hb, const so_sample_t *s, const in
 {
     so_route_req_default(q);
     q->mode = s_sample_mode(hb, s);
-    q->est_prompt_tokens = (double) strlen(s->prompt ? s->prompt : "") / 4.0;
+    q->est_prompt_tokens = so_tokens_estimate(strlen(s->prompt ? s->prompt : ""));
     q->exclude = exclude;
     for (size_t a = 0; a < hb->n_agents; a++)
         exclude[a] = map[a] < 0 || !isfinite(s->score[map[a]]);
@@ -96,9 +80,9 @@ void so_eval_baselines(const so_dataset_t *ds, so_eval_t *e)
 static void s_baselines(const so_dataset_t *ds, so_eval_t *e)
 {
     size_t A = ds->n_agents;
-    double *n = s_calloc(A, sizeof *n);
-    e->single_acc = s_calloc(A, sizeof(double));
-    e->single_cost = s_calloc(A, sizeof(double));
+    double *n = so_calloc(A, sizeof *n);
+    e->single_acc = so_calloc(A, sizeof(double));
+    e->single_cost = so_calloc(A, sizeof(double));
     for (size_t i = 0; i < ds->n_samples; i++) {
         const so_sample_t *s = &ds->samples[i];
         int best = -1;
@@ -159,7 +143,7 @@ int so_eval_run(const so_handbook_t *hb, const so_dataset_t *ds, const so_eval_o
 
     memset(e, 0, sizeof *e);
     if (N == 0) {
-        s_err(err, errlen, "no samples to evaluate");
+        so_err(err, errlen, "no samples to evaluate");
         return -1;
     }
     if (!lams) {
@@ -172,7 +156,7 @@ int so_eval_run(const so_handbook_t *hb, const so_dataset_t *ds, const so_eval_o
         n_mapped += map[a] >= 0;
     if (n_mapped == 0) {
         free(map);
-        s_err(err, errlen, "no handbook agent has recorded outcomes in the test data");
+        so_err(err, errlen, "no handbook agent has recorded outcomes in the test data");
         return -1;
     }
     e->n_samples = N;
@@ -183,9 +167,9 @@ int so_eval_run(const so_handbook_t *hb, const so_dataset_t *ds, const so_eval_o
     /* Demands once: inference does not depend on λ. */
     so_infer_t *inf = so_infer_new(hb);
     so_infer_set_temperature(inf, o->temperature);
-    double *dem = s_calloc(N * (S ? S : 1), sizeof *dem);
+    double *dem = so_calloc(N * (S ? S : 1), sizeof *dem);
     e->n_skills = S;
-    e->skill_samples = s_calloc(S, sizeof(size_t));
+    e->skill_samples = so_calloc(S, sizeof(size_t));
     for (size_t i = 0; i < N; i++) {
         double *d = dem + i * S;
         so_infer(inf, ds->samples[i].prompt, s_sample_mode(hb, &ds->samples[i]), d);
@@ -201,13 +185,13 @@ int so_eval_run(const so_handbook_t *hb, const so_dataset_t *ds, const so_eval_o
     so_router_t *r = so_router_new(hb, &o->router);
     so_decision_t dec;
     so_decision_init(&dec);
-    unsigned char *excl = s_calloc(A, 1);
-    e->points = s_calloc(n_lams, sizeof *e->points);
+    unsigned char *excl = so_calloc(A, 1);
+    e->points = so_calloc(n_lams, sizeof *e->points);
     e->n_points = n_lams;
     for (size_t l = 0; l < n_lams; l++) {
         so_eval_point_t *p = &e->points[l];
         p->lambda = lams[l];
-        p->share = s_calloc(ds->n_agents, sizeof(double));
+        p->share = so_calloc(ds->n_agents, sizeof(double));
         for (size_t i = 0; i < N; i++) {
             const so_sample_t *s = &ds->samples[i];
             so_route_req_t q;
@@ -237,7 +221,7 @@ int so_eval_run(const so_handbook_t *hb, const so_dataset_t *ds, const so_eval_o
     free(map);
 
     /* Summary figures. */
-    so_point_t *pts = s_calloc(n_lams + ds->n_agents, sizeof *pts);
+    so_point_t *pts = so_calloc(n_lams + ds->n_agents, sizeof *pts);
     size_t np = 0;
     e->max_accuracy = -1;
     for (size_t l = 0; l < n_lams; l++) {
@@ -354,7 +338,7 @@ int so_eval_write_json(const so_eval_t *e, const so_handbook_t *hb, const char *
     int rc = json_dump_file(root, path, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
     json_decref(root);
     if (rc != 0) {
-        s_err(err, errlen, "%s: cannot write report", path);
+        so_err(err, errlen, "%s: cannot write report", path);
         return -1;
     }
     return 0;
@@ -432,7 +416,7 @@ int so_online_run(so_handbook_t *hb, const so_dataset_t *ds, const so_online_opt
 
     memset(out, 0, sizeof *out);
     if (N == 0 || S == 0) {
-        s_err(err, errlen, N == 0 ? "no samples to replay" : "handbook has no skills");
+        so_err(err, errlen, N == 0 ? "no samples to replay" : "handbook has no skills");
         return -1;
     }
     int *map = s_agent_map(hb, ds);
@@ -440,15 +424,15 @@ int so_online_run(so_handbook_t *hb, const so_dataset_t *ds, const so_online_opt
     so_router_t *r = so_router_new(hb, &o->router);
     so_decision_t dec;
     so_decision_init(&dec);
-    double *dem = s_calloc(S, sizeof *dem);
-    unsigned char *excl = s_calloc(A, 1);
+    double *dem = so_calloc(S, sizeof *dem);
+    unsigned char *excl = so_calloc(A, 1);
     size_t rows = (N + win - 1) / win;
-    out->row_n = s_calloc(rows, sizeof(double));
-    out->row_acc = s_calloc(rows, sizeof(double));
-    out->row_cost = s_calloc(rows, sizeof(double));
-    out->row_win_acc = s_calloc(rows, sizeof(double));
-    out->row_win_cost = s_calloc(rows, sizeof(double));
-    out->share = s_calloc(ds->n_agents, sizeof(double));
+    out->row_n = so_calloc(rows, sizeof(double));
+    out->row_acc = so_calloc(rows, sizeof(double));
+    out->row_cost = so_calloc(rows, sizeof(double));
+    out->row_win_acc = so_calloc(rows, sizeof(double));
+    out->row_win_cost = so_calloc(rows, sizeof(double));
+    out->share = so_calloc(ds->n_agents, sizeof(double));
     double acc = 0, cost = 0, wacc = 0, wcost = 0;
     size_t wn = 0;
 
@@ -531,10 +515,10 @@ static int s_cmp_point(const void *a, const void *b)
 int so_eval_write_svg(const so_eval_t *e, const char *title, const char *path, char *err,
                       size_t errlen)
 {
-    so_point_t *sweep = s_calloc(e->n_points, sizeof *sweep);
-    so_point_t *hull = s_calloc(e->n_points, sizeof *hull);
-    so_point_t *zero = s_calloc(e->n_agents, sizeof *zero);
-    so_plot_label_t *labels = s_calloc(e->n_agents + 2, sizeof *labels);
+    so_point_t *sweep = so_calloc(e->n_points, sizeof *sweep);
+    so_point_t *hull = so_calloc(e->n_points, sizeof *hull);
+    so_point_t *zero = so_calloc(e->n_agents, sizeof *zero);
+    so_plot_label_t *labels = so_calloc(e->n_agents + 2, sizeof *labels);
     size_t ns = 0, nh = 0, nz = 0, nzh = 0, nl = 0;
 
     /* Cost 0 cannot sit on a log axis: such points are left out of the plot. */
@@ -550,7 +534,7 @@ int so_eval_write_svg(const so_eval_t *e, const char *title, const char *path, c
         labels[nl++] = (so_plot_label_t) { s_short(e->agents[a]), zero[nz - 1],
                                            SO_PLOT_MARK_SQUARE, NULL, "single models" };
     }
-    so_point_t *zh = s_calloc(nz ? nz : 1, sizeof *zh);
+    so_point_t *zh = so_calloc(nz ? nz : 1, sizeof *zh);
     so_metrics_hull(zero, nz, zh, &nzh);
     if (e->oracle_cost > 0)
         labels[nl++] = (so_plot_label_t) { "oracle", { e->oracle_cost, e->oracle_acc },
@@ -573,7 +557,7 @@ int so_eval_write_svg(const so_eval_t *e, const char *title, const char *path, c
     p.xscale = SO_PLOT_XLOG;
     int rc = ns > 0 ? so_plot_svg(path, &p, err, errlen) : -1;
     if (ns == 0)
-        s_err(err, errlen, "%s: no sweep point with a positive cost to plot", path);
+        so_err(err, errlen, "%s: no sweep point with a positive cost to plot", path);
     free(sweep);
     free(hull);
     free(zero);

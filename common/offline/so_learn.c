@@ -3,9 +3,11 @@
  * (see so_learn.h for the method).
  */
 #include "offline/so_learn.h"
+#include "offline/so_corpus.h"
 #include "offline/so_eval.h"
 #include "method/so_infer.h"
-#include "offline/so_metrics.h"
+#include "method/so_stats.h"
+#include "base/so_alloc.h"
 #include "base/so_rng.h"
 #include "base/so_text.h"
 
@@ -13,24 +15,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define S_MAX_DOC_TOKENS 4096
-
-static void *s_calloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p)
-        abort();
-    return p;
-}
-
-static void *s_realloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (!p)
-        abort();
-    return p;
-}
 
 static void s_log(const so_learn_opts_t *o, const char *fmt, ...)
 {
@@ -55,370 +39,6 @@ void so_learn_opts_default(so_learn_opts_t *o)
 }
 
 /* ------------------------------------------------------------------ */
-/* Term map: 64-bit term hash → dense id (open addressing)            */
-
-typedef struct {
-    uint64_t *keys;
-    uint32_t *vals;
-    size_t mask, n;
-} s_map_t;
-
-static void s_map_init(s_map_t *m, size_t cap)
-{
-    size_t size = 64;
-    while (size < cap * 2)
-        size <<= 1;
-    m->keys = s_calloc(size, sizeof *m->keys);
-    m->vals = s_calloc(size, sizeof *m->vals);
-    m->mask = size - 1;
-    m->n = 0;
-}
-
-static void s_map_free(s_map_t *m)
-{
-    free(m->keys);
-    free(m->vals);
-}
-
-static size_t s_map_slot(const s_map_t *m, uint64_t k)
-{
-    size_t i = (size_t) (k ^ (k >> 31)) & m->mask;
-    while (m->keys[i] && m->keys[i] != k)
-        i = (i + 1) & m->mask;
-    return i;
-}
-
-static void s_map_grow(s_map_t *m)
-{
-    s_map_t n;
-    s_map_init(&n, (m->mask + 1));
-    for (size_t i = 0; i <= m->mask; i++)
-        if (m->keys[i]) {
-            size_t j = s_map_slot(&n, m->keys[i]);
-            n.keys[j] = m->keys[i];
-            n.vals[j] = m->vals[i];
-            n.n++;
-        }
-    s_map_free(m);
-    *m = n;
-}
-
-/* Returns the slot of k, inserting it with value v if absent (*added = 1). */
-static size_t s_map_put(s_map_t *m, uint64_t k, uint32_t v, int *added)
-{
-    if ((m->n + 1) * 2 > m->mask + 1)
-        s_map_grow(m);
-    size_t i = s_map_slot(m, k);
-    *added = m->keys[i] == 0;
-    if (*added) {
-        m->keys[i] = k;
-        m->vals[i] = v;
-        m->n++;
-    }
-    return i;
-}
-
-/* ------------------------------------------------------------------ */
-/* Corpus: TF-IDF vectors of the prompts being learned from            */
-
-typedef struct {
-    uint32_t *id;
-    float *w;
-    uint32_t n;
-} s_vec_t;
-
-typedef struct {
-    const so_dataset_t *ds;
-    size_t n;                /* documents */
-    size_t *sample;          /* doc → dataset sample index */
-    s_vec_t *doc;
-    size_t V;
-    char **text;             /* [V] */
-    double *idf;             /* [V] */
-} s_corpus_t;
-
-typedef struct {
-    uint64_t h;
-    uint32_t tok_a, tok_b;   /* token indices; tok_b = UINT32_MAX for unigrams */
-} s_term_ref_t;
-
-static int s_cmp_ref(const void *a, const void *b)
-{
-    const s_term_ref_t *x = a, *y = b;
-    return x->h < y->h ? -1 : x->h > y->h;
-}
-
-typedef struct {
-    uint32_t id;
-    double w;
-} s_idw_t;
-
-static int s_cmp_idw(const void *a, const void *b)
-{
-    uint32_t x = ((const s_idw_t *) a)->id, y = ((const s_idw_t *) b)->id;
-    return x < y ? -1 : x > y;
-}
-
-/* Distinct terms of a text with their counts, sorted by hash. */
-static size_t s_doc_terms(const char *text, so_span_t *tok, s_term_ref_t *ref, uint32_t *cnt)
-{
-    size_t nt = so_text_tokens(text, tok, S_MAX_DOC_TOKENS), n = 0, m = 0;
-    for (size_t i = 0; i < nt; i++) {
-        ref[n++] = (s_term_ref_t) { so_term_hash(tok[i].s, tok[i].len), (uint32_t) i, UINT32_MAX };
-        if (i > 0)
-            ref[n++] = (s_term_ref_t) { so_bigram_hash(tok[i - 1], tok[i]), (uint32_t) i - 1,
-                                        (uint32_t) i };
-    }
-    qsort(ref, n, sizeof *ref, s_cmp_ref);
-    for (size_t i = 0; i < n;) {
-        size_t j = i;
-        while (j < n && ref[j].h == ref[i].h)
-            j++;
-        ref[m] = ref[i];
-        cnt[m++] = (uint32_t) (j - i);
-        i = j;
-    }
-    return m;
-}
-
-static void s_corpus_free(s_corpus_t *c)
-{
-    for (size_t i = 0; i < c->n; i++) {
-        free(c->doc[i].id);
-        free(c->doc[i].w);
-    }
-    free(c->doc);
-    free(c->sample);
-    for (size_t v = 0; v < c->V; v++)
-        free(c->text[v]);
-    free(c->text);
-    free(c->idf);
-    memset(c, 0, sizeof *c);
-}
-
-static void s_corpus_build(s_corpus_t *c, const so_dataset_t *ds, const size_t *samples, size_t n)
-{
-    so_span_t *tok = s_calloc(S_MAX_DOC_TOKENS, sizeof *tok);
-    s_term_ref_t *ref = s_calloc(2 * S_MAX_DOC_TOKENS, sizeof *ref);
-    uint32_t *cnt = s_calloc(2 * S_MAX_DOC_TOKENS, sizeof *cnt);
-    s_map_t map;
-    uint32_t *df = NULL, n_terms = 0;
-    char **text = NULL;
-    uint32_t **doc_ids = s_calloc(n, sizeof *doc_ids), *doc_n = s_calloc(n, sizeof *doc_n);
-    uint32_t **doc_cnt = s_calloc(n, sizeof *doc_cnt);
-    char buf[256];
-
-    memset(c, 0, sizeof *c);
-    c->ds = ds;
-    c->n = n;
-    c->sample = s_calloc(n, sizeof *c->sample);
-    memcpy(c->sample, samples, n * sizeof *samples);
-    s_map_init(&map, 4096);
-
-    /* Pass 1: every distinct term of every document, with document frequency. */
-    for (size_t i = 0; i < n; i++) {
-        const char *p = ds->samples[samples[i]].prompt;
-        size_t m = s_doc_terms(p ? p : "", tok, ref, cnt);
-        doc_ids[i] = s_calloc(m, sizeof(uint32_t));
-        doc_cnt[i] = s_calloc(m, sizeof(uint32_t));
-        doc_n[i] = (uint32_t) m;
-        for (size_t k = 0; k < m; k++) {
-            int added;
-            size_t slot = s_map_put(&map, ref[k].h ? ref[k].h : 1, n_terms, &added);
-            if (added) {
-                df = s_realloc(df, (n_terms + 1) * sizeof *df);
-                text = s_realloc(text, (n_terms + 1) * sizeof *text);
-                df[n_terms] = 0;
-                so_span_t b = { NULL, 0 };
-                if (ref[k].tok_b != UINT32_MAX)
-                    b = tok[ref[k].tok_b];
-                so_term_text(tok[ref[k].tok_a], b, buf, sizeof buf);
-                text[n_terms] = strdup(buf);
-                n_terms++;
-            }
-            uint32_t t = map.vals[slot];
-            df[t]++;
-            doc_ids[i][k] = t;
-            doc_cnt[i][k] = cnt[k];
-        }
-    }
-
-    /* Keep terms seen in at least two documents; renumber them. */
-    uint32_t *keep = s_calloc(n_terms, sizeof *keep);
-    c->text = s_calloc(n_terms, sizeof *c->text);
-    c->idf = s_calloc(n_terms, sizeof *c->idf);
-    for (uint32_t t = 0; t < n_terms; t++) {
-        if (df[t] >= 2) {
-            keep[t] = (uint32_t) c->V + 1;
-            c->text[c->V] = text[t];
-            c->idf[c->V] = log((double) (n + 1) / (double) (df[t] + 1)) + 1.0;
-            c->V++;
-        } else {
-            free(text[t]);
-        }
-    }
-
-    /* Pass 2: TF-IDF vectors (count × idf, unit length), ids sorted. */
-    c->doc = s_calloc(n, sizeof *c->doc);
-    s_idw_t *pairs = s_calloc(2 * S_MAX_DOC_TOKENS, sizeof *pairs);
-    for (size_t i = 0; i < n; i++) {
-        s_vec_t *v = &c->doc[i];
-        double norm = 0;
-        uint32_t m = 0;
-        for (uint32_t k = 0; k < doc_n[i]; k++) {
-            uint32_t t = keep[doc_ids[i][k]];
-            if (t)
-                pairs[m++] = (s_idw_t) { t - 1, doc_cnt[i][k] * c->idf[t - 1] };
-        }
-        qsort(pairs, m, sizeof *pairs, s_cmp_idw);
-        v->id = s_calloc(m, sizeof *v->id);
-        v->w = s_calloc(m, sizeof *v->w);
-        v->n = m;
-        for (uint32_t j = 0; j < m; j++) {
-            v->id[j] = pairs[j].id;
-            v->w[j] = (float) pairs[j].w;
-            norm += pairs[j].w * pairs[j].w;
-        }
-        norm = norm > 0 ? sqrt(norm) : 1;
-        for (uint32_t j = 0; j < v->n; j++)
-            v->w[j] = (float) (v->w[j] / norm);
-        free(doc_ids[i]);
-        free(doc_cnt[i]);
-    }
-    free(pairs);
-    free(doc_ids);
-    free(doc_cnt);
-    free(doc_n);
-    free(keep);
-    free(df);
-    free(text);
-    free(tok);
-    free(ref);
-    free(cnt);
-    s_map_free(&map);
-}
-
-static double s_dot(const s_vec_t *v, const double *dense)
-{
-    double d = 0;
-    for (uint32_t j = 0; j < v->n; j++)
-        d += v->w[j] * dense[v->id[j]];
-    return d;
-}
-
-/* Unit-length mean of the documents assigned to cluster k. */
-static void s_centroid(const s_corpus_t *c, const size_t *docs, size_t n, const int *assign,
-                       int k, double *out)
-{
-    double norm = 0;
-    memset(out, 0, c->V * sizeof *out);
-    for (size_t i = 0; i < n; i++) {
-        if (assign && assign[i] != k)
-            continue;
-        const s_vec_t *v = &c->doc[docs[i]];
-        for (uint32_t j = 0; j < v->n; j++)
-            out[v->id[j]] += v->w[j];
-    }
-    for (size_t t = 0; t < c->V; t++)
-        norm += out[t] * out[t];
-    if (norm > 0) {
-        norm = sqrt(norm);
-        for (size_t t = 0; t < c->V; t++)
-            out[t] /= norm;
-    }
-}
-
-/* Spherical k-means with k-means++ seeding.  assign[i] ∈ [0, K). */
-static void s_kmeans(const s_corpus_t *c, const size_t *docs, size_t n, int K, so_rng_t *rng,
-                     int *assign)
-{
-    double *cent = s_calloc((size_t) K * c->V, sizeof *cent);
-    double *best = s_calloc(n, sizeof *best);
-    size_t first = (size_t) (so_rng_uniform(rng) * (double) n);
-
-    if ((size_t) K > n)
-        K = (int) n;
-    for (size_t i = 0; i < n; i++)
-        assign[i] = 0;
-    if (K <= 1) {
-        free(cent);
-        free(best);
-        return;
-    }
-    /* Seeding: next centre drawn with probability ∝ (1 − best cosine)². */
-    const s_vec_t *v0 = &c->doc[docs[first]];
-    for (uint32_t j = 0; j < v0->n; j++)
-        cent[v0->id[j]] = v0->w[j];
-    for (size_t i = 0; i < n; i++)
-        best[i] = s_dot(&c->doc[docs[i]], cent);
-    for (int k = 1; k < K; k++) {
-        double tot = 0;
-        for (size_t i = 0; i < n; i++)
-            tot += (1 - best[i]) * (1 - best[i]);
-        double u = so_rng_uniform(rng) * tot;
-        size_t pick = n - 1;
-        for (size_t i = 0; i < n; i++) {
-            u -= (1 - best[i]) * (1 - best[i]);
-            if (u <= 0) {
-                pick = i;
-                break;
-            }
-        }
-        double *ck = cent + (size_t) k * c->V;
-        const s_vec_t *v = &c->doc[docs[pick]];
-        for (uint32_t j = 0; j < v->n; j++)
-            ck[v->id[j]] = v->w[j];
-        for (size_t i = 0; i < n; i++) {
-            double d = s_dot(&c->doc[docs[i]], ck);
-            if (d > best[i]) {
-                best[i] = d;
-                assign[i] = k;
-            }
-        }
-    }
-    /* Lloyd iterations on the unit sphere. */
-    for (int it = 0; it < 25; it++) {
-        for (int k = 0; k < K; k++)
-            s_centroid(c, docs, n, assign, k, cent + (size_t) k * c->V);
-        int changed = 0;
-        size_t *size = s_calloc((size_t) K, sizeof *size);
-        for (size_t i = 0; i < n; i++) {
-            int bk = 0;
-            double bd = -2;
-            for (int k = 0; k < K; k++) {
-                double d = s_dot(&c->doc[docs[i]], cent + (size_t) k * c->V);
-                if (d > bd) {
-                    bd = d;
-                    bk = k;
-                }
-            }
-            best[i] = bd;
-            changed += bk != assign[i];
-            assign[i] = bk;
-            size[bk]++;
-        }
-        /* An emptied cluster takes the document farthest from its centre. */
-        for (int k = 0; k < K; k++)
-            if (size[k] == 0) {
-                size_t far = 0;
-                for (size_t i = 1; i < n; i++)
-                    if (best[i] < best[far])
-                        far = i;
-                size[assign[far]]--;
-                assign[far] = k;
-                best[far] = 1;
-                size[k] = 1;
-                changed = 1;
-            }
-        free(size);
-        if (!changed)
-            break;
-    }
-    free(cent);
-    free(best);
-}
-
-/* ------------------------------------------------------------------ */
 /* The skill tree                                                     */
 
 typedef struct {
@@ -437,7 +57,7 @@ typedef struct {
 
 static int s_node_add(s_tree_t *t, size_t *docs, size_t n, int parent, int mode)
 {
-    t->v = s_realloc(t->v, (t->n + 1) * sizeof *t->v);
+    t->v = so_realloc(t->v, (t->n + 1) * sizeof *t->v);
     t->v[t->n] = (s_node_t) { docs, n, parent, { -1, -1 }, 1.0, mode };
     return (int) t->n++;
 }
@@ -451,7 +71,7 @@ static void s_tree_free(s_tree_t *t)
 }
 
 /* Per-agent success sums of a set of documents. */
-static void s_outcomes(const s_corpus_t *c, const size_t *docs, size_t n, double *succ,
+static void s_outcomes(const so_corpus_t *c, const size_t *docs, size_t n, double *succ,
                        double *att)
 {
     size_t A = c->ds->n_agents;
@@ -469,12 +89,12 @@ static void s_outcomes(const s_corpus_t *c, const size_t *docs, size_t n, double
 
 /* Smallest per-agent two-proportion p-value between two document sets, and
  * how many agents were compared. */
-static double s_min_p(const s_corpus_t *c, const size_t *d1, size_t n1, const size_t *d2,
+static double s_min_p(const so_corpus_t *c, const size_t *d1, size_t n1, const size_t *d2,
                       size_t n2, size_t *tests)
 {
     size_t A = c->ds->n_agents;
-    double *s1 = s_calloc(A, sizeof(double)), *a1 = s_calloc(A, sizeof(double));
-    double *s2 = s_calloc(A, sizeof(double)), *a2 = s_calloc(A, sizeof(double));
+    double *s1 = so_calloc(A, sizeof(double)), *a1 = so_calloc(A, sizeof(double));
+    double *s2 = so_calloc(A, sizeof(double)), *a2 = so_calloc(A, sizeof(double));
     double pmin = 1;
     s_outcomes(c, d1, n1, s1, a1);
     s_outcomes(c, d2, n2, s2, a2);
@@ -496,15 +116,15 @@ static double s_min_p(const s_corpus_t *c, const size_t *d1, size_t n1, const si
 
 /* Bisects node ni; keeps the split when some agent differs between the
  * halves (corrected p < alpha_max), then recurses into the halves. */
-static void s_split(s_tree_t *t, const s_corpus_t *c, int ni, int depth,
+static void s_split(s_tree_t *t, const so_corpus_t *c, int ni, int depth,
                     const so_learn_opts_t *o, double alpha_max, so_rng_t *rng)
 {
     s_node_t *nd = &t->v[ni];
     size_t n = nd->n, min_leaf = (size_t) o->min_leaf;
     if (depth >= o->max_depth || n < 2 * min_leaf)
         return;
-    int *assign = s_calloc(n, sizeof *assign);
-    s_kmeans(c, nd->docs, n, 2, rng, assign);
+    int *assign = so_calloc(n, sizeof *assign);
+    so_corpus_kmeans(c, nd->docs, n, 2, rng, assign);
     size_t n0 = 0;
     for (size_t i = 0; i < n; i++)
         n0 += assign[i] == 0;
@@ -513,7 +133,7 @@ static void s_split(s_tree_t *t, const s_corpus_t *c, int ni, int depth,
         free(assign);
         return;
     }
-    size_t *d0 = s_calloc(n0, sizeof *d0), *d1 = s_calloc(n1, sizeof *d1), i0 = 0, i1 = 0;
+    size_t *d0 = so_calloc(n0, sizeof *d0), *d1 = so_calloc(n1, sizeof *d1), i0 = 0, i1 = 0;
     for (size_t i = 0; i < n; i++) {
         if (assign[i] == 0)
             d0[i0++] = nd->docs[i];
@@ -542,7 +162,7 @@ static void s_split(s_tree_t *t, const s_corpus_t *c, int ni, int depth,
 
 /* Merges top-level clusters where no agent's success rate differs
  * (every per-agent p >= merge_alpha), most similar pair first. */
-static size_t s_merge_top(s_tree_t *t, const s_corpus_t *c, const so_learn_opts_t *o)
+static size_t s_merge_top(s_tree_t *t, const so_corpus_t *c, const so_learn_opts_t *o)
 {
     size_t merged = 0;
     for (;;) {
@@ -566,7 +186,7 @@ static size_t s_merge_top(s_tree_t *t, const s_corpus_t *c, const so_learn_opts_
         if (bi < 0 || bp < o->merge_alpha)
             return merged;
         s_node_t *a = &t->v[bi], *b = &t->v[bj];
-        a->docs = s_realloc(a->docs, (a->n + b->n) * sizeof *a->docs);
+        a->docs = so_realloc(a->docs, (a->n + b->n) * sizeof *a->docs);
         memcpy(a->docs + a->n, b->docs, b->n * sizeof *b->docs);
         a->n += b->n;
         free(b->docs);
@@ -577,14 +197,14 @@ static size_t s_merge_top(s_tree_t *t, const s_corpus_t *c, const so_learn_opts_
 }
 
 /* Builds the tree: per mode, k-means top level, merge, then splits. */
-static void s_tree_build(s_tree_t *t, const s_corpus_t *c, const so_handbook_t *hb, int k,
+static void s_tree_build(s_tree_t *t, const so_corpus_t *c, const so_handbook_t *hb, int k,
                          const so_learn_opts_t *o, double alpha_max)
 {
     so_rng_t rng;
     so_rng_seed(&rng, so_rng_mix(o->seed, (uint64_t) k));
     memset(t, 0, sizeof *t);
     for (size_t m = 0; m < hb->n_modes; m++) {
-        size_t *docs = s_calloc(c->n, sizeof *docs), n = 0;
+        size_t *docs = so_calloc(c->n, sizeof *docs), n = 0;
         for (size_t i = 0; i < c->n; i++) {
             const so_sample_t *s = &c->ds->samples[c->sample[i]];
             const char *mode = s->mode && *s->mode ? s->mode : "default";
@@ -600,15 +220,15 @@ static void s_tree_build(s_tree_t *t, const s_corpus_t *c, const so_handbook_t *
             km = 1;
         if ((size_t) km * (size_t) o->min_leaf > n)
             km = (int) (n / (size_t) o->min_leaf) > 0 ? (int) (n / (size_t) o->min_leaf) : 1;
-        int *assign = s_calloc(n, sizeof *assign);
-        s_kmeans(c, docs, n, km, &rng, assign);
+        int *assign = so_calloc(n, sizeof *assign);
+        so_corpus_kmeans(c, docs, n, km, &rng, assign);
         for (int j = 0; j < km; j++) {
             size_t cnt = 0;
             for (size_t i = 0; i < n; i++)
                 cnt += assign[i] == j;
             if (cnt == 0)
                 continue;
-            size_t *d = s_calloc(cnt, sizeof *d), q = 0;
+            size_t *d = so_calloc(cnt, sizeof *d), q = 0;
             for (size_t i = 0; i < n; i++)
                 if (assign[i] == j)
                     d[q++] = docs[i];
@@ -665,7 +285,7 @@ static void s_slug(const char *term, char *out, size_t len)
 }
 
 typedef struct {
-    const s_corpus_t *c;
+    const so_corpus_t *c;
     const s_tree_t *t;
     const so_learn_opts_t *o;
     double alpha;
@@ -679,22 +299,22 @@ static void s_emit(s_emit_t *e, int ni, int parent_skill);
 
 static void s_emit_skill(s_emit_t *e, int ni, int parent_skill, int leaf)
 {
-    const s_corpus_t *c = e->c;
+    const so_corpus_t *c = e->c;
     const s_node_t *nd = &e->t->v[ni];
     so_handbook_t *hb = e->hb;
     size_t V = c->V, A = c->ds->n_agents;
     char id[160], name[200], desc[400], slug[3][48], err[256];
 
-    s_centroid(c, nd->docs, nd->n, NULL, 0, e->cent);
+    so_corpus_centroid(c, nd->docs, nd->n, NULL, 0, e->cent);
     /* Distinctive terms: centroid weight above the parent's (or the mode's). */
     if (nd->parent >= 0) {
         const s_node_t *pn = &e->t->v[nd->parent];
-        s_centroid(c, pn->docs, pn->n, NULL, 0, e->pcent);
+        so_corpus_centroid(c, pn->docs, pn->n, NULL, 0, e->pcent);
     } else {
         memset(e->pcent, 0, V * sizeof *e->pcent);
     }
     /* Only terms the skill's prompts use are candidates: sort those. */
-    s_tw_t *tw = s_calloc(V, sizeof *tw);
+    s_tw_t *tw = so_calloc(V, sizeof *tw);
     size_t nz = 0;
     for (size_t t = 0; t < V; t++)
         if (e->cent[t] > 0)
@@ -710,7 +330,7 @@ static void s_emit_skill(s_emit_t *e, int ni, int parent_skill, int leaf)
              V > 1 ? c->text[tw[1].t] : "", V > 2 ? c->text[tw[2].t] : "");
 
     /* Description: size and the agents that differ most on it. */
-    double *succ = s_calloc(A, sizeof(double)), *att = s_calloc(A, sizeof(double));
+    double *succ = so_calloc(A, sizeof(double)), *att = so_calloc(A, sizeof(double));
     s_outcomes(c, nd->docs, nd->n, succ, att);
     int hi = -1, lo = -1;
     for (size_t a = 0; a < A; a++) {
@@ -745,7 +365,7 @@ static void s_emit_skill(s_emit_t *e, int ni, int parent_skill, int leaf)
     /* Leaves carry the centroid for inference; parents exist for back-off. */
     if (leaf) {
         size_t keep = 0, max = (size_t) e->o->max_terms;
-        s_tw_t *top = s_calloc(c->V, sizeof *top);
+        s_tw_t *top = so_calloc(c->V, sizeof *top);
         for (size_t t = 0; t < c->V; t++)
             if (e->cent[t] > 0)
                 top[keep++] = (s_tw_t) { t, e->cent[t] };
@@ -756,7 +376,7 @@ static void s_emit_skill(s_emit_t *e, int ni, int parent_skill, int leaf)
         for (size_t i = 0; i < keep; i++)
             norm += top[i].w * top[i].w;
         norm = norm > 0 ? sqrt(norm) : 1;
-        so_term_t *terms = s_calloc(keep, sizeof *terms);
+        so_term_t *terms = so_calloc(keep, sizeof *terms);
         for (size_t i = 0; i < keep; i++)
             terms[i] = (so_term_t) { 0, c->text[top[i].t], top[i].w / norm };
         so_skill_set_terms(sk, terms, keep);
@@ -766,7 +386,7 @@ static void s_emit_skill(s_emit_t *e, int ni, int parent_skill, int leaf)
         size_t b1 = SIZE_MAX, b2 = SIZE_MAX;
         double d1 = -2, d2 = -2;
         for (size_t i = 0; i < nd->n; i++) {
-            double d = s_dot(&c->doc[nd->docs[i]], e->cent);
+            double d = so_corpus_dot(&c->doc[nd->docs[i]], e->cent);
             if (d > d1) {
                 b2 = b1;
                 d2 = d1;
@@ -821,13 +441,13 @@ static so_handbook_t *s_handbook_new(const so_dataset_t *ds, const so_learn_opts
 }
 
 /* The handbook of a tree pruned at alpha, profiled on the corpus. */
-static so_handbook_t *s_handbook_from_tree(const s_tree_t *t, const s_corpus_t *c, double alpha,
+static so_handbook_t *s_handbook_from_tree(const s_tree_t *t, const so_corpus_t *c, double alpha,
                                            double temperature, const so_learn_opts_t *o)
 {
     so_handbook_t *hb = s_handbook_new(c->ds, o);
-    s_emit_t e = { c, t, o, alpha, hb, s_calloc(c->V, sizeof(double)),
-                   s_calloc(c->V, sizeof(double)), s_calloc(t->n, sizeof(int)),
-                   s_calloc(c->n, sizeof(int)) };
+    s_emit_t e = { c, t, o, alpha, hb, so_calloc(c->V, sizeof(double)),
+                   so_calloc(c->V, sizeof(double)), so_calloc(t->n, sizeof(int)),
+                   so_calloc(c->n, sizeof(int)) };
     for (size_t i = 0; i < t->n; i++)
         e.skill_of_node[i] = -1;
     for (size_t i = 0; i < c->n; i++)
@@ -836,7 +456,7 @@ static so_handbook_t *s_handbook_from_tree(const s_tree_t *t, const s_corpus_t *
         if (t->v[i].parent < 0 && t->v[i].n > 0)
             s_emit(&e, (int) i, -1);
     hb->infer_temperature = temperature;
-    so_term_t *idf = s_calloc(c->V, sizeof *idf);
+    so_term_t *idf = so_calloc(c->V, sizeof *idf);
     for (size_t v = 0; v < c->V; v++)
         idf[v] = (so_term_t) { 0, c->text[v], c->idf[v] };
     so_handbook_set_idf(hb, idf, c->V);
@@ -866,8 +486,8 @@ static so_handbook_t *s_handbook_from_tree(const s_tree_t *t, const s_corpus_t *
 void so_learn_profile(so_handbook_t *hb, const so_dataset_t *ds)
 {
     char err[256];
-    double *dem = s_calloc(hb->n_skills, sizeof *dem);
-    int *map = s_calloc(ds->n_agents, sizeof *map);
+    double *dem = so_calloc(hb->n_skills, sizeof *dem);
+    int *map = so_calloc(ds->n_agents, sizeof *map);
     for (size_t a = 0; a < ds->n_agents; a++) {
         map[a] = so_handbook_agent_index(hb, ds->agents[a]);
         if (map[a] < 0)
@@ -898,7 +518,7 @@ void so_learn_profile(so_handbook_t *hb, const so_dataset_t *ds)
 static void s_view(so_dataset_t *v, const so_dataset_t *ds, const size_t *idx, size_t n)
 {
     *v = *ds;
-    v->samples = s_calloc(n, sizeof *v->samples);
+    v->samples = so_calloc(n, sizeof *v->samples);
     for (size_t i = 0; i < n; i++)
         v->samples[i] = ds->samples[idx[i]];
     v->n_samples = n;
@@ -929,8 +549,8 @@ so_handbook_t *so_learn(const so_dataset_t *train, const so_learn_opts_t *opts, 
         o.min_leaf = 1;
 
     /* Validation slice: whole queries, chosen by a seeded hash of their id. */
-    size_t *all = s_calloc(N, sizeof *all), *fit = s_calloc(N, sizeof *fit);
-    size_t *val = s_calloc(N, sizeof *val), nf = 0, nv = 0;
+    size_t *all = so_calloc(N, sizeof *all), *fit = so_calloc(N, sizeof *fit);
+    size_t *val = so_calloc(N, sizeof *val), nf = 0, nv = 0;
     for (size_t i = 0; i < N; i++) {
         const char *q = train->samples[i].query_id ? train->samples[i].query_id : "";
         uint64_t h = so_rng_mix(o.seed, so_term_hash(q, strlen(q)));
@@ -954,7 +574,7 @@ so_handbook_t *so_learn(const so_dataset_t *train, const so_learn_opts_t *opts, 
     }
 
     if (need_select) {
-        s_corpus_t c;
+        so_corpus_t c;
         so_dataset_t vds;
         double lams[24];
         size_t nl = 0, nk = o.k > 0 ? 1 : sizeof k_grid / sizeof *k_grid;
@@ -966,7 +586,7 @@ so_handbook_t *so_learn(const so_dataset_t *train, const so_learn_opts_t *opts, 
         for (int i = 0; i < 20; i++)
             lams[nl++] = 1e-3 * pow(10.0, 4.0 * i / 19.0);
         so_handbook_t *shape = s_handbook_new(train, &o);
-        s_corpus_build(&c, train, fit, nf);
+        so_corpus_build(&c, train, fit, nf);
         s_view(&vds, train, val, nv);
         s_log(&o, "learn: choosing granularity on a validation slice: %zu fit, %zu validation queries\n",
               nf, nv);
@@ -1016,16 +636,16 @@ so_handbook_t *so_learn(const so_dataset_t *train, const so_learn_opts_t *opts, 
             s_tree_free(&t);
         }
         free(vds.samples);
-        s_corpus_free(&c);
+        so_corpus_free(&c);
         so_handbook_destroy(&shape);
         s_log(&o, "learn: chose k=%d split_alpha=%g temperature=%g (validation AIQ %.4f)\n",
               best_k, best_a, best_t, best_aiq);
     }
 
     /* Final handbook: all training data, the chosen granularity. */
-    s_corpus_t c;
+    so_corpus_t c;
     s_tree_t t;
-    s_corpus_build(&c, train, all, N);
+    so_corpus_build(&c, train, all, N);
     so_handbook_t *shape = s_handbook_new(train, &o);
     s_tree_build(&t, &c, shape, best_k, &o, best_a);
     so_handbook_destroy(&shape);
@@ -1033,219 +653,9 @@ so_handbook_t *so_learn(const so_dataset_t *train, const so_learn_opts_t *opts, 
     s_log(&o, "learn: %zu skills (%zu leaves) from %zu queries, %zu agents, %zu terms\n",
           hb->n_skills, s_count_leaves(hb), N, hb->n_agents, c.V);
     s_tree_free(&t);
-    s_corpus_free(&c);
+    so_corpus_free(&c);
     free(all);
     free(fit);
     free(val);
     return hb;
-}
-
-/* ------------------------------------------------------------------ */
-/* Merging skills on a handbook's statistics (online refinement)      */
-
-void so_merge_opts_default(so_merge_opts_t *o)
-{
-    o->alpha = 0.05;
-    o->min_attempts = 30;
-    o->max_merges = 0;
-}
-
-/* Smallest per-agent p-value between skills i and j (statistics summed over
- * their groups in succ/att, [skill * A + agent]); -1 when some available
- * agent lacks the evidence. */
-static double s_merge_p(const so_handbook_t *hb, const double *succ, const double *att,
-                        size_t i, size_t j, double min_attempts)
-{
-    size_t A = hb->n_agents;
-    double pmin = 1;
-    for (size_t a = 0; a < A; a++) {
-        if (!hb->agents[a].available)
-            continue;
-        double ni = att[i * A + a], nj = att[j * A + a];
-        if (!(ni >= min_attempts && nj >= min_attempts))
-            return -1;
-        double p = so_two_prop_pvalue(succ[i * A + a], ni, succ[j * A + a], nj);
-        if (!isfinite(p))
-            return -1;
-        if (p < pmin)
-            pmin = p;
-    }
-    return pmin;
-}
-
-static int s_cmp_term_hash(const void *a, const void *b)
-{
-    const so_term_t *x = a, *y = b;
-    if (x->hash != y->hash)
-        return x->hash < y->hash ? -1 : 1;
-    return strcmp(x->text, y->text);
-}
-
-static int s_cmp_term_weight(const void *a, const void *b)
-{
-    const so_term_t *x = a, *y = b;
-    return x->weight > y->weight ? -1 : x->weight < y->weight;
-}
-
-/* The attempt-weighted average of the members' learned terms (borrowed
- * text pointers into hb; *n receives the count). */
-static so_term_t *s_merge_terms(const so_handbook_t *hb, const int *group, size_t rep,
-                                const double *weight, size_t *n)
-{
-    size_t cap = 0, k = 0;
-    double wsum = 0;
-    for (size_t s = 0; s < hb->n_skills; s++)
-        if (group[s] == (int) rep) {
-            cap += hb->skills[s].n_terms;
-            wsum += weight[s];
-        }
-    so_term_t *t = s_calloc(cap, sizeof *t);
-    for (size_t s = 0; s < hb->n_skills; s++) {
-        if (group[s] != (int) rep)
-            continue;
-        double w = wsum > 0 ? weight[s] / wsum : 0;
-        for (size_t i = 0; i < hb->skills[s].n_terms; i++) {
-            t[k] = hb->skills[s].terms[i];
-            t[k++].weight *= w;
-        }
-    }
-    qsort(t, k, sizeof *t, s_cmp_term_hash);
-    size_t m = 0;
-    for (size_t i = 0; i < k; i++) {
-        if (m > 0 && t[m - 1].hash == t[i].hash && strcmp(t[m - 1].text, t[i].text) == 0)
-            t[m - 1].weight += t[i].weight;
-        else
-            t[m++] = t[i];
-    }
-    qsort(t, m, sizeof *t, s_cmp_term_weight);
-    *n = m;
-    return t;
-}
-
-so_handbook_t *so_learn_merge(const so_handbook_t *hb, const so_merge_opts_t *o,
-                              const char *version, size_t *merged, char *err, size_t errlen)
-{
-    size_t S = hb->n_skills, A = hb->n_agents, n_merged = 0;
-    int *group = s_calloc(S, sizeof *group);       /* representative skill */
-    unsigned char *leaf = s_calloc(S, 1);
-    double *succ = s_calloc(S * A, sizeof *succ), *att = s_calloc(S * A, sizeof *att);
-    double *weight = s_calloc(S, sizeof *weight);  /* attempts over all agents */
-    for (size_t s = 0; s < S; s++) {
-        group[s] = (int) s;
-        leaf[s] = 1;
-        for (size_t a = 0; a < A; a++) {
-            const so_stat_t *st = so_handbook_stat(hb, a, s);
-            succ[s * A + a] = st->successes;
-            att[s * A + a] = st->attempts;
-            weight[s] += st->attempts;
-        }
-    }
-    for (size_t s = 0; s < S; s++)
-        if (hb->skills[s].parent >= 0 && (size_t) hb->skills[s].parent < S)
-            leaf[hb->skills[s].parent] = 0;
-    while (!o->max_merges || n_merged < o->max_merges) {
-        int bi = -1, bj = -1;
-        double bp = -1;
-        for (size_t i = 0; i < S; i++) {
-            if (group[i] != (int) i || !leaf[i])
-                continue;
-            for (size_t j = i + 1; j < S; j++) {
-                if (group[j] != (int) j || !leaf[j] || hb->skills[j].mode != hb->skills[i].mode ||
-                    hb->skills[j].parent != hb->skills[i].parent)
-                    continue;
-                double p = s_merge_p(hb, succ, att, i, j, o->min_attempts);
-                if (p > bp) {
-                    bp = p;
-                    bi = (int) i;
-                    bj = (int) j;
-                }
-            }
-        }
-        if (bi < 0 || bp < o->alpha)
-            break;
-        for (size_t s = 0; s < S; s++)
-            if (group[s] == bj)
-                group[s] = bi;
-        for (size_t a = 0; a < A; a++) {
-            succ[(size_t) bi * A + a] += succ[(size_t) bj * A + a];
-            att[(size_t) bi * A + a] += att[(size_t) bj * A + a];
-        }
-        n_merged++;
-    }
-
-    /* Build the new handbook through the public API, in hb's order (a
-     * parent comes before its children there, and is never merged away). */
-    so_handbook_t *out = so_handbook_new(version);
-    free(out->parent_version);
-    out->parent_version = strdup(hb->version);
-    if (!out->parent_version)
-        abort();
-    out->prior_alpha = hb->prior_alpha;
-    out->prior_beta = hb->prior_beta;
-    out->infer_temperature = hb->infer_temperature;
-    so_handbook_set_idf(out, hb->idf, hb->n_idf);
-    int rc = 0;
-    for (size_t m = 0; m < hb->n_modes && rc >= 0; m++)
-        rc = so_handbook_add_mode(out, hb->modes[m].id, hb->modes[m].description, err, errlen);
-    for (size_t a = 0; a < A && rc >= 0; a++) {
-        const so_agent_t *ag = &hb->agents[a];
-        rc = so_handbook_add_agent(out, ag->id, ag->model,
-                                   ag->mode >= 0 ? hb->modes[ag->mode].id : NULL, ag->price_in,
-                                   ag->price_out, ag->context_limit, err, errlen);
-        if (rc >= 0)
-            out->agents[rc].available = ag->available;
-    }
-    for (size_t s = 0; s < S && rc >= 0; s++) {
-        if (group[s] != (int) s)
-            continue;
-        const so_skill_t *sk = &hb->skills[s];
-        char name[256];
-        snprintf(name, sizeof name, "%s", sk->name);
-        for (size_t j = s + 1; j < S; j++)
-            if (group[j] == (int) s && strlen(name) + strlen(hb->skills[j].name) + 4 < sizeof name)
-                snprintf(name + strlen(name), sizeof name - strlen(name), " + %s",
-                         hb->skills[j].name);
-        int ns = so_handbook_add_skill(out, sk->id, name, sk->description,
-                                       hb->modes[sk->mode].id,
-                                       sk->parent >= 0 ? hb->skills[sk->parent].id : NULL, err,
-                                       errlen);
-        if ((rc = ns) < 0)
-            break;
-        so_skill_t *dst = &out->skills[ns];
-        for (size_t j = s; j < S; j++) {
-            if (group[j] != (int) s)
-                continue;
-            for (size_t i = 0; i < hb->skills[j].n_indicators; i++)
-                so_skill_add_indicator(dst, hb->skills[j].indicators[i]);
-            for (size_t i = 0; i < hb->skills[j].n_examples; i++)
-                so_skill_add_example(dst, hb->skills[j].examples[i]);
-            for (size_t a = 0; a < A; a++) {
-                const so_stat_t *x = so_handbook_stat(hb, a, j);
-                so_stat_t *d = so_handbook_stat(out, a, (size_t) ns);
-                d->successes += x->successes;
-                d->attempts += x->attempts;
-                d->cost_usd += x->cost_usd;
-                d->prompt_tokens += x->prompt_tokens;
-                d->completion_tokens += x->completion_tokens;
-                d->latency_s += x->latency_s;
-                d->cost_count += x->cost_count;
-            }
-        }
-        size_t nt;
-        so_term_t *terms = s_merge_terms(hb, group, s, weight, &nt);
-        so_skill_set_terms(dst, terms, nt);
-        free(terms);
-    }
-    free(group);
-    free(leaf);
-    free(succ);
-    free(att);
-    free(weight);
-    if (rc < 0) {
-        so_handbook_destroy(&out);
-        return NULL;
-    }
-    if (merged)
-        *merged = n_merged;
-    return out;
 }

@@ -57,29 +57,12 @@ so_handbook_t *so_learn(const so_dataset_t *train, const so_learn_opts_t *opts, 
  * missing from hb are added). */
 void so_learn_profile(so_handbook_t *hb, const so_dataset_t *ds);
 
-/* Online refinement (the learner): merges leaf skills that share a mode and
- * a parent when no agent's success rate differs between them — the merge
- * test of step 3 above, run on a handbook's statistics instead of on
- * prompts.  A pair is a candidate only when every available agent has at
- * least min_attempts on both skills; it merges when the smallest per-agent
- * two-proportion p-value is >= alpha.  Most similar pair first, repeated
- * until no pair qualifies (or max_merges). */
-typedef struct {
-    double alpha;           /* default 0.05 */
-    double min_attempts;    /* evidence per agent and skill (default 30) */
-    size_t max_merges;      /* per call, 0 = no limit */
-} so_merge_opts_t;
-
-void so_merge_opts_default(so_merge_opts_t *o);
-
-/* Returns a new handbook (caller destroys it) named version, with
- * parent_version = hb->version and hb's statistics as its bootstrap: a
- * merged skill keeps the id, mode and parent of the lower-indexed skill,
- * joins names, indicators and examples, averages the learned terms weighted
- * by attempts, and sums every agent's statistics.  *merged (may be NULL)
- * receives the number of merges; with 0 the result is a copy of hb under
- * the new version.  NULL with err when a handbook cannot be built. */
-so_handbook_t *so_learn_merge(const so_handbook_t *hb, const so_merge_opts_t *o,
-                              const char *version, size_t *merged, char *err, size_t errlen);
+/* Online refinement (merging skills on a handbook's statistics) moved to
+ * method/so_refine.h.  The old names stay until their last caller (the
+ * learner service) includes method/so_refine.h itself; then delete this. */
+#include "method/so_refine.h"
+typedef so_refine_opts_t so_merge_opts_t;
+#define so_merge_opts_default so_refine_opts_default
+#define so_learn_merge so_refine_merge
 
 #endif

@@ -2,9 +2,9 @@
  * so_metrics — the numbers a router is judged by, RouterBench-style
  * (Hu et al. 2024, "RouterBench: A Benchmark for Multi-LLM Routing System"):
  * the non-decreasing convex hull of (cost, accuracy) operating points, the
- * AIQ (average accuracy under that hull over a cost range), the cheapest cost
- * that reaches an accuracy, and the small statistics the skill learner uses
- * to compare success rates.  Pure functions; nothing is allocated that the
+ * AIQ (average accuracy under that hull over a cost range), and the cheapest cost
+ * that reaches an accuracy.  (The proportion tests that compare success
+ * rates are method/so_stats.h.)  Pure functions; nothing is allocated that the
  * caller must free.
  *
  * The hull.  Points are sorted by cost; the upper concave hull is kept; the
@@ -70,21 +70,5 @@ double so_cheapest_at_accuracy(const so_point_t *pts, size_t n, double target);
  * NAN if no point reaches target or the input is not finite. */
 double so_cheapest_at_accuracy_raw(const so_point_t *pts, size_t n,
                                    double target);
-
-/* Wilson score interval for a proportion of s successes in n trials with
- * normal quantile z (1.96 for 95%).  Counts may be fractional (weighted).
- * Returns 0, or -1 if 0 <= s <= n, n > 0 and z > 0 do not hold (or a value
- * is not finite); then *lo = *hi = NAN. */
-int so_wilson_interval(double s, double n, double z, double *lo, double *hi);
-
-/* Two-sided p-value for H0: the success rates s1/n1 and s2/n2 are equal.
- * Fisher's exact test when all counts are whole numbers and the smallest
- * expected cell count is below 5 (R's fisher.test convention for "two
- * sided": sum the tables no more likely than the observed one); otherwise
- * the pooled two-proportion z-test without continuity correction (R's
- * prop.test(correct = FALSE)).  1.0 when either n is 0 or both samples are
- * all successes or all failures.  NAN if a count is negative, not finite,
- * or s > n. */
-double so_two_prop_pvalue(double s1, double n1, double s2, double n2);
 
 #endif

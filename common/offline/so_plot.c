@@ -1,9 +1,10 @@
 /* so_plot — dependency-free SVG writer for the accuracy-cost figure (see so_plot.h). */
 #include "offline/so_plot.h"
+#include "base/so_alloc.h"
+#include "base/so_err.h"
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,16 +39,6 @@ typedef struct {
     int label;  /* 1 labelled major tick, 0 minor grid line */
     int decimals;
 } s_tick_t;
-
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---------------------------------------------------------------- text */
 
@@ -233,11 +224,11 @@ static int s_check_pt(so_point_t q, int logx, const char *what, const char *name
                       size_t i, char *err, size_t errlen)
 {
     if (!isfinite(q.cost) || !isfinite(q.accuracy)) {
-        s_err(err, errlen, "%s '%s' point %zu is not finite", what, name, i);
+        so_err(err, errlen, "%s '%s' point %zu is not finite", what, name, i);
         return -1;
     }
     if (logx && q.cost <= 0) {
-        s_err(err, errlen, "%s '%s' point %zu has cost %g <= 0 on a log axis",
+        so_err(err, errlen, "%s '%s' point %zu has cost %g <= 0 on a log axis",
               what, name, i, q.cost);
         return -1;
     }
@@ -247,39 +238,39 @@ static int s_check_pt(so_point_t q, int logx, const char *what, const char *name
 static int s_check(const char *path, const so_plot_t *p, char *err, size_t errlen)
 {
     if (!path || !p) {
-        s_err(err, errlen, "no %s given", path ? "plot" : "path");
+        so_err(err, errlen, "no %s given", path ? "plot" : "path");
         return -1;
     }
     if (p->nseries + p->nlabels == 0) {
-        s_err(err, errlen, "nothing to plot: no series and no labelled points");
+        so_err(err, errlen, "nothing to plot: no series and no labelled points");
         return -1;
     }
     if ((p->nseries && !p->series) || (p->nlabels && !p->labels)) {
-        s_err(err, errlen, "series or label array is NULL");
+        so_err(err, errlen, "series or label array is NULL");
         return -1;
     }
     if (p->xscale != SO_PLOT_XLOG && p->xscale != SO_PLOT_XLINEAR) {
-        s_err(err, errlen, "unknown x scale %d", (int) p->xscale);
+        so_err(err, errlen, "unknown x scale %d", (int) p->xscale);
         return -1;
     }
     int w = p->width ? p->width : 900, h = p->height ? p->height : 600;
     if (w < 300 || h < 200 || w > 20000 || h > 20000) {
-        s_err(err, errlen, "size %dx%d out of range (300x200 to 20000x20000)", w, h);
+        so_err(err, errlen, "size %dx%d out of range (300x200 to 20000x20000)", w, h);
         return -1;
     }
     int logx = p->xscale == SO_PLOT_XLOG;
     for (size_t i = 0; i < p->nseries; i++) {
         const so_plot_series_t *s = &p->series[i];
         if (!s->name) {
-            s_err(err, errlen, "series %zu has no name", i);
+            so_err(err, errlen, "series %zu has no name", i);
             return -1;
         }
         if (s->n == 0 || !s->pts) {
-            s_err(err, errlen, "series '%s' is empty", s->name);
+            so_err(err, errlen, "series '%s' is empty", s->name);
             return -1;
         }
         if (s->has_aiq && !isfinite(s->aiq)) {
-            s_err(err, errlen, "series '%s' has a non-finite AIQ", s->name);
+            so_err(err, errlen, "series '%s' has a non-finite AIQ", s->name);
             return -1;
         }
         for (size_t j = 0; j < s->n; j++)
@@ -289,7 +280,7 @@ static int s_check(const char *path, const so_plot_t *p, char *err, size_t errle
     for (size_t i = 0; i < p->nlabels; i++) {
         const so_plot_label_t *l = &p->labels[i];
         if (!l->name) {
-            s_err(err, errlen, "labelled point %zu has no name", i);
+            so_err(err, errlen, "labelled point %zu has no name", i);
             return -1;
         }
         if (s_check_pt(l->pt, logx, "labelled point", l->name, 0, err, errlen))
@@ -452,34 +443,35 @@ static size_t s_line_samples(const s_ctx_t *g, const so_plot_series_t *s,
  * gets a leader line, so it is clear which marker it names. */
 #define S_LABEL_FS 11.0
 
+/* What labels should not cover: the labelled points, every series point and
+ * samples along the lines.  Returns how many boxes it wrote. */
+static size_t s_marks(const s_ctx_t *g, const so_plot_t *p, s_box_t *marks)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < p->nlabels; i++) {
+        double x = s_px(g, p->labels[i].pt.cost), y = s_py(g, p->labels[i].pt.accuracy);
+        marks[k++] = (s_box_t){x - 7, y - 7, x + 7, y + 7};
+    }
+    for (size_t i = 0; i < p->nseries; i++)
+        for (size_t j = 0; j < p->series[i].n; j++) {
+            double x = s_px(g, p->series[i].pts[j].cost);
+            double y = s_py(g, p->series[i].pts[j].accuracy);
+            marks[k++] = (s_box_t){x - 4, y - 4, x + 4, y + 4};
+        }
+    for (size_t i = 0; i < p->nseries; i++)
+        k += s_line_samples(g, &p->series[i], marks + k);
+    return k;
+}
+
 static void s_labels(const s_ctx_t *g, const so_plot_t *p)
 {
     FILE *fp = g->fp;
     size_t nl = p->nlabels, nmark = nl;
     for (size_t i = 0; i < p->nseries; i++)
         nmark += p->series[i].n + s_line_samples(g, &p->series[i], NULL);
-    s_box_t *placed = calloc(nl ? nl : 1, sizeof *placed);
-    s_box_t *marks = calloc(nmark ? nmark : 1, sizeof *marks);
-    if (!placed || !marks) {
-        free(placed);
-        free(marks);
-        placed = marks = NULL; /* draw without avoidance */
-    }
-    size_t k = 0;
-    if (marks) {
-        for (size_t i = 0; i < nl; i++) {
-            double x = s_px(g, p->labels[i].pt.cost), y = s_py(g, p->labels[i].pt.accuracy);
-            marks[k++] = (s_box_t){x - 7, y - 7, x + 7, y + 7};
-        }
-        for (size_t i = 0; i < p->nseries; i++)
-            for (size_t j = 0; j < p->series[i].n; j++) {
-                double x = s_px(g, p->series[i].pts[j].cost);
-                double y = s_py(g, p->series[i].pts[j].accuracy);
-                marks[k++] = (s_box_t){x - 4, y - 4, x + 4, y + 4};
-            }
-        for (size_t i = 0; i < p->nseries; i++)
-            k += s_line_samples(g, &p->series[i], marks + k);
-    }
+    s_box_t *placed = so_calloc(nl ? nl : 1, sizeof *placed);
+    s_box_t *marks = so_calloc(nmark ? nmark : 1, sizeof *marks);
+    size_t k = s_marks(g, p, marks);
     /* Directions (unit steps) tried at distance 1 and 2. */
     static const double dirs[][2] = {{1, 0}, {-1, 0}, {0, -1}, {0, 1},
                                      {1, -1}, {1, 1}, {-1, -1}, {-1, 1}};
@@ -503,9 +495,9 @@ static void s_labels(const s_ctx_t *g, const so_plot_t *p)
                 double cost = (dist - 1) * 40.0 + (double) d;
                 double inside = s_overlap(b, (s_box_t){g->px0, g->py0, g->px1, g->py1});
                 cost += (tw * th - inside) * 50.0;
-                for (size_t j = 0; placed && j < i; j++)
+                for (size_t j = 0; j < i; j++)
                     cost += s_overlap(b, placed[j]) * 20.0;
-                for (size_t j = 0; marks && j < k; j++)
+                for (size_t j = 0; j < k; j++)
                     if (j != i)
                         cost += s_overlap(b, marks[j]) * 10.0;
                 if (cost < best_cost) {
@@ -515,8 +507,7 @@ static void s_labels(const s_ctx_t *g, const so_plot_t *p)
                 }
             }
         }
-        if (placed)
-            placed[i] = best;
+        placed[i] = best;
         if (best_far) {
             double ex = fmax(best.x0, fmin(mx, best.x1));
             double ey = fmax(best.y0, fmin(my, best.y1));
@@ -612,7 +603,7 @@ int so_plot_svg(const char *path, const so_plot_t *p, char *err, size_t errlen)
 
     g.fp = fopen(path, "w");
     if (!g.fp) {
-        s_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        so_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
     FILE *fp = g.fp;
@@ -634,7 +625,7 @@ int so_plot_svg(const char *path, const so_plot_t *p, char *err, size_t errlen)
 
     int bad = ferror(fp);
     if (fclose(fp) != 0 || bad) {
-        s_err(err, errlen, "cannot write %s: %s", path,
+        so_err(err, errlen, "cannot write %s: %s", path,
               errno ? strerror(errno) : "I/O error");
         remove(path);
         return -1;

@@ -8,6 +8,10 @@
  * docs/TRACES.md.  RouterBench's wide CSV and the MT-bench files import into
  * the same episodes (one episode per (query, agent)).
  *
+ * The code: so_trace.c (episodes, dataset), so_trace_jsonl.c (reading
+ * traces), so_trace_write.c (writing them), so_trace_routerbench.c and
+ * so_trace_mtbench.c (the importers).
+ *
  * A dataset groups episodes that answered the same query (query_id) at the
  * same turn index into one sample holding every agent's outcome for it: the
  * counterfactual table that replay needs ("what would agent B have scored
@@ -104,10 +108,11 @@ void so_dataset_free(so_dataset_t *ds);
 
 /* Frees the episode's strings and turns and zeroes it (outcome = NAN). */
 void so_episode_clear(so_episode_t *ep);
-/* Appends *ep, taking its storage (*ep is zeroed).  -1 on OOM (*ep kept). */
+/* Appends *ep, taking its storage (*ep is zeroed).  Returns 0 (out of
+ * memory aborts, as everywhere: base/so_alloc.h). */
 int so_episodes_push(so_episodes_t *eps, so_episode_t *ep);
 /* Moves every episode of src to the end of dst and adds src->skipped;
- * src is left empty.  -1 on OOM (both unchanged). */
+ * src is left empty.  Returns 0. */
 int so_episodes_concat(so_episodes_t *dst, so_episodes_t *src);
 /* Parses one trace-format JSON object (text[0..len)) into *ep (reset on
  * entry).  Errors read "turns[1].score: expected a number in [0,1], got ...";
@@ -118,8 +123,8 @@ int so_episode_write_json(const so_episode_t *ep, FILE *out);
 /* The same line without the newline; the caller frees it with free(3). */
 char *so_episode_to_json(const so_episode_t *ep);
 /* Decodes a Python list-of-strings literal ("['a', \"b\"]", repr() escapes)
- * into its elements joined by "\n".  NULL when s is not such a literal (or
- * on OOM); otherwise the caller frees the result with free(3). */
+ * into its elements joined by "\n".  NULL when s is not such a literal;
+ * otherwise the caller frees the result with free(3). */
 char *so_pylist_text(const char *s);
 /* List price in USD per 1M input/output tokens for the MT-bench models;
  * -1 when the model is not in the table. */

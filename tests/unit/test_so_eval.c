@@ -36,7 +36,7 @@ static void s_make(so_dataset_t *ds)
     ds->samples = calloc(4, sizeof *ds->samples);
     for (int i = 0; i < 4; i++) {
         so_sample_t *s = &ds->samples[i];
-        char id[8];
+        char id[16];   /* "q" and any int: -Wformat-truncation stays quiet */
         snprintf(id, sizeof id, "q%d", i);
         s->query_id = strdup(id);
         s->task = strdup("");
