@@ -137,7 +137,8 @@ int main(int argc, char **argv)
     so_sock_close(&o.workers);
     so_sock_close(&o.infer);
     so_sock_close(&o.route);
-    zmq_ctx_term(ctx);
+    if (ctx)
+        zmq_ctx_term(ctx);
     so_config_destroy(&cfg);
     return ret;
 }
