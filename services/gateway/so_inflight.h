@@ -10,36 +10,47 @@
  * a worker, the client, the recorder), so a test drives it with recording
  * fakes and a fake clock, without sockets.
  *
- *                     TurnRequest
- *                          │ so_inflight_admit
- *                          │   draining / max_inflight reached ──▶ UNAVAILABLE (not admitted)
- *                          │   no handbook version yet ──────────▶ failed UNKNOWN_HANDBOOK
- *                          ▼
- *   ┌─────────────── INFER (waiting demand) ◀─┐ stage timeout, 1st: send again
- *   │ TurnReply error      │                  │
- *   ▼                      │ SkillDemand      │ stage timeout, 2nd: uniform demand
- * failed                   ▼                  ▼ (the router spreads it over the mode)
- *   ▲     ┌─────────▶ ROUTE (waiting decision) ◀┐ stage timeout, 1st: send again
- *   │     │ fallback:      │   TurnReply error / 2nd stage timeout ──▶ failed
- *   │     │ exclude the    │ RoutingDecision (one for an excluded agent is stray)
- *   │     │ agent, route   ▼
- *   │     │ again     dispatch ── no worker serves the agent ──▶ fallback
- *   │     │ (≤ max_       │  └── no free slot ──▶ WAIT ── a slot frees ──▶ dispatch
- *   │     │  fallbacks)   ▼
- *   │     └────────── CALL (dispatched) ── partial result ──▶ reply partial=1, stay in CALL
- *   │                   │  │  └─ worker dies / stalls (orphan) ──▶ dispatch again
- *   │                   │  │     (≤ max_attempts; never after partials) else failed
- *   │                   │  └─ retryable error (TIMEOUT UPSTREAM RATE_LIMITED UNAVAILABLE
- *   │                   │     CONTEXT_TOO_LONG INTERNAL) ──▶ fallback; exhausted or after
- *   │                   │     partials ──▶ failed
- *   └───────────────────┤ final error ──▶ failed
- *                       ▼ answer
- *                   answered ──▶ recorded (TurnRecord to the recorder)
+ *   admit ─▶ INFER ─────────▶ ROUTE ─────────────▶ CALL ───────▶ answered ─▶ recorded
+ *           (waiting demand)  (waiting decision) (dispatched)
+ *                              ▲      │ no free slot ▲  │
+ *                              │      └─▶ WAIT ──────┘  │ agent failed
+ *                              └──── fallback ◀─────────┘
+ *   every state ─▶ failed (one error reply, nothing recorded)
  *
- * Any state: request_timeout_ms passed ──▶ failed TIMEOUT.  A failed turn
- * gets an error TurnReply; it is not recorded.  Whatever arrives for a turn
- * that has moved on (late demand, decision or result, a result from a worker
- * that no longer holds the call) is counted as stray and dropped.
+ *   state     event                                    next
+ *   (admit)   draining, or max_inflight reached        UNAVAILABLE reply, not admitted
+ *             no handbook version yet                  failed UNKNOWN_HANDBOOK
+ *             else: TurnRequest to skill-inference     INFER
+ *   INFER     SkillDemand                              ROUTE
+ *             stage timeout, 1st                       INFER (sent again)
+ *             stage timeout, 2nd                       ROUTE with a uniform demand
+ *             TurnReply with an error                  failed (its code)
+ *   ROUTE     RoutingDecision for an excluded agent    stray (a late one), stays
+ *             RoutingDecision                          dispatch
+ *             stage timeout, 1st / 2nd                 ROUTE (sent again) / failed UNAVAILABLE
+ *             TurnReply with an error                  failed (its code; earlier fallbacks noted)
+ *   dispatch  a worker serving the agent has a slot    CALL (AgentCall sent)
+ *             no slot free                             WAIT
+ *             workers up, none serves the agent        fallback
+ *             send refused (worker gone or stuck)      worker dropped, dispatch again
+ *             the call does not validate               failed INTERNAL
+ *   WAIT      a slot frees (so_inflight_tick)          dispatch
+ *   CALL      partial result from the holder           partial reply to the client, stays
+ *             final result without error               answered, then recorded
+ *             retryable error (TIMEOUT UPSTREAM RATE_LIMITED UNAVAILABLE
+ *                 CONTEXT_TOO_LONG INTERNAL)           fallback
+ *             other error                              failed (its code)
+ *             the holder dies, stalls or says READY    dispatch again (an orphan); failed
+ *                 again                                UNAVAILABLE past max_attempts or
+ *                                                      once partials went out
+ *   fallback  < max_fallbacks so far, no partials      ROUTE again, the agent excluded
+ *             else                                     failed (the agent's code)
+ *   any       request_timeout_ms passed                failed TIMEOUT
+ *             shutdown after the drain                 failed UNAVAILABLE
+ *
+ * Whatever arrives for a turn that has moved on (a late demand, decision or
+ * result, a result from a worker that no longer holds the call) is counted as
+ * stray and dropped.
  *
  * Not thread-safe: the gateway's single loop owns it.
  */
