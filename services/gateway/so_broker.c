@@ -8,13 +8,15 @@
  */
 #include "so_broker.h"
 
-#include <czmq.h>
+#include "base/so_alloc.h"
+#include "base/so_map.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct so_broker {
-    zhashx_t *by_rid;             /* hex(rid) -> so_broker_worker_t* */
+    so_map_t *by_rid;             /* hex(rid) -> so_broker_worker_t* (borrowed) */
     so_broker_worker_t *head, *tail;
     int heartbeat_ms;
     int64_t liveness_ms;
@@ -57,10 +59,8 @@ static void s_append(so_broker_t *b, so_broker_worker_t *w)
 
 so_broker_t *so_broker_new(int heartbeat_ms, int liveness)
 {
-    so_broker_t *b = calloc(1, sizeof *b);
-    if (!b)
-        return NULL;
-    b->by_rid = zhashx_new();
+    so_broker_t *b = so_calloc(1, sizeof *b);
+    b->by_rid = so_map_new(NULL);
     b->heartbeat_ms = heartbeat_ms > 0 ? heartbeat_ms : 500;
     b->liveness_ms = (int64_t) b->heartbeat_ms * (liveness > 0 ? liveness : 3);
     return b;
@@ -83,7 +83,7 @@ void so_broker_destroy(so_broker_t **self_p)
         s_unlink(b, w);
         s_free_worker(w);
     }
-    zhashx_destroy(&b->by_rid);
+    so_map_destroy(&b->by_rid);
     free(b);
     *self_p = NULL;
 }
@@ -94,7 +94,7 @@ so_broker_worker_t *so_broker_find(so_broker_t *b, const void *rid, size_t rid_l
     if (rid_len == 0 || rid_len > SO_WIRE_MAX_ROUTING_ID)
         return NULL;
     s_key(rid, rid_len, key);
-    return zhashx_lookup(b->by_rid, key);
+    return so_map_get(b->by_rid, key);
 }
 
 /* Hands back every call w holds. */
@@ -117,25 +117,19 @@ so_broker_worker_t *so_broker_ready(so_broker_t *b, const void *rid, size_t rid_
     if (w) {
         s_orphan_all(w, orphan, arg);
         if (w->capacity != capacity) {
-            so_broker_call_t *calls = realloc(w->calls, capacity * sizeof *calls);
-            if (!calls)
-                return NULL;
-            w->calls = calls;
+            w->calls = so_reallocarray(w->calls, capacity, sizeof *w->calls);
             w->capacity = capacity;
         }
         s_unlink(b, w);
     } else {
-        w = calloc(1, sizeof *w);
-        if (!w || !(w->calls = calloc(capacity, sizeof *w->calls))) {
-            free(w);
-            return NULL;
-        }
+        w = so_calloc(1, sizeof *w);
+        w->calls = so_calloc(capacity, sizeof *w->calls);
         memcpy(w->rid, rid, rid_len);
         w->rid_len = rid_len;
         w->capacity = capacity;
         char key[2 * SO_WIRE_MAX_ROUTING_ID + 1];
         s_key(rid, rid_len, key);
-        zhashx_insert(b->by_rid, key, w);
+        so_map_put(b->by_rid, key, w);
     }
     snprintf(w->name, sizeof w->name, "%s", name ? name : "");
     so_broker_set_agents(b, w, NULL);
@@ -165,9 +159,8 @@ void so_broker_set_agents(so_broker_t *b, so_broker_worker_t *w, const char *age
     if (agents && *agents) {
         /* ",a,b," so that a lookup is one strstr of ",agent,". */
         size_t len = strlen(agents);
-        w->agents = malloc(len + 3);
-        if (w->agents)
-            snprintf(w->agents, len + 3, ",%s,", agents);
+        w->agents = so_malloc(len + 3);
+        snprintf(w->agents, len + 3, ",%s,", agents);
     }
 }
 
@@ -242,7 +235,7 @@ void so_broker_remove(so_broker_t *b, so_broker_worker_t *w, so_broker_orphan_fn
 {
     char key[2 * SO_WIRE_MAX_ROUTING_ID + 1];
     s_key(w->rid, w->rid_len, key);
-    zhashx_delete(b->by_rid, key);
+    so_map_del(b->by_rid, key);
     s_unlink(b, w);
     s_orphan_all(w, orphan, arg);
     s_free_worker(w);
@@ -283,7 +276,7 @@ void so_broker_heartbeats(so_broker_t *b, int64_t now,
 
 size_t so_broker_size(const so_broker_t *b)
 {
-    return zhashx_size(b->by_rid);
+    return so_map_size(b->by_rid);
 }
 
 size_t so_broker_active(const so_broker_t *b)

@@ -9,8 +9,10 @@
  * every retry_ms while Redis is unreachable.
  */
 #include "so_recorder.h"
-#include "store/so_store.h"
+
+#include "base/so_alloc.h"
 #include "base/so_svc.h"
+#include "store/so_store.h"
 #include "wire/so_wire.h"
 
 #include <czmq.h>
@@ -23,13 +25,10 @@
 
 #define S_RETRY_MS 500
 
-typedef Skillorchestra__V1__TurnRecord s_turn_t;
-typedef Skillorchestra__V1__EpisodeOutcome s_episode_t;
-
 typedef struct {
     char episode_id[SO_WIRE_MAX_ID + 1];
     char version[SO_WIRE_MAX_ID + 1];
-    s_turn_t *turn;               /* unpacked copy */
+    so_pb_turn_record_t *record;  /* unpacked copy */
     int final;
 } s_item_t;
 
@@ -68,8 +67,8 @@ void so_recorder_opts_default(so_recorder_opts_t *o)
 static void s_item_free(s_item_t **p)
 {
     if (p && *p) {
-        if ((*p)->turn)
-            skillorchestra__v1__turn_record__free_unpacked((*p)->turn, NULL);
+        if ((*p)->record)
+            skillorchestra__v1__turn_record__free_unpacked((*p)->record, NULL);
         free(*p);
         *p = NULL;
     }
@@ -92,11 +91,11 @@ static int s_write(s_thread_t *t, s_item_t *it)
 {
     so_recorder_t *r = t->r;
     char err[512];
-    int scored = it->turn->score_opt_case == SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
-    if (it->final && scored && it->turn->turn_index == 0) {
+    int scored = it->record->score_opt_case == SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
+    if (it->final && scored && it->record->turn_index == 0) {
         /* A one-turn episode: its outcome is its turn's score, nothing to collect. */
-        s_episode_t ep = SKILLORCHESTRA__V1__EPISODE_OUTCOME__INIT;
-        s_turn_t *one = it->turn;
+        so_pb_episode_outcome_t ep = SKILLORCHESTRA__V1__EPISODE_OUTCOME__INIT;
+        so_pb_turn_record_t *one = it->record;
         ep.episode_id = it->episode_id;
         ep.handbook_version = it->version;
         ep.result_case = SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SCORE;
@@ -109,7 +108,7 @@ static int s_write(s_thread_t *t, s_item_t *it)
         s_add(&r->logged, 1);
         return 0;
     }
-    if (so_store_push_turn_ex(t->store, it->episode_id, it->version, it->turn,
+    if (so_store_push_turn_ex(t->store, it->episode_id, it->version, it->record,
                               r->o.pending_ttl_s, err, sizeof err) < 0)
         goto failed;
     s_add(&r->pushed, 1);
@@ -195,16 +194,16 @@ static int s_on_pipe(s_thread_t *t)
     if (n == 1 && zmq_msg_size(&f[0]) == 1 && *kind == 'Q') {
         quit = 1;
     } else if (n == 5 && zmq_msg_size(&f[0]) == 1 && *kind == 'T') {
-        s_item_t *it = calloc(1, sizeof *it);
+        s_item_t *it = so_calloc(1, sizeof *it);
         size_t le = zmq_msg_size(&f[1]), lv = zmq_msg_size(&f[2]);
-        if (it && le <= SO_WIRE_MAX_ID && lv <= SO_WIRE_MAX_ID) {
+        if (le <= SO_WIRE_MAX_ID && lv <= SO_WIRE_MAX_ID) {
             memcpy(it->episode_id, zmq_msg_data(&f[1]), le);
             memcpy(it->version, zmq_msg_data(&f[2]), lv);
-            it->turn = skillorchestra__v1__turn_record__unpack(NULL, zmq_msg_size(&f[3]),
+            it->record = skillorchestra__v1__turn_record__unpack(NULL, zmq_msg_size(&f[3]),
                                                                zmq_msg_data(&f[3]));
             it->final = zmq_msg_size(&f[4]) == 1 && *(char *) zmq_msg_data(&f[4]) == 1;
         }
-        if (it && it->turn && zlistx_size(t->queue) < t->r->o.max_backlog) {
+        if (it->record && zlistx_size(t->queue) < t->r->o.max_backlog) {
             zlistx_add_end(t->queue, it);
         } else {
             s_add(&t->r->dropped, 1);
@@ -286,20 +285,16 @@ static void *s_thread(void *arg)
 
 so_recorder_t *so_recorder_new(void *ctx, const so_recorder_opts_t *o, char *err, size_t errlen)
 {
-    so_recorder_t *r = calloc(1, sizeof *r);
-    if (!r) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
+    so_recorder_t *r = so_calloc(1, sizeof *r);
     r->o = *o;
-    r->redis_url = strdup(o->redis_url ? o->redis_url : "redis://127.0.0.1:6379");
-    r->prefix = strdup(o->prefix ? o->prefix : "so:");
+    r->redis_url = so_strdup(o->redis_url ? o->redis_url : "redis://127.0.0.1:6379");
+    r->prefix = so_strdup(o->prefix ? o->prefix : "so:");
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "inproc://so-recorder-%p", (void *) r);
     r->loop_end = zmq_socket(ctx, ZMQ_PAIR);
     r->thread_end = zmq_socket(ctx, ZMQ_PAIR);
     int hwm = (int) (o->max_backlog < 1000000 ? o->max_backlog : 1000000), linger = 0;
-    if (!r->redis_url || !r->prefix || !r->loop_end || !r->thread_end ||
+    if (!r->loop_end || !r->thread_end ||
         zmq_setsockopt(r->loop_end, ZMQ_SNDHWM, &hwm, sizeof hwm) ||
         zmq_setsockopt(r->thread_end, ZMQ_RCVHWM, &hwm, sizeof hwm) ||
         zmq_setsockopt(r->loop_end, ZMQ_LINGER, &linger, sizeof linger) ||
@@ -360,14 +355,10 @@ int so_recorder_recv(so_recorder_t *r, char *buf, size_t len)
 }
 
 int so_recorder_turn(so_recorder_t *r, const char *episode_id, const char *version,
-                     const s_turn_t *tr, int final)
+                     const so_pb_turn_record_t *tr, int final)
 {
     size_t len = protobuf_c_message_get_packed_size(&tr->base);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) {
-        s_add(&r->dropped, 1);
-        return -1;
-    }
+    uint8_t *buf = so_malloc(len);
     protobuf_c_message_pack(&tr->base, buf);
     char f = final ? 1 : 0;
     int rc = 0;

@@ -19,7 +19,7 @@
 #ifndef SO_RECORDER_H
 #define SO_RECORDER_H
 
-#include "skillorchestra.pb-c.h"
+#include "wire/so_wire.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -63,7 +63,7 @@ int so_recorder_recv(so_recorder_t *r, char *buf, size_t len);
  * episode is logged, without it the turn waits in so:pending for feedback.
  * Returns 0, or -1 when the pipe is full (counted as dropped). */
 int so_recorder_turn(so_recorder_t *r, const char *episode_id, const char *version,
-                     const Skillorchestra__V1__TurnRecord *tr, int final);
+                     const so_pb_turn_record_t *tr, int final);
 
 void so_recorder_stats(so_recorder_t *r, so_recorder_stats_t *out);
 
