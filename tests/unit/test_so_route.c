@@ -244,7 +244,7 @@ static void test_cost_normalisation(void **state)
     int s = so_t_skill(f->hb, "s", "m", NULL);
     const double cost[3] = { 0.001, 0.01, 0.1 };
     for (int a = 0; a < 3; a++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof id, "a%d", a);
         so_t_agent(f->hb, id, NULL, 0, 0, 0);
         so_t_stat(f->hb, a, s, 50, 100, cost[a]);     /* competence 51/102 = 0.5 */
@@ -302,7 +302,7 @@ static void s_similar_agents(s_fix_t *f)
     so_t_skill(f->hb, "s0", "m", NULL);
     so_t_skill(f->hb, "s1", "m", NULL);
     for (int a = 0; a < 3; a++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof id, "a%d", a);
         so_t_agent(f->hb, id, NULL, 0, 0, 0);
         so_t_stat(f->hb, a, 0, 6 + a, 12, 0.01);
@@ -349,7 +349,7 @@ static void test_explore_floor(void **state)
     so_t_mode(f->hb, "m");
     int s = so_t_skill(f->hb, "s", "m", NULL);
     for (int a = 0; a < 4; a++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof id, "a%d", a);
         so_t_agent(f->hb, id, NULL, 0, 0, 0);
         so_t_stat(f->hb, a, s, 20 * a, 100, 0.01);   /* clearly ranked: a3 best */
@@ -517,7 +517,7 @@ static void test_top_skills_and_breakdown(void **state)
     s_fix_t *f = *state;
     so_t_mode(f->hb, "m");
     for (int s = 0; s < 7; s++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof id, "s%d", s);
         so_t_skill(f->hb, id, "m", NULL);
     }
