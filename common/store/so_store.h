@@ -188,6 +188,68 @@ long so_store_rebuild(so_store_t *s, const so_handbook_t *hb, char *err, size_t 
 long so_store_replay(so_store_t *s, const so_handbook_t *hb, so_stat_t *deltas,
                      size_t *malformed, char *err, size_t errlen);
 
+/* The learners' consumer group on the episode log (so_store_stream.c). */
+
+/* XGROUP CREATE episodes group 0 MKSTREAM (an existing group is fine). */
+int so_store_group_create(so_store_t *s, const char *group, char *err, size_t errlen);
+
+typedef enum {
+    SO_STORE_ENTRY_OK = 0,       /* id and pb set */
+    SO_STORE_ENTRY_NO_ID,        /* no usable id: cannot even be acknowledged */
+    SO_STORE_ENTRY_DELETED,      /* deleted from the log since it was delivered */
+    SO_STORE_ENTRY_NOT_LIST,     /* its fields are not a list */
+    SO_STORE_ENTRY_NO_PB         /* no "pb" field */
+} so_store_entry_kind_t;
+
+/* One delivered log entry; strings borrowed from the entries' reply. */
+typedef struct {
+    so_store_entry_kind_t kind;
+    const char *id;
+    const char *pb;
+    size_t pb_len;
+} so_store_entry_t;
+
+typedef struct {
+    so_store_entry_t *v;
+    size_t n;
+    char cursor[64];             /* so_store_claim: where the next page starts */
+    void *reply;                 /* private: owns the strings */
+} so_store_entries_t;
+void so_store_entries_free(so_store_entries_t *e);
+
+/* XREADGROUP GROUP group consumer COUNT count [BLOCK block_ms] STREAMS
+ * episodes id (block_ms < 0: no BLOCK).  0 with *out (n = 0 when nothing
+ * came), or -1 with err (a NOGROUP error reply included). */
+int so_store_read_group(so_store_t *s, const char *group, const char *consumer, const char *id,
+                        int count, int block_ms, so_store_entries_t *out, char *err,
+                        size_t errlen);
+/* XAUTOCLAIM episodes group consumer min_idle_ms cursor COUNT count. */
+int so_store_claim(so_store_t *s, const char *group, const char *consumer, int min_idle_ms,
+                   const char *cursor, int count, so_store_entries_t *out, char *err,
+                   size_t errlen);
+
+/* An entry for the dead-letter stream. */
+typedef struct {
+    const char *id;              /* the entry's id in the log (field src) */
+    const char *reason;
+    const char *pb;              /* NULL: none */
+    size_t pb_len;
+} so_store_dead_t;
+/* In one pipeline: each dead entry XADDed to episodes:dead (MAXLEN ~
+ * dead_maxlen; fields src reason consumer [pb]), then XACK of the ack ids.
+ * A command Redis refuses is logged (batch_write_failed) and the rest goes
+ * on.  0, or -1 when the connection failed (nothing known). */
+int so_store_finish_batch(so_store_t *s, const char *group, const char *consumer,
+                          long dead_maxlen, const so_store_dead_t *dead, size_t n_dead,
+                          const char *const *ack, size_t n_ack, char *err, size_t errlen);
+
+/* refined:<version>: the sequence number of the last refinement check
+ * (0 when unset or not a number). */
+int so_store_refined_seq(so_store_t *s, const char *version, long long *seq, char *err,
+                         size_t errlen);
+int so_store_set_refined(so_store_t *s, const char *version, long long seq, char *err,
+                         size_t errlen);
+
 /* A lock "<prefix><name>:lock" held by token for ttl_ms (SET NX PX).
  * lock: 1 taken, 0 held by someone else, -1 error.  unlock deletes it only
  * if token still holds it: 1 released, 0 not ours (expired), -1 error. */
@@ -196,7 +258,8 @@ int so_store_lock(so_store_t *s, const char *name, const char *token, int ttl_ms
 int so_store_unlock(so_store_t *s, const char *name, const char *token, char *err,
                     size_t errlen);
 
-/* The raw hiredis context, for services that need more (e.g. XREADGROUP). */
+/* The raw hiredis context.  Kept for callers not yet moved onto so_store
+ * functions (so-http's GET /v1/handbook); new code adds a function here. */
 void *so_store_redis(so_store_t *s);
 const char *so_store_prefix(const so_store_t *s);
 
