@@ -145,6 +145,7 @@ void so_learner_destroy(so_learner_t **self_p)
         return;
     so_learner_t *l = *self_p;
     so_lrn_cache_free(l);
+    so_hbwatch_destroy(&l->watch);
     so_store_destroy(&l->store);
     free(l->url);
     free(l->prefix);
@@ -183,6 +184,11 @@ static int s_ready(so_learner_t *l)
             so_lrn_down(l);
             return -1;
         }
+        so_hbwatch_opts_t wo;
+        so_hbwatch_opts_default(&wo);
+        wo.store = l->store;
+        wo.log = 0;
+        l->watch = so_hbwatch_new(&wo);
     }
     if (so_store_group_create(l->store, l->group, l->err, sizeof l->err) < 0) {
         so_lrn_down(l);

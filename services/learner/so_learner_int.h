@@ -7,6 +7,7 @@
 #define SO_LEARNER_INT_H
 
 #include "so_learner.h"
+#include "store/so_hbwatch.h"
 #include "store/so_store.h"
 #include "wire/so_wire.h"
 
@@ -26,6 +27,7 @@ struct so_learner {
     so_learner_opts_t o;
     char *url, *prefix, *group;
     so_store_t *store;
+    so_hbwatch_t *watch;           /* hb:current, on store (no log lines of its own) */
     char k_log[S_KEY_MAX], k_dead[S_KEY_MAX];
     so_lrn_cached_t *cache;
     size_t n_cache, cap_cache;

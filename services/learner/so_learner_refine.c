@@ -10,6 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The current version, read now (so_hbwatch): 1 with it in buf, 0 none
+ * published, -1 Redis failed (l->err says why). */
+static int s_current(so_learner_t *l, char *buf, size_t len)
+{
+    if (so_hbwatch_poll(l->watch) < 0) {
+        snprintf(l->err, sizeof l->err, "%s", so_hbwatch_error(l->watch));
+        return -1;
+    }
+    snprintf(buf, len, "%s", so_hbwatch_current(l->watch));
+    return *buf ? 1 : 0;
+}
+
 /* "<base>.r<N+1>" for "<base>.r<N>", else "<version>.r1"; the first such
  * name not yet published.  0 or -1 (too long, or Redis failed). */
 static int s_next_version(so_learner_t *l, const char *cur, char *out, size_t len)
@@ -56,7 +68,13 @@ static int s_next_version(so_learner_t *l, const char *cur, char *out, size_t le
 static int s_refine_locked(so_learner_t *l, const char *cur)
 {
     char now_cur[SO_WIRE_MAX_ID + 1], name[SO_WIRE_MAX_ID + 1];
-    if (so_store_current_version(l->store, now_cur, sizeof now_cur, l->err, sizeof l->err) < 0)
+    int got_cur = s_current(l, now_cur, sizeof now_cur);
+    if (got_cur == 0) {
+        char key[S_KEY_MAX];
+        so_store_key(l->store, key, sizeof key, "hb:current");
+        snprintf(l->err, sizeof l->err, "no current handbook (%.400s is not set)", key);
+    }
+    if (got_cur <= 0)
         return -1;
     if (strcmp(now_cur, cur) != 0)
         return 0;               /* someone published meanwhile */
@@ -111,8 +129,9 @@ int so_lrn_refine_tick(so_learner_t *l)
 {
     char cur[SO_WIRE_MAX_ID + 1];
     long long seq = 0, last = 0;
-    if (so_store_current_version(l->store, cur, sizeof cur, l->err, sizeof l->err) < 0)
-        return so_store_io_error(l->store) ? -1 : 0;     /* no handbook yet */
+    int got_cur = s_current(l, cur, sizeof cur);
+    if (got_cur <= 0)
+        return got_cur;         /* Redis failed, or no handbook yet */
     if (so_store_seq(l->store, cur, &seq, l->err, sizeof l->err) < 0)
         return so_store_io_error(l->store) ? -1 : 0;
     if (seq < l->o.refine_every)
