@@ -26,6 +26,8 @@ typedef struct {
     so_infer_t *infer;
     so_router_t *router;
     uint64_t used;                  /* LRU clock value of the last lookup */
+    uint64_t held;                  /* hold_gen of the last lookup */
+    int64_t loaded_ms;
     long long bad_seq;              /* a sequence number whose stats did not load */
 } s_entry_t;
 
@@ -39,7 +41,10 @@ struct so_hbcache {
     so_hbcache_opts_t o;
     char *url, *prefix;
     so_hbwatch_t *watch;            /* hb:current, the connection, up/down */
-    s_entry_t **entries;            /* [o.max_versions], NULL = free slot */
+    s_entry_t **entries;            /* [n_slots], NULL = free slot */
+    size_t n_slots;                 /* max_versions, more while a hold needs it */
+    int holding;                    /* so_hbcache_hold was called */
+    uint64_t hold_gen;              /* the current hold */
     uint64_t clock;
     s_negative_t neg[S_NEG_SLOTS];
     size_t neg_next;
@@ -118,11 +123,14 @@ so_hbcache_t *so_hbcache_new(const so_hbcache_opts_t *opts, char *err, size_t er
     c->url = so_strdup(opts->redis_url && *opts->redis_url ? opts->redis_url
                                                            : "redis://127.0.0.1:6379");
     c->prefix = so_strdup(opts->redis_prefix ? opts->redis_prefix : "so:");
-    c->entries = so_calloc(opts->max_versions, sizeof *c->entries);
+    c->n_slots = opts->max_versions;
+    c->entries = so_calloc(c->n_slots, sizeof *c->entries);
     c->o.redis_url = c->url;
     c->o.redis_prefix = c->prefix;
     so_hbwatch_opts_t wo;
     so_hbwatch_opts_default(&wo);
+    wo.store = opts->store;
+    wo.log = !opts->store;
     wo.redis_url = c->url;
     wo.redis_prefix = c->prefix;
     wo.redis_timeout_ms = c->o.redis_timeout_ms;
@@ -138,7 +146,7 @@ void so_hbcache_destroy(so_hbcache_t **self_p)
     if (!self_p || !*self_p)
         return;
     so_hbcache_t *c = *self_p;
-    for (size_t i = 0; i < c->o.max_versions; i++)
+    for (size_t i = 0; i < c->n_slots; i++)
         s_entry_free(&c->entries[i]);
     free(c->entries);
     so_hbwatch_destroy(&c->watch);
@@ -188,6 +196,8 @@ static void s_neg_add(so_hbcache_t *c, const char *version, const char *why)
 {
     if (c->o.negative_ttl_ms == 0)
         return;
+    if (c->o.log_unknown)
+        so_warn("handbook_unusable", "version=%s error=\"%s\"", version, why);
     s_negative_t *n = &c->neg[c->neg_next++ % S_NEG_SLOTS];
     snprintf(n->version, sizeof n->version, "%s", version);
     snprintf(n->why, sizeof n->why, "%s", why);
@@ -198,30 +208,67 @@ static void s_neg_add(so_hbcache_t *c, const char *version, const char *why)
 
 static s_entry_t *s_find(so_hbcache_t *c, const char *version)
 {
-    for (size_t i = 0; i < c->o.max_versions; i++)
+    for (size_t i = 0; i < c->n_slots; i++)
         if (c->entries[i] && strcmp(c->entries[i]->version, version) == 0)
             return c->entries[i];
     return NULL;
 }
 
+static int s_held(const so_hbcache_t *c, const s_entry_t *e)
+{
+    return c->holding && e->held == c->hold_gen;
+}
+
 /* A free slot, evicting the least recently used entry when there is none
- * (never the current version while another entry could go). */
+ * (never the current version while another entry could go, never one
+ * held; when all are held, the table grows until the next hold). */
 static s_entry_t **s_slot(so_hbcache_t *c)
 {
     s_entry_t **victim = NULL;
-    for (size_t i = 0; i < c->o.max_versions; i++) {
+    for (size_t i = 0; i < c->n_slots; i++) {
         s_entry_t **p = &c->entries[i];
         if (!*p)
             return p;
+        if (s_held(c, *p))
+            continue;
         int cur = strcmp((*p)->version, s_current(c)) == 0;
         int vcur = victim && strcmp((*victim)->version, s_current(c)) == 0;
         if (!victim || (vcur && !cur) || (vcur == cur && (*p)->used < (*victim)->used))
             victim = p;
     }
+    if (!victim) {
+        size_t n = c->n_slots;
+        c->n_slots *= 2;
+        c->entries = so_reallocarray(c->entries, c->n_slots, sizeof *c->entries);
+        memset(c->entries + n, 0, (c->n_slots - n) * sizeof *c->entries);
+        return &c->entries[n];
+    }
     so_info("handbook_evicted", "version=%s", (*victim)->version);
     c->st.evictions++;
     s_entry_free(victim);
     return victim;
+}
+
+void so_hbcache_hold(so_hbcache_t *c)
+{
+    c->holding = 1;
+    c->hold_gen++;
+    /* Back to max_versions entries, least recently used first out. */
+    for (;;) {
+        size_t n = 0;
+        s_entry_t **lru = NULL;
+        for (size_t i = 0; i < c->n_slots; i++)
+            if (c->entries[i]) {
+                n++;
+                if (!lru || c->entries[i]->used < (*lru)->used)
+                    lru = &c->entries[i];
+            }
+        if (n <= c->o.max_versions)
+            break;
+        so_info("handbook_evicted", "version=%s", (*lru)->version);
+        c->st.evictions++;
+        s_entry_free(lru);
+    }
 }
 
 /* Reloads the online stats onto the bootstrap stats and rebuilds the router.
@@ -255,7 +302,7 @@ static s_entry_t *s_load(so_hbcache_t *c, const char *version, so_hbcache_status
                          char *err, size_t errlen)
 {
     int64_t t0 = so_now_ms();
-    so_store_t *s = s_down(c) ? NULL : s_store(c);
+    so_store_t *s = c->o.store ? c->o.store : s_down(c) ? NULL : s_store(c);
     if (!s) {
         *status = SO_HBCACHE_UNAVAILABLE;
         c->st.unavailable++;
@@ -280,7 +327,8 @@ static s_entry_t *s_load(so_hbcache_t *c, const char *version, so_hbcache_status
     }
     /* The services speak the wire protocol: a handbook it cannot express
      * (demand and score lists are capped) is unusable. */
-    if (hb->n_skills > SO_WIRE_MAX_SKILLS || hb->n_agents > SO_WIRE_MAX_AGENTS) {
+    if ((c->o.with_infer || c->o.with_router) &&
+        (hb->n_skills > SO_WIRE_MAX_SKILLS || hb->n_agents > SO_WIRE_MAX_AGENTS)) {
         snprintf(why, sizeof why, "handbook version '%s' has %zu skills and %zu agents "
                  "(limits %d and %d)", version, hb->n_skills, hb->n_agents, SO_WIRE_MAX_SKILLS,
                  SO_WIRE_MAX_AGENTS);
@@ -296,6 +344,7 @@ static s_entry_t *s_load(so_hbcache_t *c, const char *version, so_hbcache_status
     e->base = so_calloc(n + 1, sizeof *e->base);
     e->prev = so_calloc(n + 1, sizeof *e->prev);
     snprintf(e->version, sizeof e->version, "%s", version);
+    e->loaded_ms = t0;
     memcpy(e->base, hb->stats, n * sizeof *hb->stats);
     e->hb = hb;
     e->pub.version = e->version;
@@ -356,9 +405,17 @@ const so_hbcache_entry_t *so_hbcache_get(so_hbcache_t *c, const char *version,
         version = s_current(c);
     }
     s_entry_t *e = s_find(c, version);
+    if (e && c->o.reload_ms > 0 && !s_held(c, e) && so_now_ms() - e->loaded_ms >= c->o.reload_ms) {
+        /* Read it again (below, as a miss). */
+        for (size_t i = 0; i < c->n_slots; i++)
+            if (c->entries[i] == e)
+                s_entry_free(&c->entries[i]);
+        e = NULL;
+    }
     if (e) {
         c->st.hits++;
         e->used = ++c->clock;
+        e->held = c->hold_gen;
         return &e->pub;
     }
     c->st.misses++;
@@ -373,6 +430,7 @@ const so_hbcache_entry_t *so_hbcache_get(so_hbcache_t *c, const char *version,
     if (!e)
         return NULL;
     e->used = ++c->clock;
+    e->held = c->hold_gen;
     return &e->pub;
 }
 
@@ -406,7 +464,7 @@ static int s_poll(so_hbcache_t *c)
     }
     if (!c->o.with_router)
         return 0;
-    for (size_t i = 0; i < c->o.max_versions; i++) {
+    for (size_t i = 0; i < c->n_slots; i++) {
         s_entry_t *e = c->entries[i];
         long long seq = 0;
         if (!e)
@@ -475,6 +533,6 @@ void so_hbcache_stats(const so_hbcache_t *c, so_hbcache_stats_t *out)
     out->redis_errors = so_hbwatch_errors(c->watch);
     out->redis_up = so_hbwatch_up(c->watch);
     out->cached = 0;
-    for (size_t i = 0; i < c->o.max_versions; i++)
+    for (size_t i = 0; i < c->n_slots; i++)
         out->cached += c->entries[i] != NULL;
 }

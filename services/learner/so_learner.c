@@ -23,6 +23,7 @@
 
 #define S_RECOVER_ROUNDS 1000      /* own pending batches read per step at most */
 #define S_BACKOFF_MIN_MS 100
+#define S_NEG_TTL_MS 5000          /* an unknown version is asked for again after */
 
 void so_learner_opts_default(so_learner_opts_t *o)
 {
@@ -144,7 +145,7 @@ void so_learner_destroy(so_learner_t **self_p)
     if (!self_p || !*self_p)
         return;
     so_learner_t *l = *self_p;
-    so_lrn_cache_free(l);
+    so_hbcache_destroy(&l->books);
     so_hbwatch_destroy(&l->watch);
     so_store_destroy(&l->store);
     free(l->url);
@@ -171,6 +172,28 @@ void so_lrn_down(so_learner_t *l)
     l->was_up = 0;
 }
 
+/* The handbook cache: a version used in the current batch is neither
+ * evicted nor read again before the batch ends (so_hbcache_hold); others
+ * are read again after cache_ttl_ms (0: at their next use), unknown ones
+ * after S_NEG_TTL_MS. */
+static so_hbcache_t *s_books_new(so_learner_t *l)
+{
+    so_hbcache_opts_t o;
+    char err[256];
+    so_hbcache_opts_default(&o);
+    o.redis_url = l->url;
+    o.redis_prefix = l->prefix;
+    o.store = l->store;
+    o.max_versions = l->o.cache_versions;
+    o.reload_ms = l->o.cache_ttl_ms > 0 ? l->o.cache_ttl_ms : 1;
+    o.negative_ttl_ms = S_NEG_TTL_MS;
+    o.log_unknown = 1;
+    so_hbcache_t *c = so_hbcache_new(&o, err, sizeof err);
+    if (!c)
+        so_oom(err);    /* options checked by so_learner_config */
+    return c;
+}
+
 /* Connects if needed and makes sure the consumer group exists (created at
  * the start of the log, so a new group applies every logged episode). */
 static int s_ready(so_learner_t *l)
@@ -189,6 +212,7 @@ static int s_ready(so_learner_t *l)
         wo.store = l->store;
         wo.log = 0;
         l->watch = so_hbwatch_new(&wo);
+        l->books = s_books_new(l);
     }
     if (so_store_group_create(l->store, l->group, l->err, sizeof l->err) < 0) {
         so_lrn_down(l);
@@ -209,12 +233,15 @@ static int s_ready(so_learner_t *l)
 static void s_stats_line(so_learner_t *l, int64_t now)
 {
     double secs = (double) (now - l->last_stats_ms) / 1000.0;
+    so_hbcache_stats_t hs = { 0 };
+    if (l->books)
+        so_hbcache_stats(l->books, &hs);
     double rate = secs > 0 ? (double) (l->st.applied - l->applied_at_last_stats) / secs : 0;
     so_info("stats", "read=%" PRIu64 " applied=%" PRIu64 " duplicates=%" PRIu64 " dead=%" PRIu64
             " claimed=%" PRIu64 " batches=%" PRIu64 " redis_errors=%" PRIu64 " refines=%" PRIu64
             " published=%" PRIu64 " applied_per_s=%.1f cached_versions=%zu redis_up=%d",
             l->st.read, l->st.applied, l->st.duplicates, l->st.dead, l->st.claimed,
-            l->st.batches, l->st.redis_errors, l->st.refines, l->st.published, rate, l->n_cache,
+            l->st.batches, l->st.redis_errors, l->st.refines, l->st.published, rate, hs.cached,
             l->up);
     l->applied_at_last_stats = l->st.applied;
     l->last_stats_ms = now;

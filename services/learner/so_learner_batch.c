@@ -1,6 +1,6 @@
 /*
  * so_learner_batch — one read of the episode log: decode, find each
- * episode's handbook (a small LRU cache of versions), apply in one
+ * episode's handbook (so_hbcache, a few versions), apply in one
  * pipeline (so_store_apply_many), dead-letter what cannot be used, and
  * acknowledge (so_store_finish_batch).  See so_learner.h.
  */
@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_NEG_TTL_MS 5000          /* an unknown version is asked for again after */
 #define S_CLAIM_PAGES 10           /* XAUTOCLAIM pages per claim tick */
 
 /* One entry of a batch. */
@@ -25,102 +24,22 @@ typedef struct {
     char reason[256];
 } s_item_t;
 
-/* ------------------------------------------------------------------ */
-/* Handbook cache                                                     */
-
-static void s_cache_drop(so_lrn_cached_t *e)
-{
-    so_handbook_destroy(&e->hb);
-}
-
-void so_lrn_cache_free(so_learner_t *l)
-{
-    for (size_t i = 0; i < l->n_cache; i++)
-        s_cache_drop(&l->cache[i]);
-    free(l->cache);
-    l->cache = NULL;
-    l->n_cache = l->cap_cache = 0;
-}
-
-static void s_cache_trim(so_learner_t *l)
-{
-    while (l->n_cache > l->o.cache_versions) {
-        size_t lru = 0;
-        for (size_t i = 1; i < l->n_cache; i++)
-            if (l->cache[i].used < l->cache[lru].used)
-                lru = i;
-        s_cache_drop(&l->cache[lru]);
-        l->cache[lru] = l->cache[--l->n_cache];
-    }
-}
-
 /* The handbook of a version: 0 with *hb, 1 when Redis has none usable (why
- * says what), -1 when Redis failed.  A handbook used in the current batch
- * is never evicted or reloaded before the batch ends. */
+ * says what), -1 when Redis failed. */
 static int s_handbook(so_learner_t *l, const char *version, const so_handbook_t **hb,
                       char *why, size_t wlen)
 {
-    int64_t now = so_now_ms();
-    so_lrn_cached_t *e = NULL;
-    for (size_t i = 0; i < l->n_cache && !e; i++)
-        if (strcmp(l->cache[i].version, version) == 0)
-            e = &l->cache[i];
-    if (e && (e->used == l->gen ||
-              now - e->loaded_ms < (e->hb ? l->o.cache_ttl_ms : S_NEG_TTL_MS))) {
-        e->used = l->gen;
+    so_hbcache_status_t st;
+    const so_hbcache_entry_t *e = so_hbcache_get(l->books, version, &st, why, wlen);
+    if (e) {
         *hb = e->hb;
-        if (!e->hb)
-            snprintf(why, wlen, "%s", e->why);
-        return e->hb ? 0 : 1;
+        return 0;
     }
-    char err[256];
-    so_handbook_t *got = so_store_get_handbook(l->store, version, err, sizeof err);
-    if (!got && so_store_io_error(l->store)) {
-        snprintf(l->err, sizeof l->err, "%s", err);
-        so_lrn_down(l);
-        return -1;
-    }
-    if (!e) {
-        size_t slot = l->n_cache;
-        if (l->n_cache >= l->o.cache_versions) {
-            /* Evict the least recently used one not in this batch; if all
-             * are, grow for now (trimmed when the next batch starts). */
-            int lru = -1;
-            for (size_t i = 0; i < l->n_cache; i++)
-                if (l->cache[i].used != l->gen &&
-                    (lru < 0 || l->cache[i].used < l->cache[lru].used))
-                    lru = (int) i;
-            if (lru >= 0)
-                slot = (size_t) lru;
-        }
-        if (slot == l->n_cache) {
-            if (l->n_cache == l->cap_cache) {
-                l->cap_cache = l->cap_cache ? 2 * l->cap_cache : 8;
-                l->cache = so_reallocarray(l->cache, l->cap_cache, sizeof *l->cache);
-            }
-            l->n_cache++;
-        } else {
-            s_cache_drop(&l->cache[slot]);
-        }
-        e = &l->cache[slot];
-        memset(e, 0, sizeof *e);
-        snprintf(e->version, sizeof e->version, "%s", version);
-    } else {
-        s_cache_drop(e);
-    }
-    e->hb = got;
-    e->loaded_ms = now;
-    e->used = l->gen;
-    if (!got) {
-        snprintf(e->why, sizeof e->why, "%s", err);
-        snprintf(why, wlen, "%s", err);
-        so_warn("handbook_unusable", "version=%s error=\"%s\"", version, err);
+    if (st != SO_HBCACHE_UNAVAILABLE)
         return 1;
-    }
-    so_info("handbook_loaded", "version=%s skills=%zu agents=%zu", version, got->n_skills,
-            got->n_agents);
-    *hb = got;
-    return 0;
+    snprintf(l->err, sizeof l->err, "%s", why);
+    so_lrn_down(l);
+    return -1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -199,8 +118,7 @@ static int s_handle(so_learner_t *l, const so_store_entries_t *entries)
     size_t n = entries->n;
     if (n == 0)
         return 0;
-    l->gen++;
-    s_cache_trim(l);
+    so_hbcache_hold(l->books);
     l->st.read += n;
     l->st.batches++;
     s_item_t *items = so_calloc(n, sizeof *items);

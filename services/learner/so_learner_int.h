@@ -7,6 +7,7 @@
 #define SO_LEARNER_INT_H
 
 #include "so_learner.h"
+#include "store/so_hbcache.h"
 #include "store/so_hbwatch.h"
 #include "store/so_store.h"
 #include "wire/so_wire.h"
@@ -15,23 +16,13 @@
 
 #define S_KEY_MAX 512
 
-typedef struct {
-    char version[SO_WIRE_MAX_ID + 1];
-    so_handbook_t *hb;             /* NULL: Redis has no usable handbook of this version */
-    char why[256];                 /* why hb is NULL */
-    int64_t loaded_ms;
-    uint64_t used;                 /* batch generation of the last use */
-} so_lrn_cached_t;
-
 struct so_learner {
     so_learner_opts_t o;
     char *url, *prefix, *group;
     so_store_t *store;
     so_hbwatch_t *watch;           /* hb:current, on store (no log lines of its own) */
     char k_log[S_KEY_MAX], k_dead[S_KEY_MAX];
-    so_lrn_cached_t *cache;
-    size_t n_cache, cap_cache;
-    uint64_t gen;
+    so_hbcache_t *books;           /* the handbooks of episodes' versions, on store */
     int up;                        /* connected and the group exists */
     int was_up;                    /* for logging an outage once */
     int recover;                   /* read our own pending entries before new ones */
@@ -50,7 +41,6 @@ void so_lrn_down(so_learner_t *l);
 int so_lrn_read(so_learner_t *l, const char *id, int block);
 /* XAUTOCLAIM pages handled.  Entries handled, or -1. */
 int so_lrn_claim(so_learner_t *l);
-void so_lrn_cache_free(so_learner_t *l);
 /* 0 (done or not due) or -1 (Redis failed). */
 int so_lrn_refine_tick(so_learner_t *l);
 
