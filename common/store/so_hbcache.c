@@ -121,7 +121,7 @@ so_hbcache_t *so_hbcache_new(const so_hbcache_opts_t *opts, char *err, size_t er
     so_hbcache_t *c = so_calloc(1, sizeof *c);
     c->o = *opts;
     c->url = so_strdup(opts->redis_url && *opts->redis_url ? opts->redis_url
-                                                           : "redis://127.0.0.1:6379");
+                       : "redis://127.0.0.1:6379");
     c->prefix = so_strdup(opts->redis_prefix ? opts->redis_prefix : "so:");
     c->n_slots = opts->max_versions;
     c->entries = so_calloc(c->n_slots, sizeof *c->entries);
@@ -307,7 +307,7 @@ static s_entry_t *s_load(so_hbcache_t *c, const char *version, so_hbcache_status
         *status = SO_HBCACHE_UNAVAILABLE;
         c->st.unavailable++;
         so_err(err, errlen, "handbook version '%s' is not cached and Redis is unreachable",
-              version);
+               version);
         return NULL;
     }
     char why[256];
@@ -518,7 +518,7 @@ int so_hbcache_mode(const so_handbook_t *hb, const char *mode, int *index, char 
     if (*index >= 0)
         return 0;
     so_err(err, errlen, "mode '%s' is not in handbook %s (%zu modes%s%s)", mode, hb->version,
-          hb->n_modes, hb->n_modes ? ", e.g. " : "", hb->n_modes ? hb->modes[0].id : "");
+           hb->n_modes, hb->n_modes ? ", e.g. " : "", hb->n_modes ? hb->modes[0].id : "");
     return -1;
 }
 

@@ -271,7 +271,7 @@ static redisReply *s_reply_check(so_store_t *s, redisReply *r, const char *what,
 }
 
 redisReply *so_st_commandv(so_store_t *s, int argc, const char **argv, const size_t *lens,
-                              char *err, size_t errlen)
+                           char *err, size_t errlen)
 {
     if (so_store_ensure(s, err, errlen) < 0)
         return NULL;
@@ -294,7 +294,7 @@ redisReply *so_st_command(so_store_t *s, char *err, size_t errlen, const char *f
 
 /* Pipelining: append, then collect exactly as many replies. */
 int so_st_append(so_store_t *s, int argc, const char **argv, const size_t *lens, char *err,
-                    size_t errlen)
+                 size_t errlen)
 {
     if (redisAppendCommandArgv(s->c, argc, argv, lens) != REDIS_OK)
         return s_io_fail(s, err, errlen, argv[0]);
@@ -325,7 +325,7 @@ static const char *s_type_name(int type)
 }
 
 int so_st_bad_reply(so_store_t *s, const redisReply *r, const char *what, const char *want,
-                       char *err, size_t errlen)
+                    char *err, size_t errlen)
 {
     s->io_error = 0;
     return so_err(err, errlen, "redis %s: expected %s, got %s", what, want,
@@ -333,7 +333,7 @@ int so_st_bad_reply(so_store_t *s, const redisReply *r, const char *what, const 
 }
 
 int so_st_exec_ok(so_store_t *s, redisReply *r, size_t expect, const char *what, char *err,
-                     size_t errlen)
+                  size_t errlen)
 {
     if (r->type == REDIS_REPLY_NIL) {
         s->io_error = 0;

@@ -337,7 +337,8 @@ int so_store_load_stats(so_store_t *s, so_handbook_t *hb, long long *seq, size_t
     const char *a1[] = { "MULTI" }, *a2[] = { "HGETALL", k_stats }, *a3[] = { "GET", k_seq },
                *a4[] = { "EXEC" };
     size_t l1[] = { 5 }, l2[] = { 7, strlen(k_stats) }, l3[] = { 3, strlen(k_seq) }, l4[] = { 4 };
-    if (so_st_append(s, 1, a1, l1, err, errlen) < 0 || so_st_append(s, 2, a2, l2, err, errlen) < 0 ||
+    if (so_st_append(s, 1, a1, l1, err, errlen) < 0 ||
+        so_st_append(s, 2, a2, l2, err, errlen) < 0 ||
         so_st_append(s, 2, a3, l3, err, errlen) < 0 || so_st_append(s, 1, a4, l4, err, errlen) < 0)
         return -1;
     redisReply *r = NULL;

@@ -19,7 +19,7 @@
 /* Applying episodes                                                  */
 
 int so_st_check_episode(const so_handbook_t *hb, const so_pb_episode_outcome_t *ep, char *err,
-                           size_t errlen)
+                        size_t errlen)
 {
     if (!hb || !ep)
         return so_err(err, errlen, "no handbook or episode");
@@ -42,9 +42,9 @@ void so_st_fcall_free(so_st_fcall_t *f)
     memset(f, 0, sizeof *f);
 }
 
-void so_st_fcall_build(const so_handbook_t *hb, const so_pb_episode_outcome_t *ep, const so_credit_t *c,
-                          const char *k_applied, const char *k_stats, const char *k_seq,
-                          so_st_fcall_t *f)
+void so_st_fcall_build(const so_handbook_t *hb, const so_pb_episode_outcome_t *ep,
+                       const so_credit_t *c, const char *k_applied, const char *k_stats,
+                       const char *k_seq, so_st_fcall_t *f)
 {
     static const char *ks[7] = { "s", "n", "c", "pt", "ct", "l", "cc" };
     size_t max_pairs = c->n * 7, need = 0;
@@ -83,7 +83,7 @@ void so_st_fcall_build(const so_handbook_t *hb, const so_pb_episode_outcome_t *e
 }
 
 int so_st_stat_keys(const so_store_t *s, const char *version, char *k_applied, char *k_stats,
-                       char *k_seq)
+                    char *k_seq)
 {
     if (so_store_key(s, k_applied, S_KEY_MAX, "applied:%s", version) < 0 ||
         so_store_key(s, k_stats, S_KEY_MAX, "stats:%s", version) < 0 ||
@@ -93,7 +93,7 @@ int so_st_stat_keys(const so_store_t *s, const char *version, char *k_applied, c
 }
 
 int so_st_fcall_result(so_store_t *s, redisReply *r, const char *ep_id, char *err,
-                          size_t errlen)
+                       size_t errlen)
 {
     if (r->type == REDIS_REPLY_ERROR) {
         s->io_error = 0;
@@ -104,8 +104,8 @@ int so_st_fcall_result(so_store_t *s, redisReply *r, const char *ep_id, char *er
     return (int) r->integer;
 }
 
-int so_store_apply_episode(so_store_t *s, const so_handbook_t *hb, const so_pb_episode_outcome_t *ep,
-                           char *err, size_t errlen)
+int so_store_apply_episode(so_store_t *s, const so_handbook_t *hb,
+                           const so_pb_episode_outcome_t *ep, char *err, size_t errlen)
 {
     int applied = -1;
     const so_handbook_t *hbs[1] = { hb };
@@ -116,8 +116,8 @@ int so_store_apply_episode(so_store_t *s, const so_handbook_t *hb, const so_pb_e
 }
 
 int so_store_apply_many(so_store_t *s, const so_handbook_t *const *hbs,
-                        const so_pb_episode_outcome_t *const *eps, size_t n, int *applied, char *err,
-                        size_t errlen)
+                        const so_pb_episode_outcome_t *const *eps, size_t n, int *applied,
+                        char *err, size_t errlen)
 {
     char k_applied[S_KEY_MAX], k_stats[S_KEY_MAX], k_seq[S_KEY_MAX], e1[256];
     int first_err = 0;
@@ -206,14 +206,16 @@ int so_store_log_episode(so_store_t *s, const so_pb_episode_outcome_t *ep, char 
     free(body);
     if (!r)
         return -1;
-    int rc = r->type == REDIS_REPLY_STRING ? 0 : so_st_bad_reply(s, r, "XADD", "an id", err, errlen);
+    int rc = r->type == REDIS_REPLY_STRING ? 0
+             : so_st_bad_reply(s, r, "XADD", "an id", err, errlen);
     freeReplyObject(r);
     return rc;
 }
 
 /* Wraps a turn in an otherwise empty episode so that so_wire_validate can
  * check it (TurnRecord has no message type of its own). */
-static int s_check_turn(const char *episode_id, const so_pb_turn_record_t *tr, char *err, size_t errlen)
+static int s_check_turn(const char *episode_id, const so_pb_turn_record_t *tr, char *err,
+                        size_t errlen)
 {
     so_pb_episode_outcome_t ep = SKILLORCHESTRA__V1__EPISODE_OUTCOME__INIT;
     so_pb_turn_record_t *turns[1] = { (so_pb_turn_record_t *) tr };
@@ -275,8 +277,8 @@ int so_store_push_turn_ex(so_store_t *s, const char *episode_id, const char *han
     return rc;
 }
 
-int so_store_push_turn(so_store_t *s, const char *episode_id, const so_pb_turn_record_t *tr, int ttl_s,
-                       char *err, size_t errlen)
+int so_store_push_turn(so_store_t *s, const char *episode_id, const so_pb_turn_record_t *tr,
+                       int ttl_s, char *err, size_t errlen)
 {
     return so_store_push_turn_ex(s, episode_id, NULL, tr, ttl_s, err, errlen);
 }
@@ -293,7 +295,8 @@ void so_store_turns_free(so_pb_turn_record_t ***turns_p, size_t n)
 }
 
 int so_store_pending_turns(so_store_t *s, const char *episode_id, char *version, size_t vlen,
-                           so_pb_turn_record_t ***turns_out, size_t *n_out, char *err, size_t errlen)
+                           so_pb_turn_record_t ***turns_out, size_t *n_out, char *err,
+                           size_t errlen)
 {
     char k_list[S_KEY_MAX], k_hb[S_KEY_MAX];
     *turns_out = NULL;
@@ -367,7 +370,8 @@ int so_store_drop_pending(so_store_t *s, const char *episode_id, char *err, size
 
 static int s_by_turn_index(const void *a, const void *b)
 {
-    const so_pb_turn_record_t *x = *(so_pb_turn_record_t *const *) a, *y = *(so_pb_turn_record_t *const *) b;
+    const so_pb_turn_record_t *x = *(so_pb_turn_record_t *const *) a;
+    const so_pb_turn_record_t *y = *(so_pb_turn_record_t *const *) b;
     return x->turn_index < y->turn_index ? -1 : x->turn_index > y->turn_index;
 }
 
@@ -496,7 +500,8 @@ int so_store_finish_episode(so_store_t *s, const char *episode_id, int has_succe
         return so_err(err, errlen, "bad episode id");
     if (!has_success && isfinite(score) && score > 1)
         return so_err(err, errlen, "episode %s: score %g outside [0, 1]", episode_id, score);
-    if (version_if_none && *version_if_none && so_st_check_version(version_if_none, err, errlen) < 0)
+    if (version_if_none && *version_if_none &&
+        so_st_check_version(version_if_none, err, errlen) < 0)
         return -1;
     for (int i = 0; i < S_FINISH_TRIES; i++) {
         int rc = s_finish_once(s, episode_id, has_success, success, score, version_if_none, err,

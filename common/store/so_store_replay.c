@@ -31,7 +31,7 @@ static redisReply *s_page(so_store_t *s, const char *key, const char *after, cha
     else
         snprintf(start, sizeof start, "(%s", after);
     redisReply *r = so_st_command(s, err, errlen, "XRANGE %s %s + COUNT %d", key, start,
-                              S_REBUILD_PAGE);
+                                  S_REBUILD_PAGE);
     if (r && r->type != REDIS_REPLY_ARRAY) {
         so_st_bad_reply(s, r, "XRANGE", "an array", err, errlen);
         freeReplyObject(r);
@@ -139,7 +139,8 @@ static long s_rebuild_page(so_store_t *s, const so_handbook_t *hb, redisReply *p
         if (!pb || so_store_decode_episode(pb, len, &ep, e1, sizeof e1) < 0)
             continue;
         if (strcmp(ep->handbook_version, hb->version) != 0 ||
-            so_st_check_episode(hb, ep, e1, sizeof e1) < 0 || so_credit_episode(hb, ep, &c, e1, sizeof e1) < 0) {
+            so_st_check_episode(hb, ep, e1, sizeof e1) < 0 ||
+            so_credit_episode(hb, ep, &c, e1, sizeof e1) < 0) {
             so_store_episode_free(&ep);
             continue;
         }
@@ -180,7 +181,7 @@ long so_store_rebuild(so_store_t *s, const so_handbook_t *hb, char *err, size_t 
     so_store_key(s, key, sizeof key, "episodes");
     if (so_st_stat_keys(s, hb->version, k_applied, k_stats, k_seq) < 0 ||
         so_store_key(s, t_applied, sizeof t_applied, "rebuild:%s:%s:applied", tok,
-                     hb->version) < 0 ||
+        hb->version) < 0 ||
         so_store_key(s, t_stats, sizeof t_stats, "rebuild:%s:%s:stats", tok, hb->version) < 0 ||
         so_store_key(s, t_seq, sizeof t_seq, "rebuild:%s:%s:seq", tok, hb->version) < 0)
         return so_err(err, errlen, "handbook version too long for a key");
@@ -203,7 +204,7 @@ long so_store_rebuild(so_store_t *s, const so_handbook_t *hb, char *err, size_t 
             const char *tmp[3] = { t_applied, t_stats, t_seq };
             for (int i = 0; i < 3; i++) {
                 redisReply *r = so_st_command(s, err, errlen, "PEXPIRE %s %d", tmp[i],
-                                          S_REBUILD_TTL_MS);
+                                              S_REBUILD_TTL_MS);
                 if (!r)
                     goto fail;
                 freeReplyObject(r);
