@@ -9,6 +9,7 @@
 #include "store/so_hbwatch.h"
 #include "store/so_store.h"
 #include "base/so_alloc.h"
+#include "base/so_err.h"
 #include "base/so_svc.h"
 
 #include <errno.h>
@@ -179,7 +180,7 @@ so_watch_t *so_watch_new(const so_watch_opts_t *o, char *err, size_t errlen)
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     if (pthread_create(&w->thread, NULL, s_run, w) != 0) {
-        snprintf(err, errlen, "cannot start the Redis watch thread");
+        so_err(err, errlen, "cannot start the Redis watch thread");
         so_watch_destroy(&w);
         return NULL;
     }

@@ -14,6 +14,7 @@
  */
 #include "so_learner_int.h"
 #include "base/so_alloc.h"
+#include "base/so_err.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -56,16 +57,12 @@ int so_learner_config(const so_config_t *cfg, so_learner_opts_t *o, char *err, s
     o->redis_prefix = so_config_get(cfg, "redis.prefix", o->redis_prefix);
     o->group = so_config_get(cfg, "group", o->group);
     const char *id = so_config_get(cfg, "learner.id", NULL);
-    if (id && (!*id || strlen(id) >= sizeof o->consumer)) {
-        snprintf(err, errlen, "learner.id: want 1..%zu bytes", sizeof o->consumer - 1);
-        return -1;
-    }
+    if (id && (!*id || strlen(id) >= sizeof o->consumer))
+        return so_err(err, errlen, "learner.id: want 1..%zu bytes", sizeof o->consumer - 1);
     if (id)
         snprintf(o->consumer, sizeof o->consumer, "%s", id);
-    if (!*o->group || strlen(o->group) > SO_WIRE_MAX_ID) {
-        snprintf(err, errlen, "group: want 1..%d bytes", SO_WIRE_MAX_ID);
-        return -1;
-    }
+    if (!*o->group || strlen(o->group) > SO_WIRE_MAX_ID)
+        return so_err(err, errlen, "group: want 1..%d bytes", SO_WIRE_MAX_ID);
 #define S_INT(key, field, min, max)                                                                \
     do {                                                                                           \
         if (so_config_long(cfg, key, (long) o->field, min, max, &v, err, errlen) != 0)             \
@@ -127,7 +124,7 @@ so_learner_t *so_learner_new(const so_learner_opts_t *o, char *err, size_t errle
     if (snprintf(l->k_log, sizeof l->k_log, "%sepisodes", l->prefix) >= (int) sizeof l->k_log ||
         snprintf(l->k_dead, sizeof l->k_dead, "%sepisodes:dead", l->prefix) >=
             (int) sizeof l->k_dead) {
-        snprintf(err, errlen, "redis.prefix too long");
+        so_err(err, errlen, "redis.prefix too long");
         so_learner_destroy(&l);
         return NULL;
     }

@@ -219,6 +219,18 @@ static void test_apply_idempotent_fractional(void **state)
 
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 0);
+    /* The bytes in Redis: one field per (agent, skill, k), as so_credit says. */
+    redisContext *raw = so_test_redis_raw();
+    redisReply *r = redisCommand(raw, "HLEN t:stats:v1");
+    assert_int_equal(r->integer, 14);
+    freeReplyObject(r);
+    r = redisCommand(raw, "HMGET t:stats:v1 a1\x1fmath.alg\x1fn a1\x1fmath.alg\x1fpt "
+                     "a1\x1fmath.geo\x1fl");
+    assert_string_equal(r->element[0]->str, "0.75");
+    assert_string_equal(r->element[1]->str, "75");
+    assert_string_equal(r->element[2]->str, "0.125");
+    freeReplyObject(r);
+    redisFree(raw);
 
     long long seq = -1;
     so_stat_t st = s_stat(s, "v1", "a1", "math.alg", &seq);
