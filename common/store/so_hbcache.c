@@ -3,11 +3,13 @@
  * (see so_hbcache.h).
  */
 #include "store/so_hbcache.h"
+#include "store/so_hbwatch.h"
 #include "store/so_store.h"
+#include "base/so_alloc.h"
+#include "base/so_err.h"
 #include "base/so_svc.h"
 #include "wire/so_wire.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,8 @@ typedef struct {
     so_infer_t *infer;
     so_router_t *router;
     uint64_t used;                  /* LRU clock value of the last lookup */
+    uint64_t held;                  /* hold_gen of the last lookup */
+    int64_t loaded_ms;
     long long bad_seq;              /* a sequence number whose stats did not load */
 } s_entry_t;
 
@@ -36,31 +40,17 @@ typedef struct {
 struct so_hbcache {
     so_hbcache_opts_t o;
     char *url, *prefix;
-    so_store_t *store;              /* NULL until connected */
-    s_entry_t **entries;            /* [o.max_versions], NULL = free slot */
+    so_hbwatch_t *watch;            /* hb:current, the connection, up/down */
+    s_entry_t **entries;            /* [n_slots], NULL = free slot */
+    size_t n_slots;                 /* max_versions, more while a hold needs it */
+    int holding;                    /* so_hbcache_hold was called */
+    uint64_t hold_gen;              /* the current hold */
     uint64_t clock;
     s_negative_t neg[S_NEG_SLOTS];
     size_t neg_next;
-    char current[S_VERSION_MAX + 1];
     int64_t current_checked;        /* when a lookup last asked Redis for it */
-    int down;                       /* Redis unreachable: no calls until the poll */
-    int backoff_ms;
-    int64_t next_due;
     so_hbcache_stats_t st;
 };
-
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void so_hbcache_opts_default(so_hbcache_opts_t *o)
 {
@@ -120,28 +110,34 @@ so_hbcache_t *so_hbcache_new(const so_hbcache_opts_t *opts, char *err, size_t er
         opts = &d;
     }
     if (opts->max_versions < 1 || opts->max_versions > 1024) {
-        s_err(err, errlen, "max_versions %zu out of range [1, 1024]", opts->max_versions);
+        so_err(err, errlen, "max_versions %zu out of range [1, 1024]", opts->max_versions);
         return NULL;
     }
     if (opts->refresh_ms < 0 || opts->negative_ttl_ms < 0 || opts->redis_timeout_ms < 1 ||
         opts->backoff_max_ms < 1) {
-        s_err(err, errlen, "negative period or timeout");
+        so_err(err, errlen, "negative period or timeout");
         return NULL;
     }
-    so_hbcache_t *c = calloc(1, sizeof *c);
-    if (!c)
-        abort();
+    so_hbcache_t *c = so_calloc(1, sizeof *c);
     c->o = *opts;
-    c->url = strdup(opts->redis_url && *opts->redis_url ? opts->redis_url
-                                                        : "redis://127.0.0.1:6379");
-    c->prefix = strdup(opts->redis_prefix ? opts->redis_prefix : "so:");
-    c->entries = calloc(opts->max_versions, sizeof *c->entries);
-    if (!c->url || !c->prefix || !c->entries)
-        abort();
+    c->url = so_strdup(opts->redis_url && *opts->redis_url ? opts->redis_url
+                       : "redis://127.0.0.1:6379");
+    c->prefix = so_strdup(opts->redis_prefix ? opts->redis_prefix : "so:");
+    c->n_slots = opts->max_versions;
+    c->entries = so_calloc(c->n_slots, sizeof *c->entries);
     c->o.redis_url = c->url;
     c->o.redis_prefix = c->prefix;
-    c->st.redis_up = 1;             /* until a call says otherwise */
-    c->backoff_ms = c->o.refresh_ms > 10 ? c->o.refresh_ms : 10;
+    so_hbwatch_opts_t wo;
+    so_hbwatch_opts_default(&wo);
+    wo.store = opts->store;
+    wo.log = !opts->store;
+    wo.redis_url = c->url;
+    wo.redis_prefix = c->prefix;
+    wo.redis_timeout_ms = c->o.redis_timeout_ms;
+    wo.refresh_ms = c->o.refresh_ms;
+    wo.backoff_max_ms = c->o.backoff_max_ms;
+    wo.down_note = "serving cached handbooks; retrying";
+    c->watch = so_hbwatch_new(&wo);
     return c;
 }
 
@@ -150,10 +146,10 @@ void so_hbcache_destroy(so_hbcache_t **self_p)
     if (!self_p || !*self_p)
         return;
     so_hbcache_t *c = *self_p;
-    for (size_t i = 0; i < c->o.max_versions; i++)
+    for (size_t i = 0; i < c->n_slots; i++)
         s_entry_free(&c->entries[i]);
     free(c->entries);
-    so_store_destroy(&c->store);
+    so_hbwatch_destroy(&c->watch);
     free(c->url);
     free(c->prefix);
     free(c);
@@ -166,33 +162,23 @@ void so_hbcache_destroy(so_hbcache_t **self_p)
  * poll gets through again. */
 static void s_mark_down(so_hbcache_t *c, const char *err)
 {
-    c->st.redis_errors++;
-    if (!c->down)
-        so_warn("redis_down", "url=%s error=\"%s\" (serving cached handbooks; retrying)",
-                c->url, err);
-    c->down = 1;
-    c->st.redis_up = 0;
+    so_hbwatch_down(c->watch, err);
 }
 
-static void s_mark_up(so_hbcache_t *c)
+static int s_down(const so_hbcache_t *c)
 {
-    if (c->down)
-        so_info("redis_up", "url=%s", c->url);
-    c->down = 0;
-    c->st.redis_up = 1;
-    c->backoff_ms = c->o.refresh_ms > 10 ? c->o.refresh_ms : 10;
+    return !so_hbwatch_up(c->watch);
+}
+
+static const char *s_current(const so_hbcache_t *c)
+{
+    return so_hbwatch_current(c->watch);
 }
 
 /* The store, connecting if needed; NULL (and marked down) on failure. */
 static so_store_t *s_store(so_hbcache_t *c)
 {
-    char err[256];
-    if (c->store)
-        return c->store;
-    c->store = so_store_connect(c->url, c->prefix, c->o.redis_timeout_ms, err, sizeof err);
-    if (!c->store)
-        s_mark_down(c, err);
-    return c->store;
+    return so_hbwatch_store(c->watch);
 }
 
 /* ---- Unknown versions ---------------------------------------------------- */
@@ -210,6 +196,8 @@ static void s_neg_add(so_hbcache_t *c, const char *version, const char *why)
 {
     if (c->o.negative_ttl_ms == 0)
         return;
+    if (c->o.log_unknown)
+        so_warn("handbook_unusable", "version=%s error=\"%s\"", version, why);
     s_negative_t *n = &c->neg[c->neg_next++ % S_NEG_SLOTS];
     snprintf(n->version, sizeof n->version, "%s", version);
     snprintf(n->why, sizeof n->why, "%s", why);
@@ -220,30 +208,67 @@ static void s_neg_add(so_hbcache_t *c, const char *version, const char *why)
 
 static s_entry_t *s_find(so_hbcache_t *c, const char *version)
 {
-    for (size_t i = 0; i < c->o.max_versions; i++)
+    for (size_t i = 0; i < c->n_slots; i++)
         if (c->entries[i] && strcmp(c->entries[i]->version, version) == 0)
             return c->entries[i];
     return NULL;
 }
 
+static int s_held(const so_hbcache_t *c, const s_entry_t *e)
+{
+    return c->holding && e->held == c->hold_gen;
+}
+
 /* A free slot, evicting the least recently used entry when there is none
- * (never the current version while another entry could go). */
+ * (never the current version while another entry could go, never one
+ * held; when all are held, the table grows until the next hold). */
 static s_entry_t **s_slot(so_hbcache_t *c)
 {
     s_entry_t **victim = NULL;
-    for (size_t i = 0; i < c->o.max_versions; i++) {
+    for (size_t i = 0; i < c->n_slots; i++) {
         s_entry_t **p = &c->entries[i];
         if (!*p)
             return p;
-        int cur = strcmp((*p)->version, c->current) == 0;
-        int vcur = victim && strcmp((*victim)->version, c->current) == 0;
+        if (s_held(c, *p))
+            continue;
+        int cur = strcmp((*p)->version, s_current(c)) == 0;
+        int vcur = victim && strcmp((*victim)->version, s_current(c)) == 0;
         if (!victim || (vcur && !cur) || (vcur == cur && (*p)->used < (*victim)->used))
             victim = p;
+    }
+    if (!victim) {
+        size_t n = c->n_slots;
+        c->n_slots *= 2;
+        c->entries = so_reallocarray(c->entries, c->n_slots, sizeof *c->entries);
+        memset(c->entries + n, 0, (c->n_slots - n) * sizeof *c->entries);
+        return &c->entries[n];
     }
     so_info("handbook_evicted", "version=%s", (*victim)->version);
     c->st.evictions++;
     s_entry_free(victim);
     return victim;
+}
+
+void so_hbcache_hold(so_hbcache_t *c)
+{
+    c->holding = 1;
+    c->hold_gen++;
+    /* Back to max_versions entries, least recently used first out. */
+    for (;;) {
+        size_t n = 0;
+        s_entry_t **lru = NULL;
+        for (size_t i = 0; i < c->n_slots; i++)
+            if (c->entries[i]) {
+                n++;
+                if (!lru || c->entries[i]->used < (*lru)->used)
+                    lru = &c->entries[i];
+            }
+        if (n <= c->o.max_versions)
+            break;
+        so_info("handbook_evicted", "version=%s", (*lru)->version);
+        c->st.evictions++;
+        s_entry_free(lru);
+    }
 }
 
 /* Reloads the online stats onto the bootstrap stats and rebuilds the router.
@@ -256,7 +281,7 @@ static int s_reload_stats(so_hbcache_t *c, s_entry_t *e, char *err, size_t errle
     size_t unknown = 0;
     memcpy(e->prev, hb->stats, n * sizeof *hb->stats);
     memcpy(hb->stats, e->base, n * sizeof *hb->stats);
-    if (so_store_load_stats(c->store, hb, &seq, &unknown, err, errlen) != 0) {
+    if (so_store_load_stats(s_store(c), hb, &seq, &unknown, err, errlen) != 0) {
         memcpy(hb->stats, e->prev, n * sizeof *hb->stats);
         return -1;
     }
@@ -277,12 +302,12 @@ static s_entry_t *s_load(so_hbcache_t *c, const char *version, so_hbcache_status
                          char *err, size_t errlen)
 {
     int64_t t0 = so_now_ms();
-    so_store_t *s = c->down ? NULL : s_store(c);
+    so_store_t *s = c->o.store ? c->o.store : s_down(c) ? NULL : s_store(c);
     if (!s) {
         *status = SO_HBCACHE_UNAVAILABLE;
         c->st.unavailable++;
-        s_err(err, errlen, "handbook version '%s' is not cached and Redis is unreachable",
-              version);
+        so_err(err, errlen, "handbook version '%s' is not cached and Redis is unreachable",
+               version);
         return NULL;
     }
     char why[256];
@@ -297,12 +322,13 @@ static s_entry_t *s_load(so_hbcache_t *c, const char *version, so_hbcache_status
             *status = SO_HBCACHE_UNKNOWN;
             c->st.unknown++;
         }
-        s_err(err, errlen, "%s", why);
+        so_err(err, errlen, "%s", why);
         return NULL;
     }
     /* The services speak the wire protocol: a handbook it cannot express
      * (demand and score lists are capped) is unusable. */
-    if (hb->n_skills > SO_WIRE_MAX_SKILLS || hb->n_agents > SO_WIRE_MAX_AGENTS) {
+    if ((c->o.with_infer || c->o.with_router) &&
+        (hb->n_skills > SO_WIRE_MAX_SKILLS || hb->n_agents > SO_WIRE_MAX_AGENTS)) {
         snprintf(why, sizeof why, "handbook version '%s' has %zu skills and %zu agents "
                  "(limits %d and %d)", version, hb->n_skills, hb->n_agents, SO_WIRE_MAX_SKILLS,
                  SO_WIRE_MAX_AGENTS);
@@ -310,15 +336,15 @@ static s_entry_t *s_load(so_hbcache_t *c, const char *version, so_hbcache_status
         s_neg_add(c, version, why);
         *status = SO_HBCACHE_UNKNOWN;
         c->st.unknown++;
-        s_err(err, errlen, "%s", why);
+        so_err(err, errlen, "%s", why);
         return NULL;
     }
-    s_entry_t *e = calloc(1, sizeof *e);
+    s_entry_t *e = so_calloc(1, sizeof *e);
     size_t n = hb->n_agents * hb->n_skills;
-    if (!e || !(e->base = malloc((n + 1) * sizeof *e->base)) ||
-        !(e->prev = malloc((n + 1) * sizeof *e->prev)))
-        abort();
+    e->base = so_calloc(n + 1, sizeof *e->base);
+    e->prev = so_calloc(n + 1, sizeof *e->prev);
     snprintf(e->version, sizeof e->version, "%s", version);
+    e->loaded_ms = t0;
     memcpy(e->base, hb->stats, n * sizeof *hb->stats);
     e->hb = hb;
     e->pub.version = e->version;
@@ -359,36 +385,37 @@ const so_hbcache_entry_t *so_hbcache_get(so_hbcache_t *c, const char *version,
         status = &dummy;
     *status = SO_HBCACHE_OK;
     if (!version || !*version) {
-        if (!c->current[0] && !c->down &&
+        if (!s_current(c)[0] && !s_down(c) &&
             (!c->current_checked || so_now_ms() - c->current_checked >= c->o.negative_ttl_ms)) {
             /* No poll has seen a current version yet: ask Redis (at most
              * once per negative_ttl_ms, never while it is down). */
-            char why[256];
-            so_store_t *s = s_store(c);
             c->current_checked = so_now_ms();
-            if (s && so_store_current_version(s, c->current, sizeof c->current, why,
-                                              sizeof why) != 0) {
-                c->current[0] = '\0';
-                if (so_store_io_error(s))
-                    s_mark_down(c, why);
-            }
+            so_hbwatch_poll(c->watch);
         }
-        if (!c->current[0]) {
-            *status = c->down ? SO_HBCACHE_UNAVAILABLE : SO_HBCACHE_UNKNOWN;
-            if (c->down)
+        if (!s_current(c)[0]) {
+            *status = s_down(c) ? SO_HBCACHE_UNAVAILABLE : SO_HBCACHE_UNKNOWN;
+            if (s_down(c))
                 c->st.unavailable++;
             else
                 c->st.unknown++;
-            s_err(err, errlen, "no current handbook version (%s)",
-                  c->down ? "Redis is unreachable" : "none has been published");
+            so_err(err, errlen, "no current handbook version (%s)",
+                   s_down(c) ? "Redis is unreachable" : "none has been published");
             return NULL;
         }
-        version = c->current;
+        version = s_current(c);
     }
     s_entry_t *e = s_find(c, version);
+    if (e && c->o.reload_ms > 0 && !s_held(c, e) && so_now_ms() - e->loaded_ms >= c->o.reload_ms) {
+        /* Read it again (below, as a miss). */
+        for (size_t i = 0; i < c->n_slots; i++)
+            if (c->entries[i] == e)
+                s_entry_free(&c->entries[i]);
+        e = NULL;
+    }
     if (e) {
         c->st.hits++;
         e->used = ++c->clock;
+        e->held = c->hold_gen;
         return &e->pub;
     }
     c->st.misses++;
@@ -396,13 +423,14 @@ const so_hbcache_entry_t *so_hbcache_get(so_hbcache_t *c, const char *version,
     if (n) {
         *status = SO_HBCACHE_UNKNOWN;
         c->st.unknown++;
-        s_err(err, errlen, "%s", n->why);
+        so_err(err, errlen, "%s", n->why);
         return NULL;
     }
     e = s_load(c, version, status, err, errlen);
     if (!e)
         return NULL;
     e->used = ++c->clock;
+    e->held = c->hold_gen;
     return &e->pub;
 }
 
@@ -413,20 +441,15 @@ const so_hbcache_entry_t *so_hbcache_get(so_hbcache_t *c, const char *version,
 static int s_poll(so_hbcache_t *c)
 {
     char err[256], cur[S_VERSION_MAX + 1];
-    so_store_t *s = s_store(c);
-    if (!s)
+    int changed = so_hbwatch_poll(c->watch);
+    if (changed < 0)
         return -1;
-    if (so_store_current_version(s, cur, sizeof cur, err, sizeof err) != 0) {
-        if (so_store_io_error(s)) {
-            s_mark_down(c, err);
-            return -1;
-        }
-        cur[0] = '\0';          /* nothing published yet */
-    }
-    if (strcmp(cur, c->current) != 0) {
+    so_store_t *s = s_store(c);
+    snprintf(cur, sizeof cur, "%s", s_current(c));
+    if (changed) {
+        const char *was = so_hbwatch_previous(c->watch);
         so_info("current_version", "version=%s previous=%s", cur[0] ? cur : "-",
-                c->current[0] ? c->current : "-");
-        snprintf(c->current, sizeof c->current, "%s", cur);
+                was[0] ? was : "-");
         if (cur[0] && !s_find(c, cur)) {
             /* Load it now, so the first request on it does not wait. */
             so_hbcache_status_t st;
@@ -441,7 +464,7 @@ static int s_poll(so_hbcache_t *c)
     }
     if (!c->o.with_router)
         return 0;
-    for (size_t i = 0; i < c->o.max_versions; i++) {
+    for (size_t i = 0; i < c->n_slots; i++) {
         s_entry_t *e = c->entries[i];
         long long seq = 0;
         if (!e)
@@ -478,20 +501,10 @@ static int s_poll(so_hbcache_t *c)
 
 int so_hbcache_tick(so_hbcache_t *c)
 {
-    int64_t now = so_now_ms();
-    if (now < c->next_due)
-        return (int) (c->next_due - now);
-    if (s_poll(c) == 0) {
-        s_mark_up(c);
-        c->next_due = so_now_ms() + c->o.refresh_ms;
-        return c->o.refresh_ms;
-    }
-    /* Redis is down: try again later, waiting longer each time. */
-    int wait = c->backoff_ms;
-    c->backoff_ms = c->backoff_ms * 2 < c->o.backoff_max_ms ? c->backoff_ms * 2
-                                                            : c->o.backoff_max_ms;
-    c->next_due = so_now_ms() + wait;
-    return wait;
+    int wait = so_hbwatch_wait(c->watch);
+    if (wait > 0)
+        return wait;
+    return so_hbwatch_done(c->watch, s_poll(c) == 0);
 }
 
 int so_hbcache_mode(const so_handbook_t *hb, const char *mode, int *index, char *err,
@@ -504,20 +517,22 @@ int so_hbcache_mode(const so_handbook_t *hb, const char *mode, int *index, char 
     *index = so_handbook_mode_index(hb, mode);
     if (*index >= 0)
         return 0;
-    s_err(err, errlen, "mode '%s' is not in handbook %s (%zu modes%s%s)", mode, hb->version,
-          hb->n_modes, hb->n_modes ? ", e.g. " : "", hb->n_modes ? hb->modes[0].id : "");
+    so_err(err, errlen, "mode '%s' is not in handbook %s (%zu modes%s%s)", mode, hb->version,
+           hb->n_modes, hb->n_modes ? ", e.g. " : "", hb->n_modes ? hb->modes[0].id : "");
     return -1;
 }
 
 const char *so_hbcache_current(const so_hbcache_t *c)
 {
-    return c->current;
+    return s_current(c);
 }
 
 void so_hbcache_stats(const so_hbcache_t *c, so_hbcache_stats_t *out)
 {
     *out = c->st;
+    out->redis_errors = so_hbwatch_errors(c->watch);
+    out->redis_up = so_hbwatch_up(c->watch);
     out->cached = 0;
-    for (size_t i = 0; i < c->o.max_versions; i++)
+    for (size_t i = 0; i < c->n_slots; i++)
         out->cached += c->entries[i] != NULL;
 }

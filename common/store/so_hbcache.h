@@ -23,7 +23,11 @@
  * not in the cache fails at once as unavailable (no connect attempt on the
  * request path).
  *
- * Not thread-safe: one cache per thread (it owns one so_store connection).
+ * The current version, the connection and the outage handling are
+ * so_hbwatch's (one per cache).
+ *
+ * Not thread-safe: one cache per thread (it owns one so_store connection,
+ * or borrows opts.store).
  */
 #ifndef SO_HBCACHE_H
 #define SO_HBCACHE_H
@@ -32,6 +36,7 @@
 #include "method/so_infer.h"
 #include "method/so_route.h"
 #include "base/so_svc.h"
+#include "store/so_store.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -48,6 +53,11 @@ typedef struct {
     int with_router;            /* load online stats, build routers, poll sequence numbers */
     double infer_temperature;   /* > 0 overrides the handbooks' softmax temperature */
     so_router_opts_t router;    /* options of the routers built */
+    /* For a batch consumer (the learner): */
+    so_store_t *store;          /* borrowed connection instead of redis_url: a miss always
+                                   asks Redis, and the caller logs outages (NULL: own) */
+    int reload_ms;              /* read a cached version again after this long (0: never) */
+    int log_unknown;            /* warn handbook_unusable when a version cannot be used */
 } so_hbcache_opts_t;
 
 void so_hbcache_opts_default(so_hbcache_opts_t *o);
@@ -98,6 +108,12 @@ void so_hbcache_destroy(so_hbcache_t **self_p);
  * UNAVAILABLE) and a message in err. */
 const so_hbcache_entry_t *so_hbcache_get(so_hbcache_t *c, const char *version,
                                          so_hbcache_status_t *status, char *err, size_t errlen);
+
+/* Starts a batch: every entry so_hbcache_get returns from now until the
+ * next so_hbcache_hold stays valid (it is neither evicted nor read again;
+ * the cache holds more than max_versions meanwhile if it must, and is
+ * trimmed back here).  Without holds, the rule above applies. */
+void so_hbcache_hold(so_hbcache_t *c);
 
 /* Periodic work (see above); does nothing until it is due.  Returns the ms
  * until it is next due, for a poll timeout. */

@@ -1,5 +1,20 @@
 /*
- * so_store — the shared state in Redis.
+ * so_store — the shared state in Redis: the only code that talks to Redis.
+ *
+ * One module, one header, four files by concern (so_store_int.h holds
+ * what they share):
+ *   so_store.c         the connection (url, reconnect, timeouts, the
+ *                      function library "so"), key names, locks
+ *                      (<name>:lock)
+ *   so_store_hb.c      handbooks and their statistics: hb:current,
+ *                      hb:<version>, hb:versions, stats:<version>,
+ *                      seq:<version>
+ *   so_store_log.c     episodes: applied:<version> and the increments
+ *                      (so_apply), the log episodes, pending:<episode>[:hb]
+ *   so_store_replay.c  the log read back: replay, rebuild (rebuild:*)
+ *   so_store_stream.c  the learners' consumer group on episodes, the
+ *                      dead-letter stream episodes:dead, refined:<version>
+ * so_hbwatch (its own header) watches hb:current on top of it.
  *
  * Keys (all under a configurable prefix, default "so:"):
  *   so:hb:current               current handbook version (string)
@@ -13,17 +28,23 @@
  *   so:applied:<version>        set of episode ids already applied
  *   so:episodes                 Redis Stream: the durable episode log, one
  *                               entry per completed episode, field "pb" =
- *                               packed EpisodeOutcome, "id" = episode id
+ *                               packed EpisodeOutcome, "id" = episode id;
+ *                               consumer group of the learners
+ *   so:episodes:dead            Redis Stream: log entries a learner could
+ *                               not use (src, reason, consumer, pb)
+ *   so:refined:<version>        the sequence number of the last refinement
+ *                               check of a version
  *   so:pending:<episode>        list of packed TurnRecords of an episode
  *                               waiting for its outcome (TTL)
  *   so:pending:<episode>:hb     the handbook version of those turns (TTL)
- *   so:hb:announce              pub/sub channel: a version made current
  *   so:<name>:lock              a lock (so_store_lock), e.g. so:refine:lock
  * Applying an episode is one Redis Function call (library "so", function
  * "so_apply", loaded with FUNCTION LOAD REPLACE on connect): SADD to the
  * applied set and, only if the id is new, every HINCRBYFLOAT and the INCR —
  * atomic and idempotent per episode, so redelivery, restarts and several
  * learners never count an episode twice.  Functions survive Redis restarts.
+ * What an episode is worth (the increments) is decided by method/so_credit;
+ * so_store only applies it.
  *
  * Statistics a router uses = the handbook's bootstrap stats (its JSON) +
  * the deltas in so:stats:<version>.  Rebuilding from the log: replay the
@@ -59,12 +80,19 @@ int so_store_key(const so_store_t *s, char *buf, size_t len, const char *fmt, ..
     __attribute__((format(printf, 4, 5)));
 
 /* Handbooks.  put: stores the JSON, appends the version, and (if
- * make_current) sets current — atomically (MULTI/EXEC). */
+ * make_current) sets current — atomically (MULTI/EXEC).  Nothing is
+ * announced: readers poll hb:current (so_hbwatch). */
 int so_store_put_handbook(so_store_t *s, const so_handbook_t *hb, int make_current, char *err,
                           size_t errlen);
 /* version NULL or "" = current.  NULL with err if absent or malformed. */
 so_handbook_t *so_store_get_handbook(so_store_t *s, const char *version, char *err,
                                      size_t errlen);
+/* The JSON of a version exactly as stored (version given, not ""):
+ * 1 with *json (malloc'd, NUL-terminated, free(3)) and *len (may be NULL),
+ * 0 when Redis has no such version, -1 with err (so_store_io_error says
+ * whether the connection failed). */
+int so_store_get_handbook_json(so_store_t *s, const char *version, char **json, size_t *len,
+                               char *err, size_t errlen);
 /* Writes the current version into buf; 0, or -1 (none yet, or error). */
 int so_store_current_version(so_store_t *s, char *buf, size_t len, char *err, size_t errlen);
 /* Publishes hb and makes it current only if the current version is still
@@ -85,11 +113,10 @@ int so_store_seq(so_store_t *s, const char *version, long long *seq, char *err, 
 int so_store_load_stats(so_store_t *s, so_handbook_t *hb, long long *seq, size_t *unknown,
                         char *err, size_t errlen);
 
-/* Credit assignment of an episode (documented in docs/SERVICES.md): each
- * turn credits its agent on each skill of its demand with weight w_s and
- * score = the turn's own score if set, else the episode's outcome (success
- * = 1/0).  Returns 1 if applied, 0 if the episode was applied before, -1 on
- * error.  Turns naming agents or skills not in hb are skipped. */
+/* Applies an episode: the increments so_credit_episode computes (see
+ * method/so_credit.h) in one FCALL so_apply.  Returns 1 if applied, 0 if
+ * the episode was applied before, -1 on error.  Turns naming agents or
+ * skills not in hb are skipped. */
 int so_store_apply_episode(so_store_t *s, const so_handbook_t *hb,
                            const Skillorchestra__V1__EpisodeOutcome *ep, char *err,
                            size_t errlen);
@@ -161,6 +188,68 @@ long so_store_rebuild(so_store_t *s, const so_handbook_t *hb, char *err, size_t 
 long so_store_replay(so_store_t *s, const so_handbook_t *hb, so_stat_t *deltas,
                      size_t *malformed, char *err, size_t errlen);
 
+/* The learners' consumer group on the episode log (so_store_stream.c). */
+
+/* XGROUP CREATE episodes group 0 MKSTREAM (an existing group is fine). */
+int so_store_group_create(so_store_t *s, const char *group, char *err, size_t errlen);
+
+typedef enum {
+    SO_STORE_ENTRY_OK = 0,       /* id and pb set */
+    SO_STORE_ENTRY_NO_ID,        /* no usable id: cannot even be acknowledged */
+    SO_STORE_ENTRY_DELETED,      /* deleted from the log since it was delivered */
+    SO_STORE_ENTRY_NOT_LIST,     /* its fields are not a list */
+    SO_STORE_ENTRY_NO_PB         /* no "pb" field */
+} so_store_entry_kind_t;
+
+/* One delivered log entry; strings borrowed from the entries' reply. */
+typedef struct {
+    so_store_entry_kind_t kind;
+    const char *id;
+    const char *pb;
+    size_t pb_len;
+} so_store_entry_t;
+
+typedef struct {
+    so_store_entry_t *v;
+    size_t n;
+    char cursor[64];             /* so_store_claim: where the next page starts */
+    void *reply;                 /* private: owns the strings */
+} so_store_entries_t;
+void so_store_entries_free(so_store_entries_t *e);
+
+/* XREADGROUP GROUP group consumer COUNT count [BLOCK block_ms] STREAMS
+ * episodes id (block_ms < 0: no BLOCK).  0 with *out (n = 0 when nothing
+ * came), or -1 with err (a NOGROUP error reply included). */
+int so_store_read_group(so_store_t *s, const char *group, const char *consumer, const char *id,
+                        int count, int block_ms, so_store_entries_t *out, char *err,
+                        size_t errlen);
+/* XAUTOCLAIM episodes group consumer min_idle_ms cursor COUNT count. */
+int so_store_claim(so_store_t *s, const char *group, const char *consumer, int min_idle_ms,
+                   const char *cursor, int count, so_store_entries_t *out, char *err,
+                   size_t errlen);
+
+/* An entry for the dead-letter stream. */
+typedef struct {
+    const char *id;              /* the entry's id in the log (field src) */
+    const char *reason;
+    const char *pb;              /* NULL: none */
+    size_t pb_len;
+} so_store_dead_t;
+/* In one pipeline: each dead entry XADDed to episodes:dead (MAXLEN ~
+ * dead_maxlen; fields src reason consumer [pb]), then XACK of the ack ids.
+ * A command Redis refuses is logged (batch_write_failed) and the rest goes
+ * on.  0, or -1 when the connection failed (nothing known). */
+int so_store_finish_batch(so_store_t *s, const char *group, const char *consumer,
+                          long dead_maxlen, const so_store_dead_t *dead, size_t n_dead,
+                          const char *const *ack, size_t n_ack, char *err, size_t errlen);
+
+/* refined:<version>: the sequence number of the last refinement check
+ * (0 when unset or not a number). */
+int so_store_refined_seq(so_store_t *s, const char *version, long long *seq, char *err,
+                         size_t errlen);
+int so_store_set_refined(so_store_t *s, const char *version, long long seq, char *err,
+                         size_t errlen);
+
 /* A lock "<prefix><name>:lock" held by token for ttl_ms (SET NX PX).
  * lock: 1 taken, 0 held by someone else, -1 error.  unlock deletes it only
  * if token still holds it: 1 released, 0 not ours (expired), -1 error. */
@@ -169,7 +258,8 @@ int so_store_lock(so_store_t *s, const char *name, const char *token, int ttl_ms
 int so_store_unlock(so_store_t *s, const char *name, const char *token, char *err,
                     size_t errlen);
 
-/* The raw hiredis context, for services that need more (e.g. XREADGROUP). */
+/* The raw hiredis context.  Kept for callers not yet moved onto so_store
+ * functions (so-http's GET /v1/handbook); new code adds a function here. */
 void *so_store_redis(so_store_t *s);
 const char *so_store_prefix(const so_store_t *s);
 

@@ -1,11 +1,15 @@
 /*
  * so_watch — see so_watch.h.
  *
- * The thread owns its Redis connection; everything readers see sits in the
- * struct under mu and is copied out.
+ * The thread owns its so_hbwatch (hb:current, the Redis connection and
+ * the outage log lines); everything readers see sits in the struct under mu
+ * and is copied out.
  */
 #include "so_watch.h"
+#include "store/so_hbwatch.h"
 #include "store/so_store.h"
+#include "base/so_alloc.h"
+#include "base/so_err.h"
 #include "base/so_svc.h"
 
 #include <errno.h>
@@ -38,8 +42,7 @@ struct so_watch {
     uint64_t tick;
     char wanted[129];               /* a version a reply named that is not held */
     /* thread only: */
-    so_store_t *store;
-    int was_up;                     /* -1 unknown, for the up/down log lines */
+    so_hbwatch_t *hw;
 };
 
 static s_book_t *s_find(so_watch_t *w, const char *version)
@@ -54,16 +57,15 @@ static s_book_t *s_find(so_watch_t *w, const char *version)
 static int s_load(so_watch_t *w, const char *version, so_watch_agent_t **out, size_t *n)
 {
     char err[512];
-    so_handbook_t *hb = so_store_get_handbook(w->store, version, err, sizeof err);
+    so_store_t *s = so_hbwatch_store(w->hw);
+    so_handbook_t *hb = s ? so_store_get_handbook(s, version, err, sizeof err) : NULL;
+    if (!s)
+        return -1;
     if (!hb) {
         so_warn("handbook_load_failed", "version=%s error=\"%s\"", version, err);
         return -1;
     }
-    so_watch_agent_t *a = calloc(hb->n_agents ? hb->n_agents : 1, sizeof *a);
-    if (!a) {
-        so_handbook_destroy(&hb);
-        return -1;
-    }
+    so_watch_agent_t *a = so_calloc(hb->n_agents ? hb->n_agents : 1, sizeof *a);
     for (size_t i = 0; i < hb->n_agents; i++) {
         const so_agent_t *g = &hb->agents[i];
         snprintf(a[i].id, sizeof a[i].id, "%s", g->id);
@@ -104,23 +106,12 @@ static void s_keep(so_watch_t *w, const char *version, so_watch_agent_t *agents,
 
 static void s_poll(so_watch_t *w)
 {
-    char err[512], version[129] = "";
-    int up = 0;
-    if (!w->store)
-        w->store = so_store_connect(w->url, w->prefix, w->o.timeout_ms, err, sizeof err);
-    if (w->store) {
-        int rc = so_store_current_version(w->store, version, sizeof version, err, sizeof err);
-        up = rc == 0 || !so_store_io_error(w->store);
-        if (rc < 0)
-            version[0] = '\0';
-    }
-    if (up != w->was_up) {
-        if (up)
-            so_info("redis_up", "url=%s", w->url);
-        else
-            so_warn("redis_down", "url=%s error=\"%s\"", w->url, err);
-        w->was_up = up;
-    }
+    char version[129] = "";
+    int changed = so_hbwatch_poll(w->hw);
+    int up = changed >= 0;
+    so_hbwatch_done(w->hw, up);
+    if (up)
+        snprintf(version, sizeof version, "%s", so_hbwatch_current(w->hw));
     pthread_mutex_lock(&w->mu);
     w->redis_up = up;
     if (up) {
@@ -171,21 +162,25 @@ static void *s_run(void *arg)
 
 so_watch_t *so_watch_new(const so_watch_opts_t *o, char *err, size_t errlen)
 {
-    so_watch_t *w = calloc(1, sizeof *w);
-    if (!w) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
+    so_watch_t *w = so_calloc(1, sizeof *w);
     w->o = *o;
     if (w->o.refresh_ms < 10)
         w->o.refresh_ms = 10;
-    w->url = strdup(o->redis_url ? o->redis_url : "redis://127.0.0.1:6379");
-    w->prefix = strdup(o->prefix ? o->prefix : "so:");
-    w->was_up = -1;
+    w->url = so_strdup(o->redis_url ? o->redis_url : "redis://127.0.0.1:6379");
+    w->prefix = so_strdup(o->prefix ? o->prefix : "so:");
+    so_hbwatch_opts_t wo;
+    so_hbwatch_opts_default(&wo);
+    wo.redis_url = w->url;
+    wo.redis_prefix = w->prefix;
+    wo.redis_timeout_ms = w->o.timeout_ms;
+    wo.refresh_ms = w->o.refresh_ms;
+    wo.backoff_max_ms = w->o.refresh_ms;     /* the thread polls every refresh_ms */
+    wo.log_first = 1;
+    w->hw = so_hbwatch_new(&wo);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    if (!w->url || !w->prefix || pthread_create(&w->thread, NULL, s_run, w) != 0) {
-        snprintf(err, errlen, "cannot start the Redis watch thread");
+    if (pthread_create(&w->thread, NULL, s_run, w) != 0) {
+        so_err(err, errlen, "cannot start the Redis watch thread");
         so_watch_destroy(&w);
         return NULL;
     }
@@ -204,7 +199,7 @@ void so_watch_destroy(so_watch_t **self_p)
     pthread_mutex_unlock(&w->mu);
     if (w->started)
         pthread_join(w->thread, NULL);
-    so_store_destroy(&w->store);
+    so_hbwatch_destroy(&w->hw);
     for (int i = 0; i < SO_WATCH_VERSIONS; i++)
         free(w->books[i].agents);
     pthread_cond_destroy(&w->cv);
@@ -235,14 +230,12 @@ int so_watch_agents(so_watch_t *w, char *version, size_t vlen, so_watch_agent_t 
     s_book_t *b = w->current[0] ? s_find(w, w->current) : NULL;
     int rc = -1;
     if (b) {
-        *agents = malloc((b->n ? b->n : 1) * sizeof **agents);
-        if (*agents) {
-            memcpy(*agents, b->agents, b->n * sizeof **agents);
-            *n = b->n;
-            snprintf(version, vlen, "%s", b->version);
-            b->used = ++w->tick;
-            rc = 0;
-        }
+        *agents = so_calloc(b->n ? b->n : 1, sizeof **agents);
+        memcpy(*agents, b->agents, b->n * sizeof **agents);
+        *n = b->n;
+        snprintf(version, vlen, "%s", b->version);
+        b->used = ++w->tick;
+        rc = 0;
     }
     pthread_mutex_unlock(&w->mu);
     return rc;

@@ -5,7 +5,7 @@
  * refines the current handbook now and then.
  *
  *   XREADGROUP COUNT batch BLOCK block_ms  →  decode (so_store_decode_episode)
- *   → handbook of the episode's version (small LRU cache)  →  so_store_apply_many
+ *   → handbook of the episode's version (so_hbcache)  →  so_store_apply_many
  *   (one pipeline; so_apply is idempotent per episode)  →  XACK.
  *
  * An entry is acknowledged only after its episode was applied (or found

@@ -355,6 +355,78 @@ static void test_redis_down_and_back(void **state)
     so_hbcache_destroy(&c);
 }
 
+/* The learner's use: a borrowed connection, batches held, versions read
+ * again after reload_ms. */
+static void test_hold_and_reload(void **state)
+{
+    (void) state;
+    char err[256] = "";
+    so_hbcache_status_t st;
+    so_hbcache_stats_t stats;
+    s_publish("v1", 1);
+    s_publish("v2", 0);
+    s_publish("v3", 0);
+    so_store_t *s = so_test_store();
+    so_hbcache_opts_t o;
+    so_hbcache_opts_default(&o);
+    o.store = s;
+    o.max_versions = 1;
+    o.reload_ms = 100000;
+    o.log_unknown = 1;
+    so_hbcache_t *c = so_hbcache_new(&o, err, sizeof err);
+    assert_non_null(c);
+    /* Within a hold, three versions stay valid together. */
+    so_hbcache_hold(c);
+    const so_hbcache_entry_t *e1 = so_hbcache_get(c, "v1", &st, err, sizeof err);
+    const so_hbcache_entry_t *e2 = so_hbcache_get(c, "v2", &st, err, sizeof err);
+    const so_hbcache_entry_t *e3 = so_hbcache_get(c, "v3", &st, err, sizeof err);
+    assert_non_null(e1);
+    assert_non_null(e2);
+    assert_non_null(e3);
+    assert_string_equal(e1->version, "v1");
+    assert_string_equal(e2->version, "v2");
+    assert_null(e1->router);
+    assert_null(e1->infer);
+    so_hbcache_stats(c, &stats);
+    assert_int_equal(stats.cached, 3);
+    assert_int_equal(stats.evictions, 0);
+    /* The next hold trims back to max_versions (the most recent stays). */
+    so_hbcache_hold(c);
+    so_hbcache_stats(c, &stats);
+    assert_int_equal(stats.cached, 1);
+    assert_int_equal(stats.evictions, 2);
+    assert_ptr_equal(so_hbcache_get(c, "v3", &st, err, sizeof err), e3);
+    assert_int_equal(so_hbcache_get(c, "v9", &st, err, sizeof err) == NULL, 1);
+    assert_int_equal(st, SO_HBCACHE_UNKNOWN);
+    so_hbcache_destroy(&c);
+
+    /* reload_ms: a version is read again once that old (not while held). */
+    o.max_versions = 2;
+    o.reload_ms = 1;
+    c = so_hbcache_new(&o, err, sizeof err);
+    so_hbcache_hold(c);
+    assert_non_null(so_hbcache_get(c, "v1", &st, err, sizeof err));
+    so_test_sleep_ms(5);
+    assert_non_null(so_hbcache_get(c, "v1", &st, err, sizeof err));
+    so_hbcache_stats(c, &stats);
+    assert_int_equal(stats.loads, 1);
+    so_hbcache_hold(c);
+    assert_non_null(so_hbcache_get(c, "v1", &st, err, sizeof err));
+    so_hbcache_stats(c, &stats);
+    assert_int_equal(stats.loads, 2);
+    /* Redis away: with a borrowed store a miss asks Redis at once. */
+    so_test_redis_stop();
+    so_hbcache_hold(c);
+    so_test_sleep_ms(5);
+    assert_null(so_hbcache_get(c, "v1", &st, err, sizeof err));
+    assert_int_equal(st, SO_HBCACHE_UNAVAILABLE);
+    assert_int_equal(so_test_redis_start(), 0);
+    s_publish("v1", 1);
+    assert_non_null(so_hbcache_get(c, "v1", &st, err, sizeof err));
+    so_hbcache_destroy(&c);
+    so_store_destroy(&s);
+}
+
 static void test_redis_down_at_start(void **state)
 {
     (void) state;
@@ -388,6 +460,7 @@ int main(void)
         cmocka_unit_test_setup(test_bad_stats_kept_out, so_test_redis_flush),
         cmocka_unit_test_setup(test_lru_and_new_current, so_test_redis_flush),
         cmocka_unit_test_setup(test_redis_down_and_back, so_test_redis_flush),
+        cmocka_unit_test_setup(test_hold_and_reload, so_test_redis_flush),
         cmocka_unit_test(test_redis_down_at_start),
     };
     return cmocka_run_group_tests_name("so_hbcache", tests, group_setup, group_teardown);

@@ -167,6 +167,44 @@ static void test_handbook_put_get_current(void **state)
     so_store_destroy(&s);     /* NULL-safe */
 }
 
+/* The JSON as stored, for so-http's GET /v1/handbook; writing a handbook
+ * announces nothing (no PUBLISH). */
+static void test_handbook_json(void **state)
+{
+    (void) state;
+    char err[256] = "", *json = NULL;
+    size_t len = 0;
+    so_store_t *s = so_test_store();
+    so_handbook_t *hb = s_handbook("v1");
+    redisContext *raw = so_test_redis_raw();
+    redisReply *r = redisCommand(raw, "SUBSCRIBE t:hb:announce");
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_int_equal(so_store_put_handbook(s, hb, 1, err, sizeof err), 0);
+    char *want = so_handbook_dumps(hb);
+    assert_int_equal(so_store_get_handbook_json(s, "v1", &json, &len, err, sizeof err), 1);
+    assert_string_equal(json, want);
+    assert_int_equal(len, strlen(want));
+    free(json);
+    free(want);
+    assert_int_equal(so_store_get_handbook_json(s, "v9", &json, NULL, err, sizeof err), 0);
+    assert_null(json);
+    assert_int_equal(so_store_get_handbook_json(s, "", &json, NULL, err, sizeof err), -1);
+    so_test_redis_cmd("HSET t:hb:h f 1");
+    assert_int_equal(so_store_get_handbook_json(s, "h", &json, NULL, err, sizeof err), -1);
+    SO_ASSERT_CONTAINS(err, "WRONGTYPE");
+    assert_int_equal(so_store_io_error(s), 0);
+    /* Nothing was published on the old announcement channel. */
+    struct timeval tv = { 0, 200000 };
+    redisSetTimeout(raw, tv);
+    void *msg = NULL;
+    assert_int_not_equal(redisGetReply(raw, &msg), REDIS_OK);
+    assert_null(msg);
+    redisFree(raw);
+    so_handbook_destroy(&hb);
+    so_store_destroy(&s);
+}
+
 static void test_apply_idempotent_fractional(void **state)
 {
     (void) state;
@@ -181,6 +219,18 @@ static void test_apply_idempotent_fractional(void **state)
 
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 0);
+    /* The bytes in Redis: one field per (agent, skill, k), as so_credit says. */
+    redisContext *raw = so_test_redis_raw();
+    redisReply *r = redisCommand(raw, "HLEN t:stats:v1");
+    assert_int_equal(r->integer, 14);
+    freeReplyObject(r);
+    r = redisCommand(raw, "HMGET t:stats:v1 a1\x1fmath.alg\x1fn a1\x1fmath.alg\x1fpt "
+                     "a1\x1fmath.geo\x1fl");
+    assert_string_equal(r->element[0]->str, "0.75");
+    assert_string_equal(r->element[1]->str, "75");
+    assert_string_equal(r->element[2]->str, "0.125");
+    freeReplyObject(r);
+    redisFree(raw);
 
     long long seq = -1;
     so_stat_t st = s_stat(s, "v1", "a1", "math.alg", &seq);
@@ -712,6 +762,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_handbook_put_get_current, so_test_redis_flush),
+        cmocka_unit_test_setup(test_handbook_json, so_test_redis_flush),
         cmocka_unit_test_setup(test_apply_idempotent_fractional, so_test_redis_flush),
         cmocka_unit_test_setup(test_turn_score_vs_outcome, so_test_redis_flush),
         cmocka_unit_test_setup(test_unknown_skipped, so_test_redis_flush),
