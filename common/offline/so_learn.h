@@ -57,12 +57,4 @@ so_handbook_t *so_learn(const so_dataset_t *train, const so_learn_opts_t *opts, 
  * missing from hb are added). */
 void so_learn_profile(so_handbook_t *hb, const so_dataset_t *ds);
 
-/* Online refinement (merging skills on a handbook's statistics) moved to
- * method/so_refine.h.  The old names stay until their last caller (the
- * learner service) includes method/so_refine.h itself; then delete this. */
-#include "method/so_refine.h"
-typedef so_refine_opts_t so_merge_opts_t;
-#define so_merge_opts_default so_refine_opts_default
-#define so_learn_merge so_refine_merge
-
 #endif

@@ -46,7 +46,7 @@ void so_learner_opts_default(so_learner_opts_t *o)
     o->refine_check_ms = 1000;
     o->refine_lock_ttl_ms = 30000;
     o->refine_always_publish = 0;
-    so_merge_opts_default(&o->merge);
+    so_refine_opts_default(&o->merge);
 }
 
 int so_learner_config(const so_config_t *cfg, so_learner_opts_t *o, char *err, size_t errlen)

@@ -29,7 +29,7 @@
  * the current version's sequence number; when refine_every episodes were
  * applied to it since the last check (so:refine:<version> holds the
  * sequence number of that check), it takes the lock so:refine:lock, loads
- * the version with its online statistics, runs so_learn_merge and, if any
+ * the version with its online statistics, runs so_refine_merge and, if any
  * skills merged, publishes the result as "<base>.r<N>" with
  * so_store_put_handbook_if (only if the current version has not moved
  * meanwhile).  Episodes keep the version they were routed with.
@@ -37,7 +37,7 @@
 #ifndef SO_LEARNER_H
 #define SO_LEARNER_H
 
-#include "offline/so_learn.h"
+#include "method/so_refine.h"
 #include "base/so_svc.h"
 
 #include <stddef.h>
@@ -64,7 +64,7 @@ typedef struct {
     int refine_check_ms;            /* how often to look (1000) */
     int refine_lock_ttl_ms;         /* (30000) */
     int refine_always_publish;      /* publish even when nothing merged (0) */
-    so_merge_opts_t merge;          /* alpha 0.05, min_attempts 30 */
+    so_refine_opts_t merge;         /* alpha 0.05, min_attempts 30 */
 } so_learner_opts_t;
 
 typedef struct {

@@ -88,7 +88,7 @@ static int s_refine_locked(so_learner_t *l, const char *cur)
     so_handbook_t *out = NULL;
     size_t merged = 0;
     if (rc == 0 && (rc = s_next_version(l, cur, name, sizeof name)) == 0) {
-        out = so_learn_merge(hb, &l->o.merge, name, &merged, l->err, sizeof l->err);
+        out = so_refine_merge(hb, &l->o.merge, name, &merged, l->err, sizeof l->err);
         rc = out ? 0 : -1;
     }
     if (rc == 0 && (merged > 0 || l->o.refine_always_publish)) {
