@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef Skillorchestra__V1__EpisodeOutcome s_episode_t;
-typedef Skillorchestra__V1__TurnRecord s_turn_t;
 
 /* The table being filled: slot[i] = index + 1 into c->cells, 0 = empty. */
 typedef struct {
@@ -51,7 +49,7 @@ static so_credit_cell_t *s_cell(s_table_t *t, size_t agent, size_t skill)
 }
 
 static void s_add(s_table_t *t, size_t agent, size_t skill, double w, double score,
-                  const s_turn_t *tr)
+                  const so_pb_turn_record_t *tr)
 {
     so_stat_t *d = &s_cell(t, agent, skill)->d;
     d->successes += w * score;
@@ -63,7 +61,7 @@ static void s_add(s_table_t *t, size_t agent, size_t skill, double w, double sco
     d->cost_count += w;
 }
 
-double so_credit_outcome(const s_episode_t *ep)
+double so_credit_outcome(const so_pb_episode_outcome_t *ep)
 {
     if (ep->result_case == SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SUCCESS)
         return ep->success ? 1.0 : 0.0;
@@ -78,7 +76,7 @@ static int s_usable_weight(double w)
 /* The turn's demand, normalised over its usable weights.  0 if it has no
  * usable weight (the caller falls back on the mode). */
 static int s_credit_demand(s_table_t *t, const so_handbook_t *hb, size_t a, double score,
-                           const s_turn_t *tr)
+                           const so_pb_turn_record_t *tr)
 {
     double wsum = 0;
     for (size_t i = 0; i < tr->n_demand; i++)
@@ -104,7 +102,7 @@ static int s_credit_demand(s_table_t *t, const so_handbook_t *hb, size_t a, doub
 /* No demand: the skills of the turn's mode (all of them for no known
  * mode), uniformly. */
 static void s_credit_mode(s_table_t *t, const so_handbook_t *hb, size_t a, double score,
-                          const s_turn_t *tr)
+                          const so_pb_turn_record_t *tr)
 {
     int m = tr->mode && *tr->mode ? so_handbook_mode_index(hb, tr->mode) : -1;
     size_t k = 0;
@@ -115,7 +113,7 @@ static void s_credit_mode(s_table_t *t, const so_handbook_t *hb, size_t a, doubl
             s_add(t, a, sk, 1.0 / (double) k, score, tr);
 }
 
-int so_credit_episode(const so_handbook_t *hb, const s_episode_t *ep, so_credit_t *out,
+int so_credit_episode(const so_handbook_t *hb, const so_pb_episode_outcome_t *ep, so_credit_t *out,
                       char *err, size_t errlen)
 {
     size_t cap = 0, slots = 16;
@@ -129,7 +127,7 @@ int so_credit_episode(const so_handbook_t *hb, const s_episode_t *ep, so_credit_
     double outcome = so_credit_outcome(ep);
     int rc = 0;
     for (size_t i = 0; i < ep->n_turns && rc == 0; i++) {
-        const s_turn_t *tr = ep->turns[i];
+        const so_pb_turn_record_t *tr = ep->turns[i];
         int a = strchr(tr->agent_id, '\x1f') ? -1 : so_handbook_agent_index(hb, tr->agent_id);
         if (a < 0) {
             out->skipped++;
@@ -154,14 +152,6 @@ int so_credit_episode(const so_handbook_t *hb, const s_episode_t *ep, so_credit_
 void so_credit_accumulate(const so_credit_t *c, size_t n_skills, so_stat_t *deltas)
 {
     for (size_t k = 0; k < c->n; k++) {
-        so_stat_t *d = &deltas[c->cells[k].agent * n_skills + c->cells[k].skill];
-        const so_stat_t *x = &c->cells[k].d;
-        d->successes += x->successes;
-        d->attempts += x->attempts;
-        d->cost_usd += x->cost_usd;
-        d->prompt_tokens += x->prompt_tokens;
-        d->completion_tokens += x->completion_tokens;
-        d->latency_s += x->latency_s;
-        d->cost_count += x->cost_count;
+        so_stat_add(&deltas[c->cells[k].agent * n_skills + c->cells[k].skill], &c->cells[k].d);
     }
 }

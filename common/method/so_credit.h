@@ -22,7 +22,7 @@
 #define SO_CREDIT_H
 
 #include "method/so_handbook.h"
-#include "skillorchestra.pb-c.h"
+#include "base/so_pb.h"
 
 #include <stddef.h>
 
@@ -42,13 +42,13 @@ typedef struct {
 
 /* The episode's outcome as a score in [0, 1] when valid: 1/0 for a
  * success result, else the score. */
-double so_credit_outcome(const Skillorchestra__V1__EpisodeOutcome *ep);
+double so_credit_outcome(const so_pb_episode_outcome_t *ep);
 
 /* Fills *out (always initialised; free with so_credit_free).  Returns 0,
  * or -1 with err when a turn's score (its own, or the outcome it falls
  * back on) is not a finite number in [0, 1] — then *out is empty.  The
  * caller checks that ep was routed by hb and validated it. */
-int so_credit_episode(const so_handbook_t *hb, const Skillorchestra__V1__EpisodeOutcome *ep,
+int so_credit_episode(const so_handbook_t *hb, const so_pb_episode_outcome_t *ep,
                       so_credit_t *out, char *err, size_t errlen);
 void so_credit_free(so_credit_t *c);
 

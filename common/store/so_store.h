@@ -57,7 +57,7 @@
 #define SO_STORE_H
 
 #include "method/so_handbook.h"
-#include "skillorchestra.pb-c.h"
+#include "base/so_pb.h"
 
 #include <stddef.h>
 
@@ -118,7 +118,7 @@ int so_store_load_stats(so_store_t *s, so_handbook_t *hb, long long *seq, size_t
  * the episode was applied before, -1 on error.  Turns naming agents or
  * skills not in hb are skipped. */
 int so_store_apply_episode(so_store_t *s, const so_handbook_t *hb,
-                           const Skillorchestra__V1__EpisodeOutcome *ep, char *err,
+                           const so_pb_episode_outcome_t *ep, char *err,
                            size_t errlen);
 /* Applies n episodes in one pipeline (hbs[i] is the handbook of eps[i]).
  * applied[i] = 1, 0 (applied before) or -1 (this episode is unusable: err
@@ -126,36 +126,36 @@ int so_store_apply_episode(so_store_t *s, const so_handbook_t *hb,
  * when the connection failed (then nothing is known: apply again, it is
  * idempotent). */
 int so_store_apply_many(so_store_t *s, const so_handbook_t *const *hbs,
-                        const Skillorchestra__V1__EpisodeOutcome *const *eps, size_t n,
+                        const so_pb_episode_outcome_t *const *eps, size_t n,
                         int *applied, char *err, size_t errlen);
 
 /* The episode log.  append: XADD (MAXLEN not applied: the log is the source
  * of truth).  Returns 0 or -1. */
-int so_store_log_episode(so_store_t *s, const Skillorchestra__V1__EpisodeOutcome *ep, char *err,
+int so_store_log_episode(so_store_t *s, const so_pb_episode_outcome_t *ep, char *err,
                          size_t errlen);
 /* Decodes a log entry's "pb" value (a header-less EpisodeOutcome body) with
  * so_wire_decode's checks.  0 with *out (free with so_store_episode_free),
  * or -1 with err. */
 int so_store_decode_episode(const void *pb, size_t len,
-                            Skillorchestra__V1__EpisodeOutcome **out, char *err, size_t errlen);
-void so_store_episode_free(Skillorchestra__V1__EpisodeOutcome **ep_p);
+                            so_pb_episode_outcome_t **out, char *err, size_t errlen);
+void so_store_episode_free(so_pb_episode_outcome_t **ep_p);
 
 /* Pending turns of an episode awaiting its outcome (feedback). */
 int so_store_push_turn(so_store_t *s, const char *episode_id,
-                       const Skillorchestra__V1__TurnRecord *tr, int ttl_s, char *err,
+                       const so_pb_turn_record_t *tr, int ttl_s, char *err,
                        size_t errlen);
 /* As so_store_push_turn, also recording the handbook version that routed
  * the episode (so:pending:<episode>:hb), which the outcome needs. */
 int so_store_push_turn_ex(so_store_t *s, const char *episode_id, const char *handbook_version,
-                          const Skillorchestra__V1__TurnRecord *tr, int ttl_s, char *err,
+                          const so_pb_turn_record_t *tr, int ttl_s, char *err,
                           size_t errlen);
 /* Reads the pending turns (validated) and, into version (may be NULL), the
  * recorded handbook version ("" if none).  *turns_out is malloc'd (free
  * with so_store_turns_free); none pending = 0 turns.  0 or -1. */
 int so_store_pending_turns(so_store_t *s, const char *episode_id, char *version, size_t vlen,
-                           Skillorchestra__V1__TurnRecord ***turns_out, size_t *n_out,
+                           so_pb_turn_record_t ***turns_out, size_t *n_out,
                            char *err, size_t errlen);
-void so_store_turns_free(Skillorchestra__V1__TurnRecord ***turns_p, size_t n);
+void so_store_turns_free(so_pb_turn_record_t ***turns_p, size_t n);
 int so_store_drop_pending(so_store_t *s, const char *episode_id, char *err, size_t errlen);
 /* Ends an episode whose turns wait in so:pending:<episode>: reads them and
  * the recorded handbook version (version_if_none when none was recorded),

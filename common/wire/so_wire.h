@@ -30,29 +30,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "skillorchestra.pb-c.h"
-
-/* Short names for the generated protobuf types: use these everywhere
- * instead of local typedefs, so a TurnRequest is so_pb_turn_request_t in
- * every file. */
-typedef Skillorchestra__V1__Error so_pb_error_t;
-typedef Skillorchestra__V1__ErrorCode so_pb_error_code_t;
-typedef Skillorchestra__V1__ChatMessage so_pb_chat_message_t;
-typedef Skillorchestra__V1__SkillWeight so_pb_skill_weight_t;
-typedef Skillorchestra__V1__TurnRequest so_pb_turn_request_t;
-typedef Skillorchestra__V1__SkillDemand so_pb_skill_demand_t;
-typedef Skillorchestra__V1__RouteRequest so_pb_route_request_t;
-typedef Skillorchestra__V1__SkillCompetence so_pb_skill_competence_t;
-typedef Skillorchestra__V1__AgentScore so_pb_agent_score_t;
-typedef Skillorchestra__V1__RoutingDecision so_pb_routing_decision_t;
-typedef Skillorchestra__V1__AgentCall so_pb_agent_call_t;
-typedef Skillorchestra__V1__AgentResult so_pb_agent_result_t;
-typedef Skillorchestra__V1__TurnRecord so_pb_turn_record_t;
-typedef Skillorchestra__V1__EpisodeOutcome so_pb_episode_outcome_t;
-typedef Skillorchestra__V1__TurnReply so_pb_turn_reply_t;
-
-/* The one error-code macro: SO_ERR(TIMEOUT) is
- * SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_TIMEOUT. */
-#define SO_ERR(x) SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_##x
+#include "base/so_pb.h"
 
 /* Header frame: 'S' 'O' <version> <type>. */
 #define SO_WIRE_HDR_LEN       4
@@ -80,15 +58,15 @@ typedef Skillorchestra__V1__TurnReply so_pb_turn_reply_t;
 /* Values equal Skillorchestra__V1__MessageType (checked at compile time). */
 typedef enum {
     SO_MSG_ANY = 0,                   /* "expect": accept any type */
-    SO_MSG_TURN_REQUEST = 1,          /* Skillorchestra__V1__TurnRequest */
-    SO_MSG_SKILL_DEMAND = 2,          /* Skillorchestra__V1__SkillDemand */
-    SO_MSG_ROUTING_DECISION = 3,      /* Skillorchestra__V1__RoutingDecision */
-    SO_MSG_AGENT_CALL = 4,            /* Skillorchestra__V1__AgentCall */
-    SO_MSG_AGENT_RESULT = 5,          /* Skillorchestra__V1__AgentResult */
-    SO_MSG_EPISODE_OUTCOME = 6,       /* Skillorchestra__V1__EpisodeOutcome */
+    SO_MSG_TURN_REQUEST = 1,          /* so_pb_turn_request_t */
+    SO_MSG_SKILL_DEMAND = 2,          /* so_pb_skill_demand_t */
+    SO_MSG_ROUTING_DECISION = 3,      /* so_pb_routing_decision_t */
+    SO_MSG_AGENT_CALL = 4,            /* so_pb_agent_call_t */
+    SO_MSG_AGENT_RESULT = 5,          /* so_pb_agent_result_t */
+    SO_MSG_EPISODE_OUTCOME = 6,       /* so_pb_episode_outcome_t */
     /* 7 was HandbookAnnouncement: retired, reserved (never reuse it) */
-    SO_MSG_TURN_REPLY = 8,            /* Skillorchestra__V1__TurnReply */
-    SO_MSG_ROUTE_REQUEST = 9,         /* Skillorchestra__V1__RouteRequest */
+    SO_MSG_TURN_REPLY = 8,            /* so_pb_turn_reply_t */
+    SO_MSG_ROUTE_REQUEST = 9,         /* so_pb_route_request_t */
 } so_msg_type_t;
 
 #define SO_MSG_TYPE_MAX 9

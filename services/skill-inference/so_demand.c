@@ -18,11 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef Skillorchestra__V1__TurnRequest s_turn_t;
-typedef Skillorchestra__V1__SkillDemand s_demand_t;
-typedef Skillorchestra__V1__SkillWeight s_weight_t;
 
-#define S_ERR(x) SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_##x
 #define S_SRC(x) SKILLORCHESTRA__V1__SKILL_DEMAND__SOURCE__SOURCE_##x
 
 #define S_MEMO 8                /* (version, mode) analysis prompts kept */
@@ -41,8 +37,8 @@ typedef struct {
 struct so_demand {
     so_hbcache_t *cache;
     double *vec;                /* [cap] dense demand */
-    s_weight_t *w;              /* [cap] */
-    s_weight_t **wp;            /* [cap] */
+    so_pb_skill_weight_t *w;              /* [cap] */
+    so_pb_skill_weight_t **wp;            /* [cap] */
     so_llmcache_item_t *items;  /* [cap] */
     size_t cap, n_w;
     uint64_t embedded, uniform, llm_demands, by_code[16];
@@ -112,7 +108,7 @@ static void s_reserve(so_demand_t *d, size_t n)
 
 static so_server_result_t s_fail_ids(so_demand_t *d, void *sock, const so_wire_envelope_t *env,
                                      const char *request_id, const char *episode_id,
-                                     Skillorchestra__V1__ErrorCode code, const char *msg)
+                                     so_pb_error_code_t code, const char *msg)
 {
     char err[256];
     d->by_code[(unsigned) code & 15]++;
@@ -126,7 +122,7 @@ static so_server_result_t s_fail_ids(so_demand_t *d, void *sock, const so_wire_e
 }
 
 static so_server_result_t s_fail(so_demand_t *d, void *sock, const so_wire_envelope_t *env,
-                                 const s_turn_t *t, Skillorchestra__V1__ErrorCode code,
+                                 const so_pb_turn_request_t *t, so_pb_error_code_t code,
                                  const char *msg)
 {
     return s_fail_ids(d, sock, env, t->request_id, t->episode_id, code, msg);
@@ -144,7 +140,7 @@ static void s_add_weight(so_demand_t *d, const char *id, double w)
 {
     if (!(w > 0) || !isfinite(w) || d->n_w >= d->cap)
         return;
-    s_weight_t *x = &d->w[d->n_w];
+    so_pb_skill_weight_t *x = &d->w[d->n_w];
     skillorchestra__v1__skill_weight__init(x);
     x->skill_id = (char *) id;
     x->weight = w > 1 ? 1 : w;
@@ -162,7 +158,7 @@ static so_server_result_t s_send(so_demand_t *d, void *sock, const so_wire_envel
                                  const char *version, int source)
 {
     char err[512];
-    s_demand_t out = SKILLORCHESTRA__V1__SKILL_DEMAND__INIT;
+    so_pb_skill_demand_t out = SKILLORCHESTRA__V1__SKILL_DEMAND__INIT;
     out.request_id = (char *) request_id;
     out.handbook_version = (char *) version;
     out.source = source;
@@ -176,7 +172,7 @@ static so_server_result_t s_send(so_demand_t *d, void *sock, const so_wire_envel
         d->embedded++;
     if (so_wire_send(sock, env, SO_MSG_SKILL_DEMAND, &out, ZMQ_DONTWAIT, err, sizeof err) != 0) {
         if (errno == EINVAL)        /* our own message failed validation: a bug */
-            return s_fail_ids(d, sock, env, request_id, episode_id, S_ERR(INTERNAL), err);
+            return s_fail_ids(d, sock, env, request_id, episode_id, SO_ERR(INTERNAL), err);
         so_warn("reply_failed", "request_id=%s error=\"%s\"", request_id, err);
         return SO_SERVER_NO_REPLY;
     }
@@ -187,7 +183,7 @@ static so_server_result_t s_send(so_demand_t *d, void *sock, const so_wire_envel
 
 /* The embedded demand in d->vec (source src of so_infer). */
 static so_server_result_t s_send_embedded(so_demand_t *d, void *sock,
-                                          const so_wire_envelope_t *env, const s_turn_t *t,
+                                          const so_wire_envelope_t *env, const so_pb_turn_request_t *t,
                                           const so_hbcache_entry_t *e, so_demand_source_t src)
 {
     s_clear_weights(d);
@@ -202,7 +198,7 @@ static so_server_result_t s_send_embedded(so_demand_t *d, void *sock,
 }
 
 /* The text to infer from: the last user message, else the last message. */
-static const char *s_text(const s_turn_t *t)
+static const char *s_text(const so_pb_turn_request_t *t)
 {
     for (size_t i = t->n_messages; i-- > 0;)
         if (t->messages[i]->role && strcmp(t->messages[i]->role, "user") == 0)
@@ -267,7 +263,7 @@ static void s_fallback(so_demand_t *d, so_llm_code_t code, const char *request_i
  * answered from the cache, or answered with the embedded demand because the
  * queue is full); 0 when there is nothing to ask (no skills in the mode). */
 static int s_ask_llm(so_demand_t *d, void *sock, const so_wire_envelope_t *env,
-                     const s_turn_t *t, const so_hbcache_entry_t *e, int mode, const char *text,
+                     const so_pb_turn_request_t *t, const so_hbcache_entry_t *e, int mode, const char *text,
                      so_demand_source_t src, so_server_result_t *r)
 {
     const s_memo_t *m = s_memo(d, e, mode);
@@ -361,22 +357,22 @@ so_server_result_t so_demand_handle(void *arg, void *sock, const so_wire_envelop
                                     void *msg)
 {
     so_demand_t *d = arg;
-    const s_turn_t *t = msg;
+    const so_pb_turn_request_t *t = msg;
     char err[512];
     so_hbcache_status_t st;
     int mode;
 
     if (!t->episode_id || !*t->episode_id)
-        return s_fail(d, sock, env, t, S_ERR(INVALID_REQUEST),
+        return s_fail(d, sock, env, t, SO_ERR(INVALID_REQUEST),
                       "TurnRequest.episode_id: empty (required by skill-inference)");
     const so_hbcache_entry_t *e = so_hbcache_get(d->cache, t->handbook_version, &st, err,
                                                  sizeof err);
     if (!e)
         return s_fail(d, sock, env, t,
-                      st == SO_HBCACHE_UNKNOWN ? S_ERR(UNKNOWN_HANDBOOK) : S_ERR(UNAVAILABLE),
+                      st == SO_HBCACHE_UNKNOWN ? SO_ERR(UNKNOWN_HANDBOOK) : SO_ERR(UNAVAILABLE),
                       err);
     if (so_hbcache_mode(e->hb, t->mode, &mode, err, sizeof err) != 0)
-        return s_fail(d, sock, env, t, S_ERR(INVALID_REQUEST), err);
+        return s_fail(d, sock, env, t, SO_ERR(INVALID_REQUEST), err);
 
     s_reserve(d, e->hb->n_skills + 1);
     const char *text = s_text(t);
@@ -415,9 +411,9 @@ void so_demand_stats(void *arg, char *buf, size_t len)
              " embedded=%llu uniform=%llu unknown_handbook=%llu unavailable=%llu invalid=%llu"
              " current=%s cached=%zu cache_misses=%llu loads=%llu redis_up=%d",
              (unsigned long long) d->embedded, (unsigned long long) d->uniform,
-             (unsigned long long) d->by_code[S_ERR(UNKNOWN_HANDBOOK)],
-             (unsigned long long) d->by_code[S_ERR(UNAVAILABLE)],
-             (unsigned long long) d->by_code[S_ERR(INVALID_REQUEST)],
+             (unsigned long long) d->by_code[SO_ERR(UNKNOWN_HANDBOOK)],
+             (unsigned long long) d->by_code[SO_ERR(UNAVAILABLE)],
+             (unsigned long long) d->by_code[SO_ERR(INVALID_REQUEST)],
              so_hbcache_current(d->cache)[0] ? so_hbcache_current(d->cache) : "-", c.cached,
              (unsigned long long) c.misses, (unsigned long long) c.loads, c.redis_up);
     if (!d->llm || n < 0 || (size_t) n >= len)

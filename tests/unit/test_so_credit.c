@@ -5,9 +5,6 @@
 #include "so_test_util.h"
 #include "method/so_credit.h"
 
-typedef Skillorchestra__V1__EpisodeOutcome ep_t;
-typedef Skillorchestra__V1__TurnRecord turn_t;
-typedef Skillorchestra__V1__SkillWeight sw_t;
 
 /* modes: default, other; skills math, math.alg, math.geo, code (default),
  * talk (other); agents a1, a2. */
@@ -27,11 +24,11 @@ static so_handbook_t *s_handbook(void)
 }
 
 typedef struct {
-    ep_t ep;
-    turn_t turn[4];
-    turn_t *turns[4];
-    sw_t w[4][4];
-    sw_t *ws[4][4];
+    so_pb_episode_outcome_t ep;
+    so_pb_turn_record_t turn[4];
+    so_pb_turn_record_t *turns[4];
+    so_pb_skill_weight_t w[4][4];
+    so_pb_skill_weight_t *ws[4][4];
 } s_ep_t;
 
 static void s_ep_init(s_ep_t *e, int success)
@@ -45,10 +42,10 @@ static void s_ep_init(s_ep_t *e, int success)
     e->ep.turns = e->turns;
 }
 
-static turn_t *s_turn(s_ep_t *e, const char *agent, double cost)
+static so_pb_turn_record_t *s_turn(s_ep_t *e, const char *agent, double cost)
 {
     size_t i = e->ep.n_turns++;
-    turn_t *t = &e->turn[i];
+    so_pb_turn_record_t *t = &e->turn[i];
     skillorchestra__v1__turn_record__init(t);
     t->turn_index = (uint32_t) i;
     t->agent_id = (char *) agent;
@@ -61,10 +58,10 @@ static turn_t *s_turn(s_ep_t *e, const char *agent, double cost)
     return t;
 }
 
-static void s_demand(s_ep_t *e, turn_t *t, const char *skill, double w)
+static void s_demand(s_ep_t *e, so_pb_turn_record_t *t, const char *skill, double w)
 {
     size_t ti = (size_t) (t - e->turn), k = t->n_demand++;
-    sw_t *x = &e->w[ti][k];
+    so_pb_skill_weight_t *x = &e->w[ti][k];
     skillorchestra__v1__skill_weight__init(x);
     x->skill_id = (char *) skill;
     x->weight = w;
@@ -90,7 +87,7 @@ static void test_fractional_demand(void **state)
     s_ep_t e;
     so_credit_t c;
     s_ep_init(&e, 1);
-    turn_t *t = s_turn(&e, "a1", 0.02);
+    so_pb_turn_record_t *t = s_turn(&e, "a1", 0.02);
     s_demand(&e, t, "math.alg", 0.75);
     s_demand(&e, t, "math.geo", 0.25);
     assert_int_equal(so_credit_episode(hb, &e.ep, &c, err, sizeof err), 0);
@@ -153,7 +150,7 @@ static void test_uniform_without_demand(void **state)
     so_credit_free(&c);
     /* Only zero weights: treated as no demand. */
     s_ep_init(&e, 1);
-    turn_t *t = s_turn(&e, "a1", 0);
+    so_pb_turn_record_t *t = s_turn(&e, "a1", 0);
     t->mode = "other";
     s_demand(&e, t, "code", 0);
     assert_int_equal(so_credit_episode(hb, &e.ep, &c, err, sizeof err), 0);
@@ -171,7 +168,7 @@ static void test_multi_turn_scores(void **state)
     s_ep_t e;
     so_credit_t c;
     s_ep_init(&e, 0);                          /* the episode failed ... */
-    turn_t *t0 = s_turn(&e, "a1", 0.01);
+    so_pb_turn_record_t *t0 = s_turn(&e, "a1", 0.01);
     s_demand(&e, t0, "code", 1);
     t0->score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
     t0->score = 0.9;                           /* ... turn 0 has its own score */
@@ -219,7 +216,7 @@ static void test_unknown_and_bad_scores(void **state)
     s_ep_init(&e, 1);
     s_demand(&e, s_turn(&e, "ghost", 0), "code", 1);          /* unknown agent */
     s_demand(&e, s_turn(&e, "a1\x1fx", 0), "code", 1);        /* separator in an id */
-    turn_t *t = s_turn(&e, "a1", 0);
+    so_pb_turn_record_t *t = s_turn(&e, "a1", 0);
     s_demand(&e, t, "nope", 0.5);                             /* unknown skill */
     s_demand(&e, t, "math.alg", 0.5);
     assert_int_equal(so_credit_episode(hb, &e.ep, &c, err, sizeof err), 0);

@@ -12,9 +12,6 @@
 #include "base/so_svc.h"
 
 
-typedef Skillorchestra__V1__EpisodeOutcome ep_t;
-typedef Skillorchestra__V1__TurnRecord turn_t;
-typedef Skillorchestra__V1__SkillWeight sw_t;
 
 static int group_setup(void **state)
 {
@@ -62,9 +59,9 @@ static void s_apply(const char *version, const char *episode)
     char err[256] = "";
     so_store_t *s = so_test_store();
     so_handbook_t *hb = s_handbook(version);
-    ep_t ep = SKILLORCHESTRA__V1__EPISODE_OUTCOME__INIT;
-    turn_t t = SKILLORCHESTRA__V1__TURN_RECORD__INIT, *tp = &t;
-    sw_t w = SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT, *wp = &w;
+    so_pb_episode_outcome_t ep = SKILLORCHESTRA__V1__EPISODE_OUTCOME__INIT;
+    so_pb_turn_record_t t = SKILLORCHESTRA__V1__TURN_RECORD__INIT, *tp = &t;
+    so_pb_skill_weight_t w = SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT, *wp = &w;
     w.skill_id = "code";
     w.weight = 1;
     t.agent_id = "a2";

@@ -12,9 +12,6 @@
 #include <errno.h>
 #include <sys/stat.h>
 
-typedef Skillorchestra__V1__EpisodeOutcome ep_t;
-typedef Skillorchestra__V1__TurnRecord turn_t;
-typedef Skillorchestra__V1__SkillWeight sw_t;
 
 static int group_setup(void **state)
 {
@@ -47,11 +44,11 @@ static so_handbook_t *s_handbook(const char *version)
 
 /* Episodes built on the stack; strings are literals. */
 typedef struct {
-    ep_t ep;
-    turn_t turn[4];
-    turn_t *turns[4];
-    sw_t w[4][4];
-    sw_t *ws[4][4];
+    so_pb_episode_outcome_t ep;
+    so_pb_turn_record_t turn[4];
+    so_pb_turn_record_t *turns[4];
+    so_pb_skill_weight_t w[4][4];
+    so_pb_skill_weight_t *ws[4][4];
 } s_ep_t;
 
 static void s_ep_init(s_ep_t *e, const char *id, const char *version, int success)
@@ -65,10 +62,10 @@ static void s_ep_init(s_ep_t *e, const char *id, const char *version, int succes
     e->ep.turns = e->turns;
 }
 
-static turn_t *s_ep_turn(s_ep_t *e, const char *agent, double cost)
+static so_pb_turn_record_t *s_ep_turn(s_ep_t *e, const char *agent, double cost)
 {
     size_t i = e->ep.n_turns++;
-    turn_t *t = &e->turn[i];
+    so_pb_turn_record_t *t = &e->turn[i];
     skillorchestra__v1__turn_record__init(t);
     t->turn_index = (uint32_t) i;
     t->agent_id = (char *) agent;
@@ -81,10 +78,10 @@ static turn_t *s_ep_turn(s_ep_t *e, const char *agent, double cost)
     return t;
 }
 
-static void s_turn_demand(s_ep_t *e, turn_t *t, const char *skill, double w)
+static void s_turn_demand(s_ep_t *e, so_pb_turn_record_t *t, const char *skill, double w)
 {
     size_t ti = (size_t) (t - e->turn), k = t->n_demand++;
-    sw_t *x = &e->w[ti][k];
+    so_pb_skill_weight_t *x = &e->w[ti][k];
     skillorchestra__v1__skill_weight__init(x);
     x->skill_id = (char *) skill;
     x->weight = w;
@@ -213,7 +210,7 @@ static void test_apply_idempotent_fractional(void **state)
     so_handbook_t *hb = s_handbook("v1");
     s_ep_t e;
     s_ep_init(&e, "ep-1", "v1", 1);
-    turn_t *t = s_ep_turn(&e, "a1", 0.02);
+    so_pb_turn_record_t *t = s_ep_turn(&e, "a1", 0.02);
     s_turn_demand(&e, t, "math.alg", 0.75);
     s_turn_demand(&e, t, "math.geo", 0.25);
 
@@ -265,7 +262,7 @@ static void test_apply_idempotent_fractional(void **state)
     s_ep_init(&e4, "ep-3", "v1", 1);
     s_turn_demand(&e4, s_ep_turn(&e4, "a2", 0), "code", 1);
     const so_handbook_t *hbs[3] = { hb, hb, hb };
-    const ep_t *eps[3] = { &e3.ep, &e4.ep, &e.ep };
+    const so_pb_episode_outcome_t *eps[3] = { &e3.ep, &e4.ep, &e.ep };
     int applied[3];
     assert_int_equal(so_store_apply_many(s, hbs, eps, 3, applied, err, sizeof err), 0);
     assert_int_equal(applied[0], 1);
@@ -288,11 +285,11 @@ static void test_turn_score_vs_outcome(void **state)
     so_handbook_t *hb = s_handbook("v1");
     s_ep_t e;
     s_ep_init(&e, "ep-1", "v1", 0);          /* the episode failed ... */
-    turn_t *t0 = s_ep_turn(&e, "a1", 0);
+    so_pb_turn_record_t *t0 = s_ep_turn(&e, "a1", 0);
     s_turn_demand(&e, t0, "code", 1);
     t0->score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
     t0->score = 0.9;                          /* ... but turn 0 has its own score */
-    turn_t *t1 = s_ep_turn(&e, "a2", 0);
+    so_pb_turn_record_t *t1 = s_ep_turn(&e, "a2", 0);
     s_turn_demand(&e, t1, "code", 1);
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
     so_stat_t st = s_stat(s, "v1", "a1", "code", NULL);
@@ -314,7 +311,7 @@ static void test_turn_score_vs_outcome(void **state)
 
     /* No demand: uniform over the turn's mode, as the router does. */
     s_ep_init(&e, "ep-3", "v1", 1);
-    turn_t *t = s_ep_turn(&e, "a1", 0);
+    so_pb_turn_record_t *t = s_ep_turn(&e, "a1", 0);
     t->mode = "default";
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
     st = s_stat(s, "v1", "a1", "math", NULL);
@@ -335,7 +332,7 @@ static void test_unknown_skipped(void **state)
     s_ep_t e;
     s_ep_init(&e, "ep-1", "v1", 1);
     s_turn_demand(&e, s_ep_turn(&e, "ghost", 0), "code", 1);     /* unknown agent */
-    turn_t *t = s_ep_turn(&e, "a1", 0);
+    so_pb_turn_record_t *t = s_ep_turn(&e, "a1", 0);
     s_turn_demand(&e, t, "nope", 0.5);                           /* unknown skill */
     s_turn_demand(&e, t, "math.alg", 0.5);
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
@@ -388,7 +385,7 @@ static void test_rebuild_equals_incremental(void **state)
         snprintf(ids[i], sizeof ids[i], "ep-%d", i % 50);    /* 10 repeats */
         s_ep_init(&e, ids[i], i % 7 == 3 ? "v0" : "v1", i % 3 != 0);
         for (int k = 0; k < 1 + i % 3; k++) {
-            turn_t *t = s_ep_turn(&e, agents[(i + k) % 2], 0.001 * (i + 1));
+            so_pb_turn_record_t *t = s_ep_turn(&e, agents[(i + k) % 2], 0.001 * (i + 1));
             s_turn_demand(&e, t, skills[(i + k) % 4], 0.3 + 0.1 * (i % 5));
             s_turn_demand(&e, t, skills[(i + 2 * k + 1) % 4], 0.7);
         }
@@ -521,7 +518,7 @@ static void test_malformed_data(void **state)
 
     /* Pending turns that are not TurnRecords. */
     so_test_redis_cmd("RPUSH t:pending:ep-9 %b", "\xff\xff\xff", (size_t) 3);
-    Skillorchestra__V1__TurnRecord **turns;
+    so_pb_turn_record_t **turns;
     assert_int_equal(so_store_pending_turns(s, "ep-9", NULL, 0, &turns, &n, err, sizeof err),
                      -1);
     SO_ASSERT_CONTAINS(err, "t:pending:ep-9[0]");
@@ -548,15 +545,15 @@ static void test_pending_turns(void **state)
     so_store_t *s = so_test_store();
     s_ep_t e;
     s_ep_init(&e, "ep-1", "v1", 1);
-    turn_t *t0 = s_ep_turn(&e, "a1", 0.5);
+    so_pb_turn_record_t *t0 = s_ep_turn(&e, "a1", 0.5);
     s_turn_demand(&e, t0, "code", 1);
-    turn_t *t1 = s_ep_turn(&e, "a2", 0.25);
+    so_pb_turn_record_t *t1 = s_ep_turn(&e, "a2", 0.25);
     t1->score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
     t1->score = 0.5;
     assert_int_equal(so_store_push_turn_ex(s, "ep-1", "v1", t0, 60, err, sizeof err), 0);
     assert_int_equal(so_store_push_turn(s, "ep-1", t1, 60, err, sizeof err), 0);
 
-    turn_t **turns;
+    so_pb_turn_record_t **turns;
     size_t n;
     assert_int_equal(so_store_pending_turns(s, "ep-1", version, sizeof version, &turns, &n, err,
                                             sizeof err), 0);
@@ -584,7 +581,7 @@ static void test_pending_turns(void **state)
 }
 
 /* Reads the log's entries into decoded episodes (at most max). */
-static size_t s_log_read(ep_t **out, size_t max)
+static size_t s_log_read(so_pb_episode_outcome_t **out, size_t max)
 {
     char err[256];
     redisContext *c = so_test_redis_raw();
@@ -613,9 +610,9 @@ static void test_finish_episode(void **state)
     so_store_t *s = so_test_store();
     s_ep_t e;
     s_ep_init(&e, "ep-1", "v1", 1);
-    turn_t *t0 = s_ep_turn(&e, "a1", 0.5);
+    so_pb_turn_record_t *t0 = s_ep_turn(&e, "a1", 0.5);
     s_turn_demand(&e, t0, "code", 1);
-    turn_t *t1 = s_ep_turn(&e, "a2", 0.25);
+    so_pb_turn_record_t *t1 = s_ep_turn(&e, "a2", 0.25);
     t1->score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
     t1->score = 0.5;
     /* Pushed out of order, turn 1 twice (a retried push). */
@@ -626,13 +623,13 @@ static void test_finish_episode(void **state)
     /* An explicit success; the version comes from the pending record. */
     assert_int_equal(so_store_finish_episode(s, "ep-1", 1, 1, -1, "other", err, sizeof err), 1);
     assert_int_equal(so_store_finish_episode(s, "ep-1", 1, 1, -1, "v1", err, sizeof err), 0);
-    turn_t **turns;
+    so_pb_turn_record_t **turns;
     size_t n;
     assert_int_equal(so_store_pending_turns(s, "ep-1", version, sizeof version, &turns, &n, err,
                                             sizeof err), 0);
     assert_int_equal(n, 0);
     so_store_turns_free(&turns, n);
-    ep_t *got[8];
+    so_pb_episode_outcome_t *got[8];
     assert_int_equal(s_log_read(got, 8), 1);
     assert_string_equal(got[0]->episode_id, "ep-1");
     assert_string_equal(got[0]->handbook_version, "v1");
@@ -742,7 +739,7 @@ static void test_decode_episode(void **state)
     s_turn_demand(&e, s_ep_turn(&e, "a1", 0), "code", 1);
     assert_int_equal(so_wire_encode(SO_MSG_EPISODE_OUTCOME, &e.ep, hdr, &body, &len, err,
                                     sizeof err), 0);
-    ep_t *got = NULL;
+    so_pb_episode_outcome_t *got = NULL;
     assert_int_equal(so_store_decode_episode(body, len, &got, err, sizeof err), 0);
     assert_string_equal(got->episode_id, "ep-1");
     assert_int_equal(got->n_turns, 1);
