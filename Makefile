@@ -96,7 +96,8 @@ $(SERVICES): $(BUILD)/bin/so-%: $$(call svc_obj,$$*) $(LIB)
 # Tests of a service's own modules name them here (their objects are the
 # service's, so the test links exactly what the binary runs).
 TEST_SRC_test_so_broker   := services/gateway/so_broker.c
-TEST_SRC_test_so_oai      := services/http/so_oai.c
+TEST_SRC_test_so_oai      := services/http/so_oai.c services/http/so_oai_parse.c \
+                             services/http/so_oai_reply.c
 TEST_SRC_test_so_counters := services/http/so_counters.c services/http/so_oai.c
 # ...and see their headers.
 $(foreach t,$(patsubst $(BUILD)/tests/%,%,$(UNIT_TESTS)),\

@@ -248,7 +248,7 @@ char *so_counters_render(so_counters_t *m, const so_counters_gauges_t *g)
     for (size_t c = 0; c <= S_N_CODES; c++)
         for (int l = 0; l < 2; l++)
             s_printf(&o, "so_http_errors_total{code=\"%s\",source=\"%s\"} %llu\n",
-                     c < S_N_CODES ? so_oai_code_name((so_oai_code_t) c) : "UNKNOWN",
+                     c < S_N_CODES ? so_oai_code_name((so_pb_error_code_t) c) : "UNKNOWN",
                      l ? "local" : "gateway", s_get(&m->errors[c][l]));
     s_printf(&o, "# HELP so_http_rejected_total Requests refused before reaching the gateway.\n"
                  "# TYPE so_http_rejected_total counter\n");
