@@ -348,6 +348,16 @@ void so_openai_scrub_utf8(char *s)
     }
 }
 
+size_t so_openai_utf8_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t n = max;
+    while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
+        n--;
+    return n;
+}
+
 /* ------------------------------------------------------------------ */
 /* Retry-After                                                         */
 
