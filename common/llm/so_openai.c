@@ -54,6 +54,16 @@ void so_openai_config_defaults(so_openai_config_t *cfg)
     cfg->max_tokens_field = "max_tokens";
 }
 
+void so_openai_config_endpoint(so_openai_config_t *cfg, const char *base_url, const char *model,
+                               const char *api_key_env, long timeout_ms)
+{
+    so_openai_config_defaults(cfg);
+    cfg->base_url = base_url;
+    cfg->model = model;
+    cfg->api_key_env = api_key_env;
+    cfg->timeout_ms = timeout_ms;
+}
+
 void so_openai_request_init(so_openai_request_t *req)
 {
     memset(req, 0, sizeof *req);

@@ -80,6 +80,10 @@ typedef struct {
 
 /* Fills the defaults above (strings NULL, prices 0). */
 void so_openai_config_defaults(so_openai_config_t *cfg);
+/* The defaults, then an endpoint: base_url, model, api_key_env (strings
+ * borrowed) and timeout_ms of one attempt.  Callers tune the rest. */
+void so_openai_config_endpoint(so_openai_config_t *cfg, const char *base_url, const char *model,
+                               const char *api_key_env, long timeout_ms);
 
 /* Reads agent.<id>.* keys (base_url, model, api_key_env, price_in, price_out,
  * context, max_tokens, max_tokens_field, timeout_ms, connect_timeout_ms,
