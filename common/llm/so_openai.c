@@ -92,18 +92,18 @@ int so_openai_config_load(const so_config_t *cfg, const char *agent_id,
                           errlen) < 0
         || so_config_long(cfg, S_KEY("max_tokens"), 0, 0, S_MAX_TOKENS, &out->max_tokens, err,
                           errlen) < 0
-        || so_config_long(cfg, S_KEY("timeout_ms"), out->timeout_ms, 1, SO_OPENAI_MAX_WAIT_MS,
+        || so_config_long(cfg, S_KEY("timeout_ms"), out->timeout_ms, 1, SO_WAIT_MAX_MS,
                           &out->timeout_ms, err, errlen) < 0
         || so_config_long(cfg, S_KEY("connect_timeout_ms"), out->connect_timeout_ms, 1,
-                          SO_OPENAI_MAX_WAIT_MS, &out->connect_timeout_ms, err, errlen) < 0
-        || so_config_long(cfg, S_KEY("deadline_ms"), 0, 0, SO_OPENAI_MAX_WAIT_MS, &out->deadline_ms, err,
+                          SO_WAIT_MAX_MS, &out->connect_timeout_ms, err, errlen) < 0
+        || so_config_long(cfg, S_KEY("deadline_ms"), 0, 0, SO_WAIT_MAX_MS, &out->deadline_ms, err,
                           errlen) < 0
-        || so_config_long(cfg, S_KEY("backoff_base_ms"), out->backoff_base_ms, 0, SO_OPENAI_MAX_WAIT_MS,
+        || so_config_long(cfg, S_KEY("backoff_base_ms"), out->backoff_base_ms, 0, SO_WAIT_MAX_MS,
                           &out->backoff_base_ms, err, errlen) < 0
-        || so_config_long(cfg, S_KEY("backoff_max_ms"), out->backoff_max_ms, 0, SO_OPENAI_MAX_WAIT_MS,
+        || so_config_long(cfg, S_KEY("backoff_max_ms"), out->backoff_max_ms, 0, SO_WAIT_MAX_MS,
                           &out->backoff_max_ms, err, errlen) < 0
         || so_config_long(cfg, S_KEY("retry_after_max_ms"), out->retry_after_max_ms, 0,
-                          SO_OPENAI_MAX_WAIT_MS, &out->retry_after_max_ms, err, errlen) < 0)
+                          SO_WAIT_MAX_MS, &out->retry_after_max_ms, err, errlen) < 0)
         return -1;
     if (so_config_long(cfg, S_KEY("max_retries"), out->max_retries, 0, S_MAX_RETRIES, &l, err,
                        errlen) < 0)
@@ -175,17 +175,17 @@ static int s_check_config(const so_openai_config_t *cfg, char *err, size_t errle
         || !(cfg->price_out >= 0 && isfinite(cfg->price_out)))
         return so_err(err, errlen, "prices must be finite and >= 0");
     if (cfg->timeout_ms <= 0 || cfg->connect_timeout_ms <= 0 || cfg->deadline_ms < 0
-        || cfg->timeout_ms > SO_OPENAI_MAX_WAIT_MS || cfg->connect_timeout_ms > SO_OPENAI_MAX_WAIT_MS
-        || cfg->deadline_ms > SO_OPENAI_MAX_WAIT_MS)
+        || cfg->timeout_ms > SO_WAIT_MAX_MS || cfg->connect_timeout_ms > SO_WAIT_MAX_MS
+        || cfg->deadline_ms > SO_WAIT_MAX_MS)
         return so_err(err, errlen, "timeout_ms and connect_timeout_ms must be in [1, %ld], "
-                      "deadline_ms in [0, %ld]", SO_OPENAI_MAX_WAIT_MS, SO_OPENAI_MAX_WAIT_MS);
+                      "deadline_ms in [0, %ld]", SO_WAIT_MAX_MS, SO_WAIT_MAX_MS);
     if (cfg->max_retries < 0 || cfg->max_retries > S_MAX_RETRIES)
         return so_err(err, errlen, "max_retries must be in [0, %d]", S_MAX_RETRIES);
     if (cfg->backoff_base_ms < 0 || cfg->backoff_max_ms < cfg->backoff_base_ms
-        || cfg->backoff_max_ms > SO_OPENAI_MAX_WAIT_MS || cfg->retry_after_max_ms < 0
-        || cfg->retry_after_max_ms > SO_OPENAI_MAX_WAIT_MS)
+        || cfg->backoff_max_ms > SO_WAIT_MAX_MS || cfg->retry_after_max_ms < 0
+        || cfg->retry_after_max_ms > SO_WAIT_MAX_MS)
         return so_err(err, errlen, "need 0 <= backoff_base_ms <= backoff_max_ms <= %ld and "
-                      "retry_after_max_ms in [0, %ld]", SO_OPENAI_MAX_WAIT_MS, SO_OPENAI_MAX_WAIT_MS);
+                      "retry_after_max_ms in [0, %ld]", SO_WAIT_MAX_MS, SO_WAIT_MAX_MS);
     if (cfg->max_response_bytes == 0)
         return so_err(err, errlen, "max_response_bytes must be > 0");
     if (cfg->context_tokens < 0 || cfg->context_tokens > S_MAX_TOKENS || cfg->max_tokens < 0
@@ -207,7 +207,8 @@ static int s_auth_line(const char *env, char **line_p, char *err, size_t errlen)
         return 0;
     const char *key = getenv(env);
     if (!key || !*key)
-        return so_err(err, errlen, "environment variable %s (the API key) is not set or empty", env);
+        return so_err(err, errlen, "environment variable %s (the API key) is not set or empty",
+                      env);
     for (const char *p = key; *p; p++)
         if ((unsigned char) *p < 0x20 || *p == 0x7f)
             return so_err(err, errlen, "environment variable %s holds a control character", env);
@@ -385,7 +386,7 @@ long so_openai_parse_retry_after(const char *value, time_t now)
             end++;
         if (*end || errno || !isfinite(s) || s < 0)
             return -1;
-        return s * 1000.0 >= (double) SO_OPENAI_MAX_WAIT_MS ? SO_OPENAI_MAX_WAIT_MS : (long) ceil(s * 1000.0);
+        return s * 1000.0 >= (double) SO_WAIT_MAX_MS ? SO_WAIT_MAX_MS : (long) ceil(s * 1000.0);
     }
     time_t when = curl_getdate(value, NULL);
     if (when == (time_t) -1)
@@ -393,7 +394,7 @@ long so_openai_parse_retry_after(const char *value, time_t now)
     if (when <= now)
         return 0;
     double ms = difftime(when, now) * 1000.0;
-    return ms >= (double) SO_OPENAI_MAX_WAIT_MS ? SO_OPENAI_MAX_WAIT_MS : (long) ms;
+    return ms >= (double) SO_WAIT_MAX_MS ? SO_WAIT_MAX_MS : (long) ms;
 }
 
 /* ------------------------------------------------------------------ */

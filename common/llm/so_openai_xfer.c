@@ -312,7 +312,7 @@ static size_t s_on_header(char *data, size_t size, size_t nmemb, void *ud)
         double ms = strtod(value, &end);
         while (isspace((unsigned char) *end))
             end++;
-        if (end != value && !*end && ms >= 0 && ms < (double) SO_OPENAI_MAX_WAIT_MS)
+        if (end != value && !*end && ms >= 0 && ms < (double) SO_WAIT_MAX_MS)
             x->retry_after_ms = (long) ceil(ms);
     } else if (strcasecmp(line, "retry-after") == 0 && x->retry_after_ms < 0) {
         x->retry_after_ms = so_openai_parse_retry_after(value, time(NULL));
@@ -332,10 +332,12 @@ static int s_on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, 
     return so_openai_cancelled(x->cancel);
 }
 
-static void s_outcome(so_openai_outcome_t *o, so_openai_code_t code, int retryable, const char *fmt, ...)
+static void s_outcome(so_openai_outcome_t *o, so_openai_code_t code, int retryable,
+                      const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static void s_outcome(so_openai_outcome_t *o, so_openai_code_t code, int retryable, const char *fmt, ...)
+static void s_outcome(so_openai_outcome_t *o, so_openai_code_t code, int retryable,
+                      const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

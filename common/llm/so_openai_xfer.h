@@ -14,7 +14,8 @@
 
 #include <curl/curl.h>
 
-#define SO_OPENAI_MAX_WAIT_MS (24L * 3600 * 1000)
+/* The longest wait (timeout, backoff, Retry-After) accepted anywhere: a day. */
+#define SO_WAIT_MAX_MS (24L * 3600 * 1000)
 
 struct so_openai {
     so_openai_config_t cfg;        /* strings point at the copies below */

@@ -39,6 +39,26 @@ static void test_scrub_utf8(void **state)
     so_openai_scrub_utf8(NULL);
 }
 
+static void test_utf8_cut_and_endpoint(void **state)
+{
+    (void) state;
+    const char *s = "ab\xe2\x82\xac";             /* "ab€": the euro sign is 3 bytes */
+    assert_int_equal(so_openai_utf8_cut(s, 5, 10), 5);
+    assert_int_equal(so_openai_utf8_cut(s, 5, 5), 5);
+    assert_int_equal(so_openai_utf8_cut(s, 5, 4), 2);   /* never inside the euro sign */
+    assert_int_equal(so_openai_utf8_cut(s, 5, 2), 2);
+    assert_int_equal(so_openai_utf8_cut(s, 5, 0), 0);
+    so_openai_config_t cfg, def;
+    so_openai_config_endpoint(&cfg, "http://127.0.0.1:1/v1", "m", "KEY", 1234);
+    so_openai_config_defaults(&def);
+    assert_string_equal(cfg.base_url, "http://127.0.0.1:1/v1");
+    assert_string_equal(cfg.model, "m");
+    assert_string_equal(cfg.api_key_env, "KEY");
+    assert_int_equal(cfg.timeout_ms, 1234);
+    assert_int_equal(cfg.max_retries, def.max_retries);
+    assert_int_equal(cfg.connect_timeout_ms, def.connect_timeout_ms);
+}
+
 static void test_code_names(void **state)
 {
     (void) state;
@@ -307,6 +327,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_after_parse),
         cmocka_unit_test(test_scrub_utf8),
+        cmocka_unit_test(test_utf8_cut_and_endpoint),
         cmocka_unit_test(test_code_names),
         cmocka_unit_test(test_config_checks),
         cmocka_unit_test(test_config_load),
