@@ -98,7 +98,8 @@ $(SERVICES): $(BUILD)/bin/so-%: $$(call svc_obj,$$*) $(LIB)
 TEST_SRC_test_so_broker   := services/gateway/so_broker.c
 TEST_SRC_test_so_inflight := services/gateway/so_inflight.c services/gateway/so_episodes.c \
                              services/gateway/so_broker.c
-TEST_SRC_test_so_oai      := services/http/so_oai.c
+TEST_SRC_test_so_oai      := services/http/so_oai.c services/http/so_oai_parse.c \
+                             services/http/so_oai_reply.c
 TEST_SRC_test_so_counters := services/http/so_counters.c services/http/so_oai.c
 TEST_SRC_test_so_decide   := services/router/so_decide.c services/router/so_profile.c
 # ...and see their headers.

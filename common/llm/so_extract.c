@@ -1,5 +1,7 @@
 /* so_extract — JSON and skill analyses out of LLM output (see so_extract.h). */
 #include "llm/so_extract.h"
+#include "base/so_alloc.h"
+#include "base/so_err.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -67,9 +69,7 @@ static const char *s_memmem(const char *hay, size_t n, const char *needle, size_
  * '}' or ']' outside strings; NULL when there is none to remove. */
 static char *s_drop_trailing_commas(const char *p, size_t n, size_t *out_len)
 {
-    char *out = malloc(n + 1);
-    if (!out)
-        return NULL;
+    char *out = so_malloc(n + 1);
     size_t k = 0;
     int in_str = 0, removed = 0;
     for (size_t i = 0; i < n; i++) {
@@ -366,19 +366,11 @@ int so_extract_skills_json(const json_t *root, const char *const *ids, size_t n_
     if (json_is_object(root) && json_object_get(root, "skills"))
         v = json_object_get(root, "skills");
     size_t n = json_is_array(v) ? json_array_size(v) : json_is_object(v) ? json_object_size(v) : 0;
-    if (!json_is_array(v) && !json_is_object(v)) {
-        snprintf(err, errlen, "\"skills\" must be an array or an object");
-        return -1;
-    }
-    if (n > S_MAX_ENTRIES) {
-        snprintf(err, errlen, "%zu skill entries, more than the %d read", n, S_MAX_ENTRIES);
-        return -1;
-    }
-    unsigned char *seen = calloc(n_ids ? n_ids : 1, 1);
-    if (!seen) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    if (!json_is_array(v) && !json_is_object(v))
+        return so_err(err, errlen, "\"skills\" must be an array or an object");
+    if (n > S_MAX_ENTRIES)
+        return so_err(err, errlen, "%zu skill entries, more than the %d read", n, S_MAX_ENTRIES);
+    unsigned char *seen = so_calloc(n_ids ? n_ids : 1, 1);
     s_map_t m = { ids, n_ids, weights, seen, rep };
     if (json_is_array(v)) {
         for (size_t i = 0; i < n; i++)

@@ -1,5 +1,6 @@
 /* so_llmcache — a bounded cache of LLM skill analyses (see so_llmcache.h). */
 #include "llm/so_llmcache.h"
+#include "base/so_alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -26,16 +27,12 @@ so_llmcache_t *so_llmcache_new(size_t capacity, size_t max_items, int64_t ttl_ms
 {
     if (capacity == 0 || max_items == 0)
         return NULL;
-    so_llmcache_t *c = calloc(1, sizeof *c);
-    if (!c)
-        abort();
+    so_llmcache_t *c = so_calloc(1, sizeof *c);
     c->n_sets = (capacity + S_WAYS - 1) / S_WAYS;
     c->max_items = max_items;
     c->ttl_ms = ttl_ms > 0 ? ttl_ms : 0;
-    c->slots = calloc(c->n_sets * S_WAYS, sizeof *c->slots);
-    c->items = calloc(c->n_sets * S_WAYS * max_items, sizeof *c->items);
-    if (!c->slots || !c->items)
-        abort();
+    c->slots = so_calloc(c->n_sets * S_WAYS, sizeof *c->slots);
+    c->items = so_calloc(c->n_sets * S_WAYS * max_items, sizeof *c->items);
     return c;
 }
 

@@ -1,8 +1,14 @@
-/* so_openai — OpenAI-compatible chat client over libcurl (see so_openai.h). */
-#include "llm/so_openai.h"
-#include "base/so_rng.h"
+/*
+ * so_openai — OpenAI-compatible chat client over libcurl (see so_openai.h).
+ * This file: configuration, the client (one curl handle, its headers), the
+ * request body, and the call with its retries, backoff and deadline.  One
+ * attempt (the transfer, body and SSE parsing) is so_openai_xfer.c.
+ */
+#include "llm/so_openai_xfer.h"
+#include "base/so_alloc.h"
+#include "base/so_err.h"
+#include "base/so_text.h"
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include <ctype.h>
@@ -18,21 +24,7 @@
 #include <unistd.h>
 
 #define S_MAX_RETRIES 10
-#define S_MAX_WAIT_MS (24L * 3600 * 1000)
 #define S_MAX_TOKENS 100000000L
-
-struct so_openai {
-    so_openai_config_t cfg;        /* strings point at the copies below */
-    char *base_url;
-    char *model;
-    char *key_env;
-    char *url;                     /* base_url + "/chat/completions" */
-    struct curl_slist *hdr_json;   /* request headers, key included: wiped on destroy */
-    struct curl_slist *hdr_sse;
-    CURL *curl;
-    so_rng_t rng;
-    char curl_err[CURL_ERROR_SIZE];
-};
 
 const char *so_openai_code_name(so_openai_code_t code)
 {
@@ -62,6 +54,16 @@ void so_openai_config_defaults(so_openai_config_t *cfg)
     cfg->max_tokens_field = "max_tokens";
 }
 
+void so_openai_config_endpoint(so_openai_config_t *cfg, const char *base_url, const char *model,
+                               const char *api_key_env, long timeout_ms)
+{
+    so_openai_config_defaults(cfg);
+    cfg->base_url = base_url;
+    cfg->model = model;
+    cfg->api_key_env = api_key_env;
+    cfg->timeout_ms = timeout_ms;
+}
+
 void so_openai_request_init(so_openai_request_t *req)
 {
     memset(req, 0, sizeof *req);
@@ -82,28 +84,26 @@ int so_openai_config_load(const so_config_t *cfg, const char *agent_id,
     out->model = so_config_get(cfg, S_KEY("model"), agent_id);
     out->api_key_env = so_config_get(cfg, S_KEY("api_key_env"), NULL);
     out->max_tokens_field = so_config_get(cfg, S_KEY("max_tokens_field"), "max_tokens");
-    if (!out->base_url || !*out->base_url) {
-        snprintf(err, errlen, "config agent.%s.base_url is missing", agent_id);
-        return -1;
-    }
+    if (!out->base_url || !*out->base_url)
+        return so_err(err, errlen, "config agent.%s.base_url is missing", agent_id);
     if (so_config_double(cfg, S_KEY("price_in"), 0, 0, 1e6, &out->price_in, err, errlen) < 0
         || so_config_double(cfg, S_KEY("price_out"), 0, 0, 1e6, &out->price_out, err, errlen) < 0
         || so_config_long(cfg, S_KEY("context"), 0, 0, S_MAX_TOKENS, &out->context_tokens, err,
                           errlen) < 0
         || so_config_long(cfg, S_KEY("max_tokens"), 0, 0, S_MAX_TOKENS, &out->max_tokens, err,
                           errlen) < 0
-        || so_config_long(cfg, S_KEY("timeout_ms"), out->timeout_ms, 1, S_MAX_WAIT_MS,
+        || so_config_long(cfg, S_KEY("timeout_ms"), out->timeout_ms, 1, SO_WAIT_MAX_MS,
                           &out->timeout_ms, err, errlen) < 0
         || so_config_long(cfg, S_KEY("connect_timeout_ms"), out->connect_timeout_ms, 1,
-                          S_MAX_WAIT_MS, &out->connect_timeout_ms, err, errlen) < 0
-        || so_config_long(cfg, S_KEY("deadline_ms"), 0, 0, S_MAX_WAIT_MS, &out->deadline_ms, err,
+                          SO_WAIT_MAX_MS, &out->connect_timeout_ms, err, errlen) < 0
+        || so_config_long(cfg, S_KEY("deadline_ms"), 0, 0, SO_WAIT_MAX_MS, &out->deadline_ms, err,
                           errlen) < 0
-        || so_config_long(cfg, S_KEY("backoff_base_ms"), out->backoff_base_ms, 0, S_MAX_WAIT_MS,
+        || so_config_long(cfg, S_KEY("backoff_base_ms"), out->backoff_base_ms, 0, SO_WAIT_MAX_MS,
                           &out->backoff_base_ms, err, errlen) < 0
-        || so_config_long(cfg, S_KEY("backoff_max_ms"), out->backoff_max_ms, 0, S_MAX_WAIT_MS,
+        || so_config_long(cfg, S_KEY("backoff_max_ms"), out->backoff_max_ms, 0, SO_WAIT_MAX_MS,
                           &out->backoff_max_ms, err, errlen) < 0
         || so_config_long(cfg, S_KEY("retry_after_max_ms"), out->retry_after_max_ms, 0,
-                          S_MAX_WAIT_MS, &out->retry_after_max_ms, err, errlen) < 0)
+                          SO_WAIT_MAX_MS, &out->retry_after_max_ms, err, errlen) < 0)
         return -1;
     if (so_config_long(cfg, S_KEY("max_retries"), out->max_retries, 0, S_MAX_RETRIES, &l, err,
                        errlen) < 0)
@@ -134,14 +134,6 @@ static void s_curl_global_init(void)
     s_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-static char *s_strdup(const char *s)
-{
-    char *d = strdup(s ? s : "");
-    if (!d)
-        abort();
-    return d;
-}
-
 static struct curl_slist *s_headers(const char *accept, const char *auth)
 {
     struct curl_slist *h = NULL;
@@ -152,7 +144,7 @@ static struct curl_slist *s_headers(const char *accept, const char *auth)
             continue;
         struct curl_slist *n = curl_slist_append(h, lines[i]);
         if (!n)
-            abort();
+            so_oom("curl header list");
         h = n;
     }
     return h;
@@ -170,59 +162,39 @@ static void s_headers_free(struct curl_slist **h_p)
 static int s_check_config(const so_openai_config_t *cfg, char *err, size_t errlen)
 {
     if (!cfg->base_url || (strncmp(cfg->base_url, "http://", 7) != 0
-                           && strncmp(cfg->base_url, "https://", 8) != 0)) {
-        snprintf(err, errlen, "base_url must start with http:// or https:// (got '%.100s')",
-                 cfg->base_url ? cfg->base_url : "");
-        return -1;
-    }
+                           && strncmp(cfg->base_url, "https://", 8) != 0))
+        return so_err(err, errlen, "base_url must start with http:// or https:// (got '%.100s')",
+                      cfg->base_url ? cfg->base_url : "");
     for (const char *p = cfg->base_url; *p; p++)
-        if ((unsigned char) *p <= 0x20 || *p == 0x7f) {
-            snprintf(err, errlen, "base_url holds a blank or control character at byte %ld",
-                     (long) (p - cfg->base_url));
-            return -1;
-        }
-    if (!cfg->model || !*cfg->model) {
-        snprintf(err, errlen, "model is missing");
-        return -1;
-    }
+        if ((unsigned char) *p <= 0x20 || *p == 0x7f)
+            return so_err(err, errlen, "base_url holds a blank or control character at byte %ld",
+                          (long) (p - cfg->base_url));
+    if (!cfg->model || !*cfg->model)
+        return so_err(err, errlen, "model is missing");
     if (!(cfg->price_in >= 0 && isfinite(cfg->price_in))
-        || !(cfg->price_out >= 0 && isfinite(cfg->price_out))) {
-        snprintf(err, errlen, "prices must be finite and >= 0");
-        return -1;
-    }
+        || !(cfg->price_out >= 0 && isfinite(cfg->price_out)))
+        return so_err(err, errlen, "prices must be finite and >= 0");
     if (cfg->timeout_ms <= 0 || cfg->connect_timeout_ms <= 0 || cfg->deadline_ms < 0
-        || cfg->timeout_ms > S_MAX_WAIT_MS || cfg->connect_timeout_ms > S_MAX_WAIT_MS
-        || cfg->deadline_ms > S_MAX_WAIT_MS) {
-        snprintf(err, errlen, "timeout_ms and connect_timeout_ms must be in [1, %ld], "
-                 "deadline_ms in [0, %ld]", S_MAX_WAIT_MS, S_MAX_WAIT_MS);
-        return -1;
-    }
-    if (cfg->max_retries < 0 || cfg->max_retries > S_MAX_RETRIES) {
-        snprintf(err, errlen, "max_retries must be in [0, %d]", S_MAX_RETRIES);
-        return -1;
-    }
+        || cfg->timeout_ms > SO_WAIT_MAX_MS || cfg->connect_timeout_ms > SO_WAIT_MAX_MS
+        || cfg->deadline_ms > SO_WAIT_MAX_MS)
+        return so_err(err, errlen, "timeout_ms and connect_timeout_ms must be in [1, %ld], "
+                      "deadline_ms in [0, %ld]", SO_WAIT_MAX_MS, SO_WAIT_MAX_MS);
+    if (cfg->max_retries < 0 || cfg->max_retries > S_MAX_RETRIES)
+        return so_err(err, errlen, "max_retries must be in [0, %d]", S_MAX_RETRIES);
     if (cfg->backoff_base_ms < 0 || cfg->backoff_max_ms < cfg->backoff_base_ms
-        || cfg->backoff_max_ms > S_MAX_WAIT_MS || cfg->retry_after_max_ms < 0
-        || cfg->retry_after_max_ms > S_MAX_WAIT_MS) {
-        snprintf(err, errlen, "need 0 <= backoff_base_ms <= backoff_max_ms <= %ld and "
-                 "retry_after_max_ms in [0, %ld]", S_MAX_WAIT_MS, S_MAX_WAIT_MS);
-        return -1;
-    }
-    if (cfg->max_response_bytes == 0) {
-        snprintf(err, errlen, "max_response_bytes must be > 0");
-        return -1;
-    }
+        || cfg->backoff_max_ms > SO_WAIT_MAX_MS || cfg->retry_after_max_ms < 0
+        || cfg->retry_after_max_ms > SO_WAIT_MAX_MS)
+        return so_err(err, errlen, "need 0 <= backoff_base_ms <= backoff_max_ms <= %ld and "
+                      "retry_after_max_ms in [0, %ld]", SO_WAIT_MAX_MS, SO_WAIT_MAX_MS);
+    if (cfg->max_response_bytes == 0)
+        return so_err(err, errlen, "max_response_bytes must be > 0");
     if (cfg->context_tokens < 0 || cfg->context_tokens > S_MAX_TOKENS || cfg->max_tokens < 0
-        || cfg->max_tokens > S_MAX_TOKENS) {
-        snprintf(err, errlen, "context and max_tokens must be in [0, %ld]", S_MAX_TOKENS);
-        return -1;
-    }
+        || cfg->max_tokens > S_MAX_TOKENS)
+        return so_err(err, errlen, "context and max_tokens must be in [0, %ld]", S_MAX_TOKENS);
     if (cfg->max_tokens_field && strcmp(cfg->max_tokens_field, "max_tokens") != 0
-        && strcmp(cfg->max_tokens_field, "max_completion_tokens") != 0) {
-        snprintf(err, errlen, "max_tokens_field must be max_tokens or max_completion_tokens "
-                 "(got '%.60s')", cfg->max_tokens_field);
-        return -1;
-    }
+        && strcmp(cfg->max_tokens_field, "max_completion_tokens") != 0)
+        return so_err(err, errlen, "max_tokens_field must be max_tokens or max_completion_tokens "
+                      "(got '%.60s')", cfg->max_tokens_field);
     return 0;
 }
 
@@ -234,27 +206,18 @@ static int s_auth_line(const char *env, char **line_p, char *err, size_t errlen)
     if (!env || !*env)
         return 0;
     const char *key = getenv(env);
-    if (!key || !*key) {
-        snprintf(err, errlen, "environment variable %s (the API key) is not set or empty", env);
-        return -1;
-    }
+    if (!key || !*key)
+        return so_err(err, errlen, "environment variable %s (the API key) is not set or empty",
+                      env);
     for (const char *p = key; *p; p++)
-        if ((unsigned char) *p < 0x20 || *p == 0x7f) {
-            snprintf(err, errlen, "environment variable %s holds a control character", env);
-            return -1;
-        }
+        if ((unsigned char) *p < 0x20 || *p == 0x7f)
+            return so_err(err, errlen, "environment variable %s holds a control character", env);
     size_t n = strlen("Authorization: Bearer ") + strlen(key) + 1;
-    char *line = malloc(n);
-    if (!line)
-        abort();
+    char *line = so_malloc(n);
     snprintf(line, n, "Authorization: Bearer %s", key);
     *line_p = line;
     return 0;
 }
-
-static size_t s_on_write(char *data, size_t size, size_t nmemb, void *ud);
-static size_t s_on_header(char *data, size_t size, size_t nmemb, void *ud);
-static int s_on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un);
 
 so_openai_t *so_openai_new(const so_openai_config_t *cfg, char *err, size_t errlen)
 {
@@ -267,16 +230,14 @@ so_openai_t *so_openai_new(const so_openai_config_t *cfg, char *err, size_t errl
         free(auth);
         return NULL;
     }
-    so_openai_t *c = calloc(1, sizeof *c);
-    if (!c)
-        abort();
+    so_openai_t *c = so_calloc(1, sizeof *c);
     c->cfg = *cfg;
-    c->base_url = s_strdup(cfg->base_url);
+    c->base_url = so_strdup(cfg->base_url);
     size_t blen = strlen(c->base_url);
     while (blen > 0 && c->base_url[blen - 1] == '/')
         c->base_url[--blen] = '\0';
-    c->model = s_strdup(cfg->model);
-    c->key_env = s_strdup(cfg->api_key_env);
+    c->model = so_strdup(cfg->model);
+    c->key_env = so_strdup(cfg->api_key_env ? cfg->api_key_env : "");
     c->cfg.base_url = c->base_url;
     c->cfg.model = c->model;
     c->cfg.api_key_env = c->key_env;
@@ -288,9 +249,7 @@ so_openai_t *so_openai_new(const so_openai_config_t *cfg, char *err, size_t errl
         c->cfg.deadline_ms = c->cfg.timeout_ms * (c->cfg.max_retries + 1)
                              + c->cfg.backoff_max_ms * c->cfg.max_retries;
     size_t ulen = blen + sizeof "/chat/completions";
-    c->url = malloc(ulen);
-    if (!c->url)
-        abort();
+    c->url = so_malloc(ulen);
     snprintf(c->url, ulen, "%s/chat/completions", c->base_url);
     c->hdr_json = s_headers("Accept: application/json", auth);
     c->hdr_sse = s_headers("Accept: text/event-stream", auth);
@@ -317,9 +276,7 @@ so_openai_t *so_openai_new(const so_openai_config_t *cfg, char *err, size_t errl
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->curl_err);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, s_on_write);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, s_on_header);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, s_on_progress);
+    so_openai_xfer_setup(h);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     return c;
@@ -402,6 +359,16 @@ void so_openai_scrub_utf8(char *s)
     }
 }
 
+size_t so_openai_utf8_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t n = max;
+    while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
+        n--;
+    return n;
+}
+
 /* ------------------------------------------------------------------ */
 /* Retry-After                                                         */
 
@@ -419,7 +386,7 @@ long so_openai_parse_retry_after(const char *value, time_t now)
             end++;
         if (*end || errno || !isfinite(s) || s < 0)
             return -1;
-        return s * 1000.0 >= (double) S_MAX_WAIT_MS ? S_MAX_WAIT_MS : (long) ceil(s * 1000.0);
+        return s * 1000.0 >= (double) SO_WAIT_MAX_MS ? SO_WAIT_MAX_MS : (long) ceil(s * 1000.0);
     }
     time_t when = curl_getdate(value, NULL);
     if (when == (time_t) -1)
@@ -427,579 +394,18 @@ long so_openai_parse_retry_after(const char *value, time_t now)
     if (when <= now)
         return 0;
     double ms = difftime(when, now) * 1000.0;
-    return ms >= (double) S_MAX_WAIT_MS ? S_MAX_WAIT_MS : (long) ms;
-}
-
-/* ------------------------------------------------------------------ */
-/* One transfer                                                        */
-
-typedef struct {
-    char *p;
-    size_t len, cap;
-} s_buf_t;
-
-static void s_buf_add(s_buf_t *b, const char *data, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            abort();
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void s_buf_free(s_buf_t *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof *b);
-}
-
-enum { S_MODE_UNKNOWN = 0, S_MODE_BODY, S_MODE_SSE };
-
-/* State of one attempt, shared with the curl callbacks. */
-typedef struct {
-    so_openai_t *c;
-    int stream;
-    so_openai_delta_fn *on_delta;
-    void *arg;
-    const atomic_int *cancel;      /* NULL: so_stopping() */
-    int mode;
-    size_t received;
-    int too_big;
-    long retry_after_ms;           /* -1: the server sent none */
-    s_buf_t body;                  /* whole body, or the unparsed SSE tail */
-    s_buf_t event;                 /* SSE: data lines of the current event */
-    int event_has_data;
-    int chunks;                    /* SSE events seen */
-    int done;                      /* "[DONE]" seen */
-    s_buf_t text;                  /* assembled deltas */
-    char *finish_reason;
-    long prompt_tokens, completion_tokens;
-    int has_usage;
-    int delivered;                 /* a delta went to on_delta: no retry */
-    int failed;                    /* a callback found an error: fcode, ferr */
-    so_openai_code_t fcode;
-    char ferr[300];
-} s_xfer_t;
-
-static void s_xfer_reset(s_xfer_t *x)
-{
-    x->mode = S_MODE_UNKNOWN;
-    x->received = 0;
-    x->too_big = 0;
-    x->retry_after_ms = -1;
-    x->body.len = 0;
-    x->event.len = 0;
-    x->event_has_data = 0;
-    x->chunks = 0;
-    x->done = 0;
-    x->text.len = 0;
-    free(x->finish_reason);
-    x->finish_reason = NULL;
-    x->prompt_tokens = x->completion_tokens = 0;
-    x->has_usage = 0;
-    x->failed = 0;
-    x->ferr[0] = '\0';
-}
-
-static void s_xfer_free(s_xfer_t *x)
-{
-    s_buf_free(&x->body);
-    s_buf_free(&x->event);
-    s_buf_free(&x->text);
-    free(x->finish_reason);
-    x->finish_reason = NULL;
-}
-
-/* The caller's cancel flag, or the process stopping when there is none. */
-static int s_cancelled(const atomic_int *cancel)
-{
-    return cancel ? atomic_load(cancel) != 0 : so_stopping();
-}
-
-static void s_fail(s_xfer_t *x, so_openai_code_t code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void s_fail(s_xfer_t *x, so_openai_code_t code, const char *fmt, ...)
-{
-    if (x->failed)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(x->ferr, sizeof x->ferr, fmt, ap);
-    va_end(ap);
-    x->failed = 1;
-    x->fcode = code;
-}
-
-/* A token count from usage: a non-negative number, else -1. */
-static long s_count(const json_t *v)
-{
-    if (!json_is_number(v))
-        return -1;
-    double d = json_number_value(v);
-    return d >= 0 && d < 1e12 ? (long) d : -1;
-}
-
-/* Reads usage.prompt_tokens / completion_tokens when both are there. */
-static void s_read_usage(s_xfer_t *x, const json_t *usage)
-{
-    if (!json_is_object(usage))
-        return;
-    long pt = s_count(json_object_get(usage, "prompt_tokens"));
-    long ct = s_count(json_object_get(usage, "completion_tokens"));
-    if (pt >= 0 && ct >= 0) {
-        x->prompt_tokens = pt;
-        x->completion_tokens = ct;
-        x->has_usage = 1;
-    }
-}
-
-static void s_set_finish(s_xfer_t *x, const json_t *fr)
-{
-    if (!json_is_string(fr))
-        return;
-    free(x->finish_reason);
-    x->finish_reason = s_strdup(json_string_value(fr));
-}
-
-/* Copies at most 200 bytes of peer text into buf, control characters as
- * spaces, for error messages. */
-static void s_excerpt(const char *text, size_t len, char *buf, size_t buflen)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len && n + 1 < buflen && n < 200; i++)
-        buf[n++] = (unsigned char) text[i] < 0x20 ? ' ' : text[i];
-    buf[n] = '\0';
-    so_openai_scrub_utf8(buf);         /* an error page may be Latin-1, or cut mid-character */
-}
-
-/* The provider's own words from an error body: {"error": {"message": ...}},
- * {"error": "..."} or {"message": ...}; else the body's first bytes. */
-static void s_error_text(const char *body, size_t len, char *buf, size_t buflen)
-{
-    json_t *root = body && len ? json_loadb(body, len, 0, NULL) : NULL;
-    const char *msg = NULL;
-    if (json_is_object(root)) {
-        json_t *e = json_object_get(root, "error");
-        if (json_is_object(e))
-            msg = json_string_value(json_object_get(e, "message"));
-        else if (json_is_string(e))
-            msg = json_string_value(e);
-        if (!msg)
-            msg = json_string_value(json_object_get(root, "message"));
-    }
-    if (msg)
-        s_excerpt(msg, strlen(msg), buf, buflen);
-    else if (body && len)
-        s_excerpt(body, len, buf, buflen);
-    else
-        snprintf(buf, buflen, "(empty body)");
-    json_decref(root);
-}
-
-static void s_deliver(s_xfer_t *x, const char *delta, size_t len)
-{
-    if (!len)
-        return;
-    s_buf_add(&x->text, delta, len);
-    if (x->on_delta) {
-        x->delivered = 1;
-        if (x->on_delta(delta, len, x->arg) != 0)
-            s_fail(x, SO_OPENAI_UNAVAILABLE, "cancelled by the caller");
-    }
-}
-
-/* One complete SSE event: "[DONE]" or a chat.completion.chunk. */
-static void s_sse_event(s_xfer_t *x)
-{
-    const char *data = x->event.p ? x->event.p : "";
-    size_t len = x->event.len;
-    x->event_has_data = 0;
-    x->event.len = 0;
-    if (x->done || x->failed)
-        return;
-    x->chunks++;
-    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
-        x->done = 1;
-        return;
-    }
-    json_error_t je;
-    json_t *root = json_loadb(data, len, 0, &je);
-    if (!json_is_object(root)) {
-        s_fail(x, SO_OPENAI_UPSTREAM, "stream chunk %d is not a JSON object (%s)", x->chunks,
-               root ? "other JSON type" : je.text);
-        json_decref(root);
-        return;
-    }
-    json_t *err = json_object_get(root, "error");
-    if (err) {
-        char msg[240];
-        char *dump = json_dumps(root, JSON_COMPACT);
-        s_error_text(dump, dump ? strlen(dump) : 0, msg, sizeof msg);
-        free(dump);
-        s_fail(x, SO_OPENAI_UPSTREAM, "error in stream chunk %d: %s", x->chunks, msg);
-        json_decref(root);
-        return;
-    }
-    json_t *choices = json_object_get(root, "choices");
-    json_t *ch0 = json_is_array(choices) ? json_array_get(choices, 0) : NULL;
-    if (json_is_object(ch0)) {
-        json_t *content = json_object_get(json_object_get(ch0, "delta"), "content");
-        if (json_is_string(content))
-            s_deliver(x, json_string_value(content), json_string_length(content));
-        s_set_finish(x, json_object_get(ch0, "finish_reason"));
-    }
-    s_read_usage(x, json_object_get(root, "usage"));
-    json_decref(root);
-}
-
-/* One SSE line (without its end of line).  Only "data:" matters here;
- * "event:", "id:", "retry:" and ": comments" are ignored. */
-static void s_sse_line(s_xfer_t *x, const char *line, size_t len)
-{
-    if (len == 0) {
-        if (x->event_has_data)
-            s_sse_event(x);
-        return;
-    }
-    if (len < 5 || memcmp(line, "data:", 5) != 0)
-        return;
-    line += 5;
-    len -= 5;
-    if (len && *line == ' ') {
-        line++;
-        len--;
-    }
-    if (x->event_has_data)
-        s_buf_add(&x->event, "\n", 1);
-    s_buf_add(&x->event, line, len);
-    x->event_has_data = 1;
-}
-
-/* Splits what arrived into lines; keeps an unfinished line for later. */
-static void s_sse_feed(s_xfer_t *x, const char *data, size_t n)
-{
-    s_buf_add(&x->body, data, n);
-    size_t pos = 0;
-    char *nl;
-    while (!x->failed && (nl = memchr(x->body.p + pos, '\n', x->body.len - pos))) {
-        size_t len = (size_t) (nl - (x->body.p + pos));
-        s_sse_line(x, x->body.p + pos, len && nl[-1] == '\r' ? len - 1 : len);
-        pos += len + 1;
-    }
-    memmove(x->body.p, x->body.p + pos, x->body.len - pos);
-    x->body.len -= pos;
-}
-
-/* End of an SSE body: a last line without its newline, a last event
- * without its blank line. */
-static void s_sse_finish(s_xfer_t *x)
-{
-    if (x->failed)
-        return;
-    if (x->body.len) {
-        size_t len = x->body.len;
-        if (x->body.p[len - 1] == '\r')
-            len--;
-        s_sse_line(x, x->body.p, len);
-        x->body.len = 0;
-    }
-    if (x->event_has_data)
-        s_sse_event(x);
-}
-
-static size_t s_on_write(char *data, size_t size, size_t nmemb, void *ud)
-{
-    s_xfer_t *x = ud;
-    size_t n = size * nmemb;
-    if (n > x->c->cfg.max_response_bytes - x->received) {
-        x->too_big = 1;
-        return 0;      /* CURLE_WRITE_ERROR ends the transfer */
-    }
-    x->received += n;
-    if (x->mode == S_MODE_UNKNOWN) {
-        long status = 0;
-        char *ctype = NULL;
-        curl_easy_getinfo(x->c->curl, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_getinfo(x->c->curl, CURLINFO_CONTENT_TYPE, &ctype);
-        int sse = ctype ? strncasecmp(ctype, "text/event-stream", 17) == 0
-                        : (n >= 5 && memcmp(data, "data:", 5) == 0);
-        x->mode = x->stream && status / 100 == 2 && sse ? S_MODE_SSE : S_MODE_BODY;
-    }
-    if (x->mode == S_MODE_BODY)
-        s_buf_add(&x->body, data, n);
-    else
-        s_sse_feed(x, data, n);
-    return x->failed ? 0 : n;
-}
-
-/* Keeps Retry-After (or the more precise retry-after-ms) of the last
- * response; a new status line forgets the previous one's. */
-static size_t s_on_header(char *data, size_t size, size_t nmemb, void *ud)
-{
-    s_xfer_t *x = ud;
-    size_t n = size * nmemb;
-    char line[256];
-    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-        x->retry_after_ms = -1;
-        return n;
-    }
-    if (n >= sizeof line)
-        return n;
-    memcpy(line, data, n);
-    line[n] = '\0';
-    line[strcspn(line, "\r\n")] = '\0';
-    char *colon = strchr(line, ':');
-    if (!colon)
-        return n;
-    *colon = '\0';
-    const char *value = colon + 1;
-    if (strcasecmp(line, "retry-after-ms") == 0) {
-        char *end;
-        double ms = strtod(value, &end);
-        while (isspace((unsigned char) *end))
-            end++;
-        if (end != value && !*end && ms >= 0 && ms < (double) S_MAX_WAIT_MS)
-            x->retry_after_ms = (long) ceil(ms);
-    } else if (strcasecmp(line, "retry-after") == 0 && x->retry_after_ms < 0) {
-        x->retry_after_ms = so_openai_parse_retry_after(value, time(NULL));
-    }
-    return n;
-}
-
-/* libcurl calls this often during a transfer (at least once a second when
- * idle): the only way to end a blocked attempt early. */
-static int s_on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
-{
-    const s_xfer_t *x = ud;
-    (void) dt;
-    (void) dn;
-    (void) ut;
-    (void) un;
-    return s_cancelled(x->cancel);
-}
-
-/* The outcome of one attempt. */
-typedef struct {
-    so_openai_code_t code;
-    int retryable;
-    long status;
-    char error[400];
-} s_outcome_t;
-
-static void s_outcome(s_outcome_t *o, so_openai_code_t code, int retryable, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void s_outcome(s_outcome_t *o, so_openai_code_t code, int retryable, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(o->error, sizeof o->error, fmt, ap);
-    va_end(ap);
-    o->code = code;
-    o->retryable = retryable;
-}
-
-/* A 200 reply that is not a stream: choices[0].message.content & co. */
-static void s_parse_body(s_xfer_t *x, s_outcome_t *o)
-{
-    json_error_t je;
-    json_t *root = json_loadb(x->body.p ? x->body.p : "", x->body.len, 0, &je);
-    const char *problem = NULL;
-    char detail[300];
-    json_t *choices, *ch0, *msg, *content = NULL;
-    if (!root) {
-        snprintf(detail, sizeof detail, "reply is not JSON (%s at byte %d)", je.text,
-                 je.position);
-        problem = detail;
-    } else if (!json_is_object(root))
-        problem = "reply is not a JSON object";
-    else if (json_object_get(root, "error") && !json_is_null(json_object_get(root, "error"))) {
-        char msg_text[240];
-        s_error_text(x->body.p, x->body.len, msg_text, sizeof msg_text);
-        snprintf(detail, sizeof detail, "provider error in a %ld reply: %s", o->status, msg_text);
-        problem = detail;
-    } else if (!json_is_array(choices = json_object_get(root, "choices"))
-               || json_array_size(choices) == 0)
-        problem = "choices missing or empty";
-    else if (!json_is_object(ch0 = json_array_get(choices, 0)))
-        problem = "choices[0] is not an object";
-    else if (!json_is_object(msg = json_object_get(ch0, "message")))
-        problem = "choices[0].message missing";
-    else if (!(content = json_object_get(msg, "content")))
-        problem = "choices[0].message.content missing";
-    else if (json_is_null(content)) {
-        const char *fr = json_string_value(json_object_get(ch0, "finish_reason"));
-        snprintf(detail, sizeof detail, "choices[0].message.content is null (finish_reason %s)",
-                 fr ? fr : "missing");
-        problem = detail;
-    } else if (!json_is_string(content))
-        problem = "choices[0].message.content is not a string";
-    if (problem) {
-        s_outcome(o, SO_OPENAI_UPSTREAM, 0, "%s", problem);
-        json_decref(root);
-        return;
-    }
-    s_deliver(x, json_string_value(content), json_string_length(content));
-    s_set_finish(x, json_object_get(ch0, "finish_reason"));
-    s_read_usage(x, json_object_get(root, "usage"));
-    json_decref(root);
-    if (x->failed)
-        s_outcome(o, x->fcode, 0, "%s", x->ferr);
-}
-
-/* Whether an error body says the prompt is too long for the model:
- * OpenAI and vLLM ("context_length_exceeded", "maximum context length"),
- * llama.cpp ("exceed_context_size_error", "exceeds the available context
- * size", and in some versions a 500 "Context size has been exceeded"). */
-static int s_is_context_error(const char *body, size_t len)
-{
-    static const char *marks[] = { "context_length_exceeded", "maximum context length",
-                                   "exceed_context_size", "context size", "context length" };
-    if (!body || !len)
-        return 0;
-    char low[4096];
-    size_t n = len < sizeof low - 1 ? len : sizeof low - 1;
-    for (size_t i = 0; i < n; i++)
-        low[i] = (char) tolower((unsigned char) body[i]);
-    low[n] = '\0';
-    for (size_t i = 0; i < sizeof marks / sizeof *marks; i++)
-        if (strstr(low, marks[i]))
-            return 1;
-    return 0;
-}
-
-static so_openai_code_t s_status_code(long status)
-{
-    if (status == 429)
-        return SO_OPENAI_RATE_LIMITED;
-    if (status == 503)
-        return SO_OPENAI_UNAVAILABLE;
-    if (status == 408 || status == 504)
-        return SO_OPENAI_TIMEOUT;
-    if (status == 400 || status == 404 || status == 413 || status == 422)
-        return SO_OPENAI_INVALID_REQUEST;
-    return SO_OPENAI_UPSTREAM;
-}
-
-static int s_retryable_curl(CURLcode rc)
-{
-    switch (rc) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_GOT_NOTHING:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-static void s_attempt(so_openai_t *c, s_xfer_t *x, const char *body, size_t body_len,
-                      long timeout_ms, int clipped, s_outcome_t *o)
-{
-    CURL *h = c->curl;
-    memset(o, 0, sizeof *o);
-    s_xfer_reset(x);
-    c->curl_err[0] = '\0';
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->stream ? c->hdr_sse : c->hdr_json);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                     c->cfg.connect_timeout_ms < timeout_ms ? c->cfg.connect_timeout_ms
-                                                            : timeout_ms);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &o->status);
-    const char *why = c->curl_err[0] ? c->curl_err : curl_easy_strerror(rc);
-
-    if (x->too_big) {
-        s_outcome(o, SO_OPENAI_UPSTREAM, 0, "reply larger than %zu bytes",
-                  c->cfg.max_response_bytes);
-        return;
-    }
-    if (x->failed) {
-        s_outcome(o, x->fcode, 0, "%s", x->ferr);
-        return;
-    }
-    if (rc == CURLE_ABORTED_BY_CALLBACK) {
-        s_outcome(o, SO_OPENAI_UNAVAILABLE, 0, "%s",
-                  x->cancel ? "cancelled" : "stopping: call abandoned");
-        return;
-    }
-    if (rc == CURLE_OPERATION_TIMEDOUT) {
-        s_outcome(o, SO_OPENAI_TIMEOUT, !clipped, "no complete reply from %s within %ld ms%s",
-                  c->url, timeout_ms, clipped ? " (the call's deadline)" : "");
-        return;
-    }
-    if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL) {
-        s_outcome(o, SO_OPENAI_INVALID_REQUEST, 0, "bad URL %s: %s", c->url, why);
-        return;
-    }
-    if (rc != CURLE_OK) {
-        s_outcome(o, SO_OPENAI_UNAVAILABLE, s_retryable_curl(rc), "%s %s: %s",
-                  o->status ? "transfer from" : "cannot reach", c->url, why);
-        return;
-    }
-    if (o->status / 100 != 2) {
-        char msg[240];
-        s_error_text(x->body.p, x->body.len, msg, sizeof msg);
-        so_openai_code_t code = s_status_code(o->status);
-        /* A prompt too long stays too long: never retried, whatever the status. */
-        if ((code == SO_OPENAI_INVALID_REQUEST || code == SO_OPENAI_UPSTREAM)
-            && s_is_context_error(x->body.p, x->body.len))
-            code = SO_OPENAI_CONTEXT_TOO_LONG;
-        s_outcome(o, code,
-                  code != SO_OPENAI_CONTEXT_TOO_LONG
-                      && (o->status == 429 || (o->status >= 500 && o->status != 501)),
-                  "HTTP %ld from %s: %s", o->status, c->url, msg);
-        return;
-    }
-    if (x->mode == S_MODE_SSE) {
-        s_sse_finish(x);
-        if (x->failed)
-            s_outcome(o, x->fcode, 0, "%s", x->ferr);
-        else if (!x->done && !x->finish_reason)
-            s_outcome(o, SO_OPENAI_UPSTREAM, !x->delivered,
-                      "stream ended before [DONE] or a finish_reason (%d chunks)", x->chunks);
-        return;
-    }
-    s_parse_body(x, o);
+    return ms >= (double) SO_WAIT_MAX_MS ? SO_WAIT_MAX_MS : (long) ms;
 }
 
 /* ------------------------------------------------------------------ */
 /* The call                                                            */
-
-/* ceil(characters / 4), counting UTF-8 code points. */
-static long s_estimate_tokens(const char *s)
-{
-    long chars = 0;
-    for (const unsigned char *p = (const unsigned char *) s; p && *p; p++)
-        chars += (*p & 0xC0) != 0x80;
-    return (chars + 3) / 4;
-}
 
 /* The request's prompt estimate: ceil(chars / 4) per message. */
 static long s_prompt_estimate(const so_openai_request_t *req)
 {
     long pt = 0;
     for (size_t i = 0; i < req->n_messages; i++)
-        pt += s_estimate_tokens(req->messages[i].content);
+        pt += so_tokens_estimate_text(req->messages[i].content);
     return pt;
 }
 
@@ -1013,7 +419,7 @@ static char *s_build_body(const so_openai_t *c, const so_openai_request_t *req, 
     }
     json_t *root = json_object(), *msgs = json_array();
     if (!root || !msgs)
-        abort();
+        so_oom("request JSON");
     const char *model = req->model && *req->model ? req->model : c->model;
     json_t *jmodel = json_string(model);
     if (!jmodel) {
@@ -1054,7 +460,7 @@ static char *s_build_body(const so_openai_t *c, const so_openai_request_t *req, 
     char *body = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     if (!body)
-        abort();
+        so_oom("request JSON");
     *len = strlen(body);
     return body;
 }
@@ -1064,7 +470,7 @@ static int s_sleep_ms(long ms, const atomic_int *cancel)
 {
     int64_t end = so_now_ms() + ms;
     for (;;) {
-        if (s_cancelled(cancel))
+        if (so_openai_cancelled(cancel))
             return -1;
         int64_t left = end - so_now_ms();
         if (left <= 0)
@@ -1087,12 +493,10 @@ static long s_backoff_ms(so_openai_t *c, int retry)
     return (long) (step / 2 + so_rng_uniform(&c->rng) * step / 2);
 }
 
-static void s_finish_ok(so_openai_t *c, const so_openai_request_t *req, s_xfer_t *x,
+static void s_finish_ok(so_openai_t *c, const so_openai_request_t *req, so_openai_xfer_t *x,
                         so_openai_response_t *resp)
 {
-    s_buf_add(&x->text, "", 0);        /* an empty reply is "" */
-    resp->text = x->text.p;
-    memset(&x->text, 0, sizeof x->text);
+    resp->text = so_buf_detach(&x->text, NULL);     /* an empty reply is "" */
     resp->finish_reason = x->finish_reason;
     x->finish_reason = NULL;
     if (x->has_usage) {
@@ -1100,7 +504,7 @@ static void s_finish_ok(so_openai_t *c, const so_openai_request_t *req, s_xfer_t
         resp->completion_tokens = x->completion_tokens;
     } else {
         resp->prompt_tokens = s_prompt_estimate(req);
-        resp->completion_tokens = s_estimate_tokens(resp->text);
+        resp->completion_tokens = so_tokens_estimate_text(resp->text);
         resp->usage_estimated = 1;
     }
     resp->cost_usd = ((double) resp->prompt_tokens * c->cfg.price_in
@@ -1109,7 +513,7 @@ static void s_finish_ok(so_openai_t *c, const so_openai_request_t *req, s_xfer_t
 
 /* The wait before the next attempt in ms, or -1 (with a note) when there
  * should be none. */
-static long s_next_wait(so_openai_t *c, const s_xfer_t *x, int retry, int64_t deadline,
+static long s_next_wait(so_openai_t *c, const so_openai_xfer_t *x, int retry, int64_t deadline,
                         const char **note)
 {
     long wait;
@@ -1156,9 +560,9 @@ static int s_call(so_openai_t *c, const so_openai_request_t *req, int stream,
     if (req->deadline_ms > 0 && req->deadline_ms < budget)
         budget = req->deadline_ms;
     int64_t deadline = t0 + budget;
-    s_xfer_t x = { .c = c, .stream = stream, .on_delta = on_delta, .arg = arg,
+    so_openai_xfer_t x = { .c = c, .stream = stream, .on_delta = on_delta, .arg = arg,
                    .cancel = req->cancel };
-    s_outcome_t o = { .code = SO_OPENAI_TIMEOUT };
+    so_openai_outcome_t o = { .code = SO_OPENAI_TIMEOUT };
     snprintf(o.error, sizeof o.error, "call deadline of %ld ms passed before the first attempt",
              budget);
     const char *note = "";
@@ -1167,7 +571,7 @@ static int s_call(so_openai_t *c, const so_openai_request_t *req, int stream,
         if (remaining <= 0)
             break;
         int clipped = remaining < c->cfg.timeout_ms;
-        s_attempt(c, &x, body, body_len, clipped ? (long) remaining : c->cfg.timeout_ms,
+        so_openai_attempt(c, &x, body, body_len, clipped ? (long) remaining : c->cfg.timeout_ms,
                   clipped, &o);
         resp->attempts++;
         resp->http_status = o.status;
@@ -1199,7 +603,7 @@ static int s_call(so_openai_t *c, const so_openai_request_t *req, int stream,
             snprintf(resp->error, sizeof resp->error, "%s%s", o.error, note);
         so_openai_scrub_utf8(resp->error);
     }
-    s_xfer_free(&x);
+    so_openai_xfer_free(&x);
     free(body);
     return o.code == SO_OPENAI_OK ? 0 : -1;
 }

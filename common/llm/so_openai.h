@@ -80,6 +80,10 @@ typedef struct {
 
 /* Fills the defaults above (strings NULL, prices 0). */
 void so_openai_config_defaults(so_openai_config_t *cfg);
+/* The defaults, then an endpoint: base_url, model, api_key_env (strings
+ * borrowed) and timeout_ms of one attempt.  Callers tune the rest. */
+void so_openai_config_endpoint(so_openai_config_t *cfg, const char *base_url, const char *model,
+                               const char *api_key_env, long timeout_ms);
 
 /* Reads agent.<id>.* keys (base_url, model, api_key_env, price_in, price_out,
  * context, max_tokens, max_tokens_field, timeout_ms, connect_timeout_ms,
@@ -159,6 +163,9 @@ int so_openai_chat_stream(so_openai_t *c, const so_openai_request_t *req,
  * short at the end is dropped.  For messages built from peer bytes and
  * truncated by snprintf (resp.error already is). */
 void so_openai_scrub_utf8(char *s);
+/* The longest prefix of s[0..len) of at most max bytes that does not cut a
+ * UTF-8 sequence (for cutting a provider's text to a limit). */
+size_t so_openai_utf8_cut(const char *s, size_t len, size_t max);
 
 /* The wait a Retry-After value asks for, in ms: delta-seconds ("2", "1.5")
  * or an HTTP date relative to now.  A date in the past is 0.  -1 when the

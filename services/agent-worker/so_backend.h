@@ -13,7 +13,7 @@
 #define SO_BACKEND_H
 
 #include "base/so_svc.h"
-#include "skillorchestra.pb-c.h"
+#include "wire/so_wire.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -25,7 +25,7 @@ typedef struct {
     double cost_usd;
     int has_score;                /* replay: a recorded score is known */
     double score;                 /* [0, 1] */
-    Skillorchestra__V1__ErrorCode error_code;   /* NONE = success */
+    so_pb_error_code_t error_code;   /* NONE = success */
     char error[512];
     /* Set by the caller (so_backend_execute_stream), read by a backend that
      * streams (live, when call->stream): each text delta, in order, on the
@@ -41,7 +41,7 @@ struct so_backend {
     void *self;
     int thread_safe;              /* execute may run on several threads at once */
     /* deadline: so_now_ms() time by which the result is due (0 = none). */
-    void (*execute)(void *self, const Skillorchestra__V1__AgentCall *call, int64_t deadline,
+    void (*execute)(void *self, const so_pb_agent_call_t *call, int64_t deadline,
                     so_exec_t *out);
     /* Optional: running and later executes return soon (UNAVAILABLE); the
      * worker calls it when it gives up waiting for them.  Thread-safe. */
@@ -52,11 +52,11 @@ struct so_backend {
 };
 
 /* Runs backend->execute after zeroing *out. */
-void so_backend_execute(so_backend_t *b, const Skillorchestra__V1__AgentCall *call,
+void so_backend_execute(so_backend_t *b, const so_pb_agent_call_t *call,
                         int64_t deadline, so_exec_t *out);
 /* The same with a delta sink (see so_exec_t.on_delta); a backend that does
  * not stream ignores it and only fills *out. */
-void so_backend_execute_stream(so_backend_t *b, const Skillorchestra__V1__AgentCall *call,
+void so_backend_execute_stream(so_backend_t *b, const so_pb_agent_call_t *call,
                                int64_t deadline, int (*on_delta)(void *, const char *, size_t),
                                void *delta_arg, so_exec_t *out);
 /* Releases out->text. */
@@ -79,6 +79,6 @@ so_backend_t *so_replay_new(const char *files, size_t *n_prompts, size_t *duplic
 so_backend_t *so_live_new(const so_config_t *cfg, char *err, size_t errlen);
 
 /* The text a call is answered for: its last "user" message (NULL if none). */
-const char *so_backend_prompt(const Skillorchestra__V1__AgentCall *call);
+const char *so_backend_prompt(const so_pb_agent_call_t *call);
 
 #endif

@@ -15,6 +15,8 @@
  */
 #include "so_backend.h"
 #include "llm/so_openai.h"
+#include "base/so_alloc.h"
+#include "base/so_err.h"
 #include "wire/so_wire.h"
 
 #include <ctype.h>
@@ -29,7 +31,6 @@
 #define S_MAX_AGENTS 64
 #define S_MAX_IDLE 64             /* idle clients kept per agent */
 
-typedef Skillorchestra__V1__AgentCall s_call_t;
 
 typedef struct {
     char id[SO_WIRE_MAX_ID + 1];
@@ -67,19 +68,10 @@ static int s_valid_id(const char *id)
 /* Splits "a, b,c" into agents; -1 with err on an empty, bad or repeated id. */
 static int s_parse_agents(s_live_t *l, const char *list, char *err, size_t errlen)
 {
-    char *copy = strdup(list);
-    if (!copy) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    char *copy = so_strdup(list);
     int rc = 0;
     char *save = NULL;
-    l->agents = calloc(S_MAX_AGENTS, sizeof *l->agents);
-    if (!l->agents) {
-        free(copy);
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    l->agents = so_calloc(S_MAX_AGENTS, sizeof *l->agents);
     for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0;
          tok = strtok_r(NULL, ",", &save)) {
         while (isspace((unsigned char) *tok))
@@ -88,16 +80,16 @@ static int s_parse_agents(s_live_t *l, const char *list, char *err, size_t errle
         while (n > 0 && isspace((unsigned char) tok[n - 1]))
             tok[--n] = '\0';
         if (!s_valid_id(tok)) {
-            snprintf(err, errlen, "live.agents: '%.64s' is not an agent id (1..%d of "
-                     "[A-Za-z0-9._-])", tok, SO_WIRE_MAX_ID);
+            so_err(err, errlen, "live.agents: '%.64s' is not an agent id (1..%d of "
+                   "[A-Za-z0-9._-])", tok, SO_WIRE_MAX_ID);
             rc = -1;
         } else if (l->n_agents == S_MAX_AGENTS) {
-            snprintf(err, errlen, "live.agents: more than %d agents", S_MAX_AGENTS);
+            so_err(err, errlen, "live.agents: more than %d agents", S_MAX_AGENTS);
             rc = -1;
         } else {
             for (size_t i = 0; i < l->n_agents; i++)
                 if (strcmp(l->agents[i].id, tok) == 0) {
-                    snprintf(err, errlen, "live.agents: '%s' listed twice", tok);
+                    so_err(err, errlen, "live.agents: '%s' listed twice", tok);
                     rc = -1;
                 }
             if (rc == 0)
@@ -106,7 +98,7 @@ static int s_parse_agents(s_live_t *l, const char *list, char *err, size_t errle
     }
     free(copy);
     if (rc == 0 && l->n_agents == 0) {
-        snprintf(err, errlen, "live.agents is empty: list the agents this worker serves");
+        so_err(err, errlen, "live.agents is empty: list the agents this worker serves");
         rc = -1;
     }
     return rc;
@@ -143,22 +135,10 @@ static s_agent_t *s_find(s_live_t *l, const char *id)
     return NULL;
 }
 
-/* The longest prefix of s, at most max bytes, that ends on a UTF-8
- * character boundary. */
-static size_t s_utf8_cut(const char *s, size_t len, size_t max)
-{
-    if (len <= max)
-        return len;
-    size_t n = max;
-    while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
-        n--;
-    return n;
-}
-
-static void s_fail(so_exec_t *out, Skillorchestra__V1__ErrorCode code, const char *fmt, ...)
+static void s_fail(so_exec_t *out, so_pb_error_code_t code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void s_fail(so_exec_t *out, Skillorchestra__V1__ErrorCode code, const char *fmt, ...)
+static void s_fail(so_exec_t *out, so_pb_error_code_t code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -180,13 +160,13 @@ static int s_on_delta(const char *delta, size_t len, void *arg)
     return out->on_delta(out->delta_arg, delta, len);
 }
 
-static void s_execute(void *self, const s_call_t *call, int64_t deadline, so_exec_t *out)
+static void s_execute(void *self, const so_pb_agent_call_t *call, int64_t deadline, so_exec_t *out)
 {
     s_live_t *l = self;
     s_agent_t *a = s_find(l, call->agent_id);
     if (!a) {
         /* Another worker may serve it: UNAVAILABLE, not a bad request. */
-        s_fail(out, SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE,
+        s_fail(out, SO_ERR(UNAVAILABLE),
                "live: this worker does not serve agent '%.128s' (it serves %s)", call->agent_id,
                l->list);
         return;
@@ -198,16 +178,12 @@ static void s_execute(void *self, const s_call_t *call, int64_t deadline, so_exe
         int64_t margin = left / 20 < 10 ? 10 : left / 20 > 250 ? 250 : left / 20;
         budget = (long) (left - margin);
         if (budget <= 0) {
-            s_fail(out, SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_TIMEOUT,
+            s_fail(out, SO_ERR(TIMEOUT),
                    "live: agent %s: the call's deadline passed before it started", a->id);
             return;
         }
     }
-    so_openai_msg_t *msgs = calloc(call->n_messages ? call->n_messages : 1, sizeof *msgs);
-    if (!msgs) {
-        s_fail(out, SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_INTERNAL, "live: out of memory");
-        return;
-    }
+    so_openai_msg_t *msgs = so_calloc(call->n_messages ? call->n_messages : 1, sizeof *msgs);
     for (size_t i = 0; i < call->n_messages; i++) {
         msgs[i].role = call->messages[i]->role;
         msgs[i].content = call->messages[i]->content;
@@ -226,7 +202,7 @@ static void s_execute(void *self, const s_call_t *call, int64_t deadline, so_exe
     so_openai_t *c = s_take(a, err, sizeof err);
     if (!c) {
         free(msgs);
-        s_fail(out, SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_INTERNAL,
+        s_fail(out, SO_ERR(INTERNAL),
                "live: agent %s: cannot make a client: %s", a->id, err);
         return;
     }
@@ -239,7 +215,7 @@ static void s_execute(void *self, const s_call_t *call, int64_t deadline, so_exe
 
     if (rc == 0) {
         size_t len = strlen(r.text);
-        size_t keep = s_utf8_cut(r.text, len, SO_WIRE_MAX_TEXT);
+        size_t keep = so_openai_utf8_cut(r.text, len, SO_WIRE_MAX_TEXT);
         if (keep < len) {
             so_warn("reply_truncated", "agent_id=%s request_id=%s bytes=%zu kept=%zu", a->id,
                     call->request_id, len, keep);
@@ -252,7 +228,7 @@ static void s_execute(void *self, const s_call_t *call, int64_t deadline, so_exe
         out->cost_usd = isfinite(r.cost_usd) && r.cost_usd > 0 ? r.cost_usd : 0;
     } else {
         const char *model = call->model && *call->model ? call->model : a->cfg.model;
-        s_fail(out, (Skillorchestra__V1__ErrorCode) r.code, "live: agent %s (model %.64s): %s",
+        s_fail(out, (so_pb_error_code_t) r.code, "live: agent %s (model %.64s): %s",
                a->id, model, r.error);
     }
     so_debug("live_call", "agent_id=%s request_id=%s code=%s attempts=%d status=%ld "
@@ -322,18 +298,12 @@ so_backend_t *so_live_new(const so_config_t *cfg, char *err, size_t errlen)
 {
     const char *list = so_config_get(cfg, "live.agents", NULL);
     if (!list) {
-        snprintf(err, errlen, "live.agents is missing: list the agents this worker serves "
-                 "(and configure agent.<id>.base_url etc.)");
+        so_err(err, errlen, "live.agents is missing: list the agents this worker serves "
+               "(and configure agent.<id>.base_url etc.)");
         return NULL;
     }
-    s_live_t *l = calloc(1, sizeof *l);
-    so_backend_t *b = calloc(1, sizeof *b);
-    if (!l || !b) {
-        snprintf(err, errlen, "out of memory");
-        free(l);
-        free(b);
-        return NULL;
-    }
+    s_live_t *l = so_calloc(1, sizeof *l);
+    so_backend_t *b = so_calloc(1, sizeof *b);
     atomic_init(&l->cancel, 0);
     if (s_parse_agents(l, list, err, errlen) != 0) {
         free(l->agents);
@@ -356,7 +326,7 @@ so_backend_t *so_live_new(const so_config_t *cfg, char *err, size_t errlen)
         snprintf(key, sizeof key, "agent.%s.temperature", a->id);
         if (so_openai_config_load(cfg, a->id, &a->cfg, why, sizeof why) != 0
             || so_config_double(cfg, key, -1, -1, 2, &a->temperature, why, sizeof why) != 0) {
-            snprintf(err, errlen, "%s", why);
+            so_err(err, errlen, "%s", why);
             rc = -1;
             break;
         }
@@ -364,20 +334,14 @@ so_backend_t *so_live_new(const so_config_t *cfg, char *err, size_t errlen)
          * worker at start, not at its first call. */
         so_openai_t *c = so_openai_new(&a->cfg, why, sizeof why);
         if (!c) {
-            snprintf(err, errlen, "agent %s: %s", a->id, why);
+            so_err(err, errlen, "agent %s: %s", a->id, why);
             rc = -1;
             break;
         }
         /* Later clients are made from cfg: own its strings (checked above). */
-        a->base_url = strdup(a->cfg.base_url);
-        a->model = strdup(a->cfg.model);
-        a->key_env = a->cfg.api_key_env ? strdup(a->cfg.api_key_env) : NULL;
-        if (!a->base_url || !a->model || (a->cfg.api_key_env && !a->key_env)) {
-            so_openai_destroy(&c);
-            snprintf(err, errlen, "out of memory");
-            rc = -1;
-            break;
-        }
+        a->base_url = so_strdup(a->cfg.base_url);
+        a->model = so_strdup(a->cfg.model);
+        a->key_env = so_strdup(a->cfg.api_key_env);
         a->cfg.base_url = a->base_url;
         a->cfg.model = a->model;
         a->cfg.api_key_env = a->key_env;

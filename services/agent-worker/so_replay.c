@@ -7,6 +7,9 @@
  */
 #include "so_backend.h"
 #include "offline/so_trace.h"
+#include "base/so_alloc.h"
+#include "base/so_err.h"
+#include "wire/so_wire.h"
 
 #include <czmq.h>
 #include <math.h>
@@ -19,53 +22,6 @@ typedef struct {
     zhashx_t *by_prompt;          /* prompt text -> (sample index + 1) */
 } s_replay_t;
 
-typedef Skillorchestra__V1__AgentCall s_call_t;
-
-void so_exec_clear(so_exec_t *out)
-{
-    if (out) {
-        free(out->text);
-        out->text = NULL;
-    }
-}
-
-void so_backend_execute(so_backend_t *b, const s_call_t *call, int64_t deadline, so_exec_t *out)
-{
-    memset(out, 0, sizeof *out);
-    b->execute(b->self, call, deadline, out);
-}
-
-void so_backend_execute_stream(so_backend_t *b, const s_call_t *call, int64_t deadline,
-                               int (*on_delta)(void *, const char *, size_t), void *delta_arg,
-                               so_exec_t *out)
-{
-    memset(out, 0, sizeof *out);
-    out->on_delta = on_delta;
-    out->delta_arg = delta_arg;
-    b->execute(b->self, call, deadline, out);
-}
-
-void so_backend_destroy(so_backend_t **self_p)
-{
-    if (self_p && *self_p) {
-        so_backend_t *b = *self_p;
-        if (b->destroy)
-            b->destroy(b->self);
-        free(b);
-        *self_p = NULL;
-    }
-}
-
-const char *so_backend_prompt(const s_call_t *call)
-{
-    for (size_t i = call->n_messages; i > 0; i--) {
-        const Skillorchestra__V1__ChatMessage *m = call->messages[i - 1];
-        if (m && m->role && strcmp(m->role, "user") == 0)
-            return m->content ? m->content : "";
-    }
-    return NULL;
-}
-
 static uint32_t s_tokens(double recorded, size_t chars)
 {
     if (isfinite(recorded) && recorded >= 0 && recorded < 4e9)
@@ -73,19 +29,19 @@ static uint32_t s_tokens(double recorded, size_t chars)
     return (uint32_t) ((chars + 3) / 4);
 }
 
-static void s_execute(void *self, const s_call_t *call, int64_t deadline, so_exec_t *out)
+static void s_execute(void *self, const so_pb_agent_call_t *call, int64_t deadline, so_exec_t *out)
 {
     s_replay_t *r = self;
     (void) deadline;              /* a lookup: always in time */
     const char *prompt = so_backend_prompt(call);
     if (!prompt) {
-        out->error_code = SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_INVALID_REQUEST;
+        out->error_code = SO_ERR(INVALID_REQUEST);
         snprintf(out->error, sizeof out->error, "replay: the call has no user message");
         return;
     }
     uintptr_t at = (uintptr_t) zhashx_lookup(r->by_prompt, prompt);
     if (at == 0) {
-        out->error_code = SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_INVALID_REQUEST;
+        out->error_code = SO_ERR(INVALID_REQUEST);
         snprintf(out->error, sizeof out->error,
                  "replay: no recorded outcome for this prompt (%zu chars) in the replay files",
                  strlen(prompt));
@@ -95,7 +51,7 @@ static void s_execute(void *self, const s_call_t *call, int64_t deadline, so_exe
     int a = so_dataset_agent_index(&r->ds, call->agent_id);
     if (a < 0 || !isfinite(s->score[a])) {
         /* UPSTREAM: another agent may have a record; the gateway re-routes. */
-        out->error_code = SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_UPSTREAM;
+        out->error_code = SO_ERR(UPSTREAM);
         snprintf(out->error, sizeof out->error,
                  "replay: agent %.128s has no recorded outcome for this prompt (query %.128s)",
                  call->agent_id, s->query_id ? s->query_id : "?");
@@ -114,7 +70,7 @@ static void s_execute(void *self, const s_call_t *call, int64_t deadline, so_exe
     else
         snprintf(text, sizeof text, "[replay] %.128s scored %.3f (recorded)", call->agent_id,
                  score);
-    out->text = strdup(text);
+    out->text = so_strdup(text);
 }
 
 static void s_destroy(void *self)
@@ -130,14 +86,8 @@ static void s_destroy(void *self)
 so_backend_t *so_replay_new(const char *files, size_t *n_prompts, size_t *duplicates,
                             char *err, size_t errlen)
 {
-    s_replay_t *r = calloc(1, sizeof *r);
-    so_backend_t *b = calloc(1, sizeof *b);
-    if (!r || !b) {
-        snprintf(err, errlen, "out of memory");
-        free(r);
-        free(b);
-        return NULL;
-    }
+    s_replay_t *r = so_calloc(1, sizeof *r);
+    so_backend_t *b = so_calloc(1, sizeof *b);
     if (so_dataset_load(&r->ds, files, err, errlen) != 0) {
         free(r);
         free(b);

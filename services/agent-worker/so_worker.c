@@ -3,6 +3,8 @@
  */
 #include "so_worker.h"
 #include "wire/so_sock.h"
+#include "base/so_alloc.h"
+#include "base/so_err.h"
 #include "base/so_svc.h"
 
 #include <errno.h>
@@ -15,8 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef Skillorchestra__V1__AgentCall s_call_t;
-typedef Skillorchestra__V1__AgentResult s_result_t;
 
 /* A result held back by the artificial delay. */
 typedef struct {
@@ -28,7 +28,7 @@ typedef struct {
  * thread fills ex/latency_s. */
 typedef struct s_job {
     struct s_job *next;
-    s_call_t *call;               /* owned (so_wire_free) */
+    so_pb_agent_call_t *call;     /* owned (so_wire_free) */
     int64_t t0;                   /* received, so_now_ms() */
     int64_t deadline;             /* 0 = none */
     so_exec_t ex;
@@ -122,8 +122,8 @@ static void s_rejected(s_worker_t *w, const char *what)
     }
 }
 
-static void s_build_result(const so_worker_opts_t *o, const s_call_t *call, const so_exec_t *ex,
-                           double latency_s, s_result_t *res, Skillorchestra__V1__Error *e)
+static void s_build_result(const so_worker_opts_t *o, const so_pb_agent_call_t *call,
+                           const so_exec_t *ex, double latency_s, so_pb_agent_result_t *res, so_pb_error_t *e)
 {
     res->request_id = call->request_id;
     res->agent_id = call->agent_id;
@@ -137,7 +137,7 @@ static void s_build_result(const so_worker_opts_t *o, const s_call_t *call, cons
         res->replay_score_opt_case = SKILLORCHESTRA__V1__AGENT_RESULT__REPLAY_SCORE_OPT_REPLAY_SCORE;
         res->replay_score = ex->score;
     }
-    if (ex->error_code != SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_NONE) {
+    if (ex->error_code != SO_ERR(NONE)) {
         e->code = ex->error_code;
         e->message = (char *) ex->error;
         res->error = e;
@@ -148,13 +148,13 @@ static void s_build_result(const so_worker_opts_t *o, const s_call_t *call, cons
  * delay.  A result that fails validation (a backend bug, or peer bytes that
  * slipped through) is replaced by an INTERNAL error naming the problem, so
  * the gateway is never left waiting for its deadline. */
-static void s_answer(s_worker_t *w, const s_call_t *call, so_exec_t *ex, double latency_s,
+static void s_answer(s_worker_t *w, const so_pb_agent_call_t *call, so_exec_t *ex, double latency_s,
                      int64_t t0)
 {
     char err[256];
     for (int pass = 0; pass < 2; pass++) {
-        s_result_t res = SKILLORCHESTRA__V1__AGENT_RESULT__INIT;
-        Skillorchestra__V1__Error e = SKILLORCHESTRA__V1__ERROR__INIT;
+        so_pb_agent_result_t res = SKILLORCHESTRA__V1__AGENT_RESULT__INIT;
+        so_pb_error_t e = SKILLORCHESTRA__V1__ERROR__INIT;
         s_build_result(w->o, call, ex, latency_s, &res, &e);
         if (w->o->delay_ms > 0) {
             s_held_t *h = &w->held[w->n_held];
@@ -178,23 +178,23 @@ static void s_answer(s_worker_t *w, const s_call_t *call, so_exec_t *ex, double 
             break;
         so_exec_clear(ex);
         memset(ex, 0, sizeof *ex);
-        ex->error_code = SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_INTERNAL;
+        ex->error_code = SO_ERR(INTERNAL);
         snprintf(ex->error, sizeof ex->error, "the worker built an invalid AgentResult: %s", err);
     }
     w->calls++;
-    if (ex->error_code != SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_NONE)
+    if (ex->error_code != SO_ERR(NONE))
         w->errors++;
 }
 
-static void s_send_error(s_worker_t *w, const s_call_t *call,
-                         Skillorchestra__V1__ErrorCode code, const char *msg)
+static void s_send_error(s_worker_t *w, const so_pb_agent_call_t *call,
+                         so_pb_error_code_t code, const char *msg)
 {
     so_exec_t ex;
     memset(&ex, 0, sizeof ex);
     ex.error_code = code;
     snprintf(ex.error, sizeof ex.error, "%s", msg);
-    s_result_t res = SKILLORCHESTRA__V1__AGENT_RESULT__INIT;
-    Skillorchestra__V1__Error e = SKILLORCHESTRA__V1__ERROR__INIT;
+    so_pb_agent_result_t res = SKILLORCHESTRA__V1__AGENT_RESULT__INIT;
+    so_pb_error_t e = SKILLORCHESTRA__V1__ERROR__INIT;
     s_build_result(w->o, call, &ex, 0, &res, &e);
     char err[256];
     if (so_wire_send(w->sock, NULL, SO_MSG_AGENT_RESULT, &res, ZMQ_DONTWAIT, err, sizeof err) != 0)
@@ -219,13 +219,8 @@ static int s_on_delta(void *arg, const char *delta, size_t len)
     s_pool_t *p = j->pool;
     if (len == 0 || len > SO_WIRE_MAX_TEXT)
         return 0;                 /* the final result carries the text anyway */
-    s_part_t *part = calloc(1, sizeof *part);
-    char *text = malloc(len + 1);
-    if (!part || !text) {
-        free(part);
-        free(text);
-        return 0;
-    }
+    s_part_t *part = so_calloc(1, sizeof *part);
+    char *text = so_malloc(len + 1);
     memcpy(text, delta, len);
     text[len] = '\0';
     part->job = j;
@@ -259,7 +254,7 @@ static void s_run_job(so_backend_t *b, s_job_t *j)
     if (j->deadline > 0 && now >= j->deadline) {
         memset(&j->ex, 0, sizeof j->ex);
         j->expired = 1;
-        j->ex.error_code = SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_TIMEOUT;
+        j->ex.error_code = SO_ERR(TIMEOUT);
         snprintf(j->ex.error, sizeof j->ex.error,
                  "waited %lld ms in the worker's queue, past the call's deadline "
                  "(all %s threads busy)", (long long) (now - j->t0), b->name);
@@ -306,18 +301,14 @@ static void s_pool_destroy(s_pool_t **p_p);
  * loop's poll rather than a thread's HTTP call. */
 static s_pool_t *s_pool_new(so_backend_t *b, unsigned n, char *err, size_t errlen)
 {
-    s_pool_t *p = calloc(1, sizeof *p);
-    if (!p) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
+    s_pool_t *p = so_calloc(1, sizeof *p);
     p->backend = b;
     p->wake[0] = p->wake[1] = -1;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
-    p->threads = calloc(n, sizeof *p->threads);
-    if (!p->threads || pipe(p->wake) != 0) {
-        snprintf(err, errlen, "pool set-up failed: %s", p->threads ? strerror(errno) : "out of memory");
+    p->threads = so_calloc(n, sizeof *p->threads);
+    if (pipe(p->wake) != 0) {
+        so_err(err, errlen, "pool set-up failed: %s", strerror(errno));
         s_pool_destroy(&p);
         return NULL;
     }
@@ -417,8 +408,8 @@ static void s_pool_destroy(s_pool_t **p_p)
  * carries the whole text. */
 static void s_send_partial(s_worker_t *w, const s_part_t *part)
 {
-    const s_call_t *call = part->job->call;
-    s_result_t res = SKILLORCHESTRA__V1__AGENT_RESULT__INIT;
+    const so_pb_agent_call_t *call = part->job->call;
+    so_pb_agent_result_t res = SKILLORCHESTRA__V1__AGENT_RESULT__INIT;
     res.request_id = call->request_id;
     res.agent_id = call->agent_id;
     res.text = part->text;
@@ -454,25 +445,20 @@ static void s_collect(s_worker_t *w)
 /* ---- calls ------------------------------------------------------------- */
 
 /* Takes *msg_p when the pool keeps the call. */
-static void s_on_call(s_worker_t *w, s_call_t **msg_p)
+static void s_on_call(s_worker_t *w, so_pb_agent_call_t **msg_p)
 {
-    const s_call_t *call = *msg_p;
+    const so_pb_agent_call_t *call = *msg_p;
     if (w->n_held + w->n_jobs >= w->o->capacity) {
         /* The gateway sent more than our capacity: answer now, do not queue. */
         w->over_capacity++;
-        s_send_error(w, call, SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE,
+        s_send_error(w, call, SO_ERR(UNAVAILABLE),
                      "worker over capacity");
         return;
     }
     int64_t t0 = so_now_ms();
     int64_t deadline = call->deadline_ms > 0 ? t0 + (int64_t) call->deadline_ms : 0;
     if (w->pool) {
-        s_job_t *j = calloc(1, sizeof *j);
-        if (!j) {
-            s_send_error(w, call, SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_INTERNAL,
-                         "worker out of memory");
-            return;
-        }
+        s_job_t *j = so_calloc(1, sizeof *j);
         j->call = *msg_p;
         *msg_p = NULL;
         j->t0 = t0;
@@ -539,7 +525,7 @@ static void s_on_message(s_worker_t *w)
         snprintf(err, sizeof err, "expected AgentCall, got %s", so_wire_type_name(type));
         s_rejected(w, err);
     } else {
-        s_call_t *call = msg;
+        so_pb_agent_call_t *call = msg;
         s_on_call(w, &call);
         msg = call;
     }
@@ -601,7 +587,7 @@ static void s_pool_finish(s_worker_t *w)
     for (s_job_t *j = never, *next; j; j = next) {
         next = j->next;
         w->n_jobs--;
-        s_send_error(w, j->call, SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE,
+        s_send_error(w, j->call, SO_ERR(UNAVAILABLE),
                      "worker stopping: call not started");
         s_job_free(j);
     }
@@ -624,9 +610,9 @@ int so_worker_run(const so_worker_opts_t *o, so_backend_t *backend)
         so_error("pool_failed", "threads=%u error=\"%s\"", o->threads, err);
         return 1;
     }
-    w.held = calloc(o->capacity, sizeof *w.held);
+    w.held = so_calloc(o->capacity, sizeof *w.held);
     w.ctx = zmq_ctx_new();
-    if (!w.held || !w.ctx || s_connect(&w) != 0) {
+    if (!w.ctx || s_connect(&w) != 0) {
         free(w.held);
         if (w.ctx)
             zmq_ctx_term(w.ctx);

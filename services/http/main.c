@@ -115,12 +115,12 @@ int main(int argc, char **argv)
      * threads start (its documentation's advice for threaded programs). */
     json_object_seed(0);
     so_counters_t *counters = so_counters_new();
-    so_watch_t *watch = counters ? so_watch_new(&s.watch, err, sizeof err) : NULL;
+    so_watch_t *watch = so_watch_new(&s.watch, err, sizeof err);
     so_gwclient_t *gw = watch ? so_gwclient_new(&s.gw, err, sizeof err) : NULL;
     so_httpd_t *httpd = gw ? so_httpd_new(&s.http, gw, watch, counters, err, sizeof err) : NULL;
     int ret = 0;
     if (!httpd) {
-        so_error("start_failed", "error=\"%s\"", counters ? err : "out of memory");
+        so_error("start_failed", "error=\"%s\"", err);
         ret = 1;
         goto done;
     }

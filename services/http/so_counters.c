@@ -4,6 +4,8 @@
  */
 #include "so_counters.h"
 #include "so_oai.h"
+#include "base/so_alloc.h"
+#include "base/so_buf.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -50,7 +52,7 @@ const char *so_route_name(so_route_id_t route)
 
 so_counters_t *so_counters_new(void)
 {
-    so_counters_t *m = calloc(1, sizeof *m);    /* all-zero bits are zero atomics here */
+    so_counters_t *m = so_calloc(1, sizeof *m);    /* all-zero bits are zero atomics here */
     return m;
 }
 
@@ -152,144 +154,106 @@ void so_counters_summary(so_counters_t *m, so_counters_summary_t *out)
 
 /* ---- Rendering --------------------------------------------------------- */
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int oom;
-} s_out_t;
-
-static void s_printf(s_out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void s_printf(s_out_t *o, const char *fmt, ...)
-{
-    if (o->oom)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->oom = 1;
-            return;
-        }
-        if ((size_t) n < o->cap - o->len) {
-            o->len += (size_t) n;
-            return;
-        }
-        size_t cap = o->cap * 2 + (size_t) n;
-        char *b = realloc(o->buf, cap);
-        if (!b) {
-            o->oom = 1;
-            return;
-        }
-        o->buf = b;
-        o->cap = cap;
-    }
-}
-
 /* A label value with \, " and newlines escaped. */
-static void s_label(s_out_t *o, const char *v)
+static void s_label(so_buf_t *o, const char *v)
 {
     for (; *v; v++) {
         if (*v == '\\' || *v == '"')
-            s_printf(o, "\\%c", *v);
-        else if (*v == '\n')
-            s_printf(o, "\\n");
+            so_buf_putc(o, '\\');
+        if (*v == '\n')
+            so_buf_puts(o, "\\n");
         else
-            s_printf(o, "%c", *v);
+            so_buf_putc(o, *v);
     }
 }
 
 char *so_counters_render(so_counters_t *m, const so_counters_gauges_t *g)
 {
-    s_out_t o = { malloc(4096), 0, 4096, 0 };
-    if (!o.buf)
-        return NULL;
-    o.buf[0] = '\0';
-    s_printf(&o, "# HELP so_http_requests_total HTTP requests answered, by route and status "
-                 "code (code 0: the client went away first).\n"
-                 "# TYPE so_http_requests_total counter\n");
+    so_buf_t o = SO_BUF_INIT;
+    so_buf_appendf(&o, "# HELP so_http_requests_total HTTP requests answered, by route and status "
+                       "code (code 0: the client went away first).\n"
+                       "# TYPE so_http_requests_total counter\n");
     for (size_t r = 0; r < SO_ROUTE_N; r++)
         for (size_t s = 0; s < S_N_STATUS; s++) {
             unsigned long long v = s_get(&m->requests[r][s]);
             if (!v)
                 continue;
             if (s < S_STATUS_OTHER)
-                s_printf(&o, "so_http_requests_total{route=\"%s\",code=\"%d\"} %llu\n",
-                         s_routes[r], s_statuses[s], v);
+                so_buf_appendf(&o, "so_http_requests_total{route=\"%s\",code=\"%d\"} %llu\n",
+                               s_routes[r], s_statuses[s], v);
             else
-                s_printf(&o, "so_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
-                         s_routes[r], s == S_STATUS_OTHER ? "other" : "0", v);
+                so_buf_appendf(&o, "so_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
+                               s_routes[r], s == S_STATUS_OTHER ? "other" : "0", v);
         }
-    s_printf(&o, "# HELP so_http_request_duration_seconds Time from the request's headers to "
-                 "the end of its answer.\n"
-                 "# TYPE so_http_request_duration_seconds histogram\n");
+    so_buf_appendf(&o, "# HELP so_http_request_duration_seconds Time from the request's headers to "
+                       "the end of its answer.\n"
+                       "# TYPE so_http_request_duration_seconds histogram\n");
     for (size_t r = 0; r < SO_ROUTE_N; r++) {
         unsigned long long cum = 0;
         for (size_t b = 0; b <= S_N_BOUNDS; b++) {
             cum += s_get(&m->buckets[r][b]);
             if (b < S_N_BOUNDS)
-                s_printf(&o, "so_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} "
-                             "%llu\n", s_routes[r], s_bounds[b], cum);
+                so_buf_appendf(&o,
+                    "so_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} "
+                    "%llu\n", s_routes[r], s_bounds[b], cum);
             else
-                s_printf(&o, "so_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"}"
-                             " %llu\n", s_routes[r], cum);
+                so_buf_appendf(&o,
+                    "so_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"}"
+                    " %llu\n", s_routes[r], cum);
         }
-        s_printf(&o, "so_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", s_routes[r],
-                 (double) s_get(&m->sum_us[r]) / 1e6);
-        s_printf(&o, "so_http_request_duration_seconds_count{route=\"%s\"} %llu\n", s_routes[r],
-                 cum);
+        so_buf_appendf(&o, "so_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", s_routes[r],
+                       (double) s_get(&m->sum_us[r]) / 1e6);
+        so_buf_appendf(&o,
+            "so_http_request_duration_seconds_count{route=\"%s\"} %llu\n", s_routes[r],
+            cum);
     }
-    s_printf(&o, "# HELP so_http_errors_total Chat turns that ended in an error, by ErrorCode; "
-                 "source=gateway: the gateway's reply, local: this process (timeout, no "
-                 "gateway).\n"
-                 "# TYPE so_http_errors_total counter\n");
+    so_buf_appendf(&o,
+        "# HELP so_http_errors_total Chat turns that ended in an error, by ErrorCode; "
+        "source=gateway: the gateway's reply, local: this process (timeout, no "
+        "gateway).\n"
+        "# TYPE so_http_errors_total counter\n");
     for (size_t c = 0; c <= S_N_CODES; c++)
         for (int l = 0; l < 2; l++)
-            s_printf(&o, "so_http_errors_total{code=\"%s\",source=\"%s\"} %llu\n",
-                     c < S_N_CODES ? so_oai_code_name((so_oai_code_t) c) : "UNKNOWN",
-                     l ? "local" : "gateway", s_get(&m->errors[c][l]));
-    s_printf(&o, "# HELP so_http_rejected_total Requests refused before reaching the gateway.\n"
-                 "# TYPE so_http_rejected_total counter\n");
+            so_buf_appendf(&o, "so_http_errors_total{code=\"%s\",source=\"%s\"} %llu\n",
+                           c < S_N_CODES ? so_oai_code_name((so_pb_error_code_t) c) : "UNKNOWN",
+                           l ? "local" : "gateway", s_get(&m->errors[c][l]));
+    so_buf_appendf(&o,
+        "# HELP so_http_rejected_total Requests refused before reaching the gateway.\n"
+        "# TYPE so_http_rejected_total counter\n");
     for (size_t i = 0; i < SO_REJ_N; i++)
-        s_printf(&o, "so_http_rejected_total{reason=\"%s\"} %llu\n", s_rejects[i],
-                 s_get(&m->rejected[i]));
-    s_printf(&o, "# HELP so_http_feedback_total POST /v1/feedback outcomes.\n"
-                 "# TYPE so_http_feedback_total counter\n");
+        so_buf_appendf(&o, "so_http_rejected_total{reason=\"%s\"} %llu\n", s_rejects[i],
+                       s_get(&m->rejected[i]));
+    so_buf_appendf(&o, "# HELP so_http_feedback_total POST /v1/feedback outcomes.\n"
+                       "# TYPE so_http_feedback_total counter\n");
     for (size_t i = 0; i < SO_FB_N; i++)
-        s_printf(&o, "so_http_feedback_total{result=\"%s\"} %llu\n", s_feedbacks[i],
-                 s_get(&m->feedback[i]));
-    s_printf(&o,
-             "# HELP so_http_inflight Chat requests waiting for the gateway.\n"
-             "# TYPE so_http_inflight gauge\nso_http_inflight %ld\n"
-             "# HELP so_http_gateway_peers Gateways connected.\n"
-             "# TYPE so_http_gateway_peers gauge\nso_http_gateway_peers %d\n"
-             "# HELP so_http_redis_up 1 while Redis answers.\n"
-             "# TYPE so_http_redis_up gauge\nso_http_redis_up %d\n"
-             "# HELP so_http_ready 1 while /readyz says ready.\n"
-             "# TYPE so_http_ready gauge\nso_http_ready %d\n"
-             "# HELP so_http_draining 1 after SIGTERM.\n"
-             "# TYPE so_http_draining gauge\nso_http_draining %d\n"
-             "# HELP so_http_gateway_messages_total TurnRequests sent, replies matched, "
-             "stray replies (after their deadline) and undecodable ones.\n"
-             "# TYPE so_http_gateway_messages_total counter\n"
-             "so_http_gateway_messages_total{kind=\"sent\"} %llu\n"
-             "so_http_gateway_messages_total{kind=\"reply\"} %llu\n"
-             "so_http_gateway_messages_total{kind=\"stray\"} %llu\n"
-             "so_http_gateway_messages_total{kind=\"rejected\"} %llu\n",
-             g->inflight, g->gateway_peers, g->redis_up, g->ready, g->draining,
-             (unsigned long long) g->gw_sent, (unsigned long long) g->gw_replies,
-             (unsigned long long) g->gw_stray, (unsigned long long) g->gw_rejected);
+        so_buf_appendf(&o, "so_http_feedback_total{result=\"%s\"} %llu\n", s_feedbacks[i],
+                       s_get(&m->feedback[i]));
+    so_buf_appendf(&o,
+                   "# HELP so_http_inflight Chat requests waiting for the gateway.\n"
+               "# TYPE so_http_inflight gauge\nso_http_inflight %ld\n"
+               "# HELP so_http_gateway_peers Gateways connected.\n"
+               "# TYPE so_http_gateway_peers gauge\nso_http_gateway_peers %d\n"
+               "# HELP so_http_redis_up 1 while Redis answers.\n"
+               "# TYPE so_http_redis_up gauge\nso_http_redis_up %d\n"
+               "# HELP so_http_ready 1 while /readyz says ready.\n"
+               "# TYPE so_http_ready gauge\nso_http_ready %d\n"
+               "# HELP so_http_draining 1 after SIGTERM.\n"
+               "# TYPE so_http_draining gauge\nso_http_draining %d\n"
+               "# HELP so_http_gateway_messages_total TurnRequests sent, replies matched, "
+               "stray replies (after their deadline) and undecodable ones.\n"
+               "# TYPE so_http_gateway_messages_total counter\n"
+               "so_http_gateway_messages_total{kind=\"sent\"} %llu\n"
+               "so_http_gateway_messages_total{kind=\"reply\"} %llu\n"
+               "so_http_gateway_messages_total{kind=\"stray\"} %llu\n"
+               "so_http_gateway_messages_total{kind=\"rejected\"} %llu\n",
+               g->inflight, g->gateway_peers, g->redis_up, g->ready, g->draining,
+               (unsigned long long) g->gw_sent, (unsigned long long) g->gw_replies,
+               (unsigned long long) g->gw_stray, (unsigned long long) g->gw_rejected);
     if (g->handbook_version && *g->handbook_version) {
-        s_printf(&o, "# HELP so_http_handbook_info The current handbook version.\n"
-                     "# TYPE so_http_handbook_info gauge\nso_http_handbook_info{version=\"");
+        so_buf_appendf(&o, "# HELP so_http_handbook_info The current handbook version.\n"
+                           "# TYPE so_http_handbook_info gauge\nso_http_handbook_info{version=\"");
         s_label(&o, g->handbook_version);
-        s_printf(&o, "\"} 1\n");
+        so_buf_appendf(&o, "\"} 1\n");
     }
-    if (o.oom) {
-        free(o.buf);
-        return NULL;
-    }
-    return o.buf;
+    return so_buf_detach(&o, NULL);
 }

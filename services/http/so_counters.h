@@ -81,7 +81,7 @@ typedef struct {
 } so_counters_summary_t;
 void so_counters_summary(so_counters_t *m, so_counters_summary_t *out);
 
-/* Prometheus text exposition format 0.0.4 (malloc'd; free(3)), or NULL. */
+/* Prometheus text exposition format 0.0.4 (malloc'd; free(3)). */
 char *so_counters_render(so_counters_t *m, const so_counters_gauges_t *g);
 
 const char *so_route_name(so_route_id_t route);

@@ -10,6 +10,8 @@
  * and the callback never runs for an abandoned call.
  */
 #include "so_gwclient.h"
+#include "base/so_alloc.h"
+#include "base/so_err.h"
 #include "base/so_svc.h"
 
 #include <czmq.h>
@@ -22,7 +24,6 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef Skillorchestra__V1__TurnReply s_reply_t;
 
 enum { S_PENDING = 0, S_DONE = 1, S_ABANDONED = 2 };
 
@@ -42,7 +43,7 @@ struct so_gwcall {
     pthread_mutex_t cb_mu;                  /* callbacks vs so_gwcall_destroy */
     atomic_int state;
     so_gw_status_t status;                  /* written before state becomes DONE */
-    s_reply_t *reply;
+    so_pb_turn_reply_t *reply;
     char message[256];
 };
 
@@ -79,11 +80,11 @@ static void s_call_free(so_gwcall_t *call)
 
 /* Ends a call: records the outcome, then either runs its callback or,
  * when its owner let go of it, frees it.  reply (may be NULL) is taken. */
-static void s_end(so_gwclient_t *c, so_gwcall_t *call, so_gw_status_t status, s_reply_t *reply,
-                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void s_end(so_gwclient_t *c, so_gwcall_t *call, so_gw_status_t status,
+                  so_pb_turn_reply_t *reply, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static void s_end(so_gwclient_t *c, so_gwcall_t *call, so_gw_status_t status, s_reply_t *reply,
-                  const char *fmt, ...)
+static void s_end(so_gwclient_t *c, so_gwcall_t *call, so_gw_status_t status,
+                  so_pb_turn_reply_t *reply, const char *fmt, ...)
 {
     if (status == SO_GW_TIMEOUT)
         c->n_timeouts++;
@@ -108,7 +109,8 @@ static void s_end(so_gwclient_t *c, so_gwcall_t *call, so_gw_status_t status, s_
         s_call_free(call);
 }
 
-so_gw_status_t so_gwcall_result(so_gwcall_t *call, const s_reply_t **reply, const char **message)
+so_gw_status_t so_gwcall_result(so_gwcall_t *call, const so_pb_turn_reply_t **reply,
+                                const char **message)
 {
     if (reply)
         *reply = NULL;
@@ -197,7 +199,7 @@ static void s_on_reply(so_gwclient_t *c)
         }
         return;
     }
-    s_reply_t *rep = msg;
+    so_pb_turn_reply_t *rep = msg;
     so_gwcall_t *call = zhashx_lookup(c->sent, rep->request_id);
     if (call && rep->partial) {
         /* A delta: the call goes on.  Abandoned calls get no callback. */
@@ -365,65 +367,49 @@ static void *s_run(void *arg)
 
 /* ---- Set-up ------------------------------------------------------------ */
 
-static int s_fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int s_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static int s_open(so_gwclient_t *c, const so_gwclient_opts_t *o, char *err, size_t errlen)
 {
     c->ctx = zmq_ctx_new();
     c->sock = c->ctx ? zmq_socket(c->ctx, ZMQ_DEALER) : NULL;
     if (!c->sock)
-        return s_fail(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
+        return so_err(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
     if (so_wire_set_sockopts(c->sock, &o->sockopts, err, errlen) != 0)
         return -1;
     int one = 1;
     if (zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &one, sizeof one) != 0)
-        return s_fail(err, errlen, "ZMQ_IMMEDIATE: %s", zmq_strerror(errno));
+        return so_err(err, errlen, "ZMQ_IMMEDIATE: %s", zmq_strerror(errno));
     /* The monitor first, so no connection event is missed. */
     char addr[64];
     snprintf(addr, sizeof addr, "inproc://so-gwclient-monitor-%p", (void *) c);
     if (zmq_socket_monitor(c->sock, addr, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0)
-        return s_fail(err, errlen, "zmq_socket_monitor: %s", zmq_strerror(errno));
+        return so_err(err, errlen, "zmq_socket_monitor: %s", zmq_strerror(errno));
     c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
     int zero = 0;
     if (!c->mon || zmq_setsockopt(c->mon, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
         zmq_connect(c->mon, addr) != 0)
-        return s_fail(err, errlen, "monitor socket: %s", zmq_strerror(errno));
-    char *list = strdup(o->endpoints ? o->endpoints : ""), *save = NULL;
+        return so_err(err, errlen, "monitor socket: %s", zmq_strerror(errno));
+    char *list = so_strdup(o->endpoints ? o->endpoints : ""), *save = NULL;
     int n = 0, rc = 0;
-    for (char *ep = list ? strtok_r(list, ", ", &save) : NULL; ep && rc == 0;
+    for (char *ep = strtok_r(list, ", ", &save); ep && rc == 0;
          ep = strtok_r(NULL, ", ", &save), n++)
         if (zmq_connect(c->sock, ep) != 0)
-            rc = s_fail(err, errlen, "connect %s: %s", ep, zmq_strerror(errno));
+            rc = so_err(err, errlen, "connect %s: %s", ep, zmq_strerror(errno));
     free(list);
     if (rc == 0 && n == 0)
-        rc = s_fail(err, errlen, "no gateway endpoint given");
+        rc = so_err(err, errlen, "no gateway endpoint given");
     return rc;
 }
 
 so_gwclient_t *so_gwclient_new(const so_gwclient_opts_t *o, char *err, size_t errlen)
 {
-    so_gwclient_t *c = calloc(1, sizeof *c);
-    if (!c) {
-        s_fail(err, errlen, "out of memory");
-        return NULL;
-    }
+    so_gwclient_t *c = so_calloc(1, sizeof *c);
     c->connect_wait_ms = o->connect_wait_ms > 0 ? o->connect_wait_ms : 1;
     c->wake[0] = c->wake[1] = -1;
     pthread_mutex_init(&c->mu, NULL);
     c->sent = zhashx_new();
     c->waiting = zlistx_new();
     if (pipe(c->wake) != 0) {
-        s_fail(err, errlen, "pipe: %s", strerror(errno));
+        so_err(err, errlen, "pipe: %s", strerror(errno));
         goto fail;
     }
     for (int i = 0; i < 2; i++)
@@ -431,7 +417,7 @@ so_gwclient_t *so_gwclient_new(const so_gwclient_opts_t *o, char *err, size_t er
     if (s_open(c, o, err, errlen) != 0)
         goto fail;
     if (pthread_create(&c->thread, NULL, s_run, c) != 0) {
-        s_fail(err, errlen, "pthread_create failed");
+        so_err(err, errlen, "pthread_create failed");
         goto fail;
     }
     c->started = 1;
@@ -485,7 +471,7 @@ void so_gwclient_destroy(so_gwclient_t **self_p)
     *self_p = NULL;
 }
 
-so_gwcall_t *so_gwclient_submit(so_gwclient_t *c, const Skillorchestra__V1__TurnRequest *turn,
+so_gwcall_t *so_gwclient_submit(so_gwclient_t *c, const so_pb_turn_request_t *turn,
                                 int64_t deadline_ms, so_gwcall_done_fn *done, void *arg,
                                 char *err, size_t errlen)
 {
@@ -493,16 +479,12 @@ so_gwcall_t *so_gwclient_submit(so_gwclient_t *c, const Skillorchestra__V1__Turn
 }
 
 so_gwcall_t *so_gwclient_submit_stream(so_gwclient_t *c,
-                                       const Skillorchestra__V1__TurnRequest *turn,
+                                       const so_pb_turn_request_t *turn,
                                        int64_t deadline_ms, so_gwcall_done_fn *done,
                                        so_gwcall_partial_fn *partial, void *arg, char *err,
                                        size_t errlen)
 {
-    so_gwcall_t *call = calloc(1, sizeof *call);
-    if (!call) {
-        s_fail(err, errlen, "out of memory");
-        return NULL;
-    }
+    so_gwcall_t *call = so_calloc(1, sizeof *call);
     pthread_mutex_init(&call->cb_mu, NULL);
     call->partial = partial;
     if (so_wire_encode(SO_MSG_TURN_REQUEST, turn, call->hdr, &call->body, &call->body_len, err,
@@ -526,7 +508,7 @@ so_gwcall_t *so_gwclient_submit_stream(so_gwclient_t *c,
     }
     pthread_mutex_unlock(&c->mu);
     if (stopping) {
-        s_fail(err, errlen, "the HTTP front door is stopping");
+        so_err(err, errlen, "the HTTP front door is stopping");
         s_call_free(call);
         return NULL;
     }

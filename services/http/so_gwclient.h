@@ -67,13 +67,13 @@ void so_gwclient_destroy(so_gwclient_t **self_p);
  * a streamed turn, turn->stream set) while the call is pending, in order,
  * before done; never after so_gwcall_destroy returned.  rep is borrowed for
  * the call's duration.  It must not block. */
-typedef void (so_gwcall_partial_fn)(void *arg, const Skillorchestra__V1__TurnReply *rep);
+typedef void (so_gwcall_partial_fn)(void *arg, const so_pb_turn_reply_t *rep);
 
 /* Submits a TurnRequest whose request_id is unique among this client's
  * calls.  The request is encoded here (validated: err names a bad field).
- * Returns the call, or NULL with err (invalid request, out of memory,
- * stopping) — then done is never called.  deadline_ms: so_now_ms() value. */
-so_gwcall_t *so_gwclient_submit(so_gwclient_t *c, const Skillorchestra__V1__TurnRequest *turn,
+ * Returns the call, or NULL with err (invalid request, stopping) — then
+ * done is never called.  deadline_ms: so_now_ms() value. */
+so_gwcall_t *so_gwclient_submit(so_gwclient_t *c, const so_pb_turn_request_t *turn,
                                 int64_t deadline_ms, so_gwcall_done_fn *done, void *arg,
                                 char *err, size_t errlen);
 /* A call's outcome: the status (SO_GW_PENDING until done was called), the
@@ -81,11 +81,11 @@ so_gwcall_t *so_gwclient_submit(so_gwclient_t *c, const Skillorchestra__V1__Turn
  * message for the other statuses. */
 /* The same with a partial callback (NULL: partial replies are dropped). */
 so_gwcall_t *so_gwclient_submit_stream(so_gwclient_t *c,
-                                       const Skillorchestra__V1__TurnRequest *turn,
+                                       const so_pb_turn_request_t *turn,
                                        int64_t deadline_ms, so_gwcall_done_fn *done,
                                        so_gwcall_partial_fn *partial, void *arg, char *err,
                                        size_t errlen);
-so_gw_status_t so_gwcall_result(so_gwcall_t *call, const Skillorchestra__V1__TurnReply **reply,
+so_gw_status_t so_gwcall_result(so_gwcall_t *call, const so_pb_turn_reply_t **reply,
                                 const char **message);
 /* Frees a call.  One still pending is abandoned: the client frees it when
  * it ends and does not call its callback.  NULL-safe; NULLs the pointer. */

@@ -11,18 +11,19 @@
  * Everything a client sent is checked; a problem is an so_oai_error_t
  * (status 400 and a message naming the field, e.g. "messages[2].role:
  * expected a string").  docs/HTTP.md lists the fields and the mapping.
+ *
+ * Files: so_oai.c (errors, limits), so_oai_parse.c (requests, feedback),
+ * so_oai_reply.c (completion JSON, SSE, error JSON).  Allocation follows
+ * so_alloc (out of memory aborts); a NULL string result means jansson
+ * could not build the JSON.
  */
 #ifndef SO_OAI_H
 #define SO_OAI_H
 
-#include "skillorchestra.pb-c.h"
+#include "wire/so_wire.h"
 
 #include <stddef.h>
 #include <stdint.h>
-
-typedef Skillorchestra__V1__TurnRequest so_oai_turn_t;
-typedef Skillorchestra__V1__TurnReply so_oai_reply_t;
-typedef Skillorchestra__V1__ErrorCode so_oai_code_t;
 
 /* An error as OpenAI shapes it: {"error": {"message", "type", "param",
  * "code"}} with an HTTP status.  type and code point to static strings. */
@@ -37,14 +38,14 @@ typedef struct {
 /* Sets every field of e; returns -1 (so parsers can "return so_oai_fail(...)"). */
 int so_oai_fail(so_oai_error_t *e, int status, const char *type, const char *code,
                 const char *param, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-/* The error JSON (malloc'd, caller frees with free(3)); NULL on out of memory. */
+/* The error JSON (malloc'd, caller frees with free(3)). */
 char *so_oai_error_json(const so_oai_error_t *e);
 /* The HTTP status, type and code of a gateway ErrorCode.  pinned: the client
  * pinned a handbook version (UNKNOWN_HANDBOOK is then 404, else 503). */
-void so_oai_error_from_code(so_oai_code_t code, const char *message, int pinned,
+void so_oai_error_from_code(so_pb_error_code_t code, const char *message, int pinned,
                             so_oai_error_t *out);
 /* "INVALID_REQUEST", ... ("UNKNOWN" outside the enum).  Static storage. */
-const char *so_oai_code_name(so_oai_code_t code);
+const char *so_oai_code_name(so_pb_error_code_t code);
 
 /* Limits a request is held to (so-http's config). */
 typedef struct {
@@ -62,15 +63,15 @@ typedef const char *(so_oai_header_fn)(void *arg, const char *name);
 /* A parsed chat completion request.  turn is a complete TurnRequest except
  * request_id (set it before encoding); every pointer in it is owned here. */
 typedef struct {
-    so_oai_turn_t turn;
+    so_pb_turn_request_t turn;
     char *model;                    /* as asked, e.g. "auto" */
     int stream;                     /* "stream": true */
     int include_usage;              /* "stream_options": {"include_usage": true} */
     int pinned_version;             /* the client pinned handbook_version */
     long est_prompt_tokens;
     /* storage */
-    Skillorchestra__V1__ChatMessage *msg_store;
-    Skillorchestra__V1__ChatMessage **msg_ptrs;
+    so_pb_chat_message_t *msg_store;
+    so_pb_chat_message_t **msg_ptrs;
 } so_oai_request_t;
 
 /* Parses a chat completion body.  Extension fields come from the body's
@@ -83,35 +84,35 @@ so_oai_request_t *so_oai_parse_request(const char *body, size_t len, so_oai_head
                                        so_oai_error_t *err);
 void so_oai_request_destroy(so_oai_request_t **self_p);
 /* The request id (copied). */
-int so_oai_request_set_id(so_oai_request_t *r, const char *id);
+void so_oai_request_set_id(so_oai_request_t *r, const char *id);
 /* The routing profile (copied; the router may ignore it). */
-int so_oai_request_set_profile(so_oai_request_t *r, const char *profile);
+void so_oai_request_set_profile(so_oai_request_t *r, const char *profile);
 /* Adds agents to exclude_agents (copied; duplicates skipped, at most
  * SO_WIRE_MAX_AGENTS in all).  0, or -1 when the list would be too long. */
 int so_oai_request_exclude(so_oai_request_t *r, const char *const *agents, size_t n);
 
 /* The chat.completion JSON of a successful reply (malloc'd; free(3)).
  * model: the chosen agent's model name (NULL = its id); created: Unix s. */
-char *so_oai_completion_json(const so_oai_reply_t *rep, const char *completion_id,
+char *so_oai_completion_json(const so_pb_turn_reply_t *rep, const char *completion_id,
                              int64_t created, const char *model);
 /* The same answer as a server-sent event stream of chat.completion.chunk
  * events ending in "data: [DONE]" (malloc'd; free(3)).  The gateway returns
  * whole answers, so the stream is the whole text in one content chunk. */
-char *so_oai_completion_sse(const so_oai_reply_t *rep, const char *completion_id,
+char *so_oai_completion_sse(const so_pb_turn_reply_t *rep, const char *completion_id,
                             int64_t created, const char *model, int include_usage);
 /* An incremental stream in pieces (each malloc'd, NUL-terminated; NULL =
- * out of memory): the role chunk with the decision, one content chunk per
+ * the JSON could not be built): the role chunk with the decision, one content chunk per
  * delta, the end (finish_reason "stop", usage if asked, "data: [DONE]"),
  * or an error event then "data: [DONE]" when the turn fails mid-stream. */
-char *so_oai_sse_head(const so_oai_reply_t *rep, const char *completion_id, int64_t created,
+char *so_oai_sse_head(const so_pb_turn_reply_t *rep, const char *completion_id, int64_t created,
                       const char *model);
-char *so_oai_sse_delta(const so_oai_reply_t *rep, const char *completion_id, int64_t created,
+char *so_oai_sse_delta(const so_pb_turn_reply_t *rep, const char *completion_id, int64_t created,
                        const char *model, const char *text);
-char *so_oai_sse_tail(const so_oai_reply_t *rep, const char *completion_id, int64_t created,
+char *so_oai_sse_tail(const so_pb_turn_reply_t *rep, const char *completion_id, int64_t created,
                       const char *model, int include_usage);
 char *so_oai_sse_error(const so_oai_error_t *e);
 /* "s1=0.620,s2=0.300": the decision's top skills for a header. */
-void so_oai_top_skills_header(const so_oai_reply_t *rep, char *buf, size_t len);
+void so_oai_top_skills_header(const so_pb_turn_reply_t *rep, char *buf, size_t len);
 
 /* POST /v1/feedback {"episode_id": "...", "success": true | "score": 0.7}. */
 typedef struct {

@@ -12,6 +12,8 @@
  */
 #include "so_llminfer.h"
 #include "llm/so_extract.h"
+#include "base/so_alloc.h"
+#include "base/so_err.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -105,18 +107,14 @@ const char *so_llm_code_name(so_llm_code_t code)
 
 so_llmjob_t *so_llmjob_new(size_t n_ids)
 {
-    so_llmjob_t *j = calloc(1, sizeof *j);
-    if (!j)
-        abort();
+    so_llmjob_t *j = so_calloc(1, sizeof *j);
     size_t n = n_ids ? n_ids : 1;
     j->n_ids = n_ids;
-    j->ids = calloc(n, sizeof *j->ids);
-    j->skill = calloc(n, sizeof *j->skill);
-    j->fallback = calloc(n, sizeof *j->fallback);
-    j->weights = calloc(n, sizeof *j->weights);
-    j->t_weights = calloc(n, sizeof *j->t_weights);
-    if (!j->ids || !j->skill || !j->fallback || !j->weights || !j->t_weights)
-        abort();
+    j->ids = so_calloc(n, sizeof *j->ids);
+    j->skill = so_calloc(n, sizeof *j->skill);
+    j->fallback = so_calloc(n, sizeof *j->fallback);
+    j->weights = so_calloc(n, sizeof *j->weights);
+    j->t_weights = so_calloc(n, sizeof *j->t_weights);
     atomic_init(&j->cancel, 0);
     return j;
 }
@@ -239,26 +237,19 @@ static void *s_thread_main(void *arg)
 so_llminfer_t *so_llminfer_new(const so_llminfer_opts_t *opts, char *err, size_t errlen)
 {
     if (!opts->base_url || !*opts->base_url || !opts->model || !*opts->model) {
-        snprintf(err, errlen, "llm.base_url and llm.model are required in llm mode");
+        so_err(err, errlen, "llm.base_url and llm.model are required in llm mode");
         return NULL;
     }
-    so_llminfer_t *l = calloc(1, sizeof *l);
-    if (!l)
-        abort();
+    so_llminfer_t *l = so_calloc(1, sizeof *l);
     l->o = *opts;
     l->wake[0] = l->wake[1] = -1;
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
-    l->threads = calloc(opts->threads, sizeof *l->threads);
-    if (!l->threads)
-        abort();
+    l->threads = so_calloc(opts->threads, sizeof *l->threads);
 
     so_openai_config_t cc;
-    so_openai_config_defaults(&cc);
-    cc.base_url = opts->base_url;
-    cc.model = opts->model;
-    cc.api_key_env = opts->api_key_env;
-    cc.timeout_ms = opts->timeout_ms;
+    so_openai_config_endpoint(&cc, opts->base_url, opts->model, opts->api_key_env,
+                              opts->timeout_ms);
     cc.connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
                             : opts->timeout_ms < 1000 ? opts->timeout_ms : 1000;
     cc.deadline_ms = opts->timeout_ms;
@@ -276,7 +267,7 @@ so_llminfer_t *so_llminfer_new(const so_llminfer_opts_t *opts, char *err, size_t
         }
     }
     if (pipe(l->wake) != 0) {
-        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        so_err(err, errlen, "pipe: %s", strerror(errno));
         so_llminfer_destroy(&l);
         return NULL;
     }
@@ -292,7 +283,7 @@ so_llminfer_t *so_llminfer_new(const so_llminfer_opts_t *opts, char *err, size_t
     for (unsigned i = 0; i < opts->threads; i++) {
         int rc = pthread_create(&l->threads[i].tid, NULL, s_thread_main, &l->threads[i]);
         if (rc != 0) {
-            snprintf(err, errlen, "pthread_create: %s", strerror(rc));
+            so_err(err, errlen, "pthread_create: %s", strerror(rc));
             break;
         }
         l->n_threads++;

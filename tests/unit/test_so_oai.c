@@ -66,7 +66,8 @@ static void test_minimal_request(void **state)
     assert_int_equal(r->turn.max_completion_tokens, 0);
     assert_int_equal(r->est_prompt_tokens, (8 + 8 + 0 + 8) / 4);
     /* With an id it is a valid TurnRequest. */
-    assert_int_equal(so_oai_request_set_id(r, "h-1"), 0);
+    so_oai_request_set_id(r, "h-1");
+    assert_string_equal(r->turn.request_id, "h-1");
     char err[256];
     assert_int_equal(so_wire_validate(SO_MSG_TURN_REQUEST, &r->turn, err, sizeof err), 0);
     so_oai_request_destroy(&r);
@@ -202,7 +203,7 @@ static void test_extension(void **state)
     const char *more[] = { "a3", "a4" };
     assert_int_equal(so_oai_request_exclude(r, more, 2), 0);
     assert_int_equal(r->turn.n_exclude_agents, 3);
-    assert_int_equal(so_oai_request_set_profile(r, "fast"), 0);
+    so_oai_request_set_profile(r, "fast");
     assert_string_equal(r->turn.routing_profile, "fast");
     so_oai_request_destroy(&r);
 
@@ -231,34 +232,34 @@ static void test_error_mapping(void **state)
         int code, status;
         const char *oai;
     } want[] = {
-        { SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_INVALID_REQUEST, 400, "invalid_request" },
-        { SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_TIMEOUT, 504, "timeout" },
-        { SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_UPSTREAM, 502, "upstream_error" },
-        { SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_RATE_LIMITED, 429, "rate_limited" },
-        { SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_BUDGET_EXHAUSTED, 402, "budget_exhausted" },
-        { SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_NO_ELIGIBLE_AGENT, 503, "no_eligible_agent" },
-        { SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_CONTEXT_TOO_LONG, 400,
+        { SO_ERR(INVALID_REQUEST), 400, "invalid_request" },
+        { SO_ERR(TIMEOUT), 504, "timeout" },
+        { SO_ERR(UPSTREAM), 502, "upstream_error" },
+        { SO_ERR(RATE_LIMITED), 429, "rate_limited" },
+        { SO_ERR(BUDGET_EXHAUSTED), 402, "budget_exhausted" },
+        { SO_ERR(NO_ELIGIBLE_AGENT), 503, "no_eligible_agent" },
+        { SO_ERR(CONTEXT_TOO_LONG), 400,
           "context_length_exceeded" },
-        { SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE, 503, "unavailable" },
-        { SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_INTERNAL, 500, "internal_error" },
-        { SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_UNKNOWN_HANDBOOK, 503, "unknown_handbook" },
+        { SO_ERR(UNAVAILABLE), 503, "unavailable" },
+        { SO_ERR(INTERNAL), 500, "internal_error" },
+        { SO_ERR(UNKNOWN_HANDBOOK), 503, "unknown_handbook" },
         { 77, 500, "internal_error" },
     };
     so_oai_error_t e;
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        so_oai_error_from_code((so_oai_code_t) want[i].code, "why", 0, &e);
+        so_oai_error_from_code((so_pb_error_code_t) want[i].code, "why", 0, &e);
         assert_int_equal(e.status, want[i].status);
         assert_string_equal(e.code, want[i].oai);
         assert_string_equal(e.message, "why");
     }
     /* A version the client pinned that does not exist is the client's 404. */
-    so_oai_error_from_code(SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_UNKNOWN_HANDBOOK, "",
+    so_oai_error_from_code(SO_ERR(UNKNOWN_HANDBOOK), "",
                            1, &e);
     assert_int_equal(e.status, 404);
     assert_string_equal(e.message, "UNKNOWN_HANDBOOK");
-    assert_string_equal(so_oai_code_name(SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_TIMEOUT),
+    assert_string_equal(so_oai_code_name(SO_ERR(TIMEOUT)),
                         "TIMEOUT");
-    assert_string_equal(so_oai_code_name((so_oai_code_t) 99), "UNKNOWN");
+    assert_string_equal(so_oai_code_name((so_pb_error_code_t) 99), "UNKNOWN");
 }
 
 static void test_error_json(void **state)
@@ -292,11 +293,11 @@ static void test_error_json(void **state)
 
 /* A reply as the gateway sends it. */
 typedef struct {
-    Skillorchestra__V1__TurnReply rep;
-    Skillorchestra__V1__RoutingDecision d;
-    Skillorchestra__V1__AgentResult res;
-    Skillorchestra__V1__SkillWeight sw[2], *swp[2];
-    Skillorchestra__V1__AgentScore sc[2], *scp[2];
+    so_pb_turn_reply_t rep;
+    so_pb_routing_decision_t d;
+    so_pb_agent_result_t res;
+    so_pb_skill_weight_t sw[2], *swp[2];
+    so_pb_agent_score_t sc[2], *scp[2];
 } reply_t;
 
 static void make_reply(reply_t *r)
