@@ -19,6 +19,7 @@
  * Used by tests/integration/test_worker_live.sh; also handy to check a live
  * worker's configuration against real providers by hand.
  */
+#include "base/so_opts.h"
 #include "wire/so_sock.h"
 #include "base/so_svc.h"
 #include "wire/so_wire.h"
@@ -28,9 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef Skillorchestra__V1__AgentCall s_call_t;
-typedef Skillorchestra__V1__AgentResult s_result_t;
 
 #define S_MAX_CALLS 256
 
@@ -54,51 +52,80 @@ static void s_print(json_t *o)
     json_decref(o);
 }
 
-static int s_usage(void)
+static const char s_synopsis[] =
+    "so-workerprobe --bind EP [--prompt TEXT] [--deadline-ms N] [--heartbeat-ms N]\n"
+    "                      [--timeout-ms N] [--model M] AGENT[@DEADLINE_MS]...";
+
+typedef struct {
+    const char *bind, *prompt, *model;
+    long deadline_ms, heartbeat_ms, timeout_ms;
+    const char *agents[S_MAX_CALLS];
+    long deadlines[S_MAX_CALLS];
+    int n_calls;
+} s_args_t;
+
+/* Each AGENT[@DEADLINE_MS] into its name and deadline. */
+static int s_split_agents(s_args_t *a, char **argv_agents)
 {
-    fprintf(stderr, "usage: so-workerprobe --bind EP [--prompt TEXT] [--deadline-ms N] "
-                    "[--heartbeat-ms N] [--timeout-ms N] [--model M] AGENT[@DEADLINE_MS]...\n");
-    return 2;
+    for (int i = 0; i < a->n_calls; i++) {
+        char *at = strchr(argv_agents[i], '@'), *end;
+        a->deadlines[i] = a->deadline_ms;
+        if (at) {
+            *at = '\0';
+            a->deadlines[i] = strtol(at + 1, &end, 10);
+            if (end == at + 1 || *end) {
+                fprintf(stderr, "so-workerprobe: %s: '%s' is not a deadline in ms\n",
+                        argv_agents[i], at + 1);
+                return 2;
+            }
+        }
+        a->agents[i] = argv_agents[i];
+    }
+    return -1;
+}
+
+/* -1 to go on, else the exit status. */
+static int s_parse(int argc, char **argv, s_args_t *a)
+{
+    so_opt_t opts[] = {
+        SO_OPT_STR("bind", 0, &a->bind, "EP", "the endpoint the worker connects to"),
+        SO_OPT_STR("prompt", 0, &a->prompt, "TEXT", "the prompt of every call (hello)"),
+        SO_OPT_INT("deadline-ms", 0, &a->deadline_ms, "N", 0, SO_WIRE_MAX_DEADLINE_MS,
+                   "each call's deadline (10000)"),
+        SO_OPT_INT("heartbeat-ms", 0, &a->heartbeat_ms, "N", 1, 1e9,
+                   "heartbeat interval (200)"),
+        SO_OPT_INT("timeout-ms", 0, &a->timeout_ms, "N", 1, 1e9,
+                   "give up waiting after this long (30000)"),
+        SO_OPT_STR("model", 0, &a->model, "M", "the model named in every call"),
+        SO_OPT_END,
+    };
+    const char *pos[S_MAX_CALLS];
+    so_opts_t p = { opts, pos, S_MAX_CALLS, 0, 0, 0 };
+    int code = so_opts_main(&p, argc, argv, "so-workerprobe", s_synopsis,
+                            "Exit: 0 every call answered; 2 usage; 3 no READY or not every "
+                            "answer in time.\n");
+    if (code >= 0)
+        return code;
+    if (!a->bind || p.n_pos == 0) {
+        fprintf(stderr, "so-workerprobe: give --bind and at least one AGENT "
+                        "(so-workerprobe --help)\n");
+        return 2;
+    }
+    a->n_calls = (int) p.n_pos;
+    return s_split_agents(a, (char **) pos);
 }
 
 int main(int argc, char **argv)
 {
-    const char *bind = NULL, *prompt = "hello", *model = "";
-    long deadline_ms = 10000, heartbeat_ms = 200, timeout_ms = 30000;
-    char *agents[S_MAX_CALLS];
-    long deadlines[S_MAX_CALLS];
-    int n_calls = 0;
-    for (int a = 1; a < argc; a++) {
-        const char *arg = argv[a];
-        int more = a + 1 < argc;
-        if (strcmp(arg, "--bind") == 0 && more)
-            bind = argv[++a];
-        else if (strcmp(arg, "--prompt") == 0 && more)
-            prompt = argv[++a];
-        else if (strcmp(arg, "--model") == 0 && more)
-            model = argv[++a];
-        else if (strcmp(arg, "--deadline-ms") == 0 && more)
-            deadline_ms = strtol(argv[++a], NULL, 10);
-        else if (strcmp(arg, "--heartbeat-ms") == 0 && more)
-            heartbeat_ms = strtol(argv[++a], NULL, 10);
-        else if (strcmp(arg, "--timeout-ms") == 0 && more)
-            timeout_ms = strtol(argv[++a], NULL, 10);
-        else if (arg[0] == '-')
-            return s_usage();
-        else if (n_calls < S_MAX_CALLS)
-            agents[n_calls++] = argv[a];
-    }
-    if (!bind || n_calls == 0 || heartbeat_ms <= 0 || timeout_ms <= 0 || deadline_ms < 0
-        || deadline_ms > (long) SO_WIRE_MAX_DEADLINE_MS)
-        return s_usage();
-    for (int i = 0; i < n_calls; i++) {
-        char *at = strchr(agents[i], '@');
-        deadlines[i] = deadline_ms;
-        if (at) {
-            *at = '\0';
-            deadlines[i] = strtol(at + 1, NULL, 10);
-        }
-    }
+    s_args_t args = { NULL, "hello", "", 10000, 200, 30000, { 0 }, { 0 }, 0 };
+    int code = s_parse(argc, argv, &args);
+    if (code >= 0)
+        return code;
+    const char *bind = args.bind, *prompt = args.prompt, *model = args.model;
+    long heartbeat_ms = args.heartbeat_ms, timeout_ms = args.timeout_ms;
+    const char *const *agents = args.agents;
+    const long *deadlines = args.deadlines;
+    int n_calls = args.n_calls;
     so_log_open("workerprobe", SO_LOG_WARN);
 
     char err[512];
@@ -145,16 +172,16 @@ int main(int argc, char **argv)
                 s_print(json_pack("{s:s, s:s, s:i}", "event", "ready", "worker_id",
                                   ctl.worker_id, "capacity", (int) ctl.capacity));
                 for (int i = 0; i < n_calls; i++) {
-                    s_call_t call = SKILLORCHESTRA__V1__AGENT_CALL__INIT;
-                    Skillorchestra__V1__ChatMessage m = SKILLORCHESTRA__V1__CHAT_MESSAGE__INIT;
-                    Skillorchestra__V1__ChatMessage *mp = &m;
+                    so_pb_agent_call_t call = SKILLORCHESTRA__V1__AGENT_CALL__INIT;
+                    so_pb_chat_message_t m = SKILLORCHESTRA__V1__CHAT_MESSAGE__INIT;
+                    so_pb_chat_message_t *mp = &m;
                     char rid[32];
                     snprintf(rid, sizeof rid, "r%d", i + 1);
                     m.role = "user";
                     m.content = (char *) prompt;
                     call.request_id = rid;
                     call.episode_id = "ep-probe";
-                    call.agent_id = agents[i];
+                    call.agent_id = (char *) agents[i];
                     call.model = (char *) model;
                     call.messages = &mp;
                     call.n_messages = 1;
@@ -176,7 +203,7 @@ int main(int argc, char **argv)
             continue;
         }
         if (type == SO_MSG_AGENT_RESULT) {
-            const s_result_t *r = msg;
+            const so_pb_agent_result_t *r = msg;
             int code = r->error ? (int) r->error->code : 0;
             s_print(json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:f, s:f, s:s, s:s, s:i}",
                               "event", "result", "request_id", r->request_id, "agent_id",

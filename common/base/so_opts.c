@@ -250,3 +250,18 @@ void so_opts_usage(const so_opts_t *p, FILE *out, const char *synopsis, const ch
     if (epilog)
         fputs(epilog, out);
 }
+
+int so_opts_main(so_opts_t *p, int argc, char **argv, const char *prog, const char *synopsis,
+                 const char *epilog)
+{
+    char err[512];
+    if (so_opts_parse(p, argc - 1, argv + 1, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: %s (%s --help)\n", prog, err, prog);
+        return 2;
+    }
+    if (p->help) {
+        so_opts_usage(p, stdout, synopsis, epilog);
+        return 0;
+    }
+    return -1;
+}

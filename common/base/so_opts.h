@@ -101,6 +101,13 @@ int so_opts_parse(so_opts_t *p, int argc, char **argv, char *err, size_t errlen)
  * are indented under the first. */
 void so_opts_usage(const so_opts_t *p, FILE *out, const char *synopsis, const char *epilog);
 
+/* The usual start of a tool's main: parses argv[1..argc), prints the usage
+ * on stdout after --help, or "prog: <message> (prog --help)" on stderr after
+ * an error.  Returns -1 when the program goes on, else the exit status to
+ * return: 0 after --help, 2 after an error. */
+int so_opts_main(so_opts_t *p, int argc, char **argv, const char *prog, const char *synopsis,
+                 const char *epilog);
+
 /* The entry of the table named name (NULL when there is none). */
 so_opt_t *so_opts_find(const so_opts_t *p, const char *name);
 
