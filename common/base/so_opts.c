@@ -94,6 +94,20 @@ static int s_set_double(const so_opt_t *o, const char *as, const char *v, char *
     return 0;
 }
 
+int so_opts_long(const char *as, const char *v, double min, double max, long *out, char *err,
+                 size_t errlen)
+{
+    so_opt_t o = SO_OPT_INT(as, 0, out, NULL, min, max, NULL);
+    return s_set_int(&o, as, v, err, errlen);
+}
+
+int so_opts_double(const char *as, const char *v, double min, double max, double *out, char *err,
+                   size_t errlen)
+{
+    so_opt_t o = SO_OPT_DBL(as, 0, out, NULL, min, max, NULL);
+    return s_set_double(&o, as, v, err, errlen);
+}
+
 static void s_list_add(so_opt_list_t *l, const char *v)
 {
     l->items = so_reallocarray(l->items, l->n + 1, sizeof *l->items);

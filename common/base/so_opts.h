@@ -108,6 +108,14 @@ void so_opts_usage(const so_opts_t *p, FILE *out, const char *synopsis, const ch
 int so_opts_main(so_opts_t *p, int argc, char **argv, const char *prog, const char *synopsis,
                  const char *epilog);
 
+/* One value checked as the table checks it, for values inside values (the
+ * W of "S=W", the N of "AGENT@N"): as names it in the message ("--skill
+ * S=W: 'x' is not a number").  0, or -1 with err. */
+int so_opts_long(const char *as, const char *v, double min, double max, long *out, char *err,
+                 size_t errlen);
+int so_opts_double(const char *as, const char *v, double min, double max, double *out, char *err,
+                   size_t errlen);
+
 /* The entry of the table named name (NULL when there is none). */
 so_opt_t *so_opts_find(const so_opts_t *p, const char *name);
 

@@ -255,6 +255,43 @@ static void test_error_keeps_earlier_values(void **state)
     assert_int_equal(so_opts_parse(&f.p, 1, (char *[]){ "--nope" }, NULL, 0), -1);
 }
 
+static void test_single_values(void **state)
+{
+    char err[128];
+    long n = 0;
+    double d = 0;
+    assert_int_equal(so_opts_long("A@N", "250", 0, 1000, &n, err, sizeof err), 0);
+    assert_int_equal(n, 250);
+    assert_int_equal(so_opts_long("A@N", "25x", 0, 1000, &n, err, sizeof err), -1);
+    assert_string_equal(err, "A@N: '25x' is not an integer");
+    assert_int_equal(so_opts_long("A@N", "2000", 0, 1000, &n, err, sizeof err), -1);
+    assert_string_equal(err, "A@N: 2000 is out of range [0, 1000]");
+    assert_int_equal(n, 250);
+    assert_int_equal(so_opts_double("--skill S=W", "0.3", 0, 1, &d, err, sizeof err), 0);
+    assert_true(d == 0.3);
+    assert_int_equal(so_opts_double("--skill S=W", "x", 0, 1, &d, err, sizeof err), -1);
+    assert_string_equal(err, "--skill S=W: 'x' is not a number");
+}
+
+static void test_main_codes(void **state)
+{
+    const char *out = NULL;
+    so_opt_t opts[] = { SO_OPT_STR("out", 'o', &out, "FILE", "where"), SO_OPT_END };
+    so_opts_t p = { opts, NULL, 0, 0, 0, 0 };
+    char *ok[] = { "prog", "-o", "x" };
+    assert_int_equal(so_opts_main(&p, 3, ok, "prog", "prog [-o FILE]", NULL), -1);
+    assert_string_equal(out, "x");
+    char *bad[] = { "prog", "--nope" };
+    assert_int_equal(so_opts_main(&p, 2, bad, "prog", "prog [-o FILE]", NULL), 2);
+    FILE *saved = stdout;
+    stdout = fopen("/dev/null", "w");
+    char *help[] = { "prog", "--help" };
+    int code = so_opts_main(&p, 2, help, "prog", "prog [-o FILE]", NULL);
+    fclose(stdout);
+    stdout = saved;
+    assert_int_equal(code, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +308,8 @@ int main(void)
         cmocka_unit_test(test_unbounded_integer),
         cmocka_unit_test(test_bad_numbers),
         cmocka_unit_test(test_error_keeps_earlier_values),
+        cmocka_unit_test(test_single_values),
+        cmocka_unit_test(test_main_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
