@@ -27,6 +27,8 @@
  * Exit status: 0 done (fallbacks are reported, not failures); 1 an input,
  * output or Redis error; 2 usage.
  */
+#include "base/so_alloc.h"
+#include "base/so_opts.h"
 #include "llm/so_extract.h"
 #include "method/so_handbook.h"
 #include "store/so_hbcache.h"
@@ -53,110 +55,71 @@ typedef struct {
     so_skillprompt_opts_t po;
 } s_opts_t;
 
-static void s_usage(FILE *f)
-{
-    fprintf(f,
-            "usage: so-name --handbook IN.json --out OUT.json --llm-url URL --model M [options]\n"
-            "       so-name --handbook IN.json --llm-url URL --model M --label TRACES\n"
-            "               --out-labels LABELS.jsonl [--limit N]\n"
-            "  --api-key-env VAR   environment variable holding the API key (none: no key)\n"
-            "  --timeout-ms MS     per LLM call, retries included (30000)\n"
-            "  --max-retries N     retries of 429/5xx/transport errors (2)\n"
-            "  --examples N        example prompts shown per skill (naming 4, labels 2)\n"
-            "  --example-chars N   each example cut to this (naming 300, labels 160)\n"
-            "  --version V         write the renamed handbook as version V (parent: IN's)\n"
-            "  --publish URL       also store it in Redis (redis://host:port) as the current\n"
-            "                      version (needs --version other than IN's)\n"
-            "  --label TRACES      label every turn of these traces (comma-separated files)\n"
-            "  --out-labels FILE   where the labels go (JSONL)\n"
-            "  --limit N           label at most N turns\n"
-            "  --quiet             no per-skill lines\n"
-            "Exit: 0 done (fallbacks reported), 1 error, 2 usage.\n");
-}
+static const char s_synopsis[] =
+    "so-name --handbook IN.json --out OUT.json --llm-url URL --model M [options]\n"
+    "       so-name --handbook IN.json --llm-url URL --model M --label TRACES\n"
+    "               --out-labels LABELS.jsonl [--limit N]";
 
-static int s_long(const char *flag, const char *v, long lo, long hi, long *out)
+/* What the options ask for, checked together; -1 when it holds, else 2. */
+static int s_check(const s_opts_t *o)
 {
-    char *end;
-    errno = 0;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || end == v || *end || errno || x < lo || x > hi) {
-        fprintf(stderr, "so-name: %s wants an integer in [%ld, %ld], got '%s'\n", flag, lo, hi,
-                v ? v : "");
+    const char *why = NULL;
+    if (!o->handbook || !o->url || !o->model)
+        why = "--handbook, --llm-url and --model are required";
+    else if (!o->out && !o->label)
+        why = "nothing to do: give --out (naming) and/or --label";
+    else if (!o->label != !o->out_labels)
+        why = "--label and --out-labels go together";
+    else if (o->publish && (!o->out || !o->version))
+        why = "--publish needs --out and a new --version (a published version is never "
+              "overwritten: services cache it)";
+    if (!why)
         return -1;
-    }
-    *out = x;
-    return 0;
+    fprintf(stderr, "so-name: %s (so-name --help)\n", why);
+    return 2;
 }
 
+/* -1 to go on, else the exit status. */
 static int s_parse(int argc, char **argv, s_opts_t *o)
 {
-    long n;
-    long examples = -1, example_chars = -1;
+    long max_retries = 2, examples = -1, example_chars = -1;
     memset(o, 0, sizeof *o);
     o->timeout_ms = 30000;
-    o->max_retries = 2;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            s_usage(stdout);
-            exit(0);
-        }
-        if (strcmp(a, "--quiet") == 0) {
-            o->quiet = 1;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "so-name: %s needs a value (or is unknown)\n", a);
-            return -1;
-        }
-        i++;
-        if (strcmp(a, "--handbook") == 0) o->handbook = v;
-        else if (strcmp(a, "--out") == 0) o->out = v;
-        else if (strcmp(a, "--llm-url") == 0) o->url = v;
-        else if (strcmp(a, "--model") == 0) o->model = v;
-        else if (strcmp(a, "--api-key-env") == 0) o->key_env = v;
-        else if (strcmp(a, "--version") == 0) o->version = v;
-        else if (strcmp(a, "--publish") == 0) o->publish = v;
-        else if (strcmp(a, "--label") == 0) o->label = v;
-        else if (strcmp(a, "--out-labels") == 0) o->out_labels = v;
-        else if (strcmp(a, "--timeout-ms") == 0) {
-            if (s_long(a, v, 1, 3600000, &o->timeout_ms) < 0)
-                return -1;
-        } else if (strcmp(a, "--max-retries") == 0) {
-            if (s_long(a, v, 0, 10, &n) < 0)
-                return -1;
-            o->max_retries = (int) n;
-        } else if (strcmp(a, "--examples") == 0) {
-            if (s_long(a, v, 0, 20, &examples) < 0)
-                return -1;
-        } else if (strcmp(a, "--example-chars") == 0) {
-            if (s_long(a, v, 20, 4000, &example_chars) < 0)
-                return -1;
-        } else if (strcmp(a, "--limit") == 0) {
-            if (s_long(a, v, 1, 1000000000, &o->limit) < 0)
-                return -1;
-        } else {
-            fprintf(stderr, "so-name: unknown option '%s'\n", a);
-            return -1;
-        }
-    }
-    if (!o->handbook || !o->url || !o->model) {
-        fprintf(stderr, "so-name: --handbook, --llm-url and --model are required\n");
-        return -1;
-    }
-    if (!o->out && !o->label) {
-        fprintf(stderr, "so-name: nothing to do: give --out (naming) and/or --label\n");
-        return -1;
-    }
-    if (!o->label != !o->out_labels) {
-        fprintf(stderr, "so-name: --label and --out-labels go together\n");
-        return -1;
-    }
-    if (o->publish && (!o->out || !o->version)) {
-        fprintf(stderr, "so-name: --publish needs --out and a new --version (a published "
-                        "version is never overwritten: services cache it)\n");
-        return -1;
-    }
+    so_opt_t opts[] = {
+        SO_OPT_STR("handbook", 0, &o->handbook, "IN.json", "the handbook to name"),
+        SO_OPT_STR("out", 0, &o->out, "OUT.json", "where the renamed handbook goes"),
+        SO_OPT_STR("llm-url", 0, &o->url, "URL", "the OpenAI-compatible endpoint"),
+        SO_OPT_STR("model", 0, &o->model, "M", "the model to ask"),
+        SO_OPT_STR("api-key-env", 0, &o->key_env, "VAR",
+                   "environment variable holding the API key (none: no key)"),
+        SO_OPT_INT("timeout-ms", 0, &o->timeout_ms, "MS", 1, 3600000,
+                   "per LLM call, retries included (30000)"),
+        SO_OPT_INT("max-retries", 0, &max_retries, "N", 0, 10,
+                   "retries of 429/5xx/transport errors (2)"),
+        SO_OPT_INT("examples", 0, &examples, "N", 0, 20,
+                   "example prompts shown per skill (naming 4, labels 2)"),
+        SO_OPT_INT("example-chars", 0, &example_chars, "N", 20, 4000,
+                   "each example cut to this (naming 300, labels 160)"),
+        SO_OPT_STR("version", 0, &o->version, "V",
+                   "write the renamed handbook as version V (parent: IN's)"),
+        SO_OPT_STR("publish", 0, &o->publish, "URL",
+                   "also store it in Redis (redis://host:port) as the current\n"
+                   "version (needs --version other than IN's)"),
+        SO_OPT_STR("label", 0, &o->label, "TRACES",
+                   "label every turn of these traces (comma-separated files)"),
+        SO_OPT_STR("out-labels", 0, &o->out_labels, "FILE", "where the labels go (JSONL)"),
+        SO_OPT_INT("limit", 0, &o->limit, "N", 1, 1000000000, "label at most N turns"),
+        SO_OPT_FLAG("quiet", 0, &o->quiet, "no per-skill lines"),
+        SO_OPT_END,
+    };
+    so_opts_t p = { opts, NULL, 0, 0, 0, 0 };
+    int code = so_opts_main(&p, argc, argv, "so-name", s_synopsis,
+                            "Exit: 0 done (fallbacks reported), 1 error, 2 usage.\n");
+    if (code < 0)
+        code = s_check(o);
+    if (code >= 0)
+        return code;
+    o->max_retries = (int) max_retries;
     so_skillprompt_opts_default(&o->po);
     if (!o->label || o->out) {
         /* Naming sees more of each skill than a per-turn analysis. */
@@ -167,7 +130,7 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
         o->po.max_examples = (size_t) examples;
     if (example_chars >= 0)
         o->po.example_chars = (size_t) example_chars;
-    return 0;
+    return -1;
 }
 
 static so_openai_t *s_client(const s_opts_t *o, char *err, size_t errlen)
@@ -216,9 +179,7 @@ static int s_ask(so_openai_t *c, const char *system, const char *user, char **te
 static char *s_unique(const so_handbook_t *hb, size_t skill, const char *name)
 {
     size_t n = strlen(name) + 16;
-    char *out = malloc(n);
-    if (!out)
-        abort();
+    char *out = so_malloc(n);
     snprintf(out, n, "%s", name);
     for (int k = 2;; k++) {
         int clash = 0;
@@ -336,9 +297,7 @@ static int s_label_all(const so_handbook_t *hb, so_openai_t *c, const s_opts_t *
     char err[768];
     so_episodes_t eps;
     memset(&eps, 0, sizeof eps);
-    char *paths = strdup(o->label), *save = NULL;
-    if (!paths)
-        abort();
+    char *paths = so_strdup(o->label), *save = NULL;
     for (char *p = strtok_r(paths, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
         so_episodes_t one;
         if (so_episodes_read_any(&one, p, err, sizeof err) != 0
@@ -359,11 +318,10 @@ static int s_label_all(const so_handbook_t *hb, so_openai_t *c, const s_opts_t *
     }
     so_infer_t *inf = so_infer_new(hb);
     so_llmcache_t *cache = so_llmcache_new(1 << 16, SO_WIRE_MAX_SKILLS, 0);
-    so_llmcache_item_t *items = calloc(SO_WIRE_MAX_SKILLS, sizeof *items);
-    s_modeprompt_t *mp = calloc(hb->n_modes + 1, sizeof *mp);   /* [mode + 1] */
-    double *w = calloc(hb->n_skills + 1, sizeof *w), *dense = calloc(hb->n_skills + 1, sizeof *dense);
-    if (!mp || !w || !dense || !items)
-        abort();
+    so_llmcache_item_t *items = so_calloc(SO_WIRE_MAX_SKILLS, sizeof *items);
+    s_modeprompt_t *mp = so_calloc(hb->n_modes + 1, sizeof *mp);   /* [mode + 1] */
+    double *w = so_calloc(hb->n_skills + 1, sizeof *w);
+    double *dense = so_calloc(hb->n_skills + 1, sizeof *dense);
     int rc = 0;
     for (size_t e = 0; e < eps.n && rc == 0; e++) {
         const so_episode_t *ep = &eps.items[e];
@@ -384,10 +342,8 @@ static int s_label_all(const so_handbook_t *hb, so_openai_t *c, const s_opts_t *
             } else {
                 s_modeprompt_t *m = &mp[mode + 1];
                 if (!m->system) {
-                    m->idx = calloc(hb->n_skills + 1, sizeof *m->idx);
-                    m->ids = calloc(hb->n_skills + 1, sizeof *m->ids);
-                    if (!m->idx || !m->ids)
-                        abort();
+                    m->idx = so_calloc(hb->n_skills + 1, sizeof *m->idx);
+                    m->ids = so_calloc(hb->n_skills + 1, sizeof *m->ids);
                     m->system = so_skillprompt_analysis(hb, mode, &o->po, m->idx, &m->n);
                     for (size_t i = 0; i < m->n; i++)
                         m->ids[i] = hb->skills[m->idx[i]].id;
@@ -464,10 +420,9 @@ int main(int argc, char **argv)
 {
     s_opts_t o;
     char err[768];
-    if (s_parse(argc, argv, &o) != 0) {
-        s_usage(stderr);
-        return 2;
-    }
+    int code = s_parse(argc, argv, &o);
+    if (code >= 0)
+        return code;
     so_log_open("so-name", SO_LOG_WARN);
     so_handbook_t *hb = so_handbook_load(o.handbook, err, sizeof err);
     if (!hb) {
@@ -503,9 +458,7 @@ int main(int argc, char **argv)
         if (o.version) {
             free(hb->parent_version);
             hb->parent_version = hb->version;
-            hb->version = strdup(o.version);
-            if (!hb->version)
-                abort();
+            hb->version = so_strdup(o.version);
         }
         if (so_handbook_save(hb, o.out, err, sizeof err) != 0) {
             fprintf(stderr, "so-name: %s\n", err);
