@@ -151,6 +151,34 @@ typedef struct {
     double min_obs;
 } s_args_t;
 
+/* The parsed options into eo and oo, checked together; -1 to go on, else 2. */
+static int s_apply(const s_args_t *a, const so_opts_t *p, so_eval_opts_t *eo,
+                   so_online_opts_t *oo)
+{
+    if (a->cost_norm && strcmp(a->cost_norm, "linear") == 0)
+        eo->router.cost_norm = oo->router.cost_norm = SO_COST_LINEAR;
+    else if (a->cost_norm && strcmp(a->cost_norm, "log") == 0)
+        eo->router.cost_norm = oo->router.cost_norm = SO_COST_LOG;
+    else if (a->cost_norm) {
+        fprintf(stderr, "so-eval: --cost-norm: expected linear or log, got '%s'\n", a->cost_norm);
+        return 2;
+    }
+    if (so_opts_seen(p, "min-obs"))
+        eo->router.min_obs = oo->router.min_obs = a->min_obs;
+    if (so_opts_seen(p, "window"))
+        oo->window = (size_t) a->window;
+    if (so_opts_seen(p, "seed"))
+        oo->seed = eo->seed = (uint64_t) a->seed;
+    if (a->no_thompson)
+        oo->thompson = 0;
+    if (!a->test || (!a->hbpath && !(a->online && a->empty)) || (!a->online && !a->json)) {
+        fprintf(stderr, "so-eval: give --test and --handbook (or --online --empty), and --json "
+                        "unless --online (so-eval --help)\n");
+        return 2;
+    }
+    return -1;
+}
+
 /* The options of the command line into a, eo and oo; -1 to go on, else the exit status. */
 static int s_parse(int argc, char **argv, s_args_t *a, so_eval_opts_t *eo, so_online_opts_t *oo)
 {
@@ -181,30 +209,7 @@ static int s_parse(int argc, char **argv, s_args_t *a, so_eval_opts_t *eo, so_on
     };
     so_opts_t p = { opts, NULL, 0, 0, 0, 0 };
     int code = so_opts_main(&p, argc, argv, "so-eval", s_synopsis, NULL);
-    if (code >= 0)
-        return code;
-    if (a->cost_norm && strcmp(a->cost_norm, "linear") == 0)
-        eo->router.cost_norm = oo->router.cost_norm = SO_COST_LINEAR;
-    else if (a->cost_norm && strcmp(a->cost_norm, "log") == 0)
-        eo->router.cost_norm = oo->router.cost_norm = SO_COST_LOG;
-    else if (a->cost_norm) {
-        fprintf(stderr, "so-eval: --cost-norm: expected linear or log, got '%s'\n", a->cost_norm);
-        return 2;
-    }
-    if (so_opts_seen(&p, "min-obs"))
-        eo->router.min_obs = oo->router.min_obs = a->min_obs;
-    if (so_opts_seen(&p, "window"))
-        oo->window = (size_t) a->window;
-    if (so_opts_seen(&p, "seed"))
-        oo->seed = eo->seed = (uint64_t) a->seed;
-    if (a->no_thompson)
-        oo->thompson = 0;
-    if (!a->test || (!a->hbpath && !(a->online && a->empty)) || (!a->online && !a->json)) {
-        fprintf(stderr, "so-eval: give --test and --handbook (or --online --empty), and --json "
-                        "unless --online (so-eval --help)\n");
-        return 2;
-    }
-    return -1;
+    return code >= 0 ? code : s_apply(a, &p, eo, oo);
 }
 
 int main(int argc, char **argv)
