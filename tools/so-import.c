@@ -5,6 +5,7 @@
  *
  *   so-import --routerbench FILE.csv | --mtbench DIR | --jsonl FILE [--out OUT.jsonl]
  */
+#include "base/so_err.h"
 #include "base/so_opts.h"
 #include "offline/so_trace.h"
 
@@ -66,10 +67,8 @@ main(int argc, char **argv)
         return 1;
     }
     rc = so_episodes_write_jsonl(&eps, out, err, sizeof err);
-    if (out != stdout && fclose(out) != 0 && rc == 0) {
-        snprintf(err, sizeof err, "%s: %s", out_path, strerror(errno));
-        rc = -1;
-    }
+    if (out != stdout && fclose(out) != 0 && rc == 0)
+        rc = so_err(err, sizeof err, "%s: %s", out_path, strerror(errno));
     if (rc < 0)
         fprintf(stderr, "so-import: %s\n", err);
     else

@@ -31,7 +31,7 @@ static int s_publish(const so_handbook_t *hb, const char *url, char *err, size_t
     so_store_t *st = so_store_connect(url, NULL, 5000, e, sizeof e);
     int rc = st ? so_store_put_handbook(st, hb, 1, e, sizeof e) : -1;
     if (rc < 0)
-        snprintf(err, errlen, "publish to %s: %s", url, e);
+        so_err(err, errlen, "publish to %s: %s", url, e);
     so_store_destroy(&st);
     return rc;
 }
