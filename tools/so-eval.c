@@ -212,6 +212,45 @@ static int s_parse(int argc, char **argv, s_args_t *a, so_eval_opts_t *eo, so_on
     return code >= 0 ? code : s_apply(a, &p, eo, oo);
 }
 
+/* Fisher–Yates with the run's seed: the same order every time. */
+static void s_shuffle(so_dataset_t *ds, uint64_t seed)
+{
+    so_rng_t rng;
+    so_rng_seed(&rng, so_rng_mix(seed, 0x5eed));
+    for (size_t i = ds->n_samples; i > 1; i--) {
+        size_t j = (size_t) (so_rng_next(&rng) % i);
+        so_sample_t t = ds->samples[i - 1];
+        ds->samples[i - 1] = ds->samples[j];
+        ds->samples[j] = t;
+    }
+}
+
+/* The lambda sweep, printed and written; the exit status. */
+static int s_offline(const so_handbook_t *hb, const so_dataset_t *ds, const so_eval_opts_t *eo,
+                     const char *json, const char *plot)
+{
+    char err[512], title[256];
+    so_eval_t e;
+    if (so_eval_run(hb, ds, eo, &e, err, sizeof err) < 0) {
+        fprintf(stderr, "so-eval: %s\n", err);
+        return 1;
+    }
+    int rc = 0;
+    so_eval_print(&e, hb, stdout);
+    if (so_eval_write_json(&e, hb, json, err, sizeof err) < 0) {
+        fprintf(stderr, "so-eval: %s\n", err);
+        rc = 1;
+    }
+    snprintf(title, sizeof title, "Accuracy vs cost — handbook %s, %zu queries", hb->version,
+             e.n_samples);
+    if (plot && so_eval_write_svg(&e, title, plot, err, sizeof err) < 0) {
+        fprintf(stderr, "so-eval: %s\n", err);
+        rc = 1;
+    }
+    so_eval_free(&e);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     s_args_t a = { 0 };
@@ -224,72 +263,31 @@ int main(int argc, char **argv)
     int code = s_parse(argc, argv, &a, &eo, &oo);
     if (code >= 0)
         return code;
-    const char *hbpath = a.hbpath, *json = a.json, *plot = a.plot, *curve = a.curve;
-    int online = a.online, empty = a.empty, quiet = a.quiet, shuffle = a.shuffle,
-        reset = a.reset;
-    int tty = isatty(2) && !quiet;
-
+    int tty = isatty(2) && !a.quiet;
     so_dataset_t ds;
     if (so_dataset_load(&ds, a.test, err, sizeof err) < 0) {
         fprintf(stderr, "so-eval: %s\n", err);
         return 1;
     }
-    if (!quiet)
+    if (!a.quiet)
         fprintf(stderr, "so-eval: %zu test queries, %zu agents (%zu rows skipped as unusable)\n",
                 ds.n_samples, ds.n_agents, ds.skipped);
-    if (shuffle) {
-        /* Fisher–Yates with the run's seed: the same order every time. */
-        so_rng_t rng;
-        so_rng_seed(&rng, so_rng_mix(oo.seed, 0x5eed));
-        for (size_t i = ds.n_samples; i > 1; i--) {
-            size_t j = (size_t) (so_rng_next(&rng) % i);
-            so_sample_t t = ds.samples[i - 1];
-            ds.samples[i - 1] = ds.samples[j];
-            ds.samples[j] = t;
-        }
-    }
-    so_handbook_t *hb = empty ? s_empty(&ds) : so_handbook_load(hbpath, err, sizeof err);
+    if (a.shuffle)
+        s_shuffle(&ds, oo.seed);
+    so_handbook_t *hb = a.empty ? s_empty(&ds) : so_handbook_load(a.hbpath, err, sizeof err);
     if (!hb) {
         fprintf(stderr, "so-eval: %s\n", err);
         so_dataset_free(&ds);
         return 1;
     }
-    if (reset)
+    if (a.reset)
         memset(hb->stats, 0, hb->n_agents * hb->n_skills * sizeof *hb->stats);
-    int rc = 0;
-    if (online) {
-        if (tty) {
-            oo.progress = s_progress;
-            oo.progress_arg = "so-eval: online replay";
-        }
-        rc = s_online(hb, &ds, &oo, json, curve, plot);
-    } else {
-        so_eval_t e;
-        if (tty) {
-            eo.progress = s_progress;
-            eo.progress_arg = "so-eval: lambda sweep";
-        }
-        if (so_eval_run(hb, &ds, &eo, &e, err, sizeof err) < 0) {
-            fprintf(stderr, "so-eval: %s\n", err);
-            rc = 1;
-        } else {
-            so_eval_print(&e, hb, stdout);
-            if (so_eval_write_json(&e, hb, json, err, sizeof err) < 0) {
-                fprintf(stderr, "so-eval: %s\n", err);
-                rc = 1;
-            }
-            if (plot) {
-                char title[256];
-                snprintf(title, sizeof title, "Accuracy vs cost — handbook %s, %zu queries",
-                         hb->version, e.n_samples);
-                if (so_eval_write_svg(&e, title, plot, err, sizeof err) < 0) {
-                    fprintf(stderr, "so-eval: %s\n", err);
-                    rc = 1;
-                }
-            }
-            so_eval_free(&e);
-        }
-    }
+    oo.progress = tty ? s_progress : NULL;
+    oo.progress_arg = tty ? "so-eval: online replay" : NULL;
+    eo.progress = tty ? s_progress : NULL;
+    eo.progress_arg = tty ? "so-eval: lambda sweep" : NULL;
+    int rc = a.online ? s_online(hb, &ds, &oo, a.json, a.curve, a.plot)
+                      : s_offline(hb, &ds, &eo, a.json, a.plot);
     so_handbook_destroy(&hb);
     so_dataset_free(&ds);
     return rc;

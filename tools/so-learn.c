@@ -121,6 +121,50 @@ static int s_parse(int argc, char **argv, so_learn_opts_t *o, const char **train
     return -1;
 }
 
+/* --agents: a cold-start handbook, saved (and published); the exit status. */
+static int s_cold_main(const so_learn_opts_t *o, const char *agents, const char *out,
+                       const char *publish)
+{
+    char err[512];
+    so_handbook_t *hb = s_cold_start(agents, o->version ? o->version : "cold-1", err, sizeof err);
+    int rc = hb ? so_handbook_save(hb, out, err, sizeof err) : -1;
+    if (rc == 0 && publish)
+        rc = s_publish(hb, publish, err, sizeof err);
+    if (rc < 0)
+        fprintf(stderr, "so-learn: %s\n", err);
+    else if (o->log)
+        fprintf(o->log, "so-learn: wrote cold-start handbook %s (%zu agents)%s%s\n", out,
+                hb->n_agents, publish ? ", published to " : "", publish ? publish : "");
+    so_handbook_destroy(&hb);
+    return rc < 0 ? (hb ? 1 : 2) : 0;
+}
+
+static double s_secs(const struct timespec *a, const struct timespec *b)
+{
+    return (double) (b->tv_sec - a->tv_sec) + (double) (b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* The learned handbook hb saved (and published); the exit status. */
+static int s_save(const so_learn_opts_t *o, const so_handbook_t *hb, const char *out,
+                  const char *publish, double load_s, double learn_s)
+{
+    char err[512];
+    int rc = so_handbook_save(hb, out, err, sizeof err);
+    if (rc < 0)
+        fprintf(stderr, "so-learn: %s\n", err);
+    else if (o->log)
+        fprintf(o->log, "so-learn: wrote %s (%zu skills) — load %.3f s, learn %.3f s\n", out,
+                hb->n_skills, load_s, learn_s);
+    if (rc == 0 && publish) {
+        rc = s_publish(hb, publish, err, sizeof err);
+        if (rc < 0)
+            fprintf(stderr, "so-learn: %s\n", err);
+        else if (o->log)
+            fprintf(o->log, "so-learn: published version %s to %s\n", hb->version, publish);
+    }
+    return rc < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *train = NULL, *out = NULL, *publish = NULL, *agents = NULL;
@@ -131,19 +175,8 @@ int main(int argc, char **argv)
     int code = s_parse(argc, argv, &o, &train, &out, &publish, &agents);
     if (code >= 0)
         return code;
-    if (agents) {
-        so_handbook_t *hb = s_cold_start(agents, o.version ? o.version : "cold-1", err, sizeof err);
-        int rc = hb ? so_handbook_save(hb, out, err, sizeof err) : -1;
-        if (rc == 0 && publish)
-            rc = s_publish(hb, publish, err, sizeof err);
-        if (rc < 0)
-            fprintf(stderr, "so-learn: %s\n", err);
-        else if (o.log)
-            fprintf(o.log, "so-learn: wrote cold-start handbook %s (%zu agents)%s%s\n", out,
-                    hb->n_agents, publish ? ", published to " : "", publish ? publish : "");
-        so_handbook_destroy(&hb);
-        return rc < 0 ? (hb ? 1 : 2) : 0;
-    }
+    if (agents)
+        return s_cold_main(&o, agents, out, publish);
 
     struct timespec t0, t1, t2;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -158,26 +191,10 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     so_handbook_t *hb = so_learn(&ds, &o, err, sizeof err);
     clock_gettime(CLOCK_MONOTONIC, &t2);
-    if (!hb) {
+    int rc = hb ? s_save(&o, hb, out, publish, s_secs(&t0, &t1), s_secs(&t1, &t2)) : 1;
+    if (!hb)
         fprintf(stderr, "so-learn: %s\n", err);
-        so_dataset_free(&ds);
-        return 1;
-    }
-    int rc = so_handbook_save(hb, out, err, sizeof err);
-    if (rc < 0)
-        fprintf(stderr, "so-learn: %s\n", err);
-    else if (o.log)
-        fprintf(o.log, "so-learn: wrote %s (%zu skills) — load %.3f s, learn %.3f s\n", out,
-                hb->n_skills, (double) (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
-                (double) (t2.tv_sec - t1.tv_sec) + (t2.tv_nsec - t1.tv_nsec) / 1e9);
-    if (rc == 0 && publish) {
-        rc = s_publish(hb, publish, err, sizeof err);
-        if (rc < 0)
-            fprintf(stderr, "so-learn: %s\n", err);
-        else if (o.log)
-            fprintf(o.log, "so-learn: published version %s to %s\n", hb->version, publish);
-    }
     so_handbook_destroy(&hb);
     so_dataset_free(&ds);
-    return rc < 0 ? 1 : 0;
+    return rc;
 }
