@@ -90,6 +90,18 @@ static void s_add_sample(s_ep_t *e, size_t i)
     e->samples[e->n++] = i;
 }
 
+/* An episode's samples in turn order (insertion sort: a few turns each). */
+static void s_sort_turns(const so_dataset_t *ds, s_ep_t *ep)
+{
+    for (size_t a = 1; a < ep->n; a++)
+        for (size_t b = a; b > 0 && ds->samples[ep->samples[b]].turn <
+                                       ds->samples[ep->samples[b - 1]].turn; b--) {
+            size_t t = ep->samples[b];
+            ep->samples[b] = ep->samples[b - 1];
+            ep->samples[b - 1] = t;
+        }
+}
+
 /* Groups the samples into episodes by query id, turns in order. */
 static void s_build_episodes(s_gen_t *g)
 {
@@ -123,13 +135,7 @@ static void s_build_episodes(s_gen_t *g)
     }
     for (size_t e = 0; e < g->n_eps; e++) {
         s_ep_t *ep = &g->eps[e];
-        for (size_t a = 1; a < ep->n; a++)      /* insertion sort by turn */
-            for (size_t b = a; b > 0 && g->ds.samples[ep->samples[b]].turn <
-                                           g->ds.samples[ep->samples[b - 1]].turn; b--) {
-                size_t t = ep->samples[b];
-                ep->samples[b] = ep->samples[b - 1];
-                ep->samples[b - 1] = t;
-            }
+        s_sort_turns(&g->ds, ep);
         ep->answers = so_calloc(ep->n, sizeof *ep->answers);
         snprintf(ep->id, sizeof ep->id, "lg-%d-%zu", (int) getpid(), e);
         g->turns_total += ep->n;
@@ -232,6 +238,22 @@ static void s_advance(s_gen_t *g, size_t slot)
     s_start(g, slot);
 }
 
+/* The version, fallbacks and skill demand a routing decision shows. */
+static void s_on_decision(s_gen_t *g, const so_pb_routing_decision_t *d)
+{
+    snprintf(g->version, sizeof g->version, "%s", d->handbook_version);
+    if (strstr(d->reason ? d->reason : "", "fallback:"))
+        g->n_fallback++;
+    for (size_t i = 0; i < d->n_top_skills; i++) {
+        double *w = so_map_get(g->skills, d->top_skills[i]->skill_id);
+        if (!w) {
+            w = so_calloc(1, sizeof *w);
+            so_map_put(g->skills, d->top_skills[i]->skill_id, w);
+        }
+        *w += d->top_skills[i]->weight;
+    }
+}
+
 static void s_on_reply(s_gen_t *g, so_pb_turn_reply_t *rep)
 {
     char *dot = NULL;
@@ -260,20 +282,8 @@ static void s_on_reply(s_gen_t *g, so_pb_turn_reply_t *rep)
         while (a < g->ds.n_agents && strcmp(g->ds.agents[a], res->agent_id) != 0)
             a++;
         g->calls[a]++;
-        const so_pb_routing_decision_t *d = rep->decision;
-        if (d) {
-            snprintf(g->version, sizeof g->version, "%s", d->handbook_version);
-            if (strstr(d->reason ? d->reason : "", "fallback:"))
-                g->n_fallback++;
-            for (size_t i = 0; i < d->n_top_skills; i++) {
-                double *w = so_map_get(g->skills, d->top_skills[i]->skill_id);
-                if (!w) {
-                    w = so_calloc(1, sizeof *w);
-                    so_map_put(g->skills, d->top_skills[i]->skill_id, w);
-                }
-                *w += d->top_skills[i]->weight;
-            }
-        }
+        if (rep->decision)
+            s_on_decision(g, rep->decision);
     }
     s_advance(g, slot);
 }
@@ -337,39 +347,52 @@ static int s_cmp_skill(const void *a, const void *b)
     return x > y ? -1 : x < y;
 }
 
-static void s_report(s_gen_t *g, double secs)
+/* The run's headline numbers. */
+typedef struct {
+    double secs, acc, cost, p50, p99;
+} s_summary_t;
+
+static void s_summary(const s_gen_t *g, double secs, s_summary_t *sm)
 {
-    so_eval_t base;
-    so_eval_baselines(&g->ds, &base);
-    double acc, cost;
-    if (!s_mean(g, 0, g->n_res, &acc, &cost))
-        acc = cost = NAN;
+    sm->secs = secs;
+    if (!s_mean(g, 0, g->n_res, &sm->acc, &sm->cost))
+        sm->acc = sm->cost = NAN;
     double *lat = so_malloc((g->n_res ? g->n_res : 1) * sizeof *lat);
     memcpy(lat, g->lat_ms, g->n_res * sizeof *lat);
     qsort(lat, g->n_res, sizeof *lat, s_cmp_double);
-    double p50 = g->n_res ? lat[g->n_res / 2] : NAN;
-    double p99 = g->n_res ? lat[(g->n_res * 99) / 100] : NAN;
+    sm->p50 = g->n_res ? lat[g->n_res / 2] : NAN;
+    sm->p99 = g->n_res ? lat[(g->n_res * 99) / 100] : NAN;
     free(lat);
-    int b = base.best_single;
+}
+
+/* The run next to the baselines on the same queries. */
+static void s_print_table(const s_gen_t *g, const so_eval_t *base, const s_summary_t *sm)
+{
+    int b = base->best_single;
     printf("\n== SkillOrchestra service run: %zu episodes, %zu turns in %.1f s (%.0f turns/s)\n",
-           g->n_eps, g->turns_total, secs, secs > 0 ? (double) g->turns_total / secs : 0);
+           g->n_eps, g->turns_total, sm->secs,
+           sm->secs > 0 ? (double) g->turns_total / sm->secs : 0);
     printf("   answered %zu, errors %zu, timeouts %zu, agent fallbacks %zu; latency p50 %.2f ms, "
-           "p99 %.2f ms\n", g->n_res, g->n_errors, g->n_timeouts, g->n_fallback, p50, p99);
+           "p99 %.2f ms\n", g->n_res, g->n_errors, g->n_timeouts, g->n_fallback, sm->p50, sm->p99);
     printf("   handbook version at the end: %s\n\n", g->version[0] ? g->version : "?");
     printf("  %-34s %9s %14s\n", "", "accuracy", "USD/query");
-    printf("  %-34s %9.3f %14.6f\n", "SkillOrchestra (services, online)", acc, cost);
+    printf("  %-34s %9.3f %14.6f\n", "SkillOrchestra (services, online)", sm->acc, sm->cost);
     if (b >= 0) {
         char name[64];
         snprintf(name, sizeof name, "best single: %.21s", g->ds.agents[b]);
-        printf("  %-34s %9.3f %14.6f\n", name, base.single_acc[b], base.single_cost[b]);
+        printf("  %-34s %9.3f %14.6f\n", name, base->single_acc[b], base->single_cost[b]);
     }
-    printf("  %-34s %9.3f %14.6f\n", "oracle (cheapest correct)", base.oracle_acc,
-           base.oracle_cost);
-    printf("  %-34s %9.3f %14.6f\n", "uniform random", base.random_acc, base.random_cost);
-    if (b >= 0 && base.single_cost[b] > 0 && isfinite(cost))
+    printf("  %-34s %9.3f %14.6f\n", "oracle (cheapest correct)", base->oracle_acc,
+           base->oracle_cost);
+    printf("  %-34s %9.3f %14.6f\n", "uniform random", base->random_acc, base->random_cost);
+    if (b >= 0 && base->single_cost[b] > 0 && isfinite(sm->cost))
         printf("  cost relative to the best single agent: %.0f%%\n",
-               100.0 * cost / base.single_cost[b]);
-    /* Online learning: accuracy by quarter of the stream. */
+               100.0 * sm->cost / base->single_cost[b]);
+}
+
+/* Online learning (accuracy by quarter of the stream) and calls per agent. */
+static void s_print_breakdown(const s_gen_t *g)
+{
     printf("\n  accuracy by quarter of the stream (online learning):");
     for (int q = 0; q < 4; q++) {
         double qacc, qcost;
@@ -382,8 +405,24 @@ static void s_report(s_gen_t *g, double secs)
         if (g->calls[a])
             printf("    %-40s %6zu  %5.1f%%\n", a < g->ds.n_agents ? g->ds.agents[a] : "(other)",
                    g->calls[a], 100.0 * (double) g->calls[a] / (double) (g->n_res ? g->n_res : 1));
+}
 
-    /* Top skills, named from the handbook when Redis is at hand. */
+/* The handbook of the run's last version, when Redis is at hand (names). */
+static so_handbook_t *s_last_handbook(const s_gen_t *g)
+{
+    char err[256];
+    if (!g->o.redis || !g->version[0])
+        return NULL;
+    so_store_t *st = so_store_connect(g->o.redis, NULL, 2000, err, sizeof err);
+    so_handbook_t *hb = st ? so_store_get_handbook(st, g->version, err, sizeof err) : NULL;
+    so_store_destroy(&st);
+    return hb;
+}
+
+/* Top skills by share of the inferred demand, named from the handbook
+ * when Redis is at hand; then the errors. */
+static void s_print_skills_errors(const s_gen_t *g)
+{
     size_t ns = so_map_size(g->skills), i = 0, it = 0;
     s_skill_t *sk = so_calloc(ns ? ns : 1, sizeof *sk);
     const char *key;
@@ -393,13 +432,7 @@ static void s_report(s_gen_t *g, double secs)
         sk[i++].w = *(double *) val;
     }
     qsort(sk, ns, sizeof *sk, s_cmp_skill);
-    so_handbook_t *hb = NULL;
-    char err[256];
-    if (g->o.redis && g->version[0]) {
-        so_store_t *st = so_store_connect(g->o.redis, NULL, 2000, err, sizeof err);
-        hb = st ? so_store_get_handbook(st, g->version, err, sizeof err) : NULL;
-        so_store_destroy(&st);
-    }
+    so_handbook_t *hb = s_last_handbook(g);
     double tot = 0;
     for (i = 0; i < ns; i++)
         tot += sk[i].w;
@@ -414,32 +447,49 @@ static void s_report(s_gen_t *g, double secs)
         for (it = 0; so_map_next(g->errors, &it, &key, &val);)
             printf("    %6zu  %s\n", *(size_t *) val, key);
     }
-    if (g->o.json_path) {
-        json_t *root = json_pack("{s:i,s:i,s:i,s:i,s:f,s:f,s:f,s:f,s:s}", "episodes",
-                                 (json_int_t) g->n_eps, "turns", (json_int_t) g->turns_total,
-                                 "answered", (json_int_t) g->n_res, "errors",
-                                 (json_int_t) g->n_errors, "seconds", secs, "p50_ms",
-                                 isfinite(p50) ? p50 : -1, "accuracy", isfinite(acc) ? acc : -1,
-                                 "cost", isfinite(cost) ? cost : -1, "version", g->version);
-        json_object_set_new(root, "p99_ms", json_real(isfinite(p99) ? p99 : -1));
-        json_t *agents = json_object();
-        for (size_t a = 0; a < g->ds.n_agents; a++)
-            json_object_set_new(agents, g->ds.agents[a], json_integer((json_int_t) g->calls[a]));
-        json_object_set_new(root, "calls", agents);
-        if (b >= 0)
-            json_object_set_new(root, "best_single",
-                                json_pack("{s:s,s:f,s:f}", "model", g->ds.agents[b], "accuracy",
-                                          base.single_acc[b], "cost", base.single_cost[b]));
-        json_object_set_new(root, "oracle", json_pack("{s:f,s:f}", "accuracy", base.oracle_acc,
-                                                      "cost", base.oracle_cost));
-        json_object_set_new(root, "random", json_pack("{s:f,s:f}", "accuracy", base.random_acc,
-                                                      "cost", base.random_cost));
-        if (json_dump_file(root, g->o.json_path, JSON_INDENT(2)) != 0)
-            fprintf(stderr, "so-loadgen: cannot write %s\n", g->o.json_path);
-        json_decref(root);
-    }
     so_handbook_destroy(&hb);
     free(sk);
+}
+
+static void s_write_json(const s_gen_t *g, const so_eval_t *base, const s_summary_t *sm)
+{
+    int b = base->best_single;
+    json_t *root = json_pack("{s:i,s:i,s:i,s:i,s:f,s:f,s:f,s:f,s:s}", "episodes",
+                             (json_int_t) g->n_eps, "turns", (json_int_t) g->turns_total,
+                             "answered", (json_int_t) g->n_res, "errors",
+                             (json_int_t) g->n_errors, "seconds", sm->secs, "p50_ms",
+                             isfinite(sm->p50) ? sm->p50 : -1, "accuracy",
+                             isfinite(sm->acc) ? sm->acc : -1, "cost",
+                             isfinite(sm->cost) ? sm->cost : -1, "version", g->version);
+    json_object_set_new(root, "p99_ms", json_real(isfinite(sm->p99) ? sm->p99 : -1));
+    json_t *agents = json_object();
+    for (size_t a = 0; a < g->ds.n_agents; a++)
+        json_object_set_new(agents, g->ds.agents[a], json_integer((json_int_t) g->calls[a]));
+    json_object_set_new(root, "calls", agents);
+    if (b >= 0)
+        json_object_set_new(root, "best_single",
+                            json_pack("{s:s,s:f,s:f}", "model", g->ds.agents[b], "accuracy",
+                                      base->single_acc[b], "cost", base->single_cost[b]));
+    json_object_set_new(root, "oracle", json_pack("{s:f,s:f}", "accuracy", base->oracle_acc,
+                                                  "cost", base->oracle_cost));
+    json_object_set_new(root, "random", json_pack("{s:f,s:f}", "accuracy", base->random_acc,
+                                                  "cost", base->random_cost));
+    if (json_dump_file(root, g->o.json_path, JSON_INDENT(2)) != 0)
+        fprintf(stderr, "so-loadgen: cannot write %s\n", g->o.json_path);
+    json_decref(root);
+}
+
+static void s_report(s_gen_t *g, double secs)
+{
+    so_eval_t base;
+    s_summary_t sm;
+    so_eval_baselines(&g->ds, &base);
+    s_summary(g, secs, &sm);
+    s_print_table(g, &base, &sm);
+    s_print_breakdown(g);
+    s_print_skills_errors(g);
+    if (g->o.json_path)
+        s_write_json(g, &base, &sm);
     so_eval_free(&base);
 }
 
@@ -481,6 +531,86 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
     return -1;
 }
 
+/* The per-slot and per-turn arrays, once the episodes are built. */
+static void s_alloc(s_gen_t *g)
+{
+    size_t C = (size_t) g->o.concurrency, T = g->turns_total ? g->turns_total : 1;
+    g->slot_ep = so_calloc(C, sizeof *g->slot_ep);
+    g->slot_sent = so_calloc(C, sizeof *g->slot_sent);
+    g->slot_busy = so_calloc(C, sizeof *g->slot_busy);
+    g->slot_gen = so_calloc(C, sizeof *g->slot_gen);
+    g->score = so_calloc(T, sizeof *g->score);
+    g->cost = so_calloc(T, sizeof *g->cost);
+    g->lat_ms = so_calloc(T, sizeof *g->lat_ms);
+    g->calls = so_calloc(g->ds.n_agents + 1, sizeof *g->calls);
+    g->skills = so_map_new(free);
+    g->errors = so_map_new(free);
+}
+
+static void s_free(s_gen_t *g)
+{
+    for (size_t e = 0; e < g->n_eps; e++) {
+        for (size_t k = 0; k < g->eps[e].n; k++)
+            free(g->eps[e].answers[k]);
+        free(g->eps[e].answers);
+        free(g->eps[e].samples);
+    }
+    free(g->eps);
+    free(g->slot_ep);
+    free(g->slot_sent);
+    free(g->slot_busy);
+    free(g->slot_gen);
+    free(g->score);
+    free(g->cost);
+    free(g->lat_ms);
+    free(g->calls);
+    so_map_destroy(&g->skills);
+    so_map_destroy(&g->errors);
+    so_dataset_free(&g->ds);
+}
+
+/* Takes what the gateway answered, up to 1000 replies at a time. */
+static void s_drain(s_gen_t *g)
+{
+    char err[512];
+    for (int i = 0; i < 1000; i++) {
+        void *msg = NULL;
+        if (so_wire_recv(g->sock, NULL, SO_MSG_TURN_REPLY, NULL, &msg, ZMQ_DONTWAIT, err,
+                         sizeof err) != 0) {
+            if (errno != EPROTO)
+                return;
+            s_count_error(g, err);
+            continue;
+        }
+        s_on_reply(g, msg);
+        so_wire_free(SO_MSG_TURN_REPLY, msg);
+    }
+}
+
+/* Sends and receives until every episode is done (or a signal). */
+static void s_loop(s_gen_t *g)
+{
+    size_t C = (size_t) g->o.concurrency;
+    for (size_t s = 0; s < C; s++)
+        if (s_start(g, s) < 0)
+            break;
+    while (g->done_eps < g->n_eps && !so_stopping()) {
+        zmq_pollitem_t item = { g->sock, 0, ZMQ_POLLIN, 0 };
+        zmq_poll(&item, 1, 100);
+        if (item.revents & ZMQ_POLLIN)
+            s_drain(g);
+        /* Turns without an answer in time are given up. */
+        double now = s_now();
+        for (size_t s = 0; s < C; s++)
+            if (g->slot_busy[s] && now - g->slot_sent[s] > g->o.timeout_ms) {
+                g->n_timeouts++;
+                s_count_error(g, "client timeout: no answer in --timeout-ms");
+                s_advance(g, s);
+            }
+        s_progress(g, 0);
+    }
+}
+
 int main(int argc, char **argv)
 {
     s_gen_t g;
@@ -494,19 +624,8 @@ int main(int argc, char **argv)
         return 1;
     }
     s_build_episodes(&g);
+    s_alloc(&g);
     size_t C = (size_t) g.o.concurrency;
-    g.slot_ep = so_calloc(C, sizeof *g.slot_ep);
-    g.slot_sent = so_calloc(C, sizeof *g.slot_sent);
-    g.slot_busy = so_calloc(C, sizeof *g.slot_busy);
-    g.slot_gen = so_calloc(C, sizeof *g.slot_gen);
-    size_t T = g.turns_total ? g.turns_total : 1;
-    g.score = so_calloc(T, sizeof *g.score);
-    g.cost = so_calloc(T, sizeof *g.cost);
-    g.lat_ms = so_calloc(T, sizeof *g.lat_ms);
-    g.calls = so_calloc(g.ds.n_agents + 1, sizeof *g.calls);
-    g.skills = so_map_new(free);
-    g.errors = so_map_new(free);
-
     so_wire_sockopts_t opts;
     so_wire_sockopts_defaults(&opts);
     opts.sndhwm = opts.rcvhwm = (int) (C * 4 > 1000 ? C * 4 : 1000);
@@ -517,68 +636,22 @@ int main(int argc, char **argv)
         zmq_connect(g.sock, g.o.gateway) != 0) {
         fprintf(stderr, "so-loadgen: connect %s: %s\n", g.o.gateway,
                 g.sock ? zmq_strerror(errno) : err);
-        goto done;
+    } else {
+        fprintf(stderr, "so-loadgen: %zu episodes, %zu turns from %s → %s, %d in flight\n",
+                g.n_eps, g.turns_total, g.o.data, g.o.gateway, g.o.concurrency);
+        g.t0 = so_now_ms();
+        so_signals_install();
+        s_loop(&g);
+        s_progress(&g, 1);
+        s_report(&g, (double) (so_now_ms() - g.t0) / 1000.0);
+        rc = so_stopping() ? 1 : (g.n_res > 0 ? 0 : 1);
     }
-    fprintf(stderr, "so-loadgen: %zu episodes, %zu turns from %s → %s, %d in flight\n",
-            g.n_eps, g.turns_total, g.o.data, g.o.gateway, g.o.concurrency);
-    g.t0 = so_now_ms();
-    so_signals_install();
-    for (size_t s = 0; s < C; s++)
-        if (s_start(&g, s) < 0)
-            break;
-    while (g.done_eps < g.n_eps && !so_stopping()) {
-        zmq_pollitem_t item = { g.sock, 0, ZMQ_POLLIN, 0 };
-        zmq_poll(&item, 1, 100);
-        for (int i = 0; i < 1000 && (item.revents & ZMQ_POLLIN); i++) {
-            void *msg = NULL;
-            if (so_wire_recv(g.sock, NULL, SO_MSG_TURN_REPLY, NULL, &msg, ZMQ_DONTWAIT, err,
-                             sizeof err) != 0) {
-                if (errno == EPROTO)
-                    s_count_error(&g, err);
-                if (errno != EPROTO)
-                    break;
-                continue;
-            }
-            s_on_reply(&g, msg);
-            so_wire_free(SO_MSG_TURN_REPLY, msg);
-        }
-        /* Turns without an answer in time are given up. */
-        double now = s_now();
-        for (size_t s = 0; s < C; s++)
-            if (g.slot_busy[s] && now - g.slot_sent[s] > g.o.timeout_ms) {
-                g.n_timeouts++;
-                s_count_error(&g, "client timeout: no answer in --timeout-ms");
-                s_advance(&g, s);
-            }
-        s_progress(&g, 0);
-    }
-    s_progress(&g, 1);
-    s_report(&g, (double) (so_now_ms() - g.t0) / 1000.0);
-    rc = so_stopping() ? 1 : (g.n_res > 0 ? 0 : 1);
-done:
     if (g.sock) {
         int linger = 0;
         zmq_setsockopt(g.sock, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(g.sock);
     }
     zmq_ctx_term(g.ctx);
-    for (size_t e = 0; e < g.n_eps; e++) {
-        for (size_t k = 0; k < g.eps[e].n; k++)
-            free(g.eps[e].answers[k]);
-        free(g.eps[e].answers);
-        free(g.eps[e].samples);
-    }
-    free(g.eps);
-    free(g.slot_ep);
-    free(g.slot_sent);
-    free(g.slot_busy);
-    free(g.slot_gen);
-    free(g.score);
-    free(g.cost);
-    free(g.lat_ms);
-    free(g.calls);
-    so_map_destroy(&g.skills);
-    so_map_destroy(&g.errors);
-    so_dataset_free(&g.ds);
+    s_free(&g);
     return rc;
 }
