@@ -291,125 +291,181 @@ static void s_cache_put(so_llmcache_t *cache, const so_handbook_t *hb, int mode,
     so_llmcache_put(cache, so_skillprompt_key(hb->version, mode, prompt), 0, items, n);
 }
 
+/* What labelling keeps from turn to turn. */
+typedef struct {
+    const so_handbook_t *hb;
+    so_openai_t *c;
+    const s_opts_t *o;
+    s_label_counts_t *k;
+    so_infer_t *inf;
+    so_llmcache_t *cache;
+    so_llmcache_item_t *items;
+    s_modeprompt_t *mp;         /* [mode + 1], built on first use */
+    double *w, *dense;
+} s_labeller_t;
+
+/* Every turn of the comma-separated trace files into eps.  0, or -1 after a message. */
+static int s_read_traces(const char *list, so_episodes_t *eps)
+{
+    char err[768];
+    memset(eps, 0, sizeof *eps);
+    char *paths = so_strdup(list), *save = NULL;
+    int rc = 0;
+    for (char *p = strtok_r(paths, ",", &save); p && rc == 0; p = strtok_r(NULL, ",", &save)) {
+        so_episodes_t one;
+        if (so_episodes_read_any(&one, p, err, sizeof err) != 0
+            || so_episodes_concat(eps, &one) != 0) {
+            fprintf(stderr, "so-name: %s\n", err);
+            so_episodes_free(eps);
+            rc = -1;
+        } else {
+            so_episodes_free(&one);
+        }
+    }
+    free(paths);
+    return rc;
+}
+
+/* The analysis prompt of a mode and its skills, built on first use. */
+static s_modeprompt_t *s_modeprompt(s_labeller_t *lb, int mode)
+{
+    s_modeprompt_t *m = &lb->mp[mode + 1];
+    if (!m->system) {
+        m->idx = so_calloc(lb->hb->n_skills + 1, sizeof *m->idx);
+        m->ids = so_calloc(lb->hb->n_skills + 1, sizeof *m->ids);
+        m->system = so_skillprompt_analysis(lb->hb, mode, &lb->o->po, m->idx, &m->n);
+        for (size_t i = 0; i < m->n; i++)
+            m->ids[i] = lb->hb->skills[m->idx[i]].id;
+    }
+    return m;
+}
+
+/* The LLM's analysis of prompt into lb->w (from the cache when it was
+ * asked before).  1, or 0 with why not in err (counted). */
+static int s_label_llm(s_labeller_t *lb, const s_modeprompt_t *m, int mode, const char *prompt,
+                       char *err, size_t errlen)
+{
+    char *user = so_skillprompt_turn(prompt, &lb->o->po), *text = NULL;
+    int ok = 0;
+    if (m->n == 0) {
+        snprintf(err, errlen, "the mode has no skills");
+        lb->k->fallback_error++;
+    } else if (s_cached(lb->cache, lb->hb, mode, prompt, m, lb->w)) {
+        ok = 1;
+        lb->k->cached++;
+    } else if (s_ask(lb->c, m->system, user, &text, err, errlen) != 0) {
+        lb->k->fallback_error++;
+    } else if (so_extract_skills(text, strlen(text), m->ids, m->n, lb->w, NULL, err, errlen) < 0) {
+        lb->k->fallback_bad_output++;
+    } else {
+        ok = 1;
+        s_cache_put(lb->cache, lb->hb, mode, prompt, m, lb->w, lb->items);
+    }
+    free(text);
+    free(user);
+    return ok;
+}
+
+/* Source, skills (and error) of one turn of mode into line. */
+static void s_label_turn(s_labeller_t *lb, int mode, const char *prompt, json_t *line)
+{
+    char err[768];
+    const so_handbook_t *hb = lb->hb;
+    const s_modeprompt_t *m = s_modeprompt(lb, mode);
+    if (s_label_llm(lb, m, mode, prompt, err, sizeof err)) {
+        lb->k->llm++;
+        json_object_set_new(line, "source", json_string("llm"));
+        json_object_set_new(line, "skills", s_skills_json(hb, lb->w, m->idx, m->n));
+        return;
+    }
+    so_demand_source_t src = so_infer(lb->inf, prompt, mode, lb->dense);
+    for (size_t i = 0; i < m->n; i++)
+        lb->w[i] = lb->dense[m->idx[i]];
+    int uni = src == SO_DEMAND_UNIFORM_FALLBACK;
+    lb->k->uniform += uni;
+    lb->k->embedded += !uni;
+    so_openai_scrub_utf8(err);
+    json_object_set_new(line, "source", json_string(uni ? "uniform" : "embedded"));
+    json_object_set_new(line, "skills", uni ? json_array() : s_skills_json(hb, lb->w, m->idx, m->n));
+    json_object_set_new(line, "error", json_string(err));
+}
+
+/* The label line of turn t of ep. */
+static json_t *s_label_line(s_labeller_t *lb, const so_episode_t *ep, size_t t)
+{
+    char err[768];
+    const so_turn_t *turn = &ep->turns[t];
+    int mode;
+    json_t *line = json_pack("{s:s, s:i, s:s, s:s}", "episode_id", ep->id, "turn", (int) t,
+                             "mode", turn->mode ? turn->mode : "", "agent",
+                             turn->agent ? turn->agent : "");
+    lb->k->turns++;
+    if (so_hbcache_mode(lb->hb, turn->mode, &mode, err, sizeof err) != 0) {
+        json_object_set_new(line, "source", json_string("none"));
+        json_object_set_new(line, "skills", json_array());
+        json_object_set_new(line, "error", json_string(err));
+        lb->k->fallback_error++;
+    } else {
+        s_label_turn(lb, mode, turn->prompt ? turn->prompt : "", line);
+    }
+    return line;
+}
+
+/* Labels every turn of eps (up to --limit) into out.  0, or -1 after a message. */
+static int s_label_eps(s_labeller_t *lb, const so_episodes_t *eps, FILE *out)
+{
+    const s_opts_t *o = lb->o;
+    for (size_t e = 0; e < eps->n; e++)
+        for (size_t t = 0; t < eps->items[e].n_turns; t++) {
+            if (o->limit > 0 && lb->k->turns >= (size_t) o->limit)
+                break;
+            json_t *line = s_label_line(lb, &eps->items[e], t);
+            char *s = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+            int bad = !s || fprintf(out, "%s\n", s) < 0;
+            free(s);
+            json_decref(line);
+            if (bad) {
+                fprintf(stderr, "so-name: %s: write failed\n", o->out_labels);
+                return -1;
+            }
+        }
+    return 0;
+}
+
 static int s_label_all(const so_handbook_t *hb, so_openai_t *c, const s_opts_t *o,
                        s_label_counts_t *k)
 {
-    char err[768];
     so_episodes_t eps;
-    memset(&eps, 0, sizeof eps);
-    char *paths = so_strdup(o->label), *save = NULL;
-    for (char *p = strtok_r(paths, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
-        so_episodes_t one;
-        if (so_episodes_read_any(&one, p, err, sizeof err) != 0
-            || so_episodes_concat(&eps, &one) != 0) {
-            fprintf(stderr, "so-name: %s\n", err);
-            so_episodes_free(&eps);
-            free(paths);
-            return -1;
-        }
-        so_episodes_free(&one);
-    }
-    free(paths);
+    if (s_read_traces(o->label, &eps) < 0)
+        return -1;
     FILE *out = fopen(o->out_labels, "w");
     if (!out) {
         fprintf(stderr, "so-name: %s: %s\n", o->out_labels, strerror(errno));
         so_episodes_free(&eps);
         return -1;
     }
-    so_infer_t *inf = so_infer_new(hb);
-    so_llmcache_t *cache = so_llmcache_new(1 << 16, SO_WIRE_MAX_SKILLS, 0);
-    so_llmcache_item_t *items = so_calloc(SO_WIRE_MAX_SKILLS, sizeof *items);
-    s_modeprompt_t *mp = so_calloc(hb->n_modes + 1, sizeof *mp);   /* [mode + 1] */
-    double *w = so_calloc(hb->n_skills + 1, sizeof *w);
-    double *dense = so_calloc(hb->n_skills + 1, sizeof *dense);
-    int rc = 0;
-    for (size_t e = 0; e < eps.n && rc == 0; e++) {
-        const so_episode_t *ep = &eps.items[e];
-        for (size_t t = 0; t < ep->n_turns && rc == 0; t++) {
-            if (o->limit > 0 && k->turns >= (size_t) o->limit)
-                break;
-            const so_turn_t *turn = &ep->turns[t];
-            int mode;
-            json_t *line = json_pack("{s:s, s:i, s:s, s:s}", "episode_id", ep->id, "turn",
-                                     (int) t, "mode", turn->mode ? turn->mode : "", "agent",
-                                     turn->agent ? turn->agent : "");
-            k->turns++;
-            if (so_hbcache_mode(hb, turn->mode, &mode, err, sizeof err) != 0) {
-                json_object_set_new(line, "source", json_string("none"));
-                json_object_set_new(line, "skills", json_array());
-                json_object_set_new(line, "error", json_string(err));
-                k->fallback_error++;
-            } else {
-                s_modeprompt_t *m = &mp[mode + 1];
-                if (!m->system) {
-                    m->idx = so_calloc(hb->n_skills + 1, sizeof *m->idx);
-                    m->ids = so_calloc(hb->n_skills + 1, sizeof *m->ids);
-                    m->system = so_skillprompt_analysis(hb, mode, &o->po, m->idx, &m->n);
-                    for (size_t i = 0; i < m->n; i++)
-                        m->ids[i] = hb->skills[m->idx[i]].id;
-                }
-                const char *prompt = turn->prompt ? turn->prompt : "";
-                char *user = so_skillprompt_turn(prompt, &o->po), *text = NULL;
-                int ok = 0;
-                if (m->n == 0) {
-                    snprintf(err, sizeof err, "the mode has no skills");
-                    k->fallback_error++;
-                } else if (s_cached(cache, hb, mode, prompt, m, w)) {
-                    ok = 1;
-                    k->cached++;
-                } else if (s_ask(c, m->system, user, &text, err, sizeof err) != 0) {
-                    k->fallback_error++;
-                } else if (so_extract_skills(text, strlen(text), m->ids, m->n, w, NULL, err,
-                                             sizeof err) < 0) {
-                    k->fallback_bad_output++;
-                } else {
-                    ok = 1;
-                    s_cache_put(cache, hb, mode, prompt, m, w, items);
-                }
-                if (ok) {
-                    k->llm++;
-                    json_object_set_new(line, "source", json_string("llm"));
-                    json_object_set_new(line, "skills", s_skills_json(hb, w, m->idx, m->n));
-                } else {
-                    so_demand_source_t src = so_infer(inf, prompt, mode, dense);
-                    for (size_t i = 0; i < m->n; i++)
-                        w[i] = dense[m->idx[i]];
-                    int uni = src == SO_DEMAND_UNIFORM_FALLBACK;
-                    k->uniform += uni;
-                    k->embedded += !uni;
-                    so_openai_scrub_utf8(err);
-                    json_object_set_new(line, "source", json_string(uni ? "uniform" : "embedded"));
-                    json_object_set_new(line, "skills", uni ? json_array()
-                                                            : s_skills_json(hb, w, m->idx, m->n));
-                    json_object_set_new(line, "error", json_string(err));
-                }
-                free(text);
-                free(user);
-            }
-            char *s = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-            if (!s || fprintf(out, "%s\n", s) < 0) {
-                fprintf(stderr, "so-name: %s: write failed\n", o->out_labels);
-                rc = -1;
-            }
-            free(s);
-            json_decref(line);
-        }
-    }
+    s_labeller_t lb = { hb, c, o, k, so_infer_new(hb),
+                        so_llmcache_new(1 << 16, SO_WIRE_MAX_SKILLS, 0),
+                        so_calloc(SO_WIRE_MAX_SKILLS, sizeof *lb.items),
+                        so_calloc(hb->n_modes + 1, sizeof *lb.mp),
+                        so_calloc(hb->n_skills + 1, sizeof *lb.w),
+                        so_calloc(hb->n_skills + 1, sizeof *lb.dense) };
+    int rc = s_label_eps(&lb, &eps, out);
     if (fclose(out) != 0 && rc == 0) {
         fprintf(stderr, "so-name: %s: %s\n", o->out_labels, strerror(errno));
         rc = -1;
     }
     for (size_t i = 0; i <= hb->n_modes; i++) {
-        free(mp[i].system);
-        free(mp[i].idx);
-        free(mp[i].ids);
+        free(lb.mp[i].system);
+        free(lb.mp[i].idx);
+        free(lb.mp[i].ids);
     }
-    free(mp);
-    free(w);
-    free(dense);
-    free(items);
-    so_llmcache_destroy(&cache);
-    so_infer_destroy(&inf);
+    free(lb.mp);
+    free(lb.w);
+    free(lb.dense);
+    free(lb.items);
+    so_llmcache_destroy(&lb.cache);
+    so_infer_destroy(&lb.inf);
     so_episodes_free(&eps);
     return rc;
 }
