@@ -393,74 +393,108 @@ static int64_t s_now_us(void)
     return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* One benchmark run: what was sent when, and the round trips. */
+typedef struct {
+    const s_opts_t *o;
+    void *sock;
+    const char *stage;
+    const so_pb_skill_demand_t *demand;     /* NULL: TurnRequests */
+    s_req_t r;
+    so_pb_skill_demand_t dm;
+    so_pb_route_request_t rr;
+    char ep[64];
+    long n, sent, done, errors;
+    int64_t *sent_at, *rtt;
+} s_bench_t;
+
+/* Sends until --window requests are in flight.  0, or S_EXIT_ERROR. */
+static int s_bench_fill(s_bench_t *b)
+{
+    while (b->sent < b->n && b->sent - b->done < b->o->window) {
+        snprintf(b->r.rid, sizeof b->r.rid, "bench-%ld", b->sent);
+        snprintf(b->ep, sizeof b->ep, "ep-bench-%ld", b->sent);
+        b->sent_at[b->sent] = s_now_us();
+        if (s_send(b->sock, b->demand ? SO_MSG_ROUTE_REQUEST : SO_MSG_TURN_REQUEST,
+                   b->demand ? (void *) &b->rr : (void *) &b->r.turn) != 0)
+            return S_EXIT_ERROR;
+        b->sent++;
+    }
+    return 0;
+}
+
+/* An answer: its round trip (request_id "bench-<i>", or "invalid"), and
+ * the first error reply printed. */
+static void s_bench_take(s_bench_t *b, so_msg_type_t type, void *msg)
+{
+    const char *id = type == SO_MSG_SKILL_DEMAND ? ((so_pb_skill_demand_t *) msg)->request_id
+                     : type == SO_MSG_ROUTING_DECISION ? ((so_pb_routing_decision_t *) msg)->request_id
+                                                       : ((so_pb_turn_reply_t *) msg)->request_id;
+    long i = strncmp(id, "bench-", 6) == 0 ? strtol(id + 6, NULL, 10) : -1;
+    if (type == SO_MSG_TURN_REPLY && b->errors++ == 0)
+        s_print_error(b->o, b->stage, msg);
+    if (i >= 0 && i < b->sent)
+        b->rtt[b->done] = s_now_us() - b->sent_at[i];
+    b->done++;
+}
+
+/* Sends and receives until every answer is in.  0, or the exit status. */
+static int s_bench_loop(s_bench_t *b)
+{
+    while (b->done < b->n) {
+        if (s_bench_fill(b) != 0)
+            return S_EXIT_ERROR;
+        so_msg_type_t type;
+        void *msg = NULL;
+        int k = s_recv(b->sock, so_now_ms() + b->o->timeout_ms, &type, &msg);
+        if (k == 1) {
+            fprintf(stderr, "so-probe: %s: no answer within %d ms (%ld of %ld answered)\n",
+                    b->stage, b->o->timeout_ms, b->done, b->n);
+            return S_EXIT_TIMEOUT;
+        }
+        if (k < 0)
+            return S_EXIT_ERROR;
+        s_bench_take(b, type, msg);
+        so_wire_free(type, msg);
+    }
+    return 0;
+}
+
 /* Sends o->count requests (episode ep-bench-<i>, so every decision has its
  * own seed) with o->window in flight, and prints rate and round trips.
  * demand == NULL: TurnRequests to skill-inference; else RouteRequests. */
 static int s_bench(const s_opts_t *o, void *sock, const char *stage, const so_pb_skill_demand_t *demand)
 {
-    s_req_t r;
-    s_build(o, &r);
-    long n = o->count, sent = 0, done = 0, errors = 0;
-    int64_t *sent_at = so_calloc((size_t) n, sizeof *sent_at);
-    int64_t *rtt = so_calloc((size_t) n, sizeof *rtt);
-    char ep[64];
-    so_pb_skill_demand_t dm = demand ? *demand : (so_pb_skill_demand_t) SKILLORCHESTRA__V1__SKILL_DEMAND__INIT;
-    so_pb_route_request_t rr = SKILLORCHESTRA__V1__ROUTE_REQUEST__INIT;
-    rr.turn = &r.turn;
-    rr.demand = &dm;
-    r.turn.episode_id = ep;
-    dm.request_id = r.rid;
+    s_bench_t *b = so_calloc(1, sizeof *b);
+    b->o = o;
+    b->sock = sock;
+    b->stage = stage;
+    b->demand = demand;
+    s_build(o, &b->r);
+    b->n = o->count;
+    b->sent_at = so_calloc((size_t) b->n, sizeof *b->sent_at);
+    b->rtt = so_calloc((size_t) b->n, sizeof *b->rtt);
+    b->dm = demand ? *demand : (so_pb_skill_demand_t) SKILLORCHESTRA__V1__SKILL_DEMAND__INIT;
+    skillorchestra__v1__route_request__init(&b->rr);
+    b->rr.turn = &b->r.turn;
+    b->rr.demand = &b->dm;
+    b->r.turn.episode_id = b->ep;
+    b->dm.request_id = b->r.rid;
     int64_t t0 = s_now_us();
-    int rc = 0;
-    while (done < n && rc == 0) {
-        while (sent < n && sent - done < o->window) {
-            snprintf(r.rid, sizeof r.rid, "bench-%ld", sent);
-            snprintf(ep, sizeof ep, "ep-bench-%ld", sent);
-            sent_at[sent] = s_now_us();
-            if (s_send(sock, demand ? SO_MSG_ROUTE_REQUEST : SO_MSG_TURN_REQUEST,
-                       demand ? (void *) &rr : (void *) &r.turn) != 0) {
-                rc = S_EXIT_ERROR;
-                break;
-            }
-            sent++;
-        }
-        so_msg_type_t type;
-        void *msg = NULL;
-        int k = rc ? -1 : s_recv(sock, so_now_ms() + o->timeout_ms, &type, &msg);
-        if (k == 1) {
-            fprintf(stderr, "so-probe: %s: no answer within %d ms (%ld of %ld answered)\n", stage,
-                    o->timeout_ms, done, n);
-            rc = S_EXIT_TIMEOUT;
-            break;
-        }
-        if (k < 0) {
-            rc = S_EXIT_ERROR;
-            break;
-        }
-        /* request_id "bench-<i>" (or "invalid") → i */
-        const char *id = type == SO_MSG_SKILL_DEMAND ? ((so_pb_skill_demand_t *) msg)->request_id
-                         : type == SO_MSG_ROUTING_DECISION ? ((so_pb_routing_decision_t *) msg)->request_id
-                                                           : ((so_pb_turn_reply_t *) msg)->request_id;
-        long i = strncmp(id, "bench-", 6) == 0 ? strtol(id + 6, NULL, 10) : -1;
-        if (type == SO_MSG_TURN_REPLY) {
-            if (errors++ == 0)
-                s_print_error(o, stage, msg);
-        }
-        if (i >= 0 && i < sent)
-            rtt[done] = s_now_us() - sent_at[i];
-        done++;
-        so_wire_free(type, msg);
-    }
+    int rc = s_bench_loop(b);
     double secs = (double) (s_now_us() - t0) / 1e6;
+    long done = b->done;
     if (done > 0) {
-        qsort(rtt, (size_t) done, sizeof *rtt, s_cmp_i64);
+        qsort(b->rtt, (size_t) done, sizeof *b->rtt, s_cmp_i64);
         printf("%s: %ld requests in %.3f s = %.0f req/s, round trip p50 %lld us, p99 %lld us, "
                "errors %ld (window %ld)\n", stage, done, secs, (double) done / secs,
-               (long long) rtt[done / 2], (long long) rtt[(done * 99) / 100], errors, o->window);
+               (long long) b->rtt[done / 2], (long long) b->rtt[(done * 99) / 100], b->errors,
+               o->window);
     }
-    free(sent_at);
-    free(rtt);
-    return rc ? rc : errors ? S_EXIT_ERROR : 0;
+    rc = rc ? rc : b->errors ? S_EXIT_ERROR : 0;
+    free(b->sent_at);
+    free(b->rtt);
+    free(b);
+    return rc;
 }
 
 static int s_benchmarks(const s_opts_t *o, void *infer, void *route)
