@@ -85,8 +85,7 @@ static so_handbook_t *s_get_hb(s_ctx_t *c, const char *version)
     return hb;
 }
 
-/* The handbook with its bootstrap statistics zeroed, for reading online
- * deltas alone. */
+/* The handbook with its bootstrap statistics zeroed (online deltas alone). */
 static so_handbook_t *s_zeroed(const so_handbook_t *hb)
 {
     so_handbook_t *z = so_handbook_dup(hb);
@@ -283,12 +282,13 @@ static int s_cmd_outcome(s_ctx_t *c, int argc, char **argv)
     return 0;
 }
 
+/* push-turn's options. */
 typedef struct {
     const char *version, *agent, *mode;
     so_opt_list_t skills;
     long turn, ttl;
     double score, cost;
-} s_turn_args_t; /* push-turn's options */
+} s_turn_args_t;
 
 /* "skill" or "skill=weight" into w. */
 static int s_skill_arg(const char *arg, so_pb_skill_weight_t *w, char *buf, size_t len)

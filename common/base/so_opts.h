@@ -11,9 +11,15 @@
  *         SO_OPT_FLAG("quiet", 'q', &quiet, "no progress lines"),
  *         SO_OPT_END
  *     };
- *     so_opts_t p = { opts };
+ *     so_opts_t p = { opts, NULL, 0, 0, 0, 0 };   // no positional arguments
  *     if (so_opts_parse(&p, argc - 1, argv + 1, err, sizeof err) < 0) ...
  *     if (p.help) so_opts_usage(&p, stdout, "tool [options]", NULL) ...
+ *
+ * or, in a tool's main, all of that at once (message or usage printed):
+ *
+ *     int code = so_opts_main(&p, argc, argv, "tool", "tool [options]", NULL);
+ *     if (code >= 0)
+ *         return code;
  *
  * Accepted: `--name value`, `--name=value`, `-x value`, flags alone, `--`
  * (everything after it is positional), `-` alone (positional), and
