@@ -12,6 +12,8 @@
  * cannot be read).  Each operation runs in several repetitions; the table
  * gives the median and the minimum time per operation in microseconds.
  */
+#include "base/so_alloc.h"
+#include "base/so_opts.h"
 #include "method/so_handbook.h"
 #include "method/so_infer.h"
 #include "base/so_rng.h"
@@ -60,22 +62,6 @@ static int s_cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void *s_xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "so-bench: out of memory\n");
-        exit(1);
-    }
-    return p;
-}
-
-static char *s_xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    return memcpy(s_xmalloc(n), s, n);
-}
-
 /* ------------------------------------------------------------------ */
 /* Turns: real prompts joined to ~600 characters                       */
 
@@ -89,7 +75,7 @@ static char *s_read_file(const char *path)
     long n = -1;
     if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < (256L << 20) &&
         fseek(f, 0, SEEK_SET) == 0) {
-        buf = s_xmalloc((size_t) n + 1);
+        buf = so_malloc((size_t) n + 1);
         if (fread(buf, 1, (size_t) n, f) != (size_t) n) {
             free(buf);
             buf = NULL;
@@ -128,7 +114,7 @@ static size_t s_extract_prompts(const char *buf, char **out, size_t max)
         q++;
         /* The field, unquoted into a scratch buffer. */
         size_t cap = 4096, len = 0;
-        char *f = s_xmalloc(cap);
+        char *f = so_malloc(cap);
         if (*q == '"') {
             for (q++; *q; q++) {
                 if (*q == '"' && q[1] == '"')
@@ -156,7 +142,7 @@ static size_t s_extract_prompts(const char *buf, char **out, size_t max)
                 }
             }
             *w = '\0';
-            out[n++] = s_xstrdup(f);
+            out[n++] = so_strdup(f);
         }
         free(f);
     }
@@ -169,7 +155,7 @@ static size_t s_make_turns(char **prompts, size_t n_prompts, char **turns, size_
     size_t n = 0, i = 0;
     while (i < n_prompts && n < max) {
         size_t cap = TURN_CHARS * 2 + 4096, len = 0;
-        char *t = s_xmalloc(cap);
+        char *t = so_malloc(cap);
         t[0] = '\0';
         while (i < n_prompts && len < TURN_CHARS) {
             size_t pl = strlen(prompts[i]);
@@ -211,14 +197,10 @@ static void s_vocab_add(s_vocab_t *vb, const char *text)
         return;
     if (vb->n == vb->cap) {
         vb->cap = vb->cap ? vb->cap * 2 : 1024;
-        vb->v = realloc(vb->v, vb->cap * sizeof *vb->v);
-        vb->hash = realloc(vb->hash, vb->cap * sizeof *vb->hash);
-        if (!vb->v || !vb->hash) {
-            fprintf(stderr, "so-bench: out of memory\n");
-            exit(1);
-        }
+        vb->v = so_reallocarray(vb->v, vb->cap, sizeof *vb->v);
+        vb->hash = so_reallocarray(vb->hash, vb->cap, sizeof *vb->hash);
     }
-    vb->v[vb->n] = s_xstrdup(text);
+    vb->v[vb->n] = so_strdup(text);
     vb->hash[vb->n++] = h;
 }
 
@@ -312,7 +294,7 @@ static so_handbook_t *s_synthetic_handbook(const s_vocab_t *uni, const s_vocab_t
 
     /* idf for every unigram and bigram. */
     size_t n_idf = uni->n + bi->n;
-    so_term_t *idf = s_xmalloc(n_idf * sizeof *idf);
+    so_term_t *idf = so_malloc(n_idf * sizeof *idf);
     for (size_t i = 0; i < n_idf; i++) {
         idf[i].text = i < uni->n ? uni->v[i] : bi->v[i - uni->n];
         idf[i].weight = 1.0 + 4.0 * so_rng_uniform(&rng);
@@ -410,18 +392,24 @@ static void s_op_infer_route(s_bench_t *b, size_t i, int rep)
     s_route(b, b->demand, 1, so_rng_mix((uint64_t) rep, (uint64_t) i));
 }
 
+/* A handbook just loaded: its size into the sink (agents, or skills), then
+ * freed; a load error ends the run. */
+static void s_loaded(so_handbook_t *hb, const char *err, int skills)
+{
+    if (!hb) {
+        fprintf(stderr, "so-bench: %s\n", err);
+        exit(1);
+    }
+    s_sink += (double) (skills ? hb->n_skills : hb->n_agents);
+    so_handbook_destroy(&hb);
+}
+
 static void s_op_load_ref(s_bench_t *b, size_t i, int rep)
 {
     char err[512];
     (void) i;
     (void) rep;
-    so_handbook_t *hb = so_handbook_load(b->ref_path, err, sizeof err);
-    if (!hb) {
-        fprintf(stderr, "so-bench: %s\n", err);
-        exit(1);
-    }
-    s_sink += (double) hb->n_agents;
-    so_handbook_destroy(&hb);
+    s_loaded(so_handbook_load(b->ref_path, err, sizeof err), err, 0);
 }
 
 static void s_op_load_synthetic(s_bench_t *b, size_t i, int rep)
@@ -429,13 +417,7 @@ static void s_op_load_synthetic(s_bench_t *b, size_t i, int rep)
     char err[512];
     (void) i;
     (void) rep;
-    so_handbook_t *hb = so_handbook_load_string(b->hb_json, "synthetic", err, sizeof err);
-    if (!hb) {
-        fprintf(stderr, "so-bench: %s\n", err);
-        exit(1);
-    }
-    s_sink += (double) hb->n_skills;
-    so_handbook_destroy(&hb);
+    s_loaded(so_handbook_load_string(b->hb_json, "synthetic", err, sizeof err), err, 1);
 }
 
 static void s_op_infer_new(s_bench_t *b, size_t i, int rep)
@@ -500,40 +482,27 @@ static void s_cpu_model(char *out, size_t len)
     fclose(f);
 }
 
-static void s_usage(FILE *to)
-{
-    fprintf(to, "usage: so-bench [--json OUT] [--reps N] [--prompts FILE.csv] "
-                "[--handbook FILE.json]\n");
-}
-
 int main(int argc, char **argv)
 {
     const char *json_out = NULL, *prompts_path = DEFAULT_PROMPTS;
-    int reps = 7;
+    long reps_opt = 7;
     s_bench_t b;
     memset(&b, 0, sizeof b);
     b.ref_path = DEFAULT_HANDBOOK;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            s_usage(stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
-            json_out = argv[++i];
-        } else if (strcmp(argv[i], "--prompts") == 0 && i + 1 < argc) {
-            prompts_path = argv[++i];
-        } else if (strcmp(argv[i], "--handbook") == 0 && i + 1 < argc) {
-            b.ref_path = argv[++i];
-        } else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
-            reps = atoi(argv[++i]);
-            if (reps < 1 || reps > MAX_REPS) {
-                fprintf(stderr, "so-bench: --reps: expected 1..%d\n", MAX_REPS);
-                return 2;
-            }
-        } else {
-            s_usage(stderr);
-            return 2;
-        }
-    }
+    so_opt_t opts[] = {
+        SO_OPT_STR("json", 0, &json_out, "OUT", "write the results as JSON too"),
+        SO_OPT_INT("reps", 0, &reps_opt, "N", 1, MAX_REPS, "repetitions of each benchmark (7)"),
+        SO_OPT_STR("prompts", 0, &prompts_path, "FILE.csv", "RouterBench CSV the turns come from"),
+        SO_OPT_STR("handbook", 0, &b.ref_path, "FILE.json", "the reference handbook to load"),
+        SO_OPT_END,
+    };
+    so_opts_t p = { opts, NULL, 0, 0, 0, 0 };
+    int code = so_opts_main(&p, argc, argv, "so-bench",
+                            "so-bench [--json OUT] [--reps N] [--prompts FILE.csv] "
+                            "[--handbook FILE.json]", NULL);
+    if (code >= 0)
+        return code;
+    int reps = (int) reps_opt;
 
     /* Turns. */
     char *prompts[1024], *turns[MAX_TURNS];
@@ -557,7 +526,7 @@ int main(int argc, char **argv)
         n_turns = 0;
         turn_source = "synthetic text";
         while (n_turns < 32) {
-            char *t = s_xmalloc(TURN_CHARS + 32);
+            char *t = so_malloc(TURN_CHARS + 32);
             size_t len = 0;
             while (len < TURN_CHARS)
                 len += (size_t) sprintf(t + len, "%s ",
@@ -583,12 +552,12 @@ int main(int argc, char **argv)
     b.turns = turns;
     b.n_turns = n_turns;
     b.n_skills = hb->n_skills;
-    b.demand = calloc(hb->n_skills, sizeof(double));
-    double *zero = calloc(hb->n_skills, sizeof(double));
+    b.demand = so_calloc(hb->n_skills, sizeof(double));
+    double *zero = so_calloc(hb->n_skills, sizeof(double));
     b.zero = zero;
-    b.demands = calloc(n_turns * hb->n_skills, sizeof(double));
-    if (!b.demand || !zero || !b.demands || !hb_json) {
-        fprintf(stderr, "so-bench: out of memory\n");
+    b.demands = so_calloc(n_turns * hb->n_skills, sizeof(double));
+    if (!hb_json) {
+        fprintf(stderr, "so-bench: cannot serialise the handbook\n");
         return 1;
     }
     size_t nnz = 0, embedded = 0;

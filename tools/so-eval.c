@@ -9,6 +9,8 @@
 #include "offline/so_eval.h"
 #include "offline/so_learn.h"
 #include "offline/so_plot.h"
+#include "base/so_alloc.h"
+#include "base/so_opts.h"
 #include "base/so_rng.h"
 
 #include <math.h>
@@ -16,21 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static void s_usage(void)
-{
-    fprintf(stderr,
-            "usage: so-eval --handbook H --test FILE[,FILE...] --json OUT [--plot OUT.svg]\n"
-            "               [--cost-norm linear|log] [--min-obs N] [--quiet]\n"
-            "       so-eval --online (--handbook H | --empty) --test FILE[,FILE...]\n"
-            "               [--lambda L] [--explore P] [--no-thompson] [--window N]\n"
-            "               [--seed N] [--shuffle] [--reset-stats] [--json OUT] [--curve OUT.csv]\n"
-            "               [--plot OUT.svg]\n"
-            "  --reset-stats keeps the handbook's skills but forgets every competence and\n"
-            "  cost statistic: competence is then learned online only.\n"
-            "  --shuffle replays the queries in a seeded random order (the test files are\n"
-            "  sorted by task, which would make the learning curve a curve of task shifts).\n");
-}
 
 static void s_progress(void *arg, size_t done, size_t total)
 {
@@ -41,19 +28,6 @@ static void s_progress(void *arg, size_t done, size_t total)
             fputc('\n', stderr);
         fflush(stderr);
     }
-}
-
-static int s_num(const char *flag, const char *v, double lo, double hi, double *out)
-{
-    char *end;
-    double d = v ? strtod(v, &end) : 0;
-    if (!v || *end || end == v || !(d >= lo && d <= hi)) {
-        fprintf(stderr, "so-eval: %s: expected a number in [%g, %g], got '%s'\n", flag, lo, hi,
-                v ? v : "");
-        return -1;
-    }
-    *out = d;
-    return 0;
 }
 
 /* An empty handbook: one general skill per mode of the data, its agents,
@@ -80,10 +54,8 @@ static so_handbook_t *s_empty(const so_dataset_t *ds)
 static void s_online_plot(const so_online_t *r, const so_handbook_t *hb, double lambda,
                           const char *path)
 {
-    so_point_t *cum = calloc(r->n_rows, sizeof *cum), *win = calloc(r->n_rows, sizeof *win);
+    so_point_t *cum = so_calloc(r->n_rows, sizeof *cum), *win = so_calloc(r->n_rows, sizeof *win);
     char title[200], err[256];
-    if (!cum || !win)
-        abort();
     for (size_t i = 0; i < r->n_rows; i++) {
         cum[i] = (so_point_t) { r->row_n[i], r->row_acc[i] };
         win[i] = (so_point_t) { r->row_n[i], r->row_win_acc[i] };
@@ -163,147 +135,159 @@ static int s_online(so_handbook_t *hb, const so_dataset_t *ds, const so_online_o
     return 0;
 }
 
+static const char s_synopsis[] =
+    "so-eval --handbook H --test FILE[,FILE...] --json OUT [--plot OUT.svg]\n"
+    "               [--cost-norm linear|log] [--min-obs N] [--quiet]\n"
+    "       so-eval --online (--handbook H | --empty) --test FILE[,FILE...]\n"
+    "               [--lambda L] [--explore P] [--no-thompson] [--window N]\n"
+    "               [--seed N] [--shuffle] [--reset-stats] [--json OUT] [--curve OUT.csv]\n"
+    "               [--plot OUT.svg]";
+
+/* The command line. */
+typedef struct {
+    const char *hbpath, *test, *json, *plot, *curve, *cost_norm;
+    int online, empty, quiet, shuffle, reset, no_thompson;
+    long seed, window;
+    double min_obs;
+} s_args_t;
+
+/* The parsed options into eo and oo, checked together; -1 to go on, else 2. */
+static int s_apply(const s_args_t *a, const so_opts_t *p, so_eval_opts_t *eo,
+                   so_online_opts_t *oo)
+{
+    if (a->cost_norm && strcmp(a->cost_norm, "linear") == 0)
+        eo->router.cost_norm = oo->router.cost_norm = SO_COST_LINEAR;
+    else if (a->cost_norm && strcmp(a->cost_norm, "log") == 0)
+        eo->router.cost_norm = oo->router.cost_norm = SO_COST_LOG;
+    else if (a->cost_norm) {
+        fprintf(stderr, "so-eval: --cost-norm: expected linear or log, got '%s'\n", a->cost_norm);
+        return 2;
+    }
+    if (so_opts_seen(p, "min-obs"))
+        eo->router.min_obs = oo->router.min_obs = a->min_obs;
+    if (so_opts_seen(p, "window"))
+        oo->window = (size_t) a->window;
+    if (so_opts_seen(p, "seed"))
+        oo->seed = eo->seed = (uint64_t) a->seed;
+    if (a->no_thompson)
+        oo->thompson = 0;
+    if (!a->test || (!a->hbpath && !(a->online && a->empty)) || (!a->online && !a->json)) {
+        fprintf(stderr, "so-eval: give --test and --handbook (or --online --empty), and --json "
+                        "unless --online (so-eval --help)\n");
+        return 2;
+    }
+    return -1;
+}
+
+/* The options of the command line into a, eo and oo; -1 to go on, else the exit status. */
+static int s_parse(int argc, char **argv, s_args_t *a, so_eval_opts_t *eo, so_online_opts_t *oo)
+{
+    so_opt_t opts[] = {
+        SO_OPT_STR("handbook", 0, &a->hbpath, "H", "the handbook to replay"),
+        SO_OPT_STR("test", 0, &a->test, "FILE[,FILE...]", "the test split"),
+        SO_OPT_STR("json", 0, &a->json, "OUT", "results as JSON"),
+        SO_OPT_STR("plot", 0, &a->plot, "OUT.svg", "a plot of the results"),
+        SO_OPT_STR("curve", 0, &a->curve, "OUT.csv", "the online learning curve"),
+        SO_OPT_STR("cost-norm", 0, &a->cost_norm, "linear|log", "cost normalisation"),
+        SO_OPT_DBL("min-obs", 0, &a->min_obs, "N", 0, 1e9, "observations before a statistic counts"),
+        SO_OPT_FLAG("quiet", 0, &a->quiet, "no progress"),
+        SO_OPT_FLAG("online", 0, &a->online, "learn online in replay"),
+        SO_OPT_FLAG("empty", 0, &a->empty, "start from an empty handbook (with --online)"),
+        SO_OPT_DBL("lambda", 0, &oo->lambda, "L", 0, 1e6, "cost weight (online)"),
+        SO_OPT_DBL("explore", 0, &oo->explore_floor, "P", 0, 1, "exploration floor (online)"),
+        SO_OPT_FLAG("no-thompson", 0, &a->no_thompson, "greedy instead of Thompson sampling"),
+        SO_OPT_INT("window", 0, &a->window, "N", 1, 1e9, "queries per curve window"),
+        SO_OPT_INT("seed", 0, &a->seed, "N", 0, 1e18, "RNG seed"),
+        SO_OPT_FLAG("shuffle", 0, &a->shuffle,
+                    "replay the queries in a seeded random order (the test files\n"
+                    "are sorted by task, which would make the learning curve a\n"
+                    "curve of task shifts)"),
+        SO_OPT_FLAG("reset-stats", 0, &a->reset,
+                    "keep the handbook's skills but forget every competence and\n"
+                    "cost statistic: competence is then learned online only"),
+        SO_OPT_END,
+    };
+    so_opts_t p = { opts, NULL, 0, 0, 0, 0 };
+    int code = so_opts_main(&p, argc, argv, "so-eval", s_synopsis, NULL);
+    return code >= 0 ? code : s_apply(a, &p, eo, oo);
+}
+
+/* Fisher–Yates with the run's seed: the same order every time. */
+static void s_shuffle(so_dataset_t *ds, uint64_t seed)
+{
+    so_rng_t rng;
+    so_rng_seed(&rng, so_rng_mix(seed, 0x5eed));
+    for (size_t i = ds->n_samples; i > 1; i--) {
+        size_t j = (size_t) (so_rng_next(&rng) % i);
+        so_sample_t t = ds->samples[i - 1];
+        ds->samples[i - 1] = ds->samples[j];
+        ds->samples[j] = t;
+    }
+}
+
+/* The lambda sweep, printed and written; the exit status. */
+static int s_offline(const so_handbook_t *hb, const so_dataset_t *ds, const so_eval_opts_t *eo,
+                     const char *json, const char *plot)
+{
+    char err[512], title[256];
+    so_eval_t e;
+    if (so_eval_run(hb, ds, eo, &e, err, sizeof err) < 0) {
+        fprintf(stderr, "so-eval: %s\n", err);
+        return 1;
+    }
+    int rc = 0;
+    so_eval_print(&e, hb, stdout);
+    if (so_eval_write_json(&e, hb, json, err, sizeof err) < 0) {
+        fprintf(stderr, "so-eval: %s\n", err);
+        rc = 1;
+    }
+    snprintf(title, sizeof title, "Accuracy vs cost — handbook %s, %zu queries", hb->version,
+             e.n_samples);
+    if (plot && so_eval_write_svg(&e, title, plot, err, sizeof err) < 0) {
+        fprintf(stderr, "so-eval: %s\n", err);
+        rc = 1;
+    }
+    so_eval_free(&e);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
-    const char *hbpath = NULL, *test = NULL, *json = NULL, *plot = NULL, *curve = NULL;
-    int online = 0, empty = 0, quiet = 0, shuffle = 0, reset = 0;
+    s_args_t a = { 0 };
     so_eval_opts_t eo;
     so_online_opts_t oo;
-    double d;
     char err[512];
 
     so_eval_opts_default(&eo);
     so_online_opts_default(&oo);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int used = 1;
-        if (strcmp(a, "--handbook") == 0 && v)
-            hbpath = v;
-        else if (strcmp(a, "--test") == 0 && v)
-            test = v;
-        else if (strcmp(a, "--json") == 0 && v)
-            json = v;
-        else if (strcmp(a, "--plot") == 0 && v)
-            plot = v;
-        else if (strcmp(a, "--curve") == 0 && v)
-            curve = v;
-        else if (strcmp(a, "--cost-norm") == 0 && v) {
-            if (strcmp(v, "linear") == 0)
-                eo.router.cost_norm = oo.router.cost_norm = SO_COST_LINEAR;
-            else if (strcmp(v, "log") == 0)
-                eo.router.cost_norm = oo.router.cost_norm = SO_COST_LOG;
-            else {
-                fprintf(stderr, "so-eval: --cost-norm: expected linear or log, got '%s'\n", v);
-                return 2;
-            }
-        } else if (strcmp(a, "--min-obs") == 0) {
-            if (s_num(a, v, 0, 1e9, &d) < 0)
-                return 2;
-            eo.router.min_obs = oo.router.min_obs = d;
-        } else if (strcmp(a, "--lambda") == 0) {
-            if (s_num(a, v, 0, 1e6, &oo.lambda) < 0)
-                return 2;
-        } else if (strcmp(a, "--explore") == 0) {
-            if (s_num(a, v, 0, 1, &oo.explore_floor) < 0)
-                return 2;
-        } else if (strcmp(a, "--window") == 0) {
-            if (s_num(a, v, 1, 1e9, &d) < 0)
-                return 2;
-            oo.window = (size_t) d;
-        } else if (strcmp(a, "--seed") == 0) {
-            if (s_num(a, v, 0, 1e18, &d) < 0)
-                return 2;
-            oo.seed = eo.seed = (uint64_t) d;
-        } else {
-            used = 0;
-            if (strcmp(a, "--online") == 0)
-                online = 1;
-            else if (strcmp(a, "--empty") == 0)
-                empty = 1;
-            else if (strcmp(a, "--reset-stats") == 0)
-                reset = 1;
-            else if (strcmp(a, "--shuffle") == 0)
-                shuffle = 1;
-            else if (strcmp(a, "--no-thompson") == 0)
-                oo.thompson = 0;
-            else if (strcmp(a, "--quiet") == 0)
-                quiet = 1;
-            else {
-                if (strcmp(a, "-h") && strcmp(a, "--help"))
-                    fprintf(stderr, "so-eval: unknown or incomplete option '%s'\n", a);
-                s_usage();
-                return 2;
-            }
-        }
-        i += used;
-    }
-    if (!test || (!hbpath && !(online && empty)) || (!online && !json)) {
-        s_usage();
-        return 2;
-    }
-    int tty = isatty(2) && !quiet;
-
+    int code = s_parse(argc, argv, &a, &eo, &oo);
+    if (code >= 0)
+        return code;
+    int tty = isatty(2) && !a.quiet;
     so_dataset_t ds;
-    if (so_dataset_load(&ds, test, err, sizeof err) < 0) {
+    if (so_dataset_load(&ds, a.test, err, sizeof err) < 0) {
         fprintf(stderr, "so-eval: %s\n", err);
         return 1;
     }
-    if (!quiet)
+    if (!a.quiet)
         fprintf(stderr, "so-eval: %zu test queries, %zu agents (%zu rows skipped as unusable)\n",
                 ds.n_samples, ds.n_agents, ds.skipped);
-    if (shuffle) {
-        /* Fisher–Yates with the run's seed: the same order every time. */
-        so_rng_t rng;
-        so_rng_seed(&rng, so_rng_mix(oo.seed, 0x5eed));
-        for (size_t i = ds.n_samples; i > 1; i--) {
-            size_t j = (size_t) (so_rng_next(&rng) % i);
-            so_sample_t t = ds.samples[i - 1];
-            ds.samples[i - 1] = ds.samples[j];
-            ds.samples[j] = t;
-        }
-    }
-    so_handbook_t *hb = empty ? s_empty(&ds) : so_handbook_load(hbpath, err, sizeof err);
+    if (a.shuffle)
+        s_shuffle(&ds, oo.seed);
+    so_handbook_t *hb = a.empty ? s_empty(&ds) : so_handbook_load(a.hbpath, err, sizeof err);
     if (!hb) {
         fprintf(stderr, "so-eval: %s\n", err);
         so_dataset_free(&ds);
         return 1;
     }
-    if (reset)
+    if (a.reset)
         memset(hb->stats, 0, hb->n_agents * hb->n_skills * sizeof *hb->stats);
-    int rc = 0;
-    if (online) {
-        if (tty) {
-            oo.progress = s_progress;
-            oo.progress_arg = "so-eval: online replay";
-        }
-        rc = s_online(hb, &ds, &oo, json, curve, plot);
-    } else {
-        so_eval_t e;
-        if (tty) {
-            eo.progress = s_progress;
-            eo.progress_arg = "so-eval: lambda sweep";
-        }
-        if (so_eval_run(hb, &ds, &eo, &e, err, sizeof err) < 0) {
-            fprintf(stderr, "so-eval: %s\n", err);
-            rc = 1;
-        } else {
-            so_eval_print(&e, hb, stdout);
-            if (so_eval_write_json(&e, hb, json, err, sizeof err) < 0) {
-                fprintf(stderr, "so-eval: %s\n", err);
-                rc = 1;
-            }
-            if (plot) {
-                char title[256];
-                snprintf(title, sizeof title, "Accuracy vs cost — handbook %s, %zu queries",
-                         hb->version, e.n_samples);
-                if (so_eval_write_svg(&e, title, plot, err, sizeof err) < 0) {
-                    fprintf(stderr, "so-eval: %s\n", err);
-                    rc = 1;
-                }
-            }
-            so_eval_free(&e);
-        }
-    }
+    oo.progress = tty ? s_progress : NULL;
+    oo.progress_arg = tty ? "so-eval: online replay" : NULL;
+    eo.progress = tty ? s_progress : NULL;
+    eo.progress_arg = tty ? "so-eval: lambda sweep" : NULL;
+    int rc = a.online ? s_online(hb, &ds, &oo, a.json, a.curve, a.plot)
+                      : s_offline(hb, &ds, &eo, a.json, a.plot);
     so_handbook_destroy(&hb);
     so_dataset_free(&ds);
     return rc;

@@ -5,66 +5,48 @@
  *
  *   so-import --routerbench FILE.csv | --mtbench DIR | --jsonl FILE [--out OUT.jsonl]
  */
+#include "base/so_err.h"
+#include "base/so_opts.h"
 #include "offline/so_trace.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-static void
-s_usage(FILE *to)
-{
-    fprintf(to,
-            "usage: so-import --routerbench FILE.csv | --mtbench DIR | --jsonl FILE"
-            " [--out OUT.jsonl]\n"
-            "Writes one JSONL episode per line to OUT (default: stdout) and prints the\n"
-            "number of episodes, samples and skipped input rows to stderr.\n");
-}
-
 int
 main(int argc, char **argv)
 {
-    const char *kind = NULL, *in = NULL, *out_path = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            s_usage(stdout);
-            return 0;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "so-import: %s needs an argument\n", a);
-            s_usage(stderr);
-            return 2;
-        }
-        if (!strcmp(a, "--routerbench") || !strcmp(a, "--mtbench") || !strcmp(a, "--jsonl")) {
-            if (kind) {
-                fprintf(stderr, "so-import: give exactly one input\n");
-                return 2;
-            }
-            kind = a + 2;
-            in = argv[++i];
-        } else if (!strcmp(a, "--out")) {
-            out_path = argv[++i];
-        } else {
-            fprintf(stderr, "so-import: unknown option %s\n", a);
-            s_usage(stderr);
-            return 2;
-        }
-    }
-    if (!kind) {
-        s_usage(stderr);
+    const char *rb = NULL, *mt = NULL, *jsonl = NULL, *out_path = NULL;
+    so_opt_t opts[] = {
+        SO_OPT_STR("routerbench", 0, &rb, "FILE.csv", "a RouterBench CSV"),
+        SO_OPT_STR("mtbench", 0, &mt, "DIR", "an MT-bench directory"),
+        SO_OPT_STR("jsonl", 0, &jsonl, "FILE", "a JSONL trace file (docs/TRACES.md)"),
+        SO_OPT_STR("out", 0, &out_path, "OUT.jsonl", "where the episodes go (default: stdout)"),
+        SO_OPT_END,
+    };
+    so_opts_t p = { opts, NULL, 0, 0, 0, 0 };
+    static const char synopsis[] =
+        "so-import --routerbench FILE.csv | --mtbench DIR | --jsonl FILE [--out OUT.jsonl]";
+    int code = so_opts_main(&p, argc, argv, "so-import", synopsis,
+                            "Writes one JSONL episode per line to OUT (default: stdout) and prints the\n"
+                            "number of episodes, samples and skipped input rows to stderr.\n");
+    if (code >= 0)
+        return code;
+    if (so_opts_seen(&p, "routerbench") + so_opts_seen(&p, "mtbench") +
+            so_opts_seen(&p, "jsonl") != 1) {
+        fprintf(stderr, "so-import: give exactly one input (so-import --help)\n");
         return 2;
     }
 
     char err[1024];
     so_episodes_t eps = { 0 };
     int rc;
-    if (!strcmp(kind, "routerbench"))
-        rc = so_episodes_read_routerbench(&eps, in, err, sizeof err);
-    else if (!strcmp(kind, "mtbench"))
-        rc = so_episodes_read_mtbench(&eps, in, err, sizeof err);
+    if (rb)
+        rc = so_episodes_read_routerbench(&eps, rb, err, sizeof err);
+    else if (mt)
+        rc = so_episodes_read_mtbench(&eps, mt, err, sizeof err);
     else
-        rc = so_episodes_read_jsonl(&eps, in, err, sizeof err);
+        rc = so_episodes_read_jsonl(&eps, jsonl, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "so-import: %s\n", err);
         return 1;
@@ -85,10 +67,8 @@ main(int argc, char **argv)
         return 1;
     }
     rc = so_episodes_write_jsonl(&eps, out, err, sizeof err);
-    if (out != stdout && fclose(out) != 0 && rc == 0) {
-        snprintf(err, sizeof err, "%s: %s", out_path, strerror(errno));
-        rc = -1;
-    }
+    if (out != stdout && fclose(out) != 0 && rc == 0)
+        rc = so_err(err, sizeof err, "%s: %s", out_path, strerror(errno));
     if (rc < 0)
         fprintf(stderr, "so-import: %s\n", err);
     else

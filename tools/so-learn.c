@@ -12,6 +12,9 @@
  * learner fills in competence from feedback, and so-learn on the traces
  * collected meanwhile gives it real skills later.
  */
+#include "base/so_alloc.h"
+#include "base/so_err.h"
+#include "base/so_opts.h"
 #include "offline/so_learn.h"
 #include "store/so_store.h"
 
@@ -21,41 +24,6 @@
 #include <string.h>
 #include <time.h>
 
-static void s_usage(void)
-{
-    fprintf(stderr,
-            "usage: so-learn --train FILE[,FILE...] --out HANDBOOK.json [options]\n"
-            "       so-learn --agents ID:IN:OUT[,...] --out HANDBOOK.json [--version V] [--publish URL]\n"
-            "  --agents LIST       cold start without traces: these agents (prices in USD\n"
-            "                      per 1M prompt:completion tokens; 0:0 = unknown, costed\n"
-            "                      as the others' average), one general skill\n"
-            "  --seed N            RNG seed (default 1)\n"
-            "  --k N               top-level clusters (default: chosen on validation)\n"
-            "  --split-alpha P     significance to keep a split (default: chosen)\n"
-            "  --merge-alpha P     merge clusters no agent tells apart at this level (0.05)\n"
-            "  --temperature T     inference softmax temperature (default: chosen)\n"
-            "  --min-leaf N        smallest skill in prompts (25)\n"
-            "  --max-depth N       split depth below the top level (3)\n"
-            "  --val-fraction F    held-out share of the training queries (0.2)\n"
-            "  --version V         handbook version string\n"
-            "  --publish URL       also store it in Redis (redis://host:port) as the\n"
-            "                      current version\n"
-            "  --quiet             no log\n");
-}
-
-static int s_num(const char *flag, const char *v, double lo, double hi, double *out)
-{
-    char *end;
-    double d = v ? strtod(v, &end) : 0;
-    if (!v || *end || end == v || !(d >= lo && d <= hi)) {
-        fprintf(stderr, "so-learn: %s: expected a number in [%g, %g], got '%s'\n", flag, lo, hi,
-                v ? v : "");
-        return -1;
-    }
-    *out = d;
-    return 0;
-}
-
 /* Stores hb in Redis as the current version.  0 or -1 with err. */
 static int s_publish(const so_handbook_t *hb, const char *url, char *err, size_t errlen)
 {
@@ -63,7 +31,7 @@ static int s_publish(const so_handbook_t *hb, const char *url, char *err, size_t
     so_store_t *st = so_store_connect(url, NULL, 5000, e, sizeof e);
     int rc = st ? so_store_put_handbook(st, hb, 1, e, sizeof e) : -1;
     if (rc < 0)
-        snprintf(err, errlen, "publish to %s: %s", url, e);
+        so_err(err, errlen, "publish to %s: %s", url, e);
     so_store_destroy(&st);
     return rc;
 }
@@ -73,23 +41,20 @@ static so_handbook_t *s_cold_start(const char *list, const char *version, char *
                                    size_t errlen)
 {
     so_handbook_t *hb = so_handbook_new(version);
-    char *copy = strdup(list), *save = NULL;
-    int rc = hb && copy ? 0 : -1;
-    if (rc < 0)
-        snprintf(err, errlen, "out of memory");
+    char *copy = so_strdup(list), *save = NULL;
+    int rc = hb ? 0 : so_err(err, errlen, "cannot make a handbook");
     if (rc == 0 && (so_handbook_add_mode(hb, "default", "every turn", err, errlen) < 0 ||
                     so_handbook_add_skill(hb, "default.general", "general",
                                           "any request (cold start: no traces yet)", "default",
                                           NULL, err, errlen) < 0))
         rc = -1;
-    for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; tok && rc == 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0;
          tok = strtok_r(NULL, ",", &save)) {
         char *in = strchr(tok, ':'), *out = in ? strchr(in + 1, ':') : NULL, *end1, *end2;
         double pin = in ? strtod(in + 1, &end1) : NAN, pout = out ? strtod(out + 1, &end2) : NAN;
         if (!in || !out || end1 != out || *end2 || !(pin >= 0) || !(pout >= 0)) {
-            snprintf(err, errlen, "--agents: '%s': want ID:IN:OUT with prices >= 0 in USD per "
-                     "1M tokens", tok);
-            rc = -1;
+            rc = so_err(err, errlen, "--agents: '%s': want ID:IN:OUT with prices >= 0 in USD "
+                        "per 1M tokens", tok);
             break;
         }
         *in = '\0';
@@ -102,84 +67,116 @@ static so_handbook_t *s_cold_start(const char *list, const char *version, char *
     return hb;
 }
 
+static const char s_synopsis[] =
+    "so-learn --train FILE[,FILE...] --out HANDBOOK.json [options]\n"
+    "       so-learn --agents ID:IN:OUT[,...] --out HANDBOOK.json [--version V] [--publish URL]";
+
+/* The command line into the options; -1 to go on, else the exit status. */
+static int s_parse(int argc, char **argv, so_learn_opts_t *o, const char **train,
+                   const char **out, const char **publish, const char **agents)
+{
+    long seed = 1, k = o->k, min_leaf = o->min_leaf, max_depth = o->max_depth;
+    int quiet = 0;
+    so_opt_t opts[] = {
+        SO_OPT_STR("train", 0, train, "FILE[,FILE...]",
+                   "RouterBench CSVs, MT-bench directories or JSONL traces"),
+        SO_OPT_STR("out", 0, out, "HANDBOOK.json", "where the handbook goes"),
+        SO_OPT_STR("agents", 0, agents, "LIST",
+                   "cold start without traces: these agents (prices in USD\n"
+                   "per 1M prompt:completion tokens; 0:0 = unknown, costed\n"
+                   "as the others' average), one general skill"),
+        SO_OPT_INT("seed", 0, &seed, "N", 0, 1e18, "RNG seed (default 1)"),
+        SO_OPT_INT("k", 0, &k, "N", 1, 1000, "top-level clusters (default: chosen on validation)"),
+        SO_OPT_DBL("split-alpha", 0, &o->split_alpha, "P", 1e-12, 1,
+                   "significance to keep a split (default: chosen)"),
+        SO_OPT_DBL("merge-alpha", 0, &o->merge_alpha, "P", 0, 1,
+                   "merge clusters no agent tells apart at this level (0.05)"),
+        SO_OPT_DBL("temperature", 0, &o->temperature, "T", 1e-6, 100,
+                   "inference softmax temperature (default: chosen)"),
+        SO_OPT_INT("min-leaf", 0, &min_leaf, "N", 1, 1e9, "smallest skill in prompts (25)"),
+        SO_OPT_INT("max-depth", 0, &max_depth, "N", 0, 20,
+                   "split depth below the top level (3)"),
+        SO_OPT_DBL("val-fraction", 0, &o->val_fraction, "F", 0, 0.9,
+                   "held-out share of the training queries (0.2)"),
+        SO_OPT_STR("version", 0, &o->version, "V", "handbook version string"),
+        SO_OPT_STR("publish", 0, publish, "URL",
+                   "also store it in Redis (redis://host:port) as the\ncurrent version"),
+        SO_OPT_FLAG("quiet", 0, &quiet, "no log"),
+        SO_OPT_END,
+    };
+    so_opts_t p = { opts, NULL, 0, 0, 0, 0 };
+    int code = so_opts_main(&p, argc, argv, "so-learn", s_synopsis, NULL);
+    if (code >= 0)
+        return code;
+    if (!(*train || *agents) || (*train && *agents) || !*out) {
+        fprintf(stderr, "so-learn: give --out and one of --train, --agents (so-learn --help)\n");
+        return 2;
+    }
+    if (so_opts_seen(&p, "seed"))
+        o->seed = (uint64_t) seed;
+    o->k = (int) k;
+    o->min_leaf = (int) min_leaf;
+    o->max_depth = (int) max_depth;
+    o->log = quiet ? NULL : stderr;
+    return -1;
+}
+
+/* --agents: a cold-start handbook, saved (and published); the exit status. */
+static int s_cold_main(const so_learn_opts_t *o, const char *agents, const char *out,
+                       const char *publish)
+{
+    char err[512];
+    so_handbook_t *hb = s_cold_start(agents, o->version ? o->version : "cold-1", err, sizeof err);
+    int rc = hb ? so_handbook_save(hb, out, err, sizeof err) : -1;
+    if (rc == 0 && publish)
+        rc = s_publish(hb, publish, err, sizeof err);
+    if (rc < 0)
+        fprintf(stderr, "so-learn: %s\n", err);
+    else if (o->log)
+        fprintf(o->log, "so-learn: wrote cold-start handbook %s (%zu agents)%s%s\n", out,
+                hb->n_agents, publish ? ", published to " : "", publish ? publish : "");
+    so_handbook_destroy(&hb);
+    return rc < 0 ? (hb ? 1 : 2) : 0;
+}
+
+static double s_secs(const struct timespec *a, const struct timespec *b)
+{
+    return (double) (b->tv_sec - a->tv_sec) + (double) (b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* The learned handbook hb saved (and published); the exit status. */
+static int s_save(const so_learn_opts_t *o, const so_handbook_t *hb, const char *out,
+                  const char *publish, double load_s, double learn_s)
+{
+    char err[512];
+    int rc = so_handbook_save(hb, out, err, sizeof err);
+    if (rc < 0)
+        fprintf(stderr, "so-learn: %s\n", err);
+    else if (o->log)
+        fprintf(o->log, "so-learn: wrote %s (%zu skills) — load %.3f s, learn %.3f s\n", out,
+                hb->n_skills, load_s, learn_s);
+    if (rc == 0 && publish) {
+        rc = s_publish(hb, publish, err, sizeof err);
+        if (rc < 0)
+            fprintf(stderr, "so-learn: %s\n", err);
+        else if (o->log)
+            fprintf(o->log, "so-learn: published version %s to %s\n", hb->version, publish);
+    }
+    return rc < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *train = NULL, *out = NULL, *publish = NULL, *agents = NULL;
     so_learn_opts_t o;
-    double d;
     char err[512];
 
     so_learn_opts_default(&o);
-    o.log = stderr;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int used = 1;
-        if (strcmp(a, "--train") == 0 && v)
-            train = v;
-        else if (strcmp(a, "--out") == 0 && v)
-            out = v;
-        else if (strcmp(a, "--agents") == 0 && v)
-            agents = v;
-        else if (strcmp(a, "--publish") == 0 && v)
-            publish = v;
-        else if (strcmp(a, "--version") == 0 && v)
-            o.version = v;
-        else if (strcmp(a, "--seed") == 0) {
-            if (s_num(a, v, 0, 1e18, &d) < 0)
-                return 2;
-            o.seed = (uint64_t) d;
-        } else if (strcmp(a, "--k") == 0) {
-            if (s_num(a, v, 1, 1000, &d) < 0)
-                return 2;
-            o.k = (int) d;
-        } else if (strcmp(a, "--split-alpha") == 0) {
-            if (s_num(a, v, 1e-12, 1, &o.split_alpha) < 0)
-                return 2;
-        } else if (strcmp(a, "--merge-alpha") == 0) {
-            if (s_num(a, v, 0, 1, &o.merge_alpha) < 0)
-                return 2;
-        } else if (strcmp(a, "--temperature") == 0) {
-            if (s_num(a, v, 1e-6, 100, &o.temperature) < 0)
-                return 2;
-        } else if (strcmp(a, "--min-leaf") == 0) {
-            if (s_num(a, v, 1, 1e9, &d) < 0)
-                return 2;
-            o.min_leaf = (int) d;
-        } else if (strcmp(a, "--max-depth") == 0) {
-            if (s_num(a, v, 0, 20, &d) < 0)
-                return 2;
-            o.max_depth = (int) d;
-        } else if (strcmp(a, "--val-fraction") == 0) {
-            if (s_num(a, v, 0, 0.9, &o.val_fraction) < 0)
-                return 2;
-        } else if (strcmp(a, "--quiet") == 0) {
-            o.log = NULL;
-            used = 0;
-        } else {
-            if (strcmp(a, "-h") && strcmp(a, "--help"))
-                fprintf(stderr, "so-learn: unknown or incomplete option '%s'\n", a);
-            s_usage();
-            return 2;
-        }
-        i += used;
-    }
-    if (!(train || agents) || (train && agents) || !out) {
-        s_usage();
-        return 2;
-    }
-    if (agents) {
-        so_handbook_t *hb = s_cold_start(agents, o.version ? o.version : "cold-1", err, sizeof err);
-        int rc = hb ? so_handbook_save(hb, out, err, sizeof err) : -1;
-        if (rc == 0 && publish)
-            rc = s_publish(hb, publish, err, sizeof err);
-        if (rc < 0)
-            fprintf(stderr, "so-learn: %s\n", err);
-        else if (o.log)
-            fprintf(o.log, "so-learn: wrote cold-start handbook %s (%zu agents)%s%s\n", out,
-                    hb->n_agents, publish ? ", published to " : "", publish ? publish : "");
-        so_handbook_destroy(&hb);
-        return rc < 0 ? (hb ? 1 : 2) : 0;
-    }
+    int code = s_parse(argc, argv, &o, &train, &out, &publish, &agents);
+    if (code >= 0)
+        return code;
+    if (agents)
+        return s_cold_main(&o, agents, out, publish);
 
     struct timespec t0, t1, t2;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -194,26 +191,10 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     so_handbook_t *hb = so_learn(&ds, &o, err, sizeof err);
     clock_gettime(CLOCK_MONOTONIC, &t2);
-    if (!hb) {
+    int rc = hb ? s_save(&o, hb, out, publish, s_secs(&t0, &t1), s_secs(&t1, &t2)) : 1;
+    if (!hb)
         fprintf(stderr, "so-learn: %s\n", err);
-        so_dataset_free(&ds);
-        return 1;
-    }
-    int rc = so_handbook_save(hb, out, err, sizeof err);
-    if (rc < 0)
-        fprintf(stderr, "so-learn: %s\n", err);
-    else if (o.log)
-        fprintf(o.log, "so-learn: wrote %s (%zu skills) — load %.3f s, learn %.3f s\n", out,
-                hb->n_skills, (double) (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
-                (double) (t2.tv_sec - t1.tv_sec) + (t2.tv_nsec - t1.tv_nsec) / 1e9);
-    if (rc == 0 && publish) {
-        rc = s_publish(hb, publish, err, sizeof err);
-        if (rc < 0)
-            fprintf(stderr, "so-learn: %s\n", err);
-        else if (o.log)
-            fprintf(o.log, "so-learn: published version %s to %s\n", hb->version, publish);
-    }
     so_handbook_destroy(&hb);
     so_dataset_free(&ds);
-    return rc < 0 ? 1 : 0;
+    return rc;
 }

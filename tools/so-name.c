@@ -27,6 +27,8 @@
  * Exit status: 0 done (fallbacks are reported, not failures); 1 an input,
  * output or Redis error; 2 usage.
  */
+#include "base/so_alloc.h"
+#include "base/so_opts.h"
 #include "llm/so_extract.h"
 #include "method/so_handbook.h"
 #include "store/so_hbcache.h"
@@ -53,110 +55,71 @@ typedef struct {
     so_skillprompt_opts_t po;
 } s_opts_t;
 
-static void s_usage(FILE *f)
-{
-    fprintf(f,
-            "usage: so-name --handbook IN.json --out OUT.json --llm-url URL --model M [options]\n"
-            "       so-name --handbook IN.json --llm-url URL --model M --label TRACES\n"
-            "               --out-labels LABELS.jsonl [--limit N]\n"
-            "  --api-key-env VAR   environment variable holding the API key (none: no key)\n"
-            "  --timeout-ms MS     per LLM call, retries included (30000)\n"
-            "  --max-retries N     retries of 429/5xx/transport errors (2)\n"
-            "  --examples N        example prompts shown per skill (naming 4, labels 2)\n"
-            "  --example-chars N   each example cut to this (naming 300, labels 160)\n"
-            "  --version V         write the renamed handbook as version V (parent: IN's)\n"
-            "  --publish URL       also store it in Redis (redis://host:port) as the current\n"
-            "                      version (needs --version other than IN's)\n"
-            "  --label TRACES      label every turn of these traces (comma-separated files)\n"
-            "  --out-labels FILE   where the labels go (JSONL)\n"
-            "  --limit N           label at most N turns\n"
-            "  --quiet             no per-skill lines\n"
-            "Exit: 0 done (fallbacks reported), 1 error, 2 usage.\n");
-}
+static const char s_synopsis[] =
+    "so-name --handbook IN.json --out OUT.json --llm-url URL --model M [options]\n"
+    "       so-name --handbook IN.json --llm-url URL --model M --label TRACES\n"
+    "               --out-labels LABELS.jsonl [--limit N]";
 
-static int s_long(const char *flag, const char *v, long lo, long hi, long *out)
+/* What the options ask for, checked together; -1 when it holds, else 2. */
+static int s_check(const s_opts_t *o)
 {
-    char *end;
-    errno = 0;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || end == v || *end || errno || x < lo || x > hi) {
-        fprintf(stderr, "so-name: %s wants an integer in [%ld, %ld], got '%s'\n", flag, lo, hi,
-                v ? v : "");
+    const char *why = NULL;
+    if (!o->handbook || !o->url || !o->model)
+        why = "--handbook, --llm-url and --model are required";
+    else if (!o->out && !o->label)
+        why = "nothing to do: give --out (naming) and/or --label";
+    else if (!o->label != !o->out_labels)
+        why = "--label and --out-labels go together";
+    else if (o->publish && (!o->out || !o->version))
+        why = "--publish needs --out and a new --version (a published version is never "
+              "overwritten: services cache it)";
+    if (!why)
         return -1;
-    }
-    *out = x;
-    return 0;
+    fprintf(stderr, "so-name: %s (so-name --help)\n", why);
+    return 2;
 }
 
+/* -1 to go on, else the exit status. */
 static int s_parse(int argc, char **argv, s_opts_t *o)
 {
-    long n;
-    long examples = -1, example_chars = -1;
+    long max_retries = 2, examples = -1, example_chars = -1;
     memset(o, 0, sizeof *o);
     o->timeout_ms = 30000;
-    o->max_retries = 2;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            s_usage(stdout);
-            exit(0);
-        }
-        if (strcmp(a, "--quiet") == 0) {
-            o->quiet = 1;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "so-name: %s needs a value (or is unknown)\n", a);
-            return -1;
-        }
-        i++;
-        if (strcmp(a, "--handbook") == 0) o->handbook = v;
-        else if (strcmp(a, "--out") == 0) o->out = v;
-        else if (strcmp(a, "--llm-url") == 0) o->url = v;
-        else if (strcmp(a, "--model") == 0) o->model = v;
-        else if (strcmp(a, "--api-key-env") == 0) o->key_env = v;
-        else if (strcmp(a, "--version") == 0) o->version = v;
-        else if (strcmp(a, "--publish") == 0) o->publish = v;
-        else if (strcmp(a, "--label") == 0) o->label = v;
-        else if (strcmp(a, "--out-labels") == 0) o->out_labels = v;
-        else if (strcmp(a, "--timeout-ms") == 0) {
-            if (s_long(a, v, 1, 3600000, &o->timeout_ms) < 0)
-                return -1;
-        } else if (strcmp(a, "--max-retries") == 0) {
-            if (s_long(a, v, 0, 10, &n) < 0)
-                return -1;
-            o->max_retries = (int) n;
-        } else if (strcmp(a, "--examples") == 0) {
-            if (s_long(a, v, 0, 20, &examples) < 0)
-                return -1;
-        } else if (strcmp(a, "--example-chars") == 0) {
-            if (s_long(a, v, 20, 4000, &example_chars) < 0)
-                return -1;
-        } else if (strcmp(a, "--limit") == 0) {
-            if (s_long(a, v, 1, 1000000000, &o->limit) < 0)
-                return -1;
-        } else {
-            fprintf(stderr, "so-name: unknown option '%s'\n", a);
-            return -1;
-        }
-    }
-    if (!o->handbook || !o->url || !o->model) {
-        fprintf(stderr, "so-name: --handbook, --llm-url and --model are required\n");
-        return -1;
-    }
-    if (!o->out && !o->label) {
-        fprintf(stderr, "so-name: nothing to do: give --out (naming) and/or --label\n");
-        return -1;
-    }
-    if (!o->label != !o->out_labels) {
-        fprintf(stderr, "so-name: --label and --out-labels go together\n");
-        return -1;
-    }
-    if (o->publish && (!o->out || !o->version)) {
-        fprintf(stderr, "so-name: --publish needs --out and a new --version (a published "
-                        "version is never overwritten: services cache it)\n");
-        return -1;
-    }
+    so_opt_t opts[] = {
+        SO_OPT_STR("handbook", 0, &o->handbook, "IN.json", "the handbook to name"),
+        SO_OPT_STR("out", 0, &o->out, "OUT.json", "where the renamed handbook goes"),
+        SO_OPT_STR("llm-url", 0, &o->url, "URL", "the OpenAI-compatible endpoint"),
+        SO_OPT_STR("model", 0, &o->model, "M", "the model to ask"),
+        SO_OPT_STR("api-key-env", 0, &o->key_env, "VAR",
+                   "environment variable holding the API key (none: no key)"),
+        SO_OPT_INT("timeout-ms", 0, &o->timeout_ms, "MS", 1, 3600000,
+                   "per LLM call, retries included (30000)"),
+        SO_OPT_INT("max-retries", 0, &max_retries, "N", 0, 10,
+                   "retries of 429/5xx/transport errors (2)"),
+        SO_OPT_INT("examples", 0, &examples, "N", 0, 20,
+                   "example prompts shown per skill (naming 4, labels 2)"),
+        SO_OPT_INT("example-chars", 0, &example_chars, "N", 20, 4000,
+                   "each example cut to this (naming 300, labels 160)"),
+        SO_OPT_STR("version", 0, &o->version, "V",
+                   "write the renamed handbook as version V (parent: IN's)"),
+        SO_OPT_STR("publish", 0, &o->publish, "URL",
+                   "also store it in Redis (redis://host:port) as the current\n"
+                   "version (needs --version other than IN's)"),
+        SO_OPT_STR("label", 0, &o->label, "TRACES",
+                   "label every turn of these traces (comma-separated files)"),
+        SO_OPT_STR("out-labels", 0, &o->out_labels, "FILE", "where the labels go (JSONL)"),
+        SO_OPT_INT("limit", 0, &o->limit, "N", 1, 1000000000, "label at most N turns"),
+        SO_OPT_FLAG("quiet", 0, &o->quiet, "no per-skill lines"),
+        SO_OPT_END,
+    };
+    so_opts_t p = { opts, NULL, 0, 0, 0, 0 };
+    int code = so_opts_main(&p, argc, argv, "so-name", s_synopsis,
+                            "Exit: 0 done (fallbacks reported), 1 error, 2 usage.\n");
+    if (code < 0)
+        code = s_check(o);
+    if (code >= 0)
+        return code;
+    o->max_retries = (int) max_retries;
     so_skillprompt_opts_default(&o->po);
     if (!o->label || o->out) {
         /* Naming sees more of each skill than a per-turn analysis. */
@@ -167,7 +130,7 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
         o->po.max_examples = (size_t) examples;
     if (example_chars >= 0)
         o->po.example_chars = (size_t) example_chars;
-    return 0;
+    return -1;
 }
 
 static so_openai_t *s_client(const s_opts_t *o, char *err, size_t errlen)
@@ -216,9 +179,7 @@ static int s_ask(so_openai_t *c, const char *system, const char *user, char **te
 static char *s_unique(const so_handbook_t *hb, size_t skill, const char *name)
 {
     size_t n = strlen(name) + 16;
-    char *out = malloc(n);
-    if (!out)
-        abort();
+    char *out = so_malloc(n);
     snprintf(out, n, "%s", name);
     for (int k = 2;; k++) {
         int clash = 0;
@@ -330,130 +291,181 @@ static void s_cache_put(so_llmcache_t *cache, const so_handbook_t *hb, int mode,
     so_llmcache_put(cache, so_skillprompt_key(hb->version, mode, prompt), 0, items, n);
 }
 
+/* What labelling keeps from turn to turn. */
+typedef struct {
+    const so_handbook_t *hb;
+    so_openai_t *c;
+    const s_opts_t *o;
+    s_label_counts_t *k;
+    so_infer_t *inf;
+    so_llmcache_t *cache;
+    so_llmcache_item_t *items;
+    s_modeprompt_t *mp;         /* [mode + 1], built on first use */
+    double *w, *dense;
+} s_labeller_t;
+
+/* Every turn of the comma-separated trace files into eps.  0, or -1 after a message. */
+static int s_read_traces(const char *list, so_episodes_t *eps)
+{
+    char err[768];
+    memset(eps, 0, sizeof *eps);
+    char *paths = so_strdup(list), *save = NULL;
+    int rc = 0;
+    for (char *p = strtok_r(paths, ",", &save); p && rc == 0; p = strtok_r(NULL, ",", &save)) {
+        so_episodes_t one;
+        if (so_episodes_read_any(&one, p, err, sizeof err) != 0
+            || so_episodes_concat(eps, &one) != 0) {
+            fprintf(stderr, "so-name: %s\n", err);
+            so_episodes_free(eps);
+            rc = -1;
+        } else {
+            so_episodes_free(&one);
+        }
+    }
+    free(paths);
+    return rc;
+}
+
+/* The analysis prompt of a mode and its skills, built on first use. */
+static s_modeprompt_t *s_modeprompt(s_labeller_t *lb, int mode)
+{
+    s_modeprompt_t *m = &lb->mp[mode + 1];
+    if (!m->system) {
+        m->idx = so_calloc(lb->hb->n_skills + 1, sizeof *m->idx);
+        m->ids = so_calloc(lb->hb->n_skills + 1, sizeof *m->ids);
+        m->system = so_skillprompt_analysis(lb->hb, mode, &lb->o->po, m->idx, &m->n);
+        for (size_t i = 0; i < m->n; i++)
+            m->ids[i] = lb->hb->skills[m->idx[i]].id;
+    }
+    return m;
+}
+
+/* The LLM's analysis of prompt into lb->w (from the cache when it was
+ * asked before).  1, or 0 with why not in err (counted). */
+static int s_label_llm(s_labeller_t *lb, const s_modeprompt_t *m, int mode, const char *prompt,
+                       char *err, size_t errlen)
+{
+    char *user = so_skillprompt_turn(prompt, &lb->o->po), *text = NULL;
+    int ok = 0;
+    if (m->n == 0) {
+        snprintf(err, errlen, "the mode has no skills");
+        lb->k->fallback_error++;
+    } else if (s_cached(lb->cache, lb->hb, mode, prompt, m, lb->w)) {
+        ok = 1;
+        lb->k->cached++;
+    } else if (s_ask(lb->c, m->system, user, &text, err, errlen) != 0) {
+        lb->k->fallback_error++;
+    } else if (so_extract_skills(text, strlen(text), m->ids, m->n, lb->w, NULL, err, errlen) < 0) {
+        lb->k->fallback_bad_output++;
+    } else {
+        ok = 1;
+        s_cache_put(lb->cache, lb->hb, mode, prompt, m, lb->w, lb->items);
+    }
+    free(text);
+    free(user);
+    return ok;
+}
+
+/* Source, skills (and error) of one turn of mode into line. */
+static void s_label_turn(s_labeller_t *lb, int mode, const char *prompt, json_t *line)
+{
+    char err[768];
+    const so_handbook_t *hb = lb->hb;
+    const s_modeprompt_t *m = s_modeprompt(lb, mode);
+    if (s_label_llm(lb, m, mode, prompt, err, sizeof err)) {
+        lb->k->llm++;
+        json_object_set_new(line, "source", json_string("llm"));
+        json_object_set_new(line, "skills", s_skills_json(hb, lb->w, m->idx, m->n));
+        return;
+    }
+    so_demand_source_t src = so_infer(lb->inf, prompt, mode, lb->dense);
+    for (size_t i = 0; i < m->n; i++)
+        lb->w[i] = lb->dense[m->idx[i]];
+    int uni = src == SO_DEMAND_UNIFORM_FALLBACK;
+    lb->k->uniform += uni;
+    lb->k->embedded += !uni;
+    so_openai_scrub_utf8(err);
+    json_object_set_new(line, "source", json_string(uni ? "uniform" : "embedded"));
+    json_object_set_new(line, "skills", uni ? json_array() : s_skills_json(hb, lb->w, m->idx, m->n));
+    json_object_set_new(line, "error", json_string(err));
+}
+
+/* The label line of turn t of ep. */
+static json_t *s_label_line(s_labeller_t *lb, const so_episode_t *ep, size_t t)
+{
+    char err[768];
+    const so_turn_t *turn = &ep->turns[t];
+    int mode;
+    json_t *line = json_pack("{s:s, s:i, s:s, s:s}", "episode_id", ep->id, "turn", (int) t,
+                             "mode", turn->mode ? turn->mode : "", "agent",
+                             turn->agent ? turn->agent : "");
+    lb->k->turns++;
+    if (so_hbcache_mode(lb->hb, turn->mode, &mode, err, sizeof err) != 0) {
+        json_object_set_new(line, "source", json_string("none"));
+        json_object_set_new(line, "skills", json_array());
+        json_object_set_new(line, "error", json_string(err));
+        lb->k->fallback_error++;
+    } else {
+        s_label_turn(lb, mode, turn->prompt ? turn->prompt : "", line);
+    }
+    return line;
+}
+
+/* Labels every turn of eps (up to --limit) into out.  0, or -1 after a message. */
+static int s_label_eps(s_labeller_t *lb, const so_episodes_t *eps, FILE *out)
+{
+    const s_opts_t *o = lb->o;
+    for (size_t e = 0; e < eps->n; e++)
+        for (size_t t = 0; t < eps->items[e].n_turns; t++) {
+            if (o->limit > 0 && lb->k->turns >= (size_t) o->limit)
+                break;
+            json_t *line = s_label_line(lb, &eps->items[e], t);
+            char *s = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+            int bad = !s || fprintf(out, "%s\n", s) < 0;
+            free(s);
+            json_decref(line);
+            if (bad) {
+                fprintf(stderr, "so-name: %s: write failed\n", o->out_labels);
+                return -1;
+            }
+        }
+    return 0;
+}
+
 static int s_label_all(const so_handbook_t *hb, so_openai_t *c, const s_opts_t *o,
                        s_label_counts_t *k)
 {
-    char err[768];
     so_episodes_t eps;
-    memset(&eps, 0, sizeof eps);
-    char *paths = strdup(o->label), *save = NULL;
-    if (!paths)
-        abort();
-    for (char *p = strtok_r(paths, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
-        so_episodes_t one;
-        if (so_episodes_read_any(&one, p, err, sizeof err) != 0
-            || so_episodes_concat(&eps, &one) != 0) {
-            fprintf(stderr, "so-name: %s\n", err);
-            so_episodes_free(&eps);
-            free(paths);
-            return -1;
-        }
-        so_episodes_free(&one);
-    }
-    free(paths);
+    if (s_read_traces(o->label, &eps) < 0)
+        return -1;
     FILE *out = fopen(o->out_labels, "w");
     if (!out) {
         fprintf(stderr, "so-name: %s: %s\n", o->out_labels, strerror(errno));
         so_episodes_free(&eps);
         return -1;
     }
-    so_infer_t *inf = so_infer_new(hb);
-    so_llmcache_t *cache = so_llmcache_new(1 << 16, SO_WIRE_MAX_SKILLS, 0);
-    so_llmcache_item_t *items = calloc(SO_WIRE_MAX_SKILLS, sizeof *items);
-    s_modeprompt_t *mp = calloc(hb->n_modes + 1, sizeof *mp);   /* [mode + 1] */
-    double *w = calloc(hb->n_skills + 1, sizeof *w), *dense = calloc(hb->n_skills + 1, sizeof *dense);
-    if (!mp || !w || !dense || !items)
-        abort();
-    int rc = 0;
-    for (size_t e = 0; e < eps.n && rc == 0; e++) {
-        const so_episode_t *ep = &eps.items[e];
-        for (size_t t = 0; t < ep->n_turns && rc == 0; t++) {
-            if (o->limit > 0 && k->turns >= (size_t) o->limit)
-                break;
-            const so_turn_t *turn = &ep->turns[t];
-            int mode;
-            json_t *line = json_pack("{s:s, s:i, s:s, s:s}", "episode_id", ep->id, "turn",
-                                     (int) t, "mode", turn->mode ? turn->mode : "", "agent",
-                                     turn->agent ? turn->agent : "");
-            k->turns++;
-            if (so_hbcache_mode(hb, turn->mode, &mode, err, sizeof err) != 0) {
-                json_object_set_new(line, "source", json_string("none"));
-                json_object_set_new(line, "skills", json_array());
-                json_object_set_new(line, "error", json_string(err));
-                k->fallback_error++;
-            } else {
-                s_modeprompt_t *m = &mp[mode + 1];
-                if (!m->system) {
-                    m->idx = calloc(hb->n_skills + 1, sizeof *m->idx);
-                    m->ids = calloc(hb->n_skills + 1, sizeof *m->ids);
-                    if (!m->idx || !m->ids)
-                        abort();
-                    m->system = so_skillprompt_analysis(hb, mode, &o->po, m->idx, &m->n);
-                    for (size_t i = 0; i < m->n; i++)
-                        m->ids[i] = hb->skills[m->idx[i]].id;
-                }
-                const char *prompt = turn->prompt ? turn->prompt : "";
-                char *user = so_skillprompt_turn(prompt, &o->po), *text = NULL;
-                int ok = 0;
-                if (m->n == 0) {
-                    snprintf(err, sizeof err, "the mode has no skills");
-                    k->fallback_error++;
-                } else if (s_cached(cache, hb, mode, prompt, m, w)) {
-                    ok = 1;
-                    k->cached++;
-                } else if (s_ask(c, m->system, user, &text, err, sizeof err) != 0) {
-                    k->fallback_error++;
-                } else if (so_extract_skills(text, strlen(text), m->ids, m->n, w, NULL, err,
-                                             sizeof err) < 0) {
-                    k->fallback_bad_output++;
-                } else {
-                    ok = 1;
-                    s_cache_put(cache, hb, mode, prompt, m, w, items);
-                }
-                if (ok) {
-                    k->llm++;
-                    json_object_set_new(line, "source", json_string("llm"));
-                    json_object_set_new(line, "skills", s_skills_json(hb, w, m->idx, m->n));
-                } else {
-                    so_demand_source_t src = so_infer(inf, prompt, mode, dense);
-                    for (size_t i = 0; i < m->n; i++)
-                        w[i] = dense[m->idx[i]];
-                    int uni = src == SO_DEMAND_UNIFORM_FALLBACK;
-                    k->uniform += uni;
-                    k->embedded += !uni;
-                    so_openai_scrub_utf8(err);
-                    json_object_set_new(line, "source", json_string(uni ? "uniform" : "embedded"));
-                    json_object_set_new(line, "skills", uni ? json_array()
-                                                            : s_skills_json(hb, w, m->idx, m->n));
-                    json_object_set_new(line, "error", json_string(err));
-                }
-                free(text);
-                free(user);
-            }
-            char *s = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-            if (!s || fprintf(out, "%s\n", s) < 0) {
-                fprintf(stderr, "so-name: %s: write failed\n", o->out_labels);
-                rc = -1;
-            }
-            free(s);
-            json_decref(line);
-        }
-    }
+    s_labeller_t lb = { hb, c, o, k, so_infer_new(hb),
+                        so_llmcache_new(1 << 16, SO_WIRE_MAX_SKILLS, 0),
+                        so_calloc(SO_WIRE_MAX_SKILLS, sizeof *lb.items),
+                        so_calloc(hb->n_modes + 1, sizeof *lb.mp),
+                        so_calloc(hb->n_skills + 1, sizeof *lb.w),
+                        so_calloc(hb->n_skills + 1, sizeof *lb.dense) };
+    int rc = s_label_eps(&lb, &eps, out);
     if (fclose(out) != 0 && rc == 0) {
         fprintf(stderr, "so-name: %s: %s\n", o->out_labels, strerror(errno));
         rc = -1;
     }
     for (size_t i = 0; i <= hb->n_modes; i++) {
-        free(mp[i].system);
-        free(mp[i].idx);
-        free(mp[i].ids);
+        free(lb.mp[i].system);
+        free(lb.mp[i].idx);
+        free(lb.mp[i].ids);
     }
-    free(mp);
-    free(w);
-    free(dense);
-    free(items);
-    so_llmcache_destroy(&cache);
-    so_infer_destroy(&inf);
+    free(lb.mp);
+    free(lb.w);
+    free(lb.dense);
+    free(lb.items);
+    so_llmcache_destroy(&lb.cache);
+    so_infer_destroy(&lb.inf);
     so_episodes_free(&eps);
     return rc;
 }
@@ -464,10 +476,9 @@ int main(int argc, char **argv)
 {
     s_opts_t o;
     char err[768];
-    if (s_parse(argc, argv, &o) != 0) {
-        s_usage(stderr);
-        return 2;
-    }
+    int code = s_parse(argc, argv, &o);
+    if (code >= 0)
+        return code;
     so_log_open("so-name", SO_LOG_WARN);
     so_handbook_t *hb = so_handbook_load(o.handbook, err, sizeof err);
     if (!hb) {
@@ -503,9 +514,7 @@ int main(int argc, char **argv)
         if (o.version) {
             free(hb->parent_version);
             hb->parent_version = hb->version;
-            hb->version = strdup(o.version);
-            if (!hb->version)
-                abort();
+            hb->version = so_strdup(o.version);
         }
         if (so_handbook_save(hb, o.out, err, sizeof err) != 0) {
             fprintf(stderr, "so-name: %s\n", err);

@@ -11,6 +11,8 @@
  * within --timeout-ms.  --raw-garbage exits 0 when the service answered the
  * garbage with an error reply, as it should.
  */
+#include "base/so_alloc.h"
+#include "base/so_opts.h"
 #include "wire/so_sock.h"
 #include "base/so_svc.h"
 #include "wire/so_wire.h"
@@ -22,12 +24,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-typedef Skillorchestra__V1__TurnRequest s_turn_t;
-typedef Skillorchestra__V1__SkillDemand s_demand_t;
-typedef Skillorchestra__V1__RouteRequest s_rreq_t;
-typedef Skillorchestra__V1__RoutingDecision s_dec_t;
-typedef Skillorchestra__V1__TurnReply s_reply_t;
 
 #define S_EXIT_ERROR 1
 #define S_EXIT_USAGE 2
@@ -42,128 +38,73 @@ typedef struct {
     long turn, max_tokens, count, window;
 } s_opts_t;
 
-static void s_usage(FILE *out)
-{
-    fprintf(out,
-            "usage: so-probe --infer EP [--route EP] [options] PROMPT\n"
-            "       so-probe --route EP --version V [options] PROMPT   (uniform demand)\n"
-            "       so-probe --raw-garbage EP\n"
-            "  --infer EP        skill-inference endpoint (tcp://127.0.0.1:5557)\n"
-            "  --route EP        router endpoint (tcp://127.0.0.1:5558)\n"
-            "  --lambda L        cost trade-off (default: the router's)\n"
-            "  --mode M          the turn's mode\n"
-            "  --version V       pin a handbook version (default: current)\n"
-            "  --episode ID      episode id (default ep-probe); --turn N turn index (0)\n"
-            "  --exclude A,B     agents not to use\n"
-            "  --budget USD      remaining budget (0 = none)\n"
-            "  --max-tokens N    max completion tokens\n"
-            "  --profile P       routing profile\n"
-            "  --json            print JSON instead of text\n"
-            "  --timeout-ms MS   wait at most this long for each answer (5000)\n"
-            "  --count N         benchmark: N requests to each service given, then rates and\n"
-            "                    p50/p99 round trips; --window W requests in flight (1)\n"
-            "  --raw-garbage EP  send a malformed message to EP and print the answer\n"
-            "Exit: 0 answered, 1 error reply, 2 usage, 3 timeout.\n");
-}
+static const char s_synopsis[] =
+    "so-probe --infer EP [--route EP] [options] PROMPT\n"
+    "       so-probe --route EP --version V [options] PROMPT   (uniform demand)\n"
+    "       so-probe --raw-garbage EP";
 
-static int s_num(const char *flag, const char *v, double min, double max, double *out)
+/* What the options ask for, checked together; -1 when it holds, else 2. */
+static int s_check(const s_opts_t *o, size_t n_pos)
 {
-    char *end;
-    errno = 0;
-    double d = v ? strtod(v, &end) : 0;
-    if (!v || end == v || *end || errno || !(d >= min && d <= max)) {
-        fprintf(stderr, "so-probe: %s wants a number in [%g, %g], got '%s'\n", flag, min, max,
-                v ? v : "");
+    const char *why = NULL;
+    if (n_pos > 1)
+        why = "one PROMPT only (quote it)";
+    else if (o->garbage)
         return -1;
-    }
-    *out = d;
-    return 0;
+    else if (!o->infer && !o->route)
+        why = "give --infer and/or --route (or --raw-garbage)";
+    else if (!o->prompt)
+        why = "PROMPT missing";
+    else if (!o->infer && !(o->version && *o->version))
+        why = "--route without --infer needs --version (the demand's)";
+    if (!why)
+        return -1;
+    fprintf(stderr, "so-probe: %s (so-probe --help)\n", why);
+    return S_EXIT_USAGE;
 }
 
+/* -1 to go on, else the exit status. */
 static int s_parse(int argc, char **argv, s_opts_t *o)
 {
+    const char *exclude = NULL, *pos[2] = { NULL, NULL };
+    long timeout_ms = 5000;
     memset(o, 0, sizeof *o);
     o->episode = "ep-probe";
-    o->timeout_ms = 5000;
-    o->count = 0;
     o->window = 1;
-    for (int a = 1; a < argc; a++) {
-        const char *f = argv[a], *v = a + 1 < argc ? argv[a + 1] : NULL;
-        double d;
-        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
-            s_usage(stdout);
-            exit(0);
-        } else if (strcmp(f, "--json") == 0) {
-            o->json = 1;
-            continue;
-        } else if (f[0] != '-' || !f[1]) {
-            if (o->prompt) {
-                fprintf(stderr, "so-probe: one PROMPT only (quote it)\n");
-                return -1;
-            }
-            o->prompt = f;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "so-probe: %s needs a value\n", f);
-            return -1;
-        }
-        a++;
-        if (strcmp(f, "--infer") == 0) o->infer = v;
-        else if (strcmp(f, "--route") == 0) o->route = v;
-        else if (strcmp(f, "--raw-garbage") == 0) o->garbage = v;
-        else if (strcmp(f, "--mode") == 0) o->mode = v;
-        else if (strcmp(f, "--version") == 0) o->version = v;
-        else if (strcmp(f, "--episode") == 0) o->episode = v;
-        else if (strcmp(f, "--profile") == 0) o->profile = v;
-        else if (strcmp(f, "--exclude") == 0) o->exclude = argv[a];
-        else if (strcmp(f, "--lambda") == 0) {
-            if (s_num(f, v, 0, 1e9, &o->lambda) < 0)
-                return -1;
-            o->has_lambda = 1;
-        } else if (strcmp(f, "--budget") == 0) {
-            if (s_num(f, v, 0, 1e9, &o->budget) < 0)
-                return -1;
-        } else if (strcmp(f, "--turn") == 0) {
-            if (s_num(f, v, 0, 4294967295.0, &d) < 0)
-                return -1;
-            o->turn = (long) d;
-        } else if (strcmp(f, "--max-tokens") == 0) {
-            if (s_num(f, v, 0, 4294967295.0, &d) < 0)
-                return -1;
-            o->max_tokens = (long) d;
-        } else if (strcmp(f, "--timeout-ms") == 0) {
-            if (s_num(f, v, 1, 3600000, &d) < 0)
-                return -1;
-            o->timeout_ms = (int) d;
-        } else if (strcmp(f, "--count") == 0) {
-            if (s_num(f, v, 1, 1e9, &d) < 0)
-                return -1;
-            o->count = (long) d;
-        } else if (strcmp(f, "--window") == 0) {
-            if (s_num(f, v, 1, 10000, &d) < 0)
-                return -1;
-            o->window = (long) d;
-        } else {
-            fprintf(stderr, "so-probe: unknown option '%s'\n", f);
-            return -1;
-        }
-    }
-    if (o->garbage)
-        return 0;
-    if (!o->infer && !o->route) {
-        fprintf(stderr, "so-probe: give --infer and/or --route (or --raw-garbage)\n");
-        return -1;
-    }
-    if (!o->prompt) {
-        fprintf(stderr, "so-probe: PROMPT missing\n");
-        return -1;
-    }
-    if (!o->infer && !(o->version && *o->version)) {
-        fprintf(stderr, "so-probe: --route without --infer needs --version (the demand's)\n");
-        return -1;
-    }
-    return 0;
+    so_opt_t opts[] = {
+        SO_OPT_STR("infer", 0, &o->infer, "EP", "skill-inference endpoint (tcp://127.0.0.1:5557)"),
+        SO_OPT_STR("route", 0, &o->route, "EP", "router endpoint (tcp://127.0.0.1:5558)"),
+        SO_OPT_DBL("lambda", 0, &o->lambda, "L", 0, 1e9, "cost trade-off (default: the router's)"),
+        SO_OPT_STR("mode", 0, &o->mode, "M", "the turn's mode"),
+        SO_OPT_STR("version", 0, &o->version, "V", "pin a handbook version (default: current)"),
+        SO_OPT_STR("episode", 0, &o->episode, "ID", "episode id (default ep-probe)"),
+        SO_OPT_INT("turn", 0, &o->turn, "N", 0, 4294967295.0, "turn index (0)"),
+        SO_OPT_STR("exclude", 0, &exclude, "A,B", "agents not to use"),
+        SO_OPT_DBL("budget", 0, &o->budget, "USD", 0, 1e9, "remaining budget (0 = none)"),
+        SO_OPT_INT("max-tokens", 0, &o->max_tokens, "N", 0, 4294967295.0,
+                   "max completion tokens"),
+        SO_OPT_STR("profile", 0, &o->profile, "P", "routing profile"),
+        SO_OPT_FLAG("json", 0, &o->json, "print JSON instead of text"),
+        SO_OPT_INT("timeout-ms", 0, &timeout_ms, "MS", 1, 3600000,
+                   "wait at most this long for each answer (5000)"),
+        SO_OPT_INT("count", 0, &o->count, "N", 1, 1e9,
+                   "benchmark: N requests to each service given, then rates\n"
+                   "and p50/p99 round trips"),
+        SO_OPT_INT("window", 0, &o->window, "W", 1, 10000, "benchmark: requests in flight (1)"),
+        SO_OPT_STR("raw-garbage", 0, &o->garbage, "EP",
+                   "send a malformed message to EP and print the answer"),
+        SO_OPT_END,
+    };
+    so_opts_t p = { opts, pos, 2, 0, 0, 0 };
+    int code = so_opts_main(&p, argc, argv, "so-probe", s_synopsis,
+                            "Exit: 0 answered, 1 error reply, 2 usage, 3 timeout.\n");
+    if (code >= 0)
+        return code;
+    o->prompt = pos[0];
+    o->exclude = (char *) exclude;      /* argv's own storage: split in place */
+    o->timeout_ms = (int) timeout_ms;
+    o->has_lambda = so_opts_seen(&p, "lambda") > 0;
+    return s_check(o, p.n_pos);
 }
 
 /* ---- Printing -------------------------------------------------------------- */
@@ -186,7 +127,7 @@ static const char *s_code_name(int code)
     return s_enum(&skillorchestra__v1__error_code__descriptor, code, "ERROR_CODE_");
 }
 
-static void s_print_error(const s_opts_t *o, const char *stage, const s_reply_t *r)
+static void s_print_error(const s_opts_t *o, const char *stage, const so_pb_turn_reply_t *r)
 {
     int code = r->error ? (int) r->error->code : 0;
     const char *msg = r->error && r->error->message ? r->error->message : "";
@@ -200,7 +141,7 @@ static void s_print_error(const s_opts_t *o, const char *stage, const s_reply_t 
     }
 }
 
-static void s_print_demand(const s_opts_t *o, const s_demand_t *d)
+static void s_print_demand(const s_opts_t *o, const so_pb_skill_demand_t *d)
 {
     const char *src = s_enum(&skillorchestra__v1__skill_demand__source__descriptor,
                              (int) d->source, "SOURCE_");
@@ -221,7 +162,7 @@ static void s_print_demand(const s_opts_t *o, const s_demand_t *d)
         printf("  skill=%s weight=%.4f\n", d->skills[i]->skill_id, d->skills[i]->weight);
 }
 
-static void s_print_decision(const s_opts_t *o, const s_dec_t *d)
+static void s_print_decision(const s_opts_t *o, const so_pb_routing_decision_t *d)
 {
     const char *strat = s_enum(&skillorchestra__v1__routing_decision__strategy__descriptor,
                                (int) d->strategy, "STRATEGY_");
@@ -232,10 +173,10 @@ static void s_print_decision(const s_opts_t *o, const s_dec_t *d)
                                                  d->top_skills[i]->skill_id, "weight",
                                                  d->top_skills[i]->weight));
         for (size_t a = 0; a < d->n_scores; a++) {
-            const Skillorchestra__V1__AgentScore *s = d->scores[a];
+            const so_pb_agent_score_t *s = d->scores[a];
             json_t *sk = json_array();
             for (size_t k = 0; k < s->n_skills; k++) {
-                const Skillorchestra__V1__SkillCompetence *c = s->skills[k];
+                const so_pb_skill_competence_t *c = s->skills[k];
                 json_array_append_new(sk, json_pack("{s:s, s:f, s:f, s:f, s:f, s:i}", "skill_id",
                                                     c->skill_id, "weight", c->weight,
                                                     "competence", c->competence, "successes",
@@ -269,13 +210,13 @@ static void s_print_decision(const s_opts_t *o, const s_dec_t *d)
         printf("  top_skill=%s weight=%.4f\n", d->top_skills[i]->skill_id,
                d->top_skills[i]->weight);
     for (size_t a = 0; a < d->n_scores; a++) {
-        const Skillorchestra__V1__AgentScore *s = d->scores[a];
+        const so_pb_agent_score_t *s = d->scores[a];
         printf("  agent=%s eligible=%d score=%.4f competence=%.4f cost_usd=%.6f cost_norm=%.3f%s%s%s\n",
                s->agent_id, (int) s->eligible, s->score, s->competence, s->cost_usd, s->cost_norm,
                s->eligible ? "" : " excluded=\"", s->eligible ? "" : s->excluded_reason,
                s->eligible ? "" : "\"");
         for (size_t k = 0; k < s->n_skills; k++) {
-            const Skillorchestra__V1__SkillCompetence *c = s->skills[k];
+            const so_pb_skill_competence_t *c = s->skills[k];
             printf("    skill=%s weight=%.3f competence=%.4f successes=%.1f attempts=%.1f backoff=%u\n",
                    c->skill_id, c->weight, c->competence, c->successes, c->attempts,
                    c->backoff_level);
@@ -336,8 +277,8 @@ static int s_send(void *sock, so_msg_type_t type, const void *msg)
 /* ---- The request --------------------------------------------------------- */
 
 typedef struct {
-    s_turn_t turn;
-    Skillorchestra__V1__ChatMessage msg, *msgp;
+    so_pb_turn_request_t turn;
+    so_pb_chat_message_t msg, *msgp;
     char *excl[SO_WIRE_MAX_AGENTS];
     char rid[64];
 } s_req_t;
@@ -408,7 +349,7 @@ static int s_once(const s_opts_t *o, void *infer, void *route)
 {
     s_req_t r;
     s_build(o, &r);
-    s_demand_t *dem = NULL, uniform = SKILLORCHESTRA__V1__SKILL_DEMAND__INIT;
+    so_pb_skill_demand_t *dem = NULL, uniform = SKILLORCHESTRA__V1__SKILL_DEMAND__INIT;
     int rc;
     if (infer) {
         if ((rc = s_ask(o, infer, "infer", SO_MSG_TURN_REQUEST, &r.turn, SO_MSG_SKILL_DEMAND,
@@ -421,8 +362,8 @@ static int s_once(const s_opts_t *o, void *infer, void *route)
         uniform.source = SKILLORCHESTRA__V1__SKILL_DEMAND__SOURCE__SOURCE_UNIFORM_FALLBACK;
     }
     if (route) {
-        s_rreq_t rr = SKILLORCHESTRA__V1__ROUTE_REQUEST__INIT;
-        s_dec_t *dec = NULL;
+        so_pb_route_request_t rr = SKILLORCHESTRA__V1__ROUTE_REQUEST__INIT;
+        so_pb_routing_decision_t *dec = NULL;
         rr.turn = &r.turn;
         rr.demand = dem ? dem : &uniform;
         rc = s_ask(o, route, "route", SO_MSG_ROUTE_REQUEST, &rr, SO_MSG_ROUTING_DECISION,
@@ -452,80 +393,113 @@ static int64_t s_now_us(void)
     return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* One benchmark run: what was sent when, and the round trips. */
+typedef struct {
+    const s_opts_t *o;
+    void *sock;
+    const char *stage;
+    const so_pb_skill_demand_t *demand;     /* NULL: TurnRequests */
+    s_req_t r;
+    so_pb_skill_demand_t dm;
+    so_pb_route_request_t rr;
+    char ep[64];
+    long n, sent, done, errors;
+    int64_t *sent_at, *rtt;
+} s_bench_t;
+
+/* Sends until --window requests are in flight.  0, or S_EXIT_ERROR. */
+static int s_bench_fill(s_bench_t *b)
+{
+    while (b->sent < b->n && b->sent - b->done < b->o->window) {
+        snprintf(b->r.rid, sizeof b->r.rid, "bench-%ld", b->sent);
+        snprintf(b->ep, sizeof b->ep, "ep-bench-%ld", b->sent);
+        b->sent_at[b->sent] = s_now_us();
+        if (s_send(b->sock, b->demand ? SO_MSG_ROUTE_REQUEST : SO_MSG_TURN_REQUEST,
+                   b->demand ? (void *) &b->rr : (void *) &b->r.turn) != 0)
+            return S_EXIT_ERROR;
+        b->sent++;
+    }
+    return 0;
+}
+
+/* An answer: its round trip (request_id "bench-<i>", or "invalid"), and
+ * the first error reply printed. */
+static void s_bench_take(s_bench_t *b, so_msg_type_t type, void *msg)
+{
+    const char *id = type == SO_MSG_SKILL_DEMAND ? ((so_pb_skill_demand_t *) msg)->request_id
+                     : type == SO_MSG_ROUTING_DECISION ? ((so_pb_routing_decision_t *) msg)->request_id
+                                                       : ((so_pb_turn_reply_t *) msg)->request_id;
+    long i = strncmp(id, "bench-", 6) == 0 ? strtol(id + 6, NULL, 10) : -1;
+    if (type == SO_MSG_TURN_REPLY && b->errors++ == 0)
+        s_print_error(b->o, b->stage, msg);
+    if (i >= 0 && i < b->sent)
+        b->rtt[b->done] = s_now_us() - b->sent_at[i];
+    b->done++;
+}
+
+/* Sends and receives until every answer is in.  0, or the exit status. */
+static int s_bench_loop(s_bench_t *b)
+{
+    while (b->done < b->n) {
+        if (s_bench_fill(b) != 0)
+            return S_EXIT_ERROR;
+        so_msg_type_t type;
+        void *msg = NULL;
+        int k = s_recv(b->sock, so_now_ms() + b->o->timeout_ms, &type, &msg);
+        if (k == 1) {
+            fprintf(stderr, "so-probe: %s: no answer within %d ms (%ld of %ld answered)\n",
+                    b->stage, b->o->timeout_ms, b->done, b->n);
+            return S_EXIT_TIMEOUT;
+        }
+        if (k < 0)
+            return S_EXIT_ERROR;
+        s_bench_take(b, type, msg);
+        so_wire_free(type, msg);
+    }
+    return 0;
+}
+
 /* Sends o->count requests (episode ep-bench-<i>, so every decision has its
  * own seed) with o->window in flight, and prints rate and round trips.
  * demand == NULL: TurnRequests to skill-inference; else RouteRequests. */
-static int s_bench(const s_opts_t *o, void *sock, const char *stage, const s_demand_t *demand)
+static int s_bench(const s_opts_t *o, void *sock, const char *stage, const so_pb_skill_demand_t *demand)
 {
-    s_req_t r;
-    s_build(o, &r);
-    long n = o->count, sent = 0, done = 0, errors = 0;
-    int64_t *sent_at = calloc((size_t) n, sizeof *sent_at), *rtt = calloc((size_t) n, sizeof *rtt);
-    char ep[64];
-    if (!sent_at || !rtt)
-        abort();
-    s_demand_t dm = demand ? *demand : (s_demand_t) SKILLORCHESTRA__V1__SKILL_DEMAND__INIT;
-    s_rreq_t rr = SKILLORCHESTRA__V1__ROUTE_REQUEST__INIT;
-    rr.turn = &r.turn;
-    rr.demand = &dm;
-    r.turn.episode_id = ep;
-    dm.request_id = r.rid;
+    s_bench_t *b = so_calloc(1, sizeof *b);
+    b->o = o;
+    b->sock = sock;
+    b->stage = stage;
+    b->demand = demand;
+    s_build(o, &b->r);
+    b->n = o->count;
+    b->sent_at = so_calloc((size_t) b->n, sizeof *b->sent_at);
+    b->rtt = so_calloc((size_t) b->n, sizeof *b->rtt);
+    b->dm = demand ? *demand : (so_pb_skill_demand_t) SKILLORCHESTRA__V1__SKILL_DEMAND__INIT;
+    skillorchestra__v1__route_request__init(&b->rr);
+    b->rr.turn = &b->r.turn;
+    b->rr.demand = &b->dm;
+    b->r.turn.episode_id = b->ep;
+    b->dm.request_id = b->r.rid;
     int64_t t0 = s_now_us();
-    int rc = 0;
-    while (done < n && rc == 0) {
-        while (sent < n && sent - done < o->window) {
-            snprintf(r.rid, sizeof r.rid, "bench-%ld", sent);
-            snprintf(ep, sizeof ep, "ep-bench-%ld", sent);
-            sent_at[sent] = s_now_us();
-            if (s_send(sock, demand ? SO_MSG_ROUTE_REQUEST : SO_MSG_TURN_REQUEST,
-                       demand ? (void *) &rr : (void *) &r.turn) != 0) {
-                rc = S_EXIT_ERROR;
-                break;
-            }
-            sent++;
-        }
-        so_msg_type_t type;
-        void *msg = NULL;
-        int k = rc ? -1 : s_recv(sock, so_now_ms() + o->timeout_ms, &type, &msg);
-        if (k == 1) {
-            fprintf(stderr, "so-probe: %s: no answer within %d ms (%ld of %ld answered)\n", stage,
-                    o->timeout_ms, done, n);
-            rc = S_EXIT_TIMEOUT;
-            break;
-        }
-        if (k < 0) {
-            rc = S_EXIT_ERROR;
-            break;
-        }
-        /* request_id "bench-<i>" (or "invalid") → i */
-        const char *id = type == SO_MSG_SKILL_DEMAND ? ((s_demand_t *) msg)->request_id
-                         : type == SO_MSG_ROUTING_DECISION ? ((s_dec_t *) msg)->request_id
-                                                           : ((s_reply_t *) msg)->request_id;
-        long i = strncmp(id, "bench-", 6) == 0 ? strtol(id + 6, NULL, 10) : -1;
-        if (type == SO_MSG_TURN_REPLY) {
-            if (errors++ == 0)
-                s_print_error(o, stage, msg);
-        }
-        if (i >= 0 && i < sent)
-            rtt[done] = s_now_us() - sent_at[i];
-        done++;
-        so_wire_free(type, msg);
-    }
+    int rc = s_bench_loop(b);
     double secs = (double) (s_now_us() - t0) / 1e6;
+    long done = b->done;
     if (done > 0) {
-        qsort(rtt, (size_t) done, sizeof *rtt, s_cmp_i64);
+        qsort(b->rtt, (size_t) done, sizeof *b->rtt, s_cmp_i64);
         printf("%s: %ld requests in %.3f s = %.0f req/s, round trip p50 %lld us, p99 %lld us, "
                "errors %ld (window %ld)\n", stage, done, secs, (double) done / secs,
-               (long long) rtt[done / 2], (long long) rtt[(done * 99) / 100], errors, o->window);
+               (long long) b->rtt[done / 2], (long long) b->rtt[(done * 99) / 100], b->errors,
+               o->window);
     }
-    free(sent_at);
-    free(rtt);
-    return rc ? rc : errors ? S_EXIT_ERROR : 0;
+    rc = rc ? rc : b->errors ? S_EXIT_ERROR : 0;
+    free(b->sent_at);
+    free(b->rtt);
+    free(b);
+    return rc;
 }
 
 static int s_benchmarks(const s_opts_t *o, void *infer, void *route)
 {
-    s_demand_t *dem = NULL;
+    so_pb_skill_demand_t *dem = NULL;
     s_req_t r;
     int rc = 0;
     if (infer) {
@@ -537,7 +511,7 @@ static int s_benchmarks(const s_opts_t *o, void *infer, void *route)
         rc = s_bench(o, infer, "infer", NULL);
     }
     if (route && rc == 0) {
-        s_demand_t uniform = SKILLORCHESTRA__V1__SKILL_DEMAND__INIT;
+        so_pb_skill_demand_t uniform = SKILLORCHESTRA__V1__SKILL_DEMAND__INIT;
         uniform.handbook_version = (char *) o->version;
         uniform.source = SKILLORCHESTRA__V1__SKILL_DEMAND__SOURCE__SOURCE_UNIFORM_FALLBACK;
         rc = s_bench(o, route, "route", dem ? dem : &uniform);
@@ -568,7 +542,7 @@ static int s_garbage(const s_opts_t *o, void *sock)
     }
     if (rc < 0)
         return S_EXIT_ERROR;
-    if (type != SO_MSG_TURN_REPLY || !((s_reply_t *) msg)->error) {
+    if (type != SO_MSG_TURN_REPLY || !((so_pb_turn_reply_t *) msg)->error) {
         printf("unexpected %s (no error) in answer to a malformed message\n",
                so_wire_type_name(type));
         so_wire_free(type, msg);
@@ -582,10 +556,9 @@ static int s_garbage(const s_opts_t *o, void *sock)
 int main(int argc, char **argv)
 {
     s_opts_t o;
-    if (s_parse(argc, argv, &o) != 0) {
-        s_usage(stderr);
-        return S_EXIT_USAGE;
-    }
+    int code = s_parse(argc, argv, &o);
+    if (code >= 0)
+        return code;
     so_log_open("so-probe", SO_LOG_WARN);
     s_root = json_object();
     void *ctx = zmq_ctx_new();

@@ -4,7 +4,9 @@
  *
  *     so-<service> [--config FILE] [--set key=value]... [--help]
  *
- * --set overrides the file; environment variables override both (so_svc).
+ * The --config files load in order, then every --set applies (a --set
+ * overrides the files whatever the order on the line); environment
+ * variables override both (so_svc).  The options are parsed by so_opts.
  * The log opens at "log.level" (debug, info, warn, error; default info).
  */
 #ifndef SO_CLI_H

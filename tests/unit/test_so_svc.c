@@ -1,6 +1,7 @@
 /* Tests for so_svc: config files, environment overrides, numeric checks,
- * ids, clocks and the stop flag. */
+ * ids, clocks and the stop flag; and so_cli, the services' command line. */
 #include "so_test_util.h"
+#include "base/so_cli.h"
 #include "base/so_svc.h"
 
 #include <signal.h>
@@ -190,6 +191,54 @@ static void test_ids_clocks_signals(void **state)
     assert_true(so_stopping());
 }
 
+/* so_cli_config on a NULL-terminated argument list; *code as it set it. */
+static so_config_t *s_cli(char **argv, int *code)
+{
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    *code = -1;
+    return so_cli_config("learner", argc, argv, NULL, code);
+}
+
+static void test_cli(void **state)
+{
+    (void) state;
+    char path[64];
+    int code;
+    so_t_tmpfile(path, sizeof path, "cli");
+    so_t_write_file(path, "redis.url = redis://file\nlearner.batch = 10\n");
+    /* Files load in order, then every --set applies, whatever the order. */
+    char *ok[] = { "so-learner", "--set", "redis.url=redis://cli", "--config", path,
+                   "--set=learner.batch=20", "--config=/dev/null", NULL };
+    so_config_t *c = s_cli(ok, &code);
+    assert_non_null(c);
+    assert_string_equal(so_config_get(c, "redis.url", NULL), "redis://cli");
+    assert_string_equal(so_config_get(c, "learner.batch", NULL), "20");
+    so_config_destroy(&c);
+    char *no_file[] = { "so-learner", "--config", "/nonexistent/x.conf", NULL };
+    assert_null(s_cli(no_file, &code));
+    assert_int_equal(code, 2);
+    char *bad_set[] = { "so-learner", "--set", "=x", NULL };
+    assert_null(s_cli(bad_set, &code));
+    assert_int_equal(code, 2);
+    char *unknown[] = { "so-learner", "--nope", NULL };
+    assert_null(s_cli(unknown, &code));
+    assert_int_equal(code, 2);
+    char *no_value[] = { "so-learner", "--config", NULL };
+    assert_null(s_cli(no_value, &code));
+    assert_int_equal(code, 2);
+    char *help[] = { "so-learner", "--help", NULL };
+    FILE *saved = stdout;
+    stdout = fopen("/dev/null", "w");
+    c = s_cli(help, &code);
+    fclose(stdout);
+    stdout = saved;
+    assert_null(c);
+    assert_int_equal(code, 0);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -198,6 +247,7 @@ int main(void)
         cmocka_unit_test_setup(test_malformed, setup),
         cmocka_unit_test_setup(test_numbers, setup),
         cmocka_unit_test_setup(test_ids_clocks_signals, setup),
+        cmocka_unit_test_setup(test_cli, setup),
     };
     return cmocka_run_group_tests_name("so_svc", tests, NULL, NULL);
 }
