@@ -20,7 +20,6 @@
 #include "store/so_store.h"
 #include "wire/so_wire.h"
 
-#include <hiredis/hiredis.h>
 
 #include <math.h>
 #include <stdarg.h>
@@ -486,33 +485,6 @@ static int s_cmd_gen(s_ctx_t *c, int argc, char **argv)
 
 /* --- The log and the learners ------------------------------------- */
 
-static redisReply *s_raw(so_store_t *s, const char *fmt, const char *key)
-{
-    char err[256];
-    if (so_store_ensure(s, err, sizeof err) < 0)
-        return NULL;
-    return redisCommand(so_store_redis(s), fmt, key);
-}
-
-static void s_print_group(const redisReply *g)
-{
-    if (!g || g->type != REDIS_REPLY_ARRAY)
-        return;
-    printf("  group");
-    for (size_t i = 0; i + 1 < g->elements; i += 2) {
-        const redisReply *k = g->element[i], *v = g->element[i + 1];
-        if (!k || k->type != REDIS_REPLY_STRING || !v)
-            continue;
-        if (v->type == REDIS_REPLY_INTEGER)
-            printf(" %s=%lld", k->str, v->integer);
-        else if (v->type == REDIS_REPLY_STRING || v->type == REDIS_REPLY_STATUS)
-            printf(" %s=%s", k->str, v->str);
-        else if (v->type == REDIS_REPLY_NIL)
-            printf(" %s=-", k->str);
-    }
-    printf("\n");
-}
-
 static int s_stats_versions(so_store_t *s)
 {
     char err[512], cur[SO_WIRE_MAX_ID + 1];
@@ -540,32 +512,30 @@ static int s_stats_versions(so_store_t *s)
 /* "<label> <key>: N entries" for the stream named name. */
 static int s_stats_xlen(so_store_t *s, const char *label, const char *name)
 {
-    char key[512];
-    so_store_key(s, key, sizeof key, name);
-    redisReply *r = s_raw(s, "XLEN %s", key);
-    if (!r)
-        return s_fail("redis: connection lost");
-    printf("%-17s %s: %lld entries\n", label, key,
-           r->type == REDIS_REPLY_INTEGER ? r->integer : -1LL);
-    freeReplyObject(r);
+    char key[512], err[512];
+    so_store_key(s, key, sizeof key, "%s", name);
+    long long n = so_store_stream_len(s, name, err, sizeof err);
+    if (n < 0 && so_store_io_error(s))
+        return s_fail("%s", err);
+    printf("%-17s %s: %lld entries\n", label, key, n);
     return 0;
 }
 
 static int s_stats_groups(so_store_t *s)
 {
-    char key[512];
-    so_store_key(s, key, sizeof key, "episodes");
-    redisReply *r = s_raw(s, "XINFO GROUPS %s", key);
-    if (!r)
-        return s_fail("redis: connection lost");
-    if (r->type == REDIS_REPLY_ARRAY) {
-        printf("consumer groups   %zu\n", r->elements);
-        for (size_t i = 0; i < r->elements; i++)
-            s_print_group(r->element[i]);
-    } else {
-        printf("consumer groups   0 (%s)\n", r->type == REDIS_REPLY_ERROR ? r->str : "none");
+    char err[512], **groups = NULL;
+    size_t n = 0;
+    int rc = so_store_stream_groups(s, "episodes", &groups, &n, err, sizeof err);
+    if (rc < 0)
+        return s_fail("%s", err);
+    if (rc > 0) {
+        printf("consumer groups   0 (%s)\n", err);
+        return 0;
     }
-    freeReplyObject(r);
+    printf("consumer groups   %zu\n", n);
+    for (size_t i = 0; i < n; i++)
+        printf("  group%s%s\n", groups[i][0] ? " " : "", groups[i]);
+    so_store_strv_free(&groups, n);
     return 0;
 }
 

@@ -229,11 +229,6 @@ int so_store_io_error(const so_store_t *s)
     return s->io_error;
 }
 
-void *so_store_redis(so_store_t *s)
-{
-    return s->c;
-}
-
 const char *so_store_prefix(const so_store_t *s)
 {
     return s->prefix;

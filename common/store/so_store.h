@@ -258,9 +258,16 @@ int so_store_lock(so_store_t *s, const char *name, const char *token, int ttl_ms
 int so_store_unlock(so_store_t *s, const char *name, const char *token, char *err,
                     size_t errlen);
 
-/* The raw hiredis context.  Kept for callers not yet moved onto so_store
- * functions (so-http's GET /v1/handbook); new code adds a function here. */
-void *so_store_redis(so_store_t *s);
+/* Inspection of a stream under the prefix (name "episodes", "episodes:dead"),
+ * for operators (soctl stats).  stream_len: XLEN (0 for no such stream), or
+ * -1 with err.  stream_groups: XINFO GROUPS, each group as one line of
+ * "field=value" pairs in Redis's order (a malloc'd array of malloc'd strings,
+ * free with so_store_strv_free); returns 0, 1 when Redis answered with an
+ * error (e.g. no such key: its text in err, no groups) or -1 when the
+ * connection failed. */
+long long so_store_stream_len(so_store_t *s, const char *name, char *err, size_t errlen);
+int so_store_stream_groups(so_store_t *s, const char *name, char ***groups, size_t *n,
+                           char *err, size_t errlen);
 const char *so_store_prefix(const so_store_t *s);
 
 #endif

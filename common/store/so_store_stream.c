@@ -9,6 +9,7 @@
  */
 #include "store/so_store_int.h"
 #include "base/so_alloc.h"
+#include "base/so_buf.h"
 #include "base/so_err.h"
 #include "base/so_svc.h"
 
@@ -270,4 +271,65 @@ int so_store_set_refined(so_store_t *s, const char *version, long long seq, char
         return -1;
     freeReplyObject(r);
     return 0;
+}
+
+long long so_store_stream_len(so_store_t *s, const char *name, char *err, size_t errlen)
+{
+    char key[S_KEY_MAX];
+    if (so_store_key(s, key, sizeof key, "%s", name) < 0)
+        return so_err(err, errlen, "stream name '%.100s' too long", name);
+    redisReply *r = so_st_command(s, err, errlen, "XLEN %s", key);
+    if (!r)
+        return -1;
+    long long n = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (n < 0)
+        so_st_bad_reply(s, r, "XLEN", "an integer", err, errlen);
+    freeReplyObject(r);
+    return n;
+}
+
+/* One XINFO GROUPS entry (a flat field/value array) as "f=v f=v ...". */
+static char *s_group_line(const redisReply *g)
+{
+    so_buf_t b = SO_BUF_INIT;
+    for (size_t i = 0; g->type == REDIS_REPLY_ARRAY && i + 1 < g->elements; i += 2) {
+        const redisReply *k = g->element[i], *v = g->element[i + 1];
+        if (!k || k->type != REDIS_REPLY_STRING || !v)
+            continue;
+        if (v->type == REDIS_REPLY_INTEGER)
+            so_buf_appendf(&b, " %s=%lld", k->str, v->integer);
+        else if (v->type == REDIS_REPLY_STRING || v->type == REDIS_REPLY_STATUS)
+            so_buf_appendf(&b, " %s=%s", k->str, v->str);
+        else if (v->type == REDIS_REPLY_NIL)
+            so_buf_appendf(&b, " %s=-", k->str);
+    }
+    char *line = so_buf_detach(&b, NULL);
+    memmove(line, line + (line[0] == ' '), strlen(line + (line[0] == ' ')) + 1);
+    return line;
+}
+
+int so_store_stream_groups(so_store_t *s, const char *name, char ***groups, size_t *n,
+                           char *err, size_t errlen)
+{
+    char key[S_KEY_MAX];
+    *groups = NULL;
+    *n = 0;
+    if (so_store_key(s, key, sizeof key, "%s", name) < 0)
+        return so_err(err, errlen, "stream name '%.100s' too long", name);
+    const char *argv[] = { "XINFO", "GROUPS", key };
+    redisReply *r = s_command_any(s, 3, argv, err, errlen);
+    if (!r)
+        return -1;
+    int rc = 0;
+    if (r->type == REDIS_REPLY_ARRAY) {
+        *groups = so_calloc(r->elements, sizeof **groups);
+        for (size_t i = 0; i < r->elements; i++)
+            if (r->element[i])
+                (*groups)[(*n)++] = s_group_line(r->element[i]);
+    } else {
+        so_err(err, errlen, "%s", r->type == REDIS_REPLY_ERROR ? r->str : "none");
+        rc = 1;
+    }
+    freeReplyObject(r);
+    return rc;
 }

@@ -9,7 +9,6 @@
 #include "base/so_alloc.h"
 #include "base/so_svc.h"
 
-#include <hiredis/hiredis.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,44 +148,10 @@ static int s_handbook_want(so_hconn_t *c, char *version, size_t len, enum MHD_Re
     return 0;
 }
 
-/* GET key on s's connection; NULL with err when the connection failed.
- * The one raw Redis command of so-http: a so_store function replaces it. */
-static redisReply *s_handbook_get(so_store_t *s, const char *key, char *err, size_t errlen)
-{
-    if (so_store_ensure(s, err, errlen) != 0)
-        return NULL;
-    redisContext *rc = so_store_redis(s);
-    redisReply *r = redisCommand(rc, "GET %s", key);
-    if (!r)
-        snprintf(err, errlen, "GET %.200s: %.200s", key, rc->errstr[0] ? rc->errstr : "failed");
-    return r;
-}
-
-/* The answer to a GET of the handbook's key. */
-static enum MHD_Result s_handbook_answer(so_hconn_t *c, const redisReply *r, const char *key,
-                                         const char *version)
-{
-    so_oai_error_t e;
-    if (r->type == REDIS_REPLY_STRING) {
-        char *body = so_malloc(r->len + 1);
-        memcpy(body, r->str, r->len);
-        body[r->len] = '\0';
-        return so_reply_answer(c, 200, "application/json", body, r->len,
-                               "X-SO-Handbook-Version", version, NULL);
-    }
-    if (r->type == REDIS_REPLY_NIL)
-        so_oai_fail(&e, 404, "invalid_request_error", "unknown_handbook", "version",
-                    "handbook version '%s' is not in Redis", version);
-    else
-        so_oai_fail(&e, 500, "server_error", "internal_error", NULL, "GET %.200s: %.200s", key,
-                    r->type == REDIS_REPLY_ERROR ? r->str : "not a string");
-    return so_reply_error(c, &e);
-}
-
 enum MHD_Result so_admin_handbook(so_hconn_t *c)
 {
     so_httpd_t *h = c->h;
-    char err[512], version[SO_HTTPD_ID_MAX] = "", key[512];
+    char err[512], version[SO_HTTPD_ID_MAX] = "";
     enum MHD_Result ret;
     if (s_handbook_want(c, version, sizeof version, &ret) < 0)
         return ret;
@@ -203,16 +168,24 @@ enum MHD_Result so_admin_handbook(so_hconn_t *c)
                     "no handbook has been published yet");
         return so_reply_error(c, &e);
     }
-    so_store_key(s, key, sizeof key, "hb:%s", version);
-    redisReply *r = s_handbook_get(s, key, err, sizeof err);
-    if (!r) {
+    char *json = NULL;
+    size_t len = 0;
+    int found = so_store_get_handbook_json(s, version, &json, &len, err, sizeof err);
+    if (found < 0 && so_store_io_error(s)) {
         so_store_destroy(&s);      /* a broken connection: do not keep it */
         return so_reply_redis_down(c, err);
     }
     s_store_put(h, s);
-    ret = s_handbook_answer(c, r, key, version);
-    freeReplyObject(r);
-    return ret;
+    if (found > 0)
+        return so_reply_answer(c, 200, "application/json", json, len, "X-SO-Handbook-Version",
+                               version, NULL);
+    so_oai_error_t e;
+    if (found == 0)
+        so_oai_fail(&e, 404, "invalid_request_error", "unknown_handbook", "version",
+                    "handbook version '%s' is not in Redis", version);
+    else
+        so_oai_fail(&e, 500, "server_error", "internal_error", NULL, "%s", err);
+    return so_reply_error(c, &e);
 }
 
 /* ---- Feedback ---------------------------------------------------------- */
