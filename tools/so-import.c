@@ -1,7 +1,7 @@
 /*
  * so-import — converts recorded outcomes into the JSONL trace format
  * (docs/TRACES.md) and reports how many episodes, samples and skipped rows
- * it saw.  The logic lives in common/offline/so_trace.c.
+ * it saw.  The logic lives in common/offline/so_trace*.c.
  *
  *   so-import --routerbench FILE.csv | --mtbench DIR | --jsonl FILE [--out OUT.jsonl]
  */

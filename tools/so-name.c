@@ -28,6 +28,7 @@
  * output or Redis error; 2 usage.
  */
 #include "base/so_alloc.h"
+#include "base/so_text.h"
 #include "base/so_opts.h"
 #include "llm/so_extract.h"
 #include "method/so_handbook.h"
@@ -136,11 +137,7 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
 static so_openai_t *s_client(const s_opts_t *o, char *err, size_t errlen)
 {
     so_openai_config_t cc;
-    so_openai_config_defaults(&cc);
-    cc.base_url = o->url;
-    cc.model = o->model;
-    cc.api_key_env = o->key_env;
-    cc.timeout_ms = o->timeout_ms;
+    so_openai_config_endpoint(&cc, o->url, o->model, o->key_env, o->timeout_ms);
     cc.connect_timeout_ms = o->timeout_ms < 5000 ? o->timeout_ms : 5000;
     cc.deadline_ms = o->timeout_ms;
     cc.max_retries = o->max_retries;
@@ -223,7 +220,7 @@ static void s_name_all(so_handbook_t *hb, so_openai_t *c, const s_opts_t *o, s_n
             }
             k->named++;
         } else {
-            so_openai_scrub_utf8(err);
+            so_utf8_scrub(err);
             /* The kept name may now repeat one given above. */
             char *unique = s_unique(hb, s, sk->name ? sk->name : sk->id);
             free(sk->name);
@@ -384,7 +381,7 @@ static void s_label_turn(s_labeller_t *lb, int mode, const char *prompt, json_t 
     int uni = src == SO_DEMAND_UNIFORM_FALLBACK;
     lb->k->uniform += uni;
     lb->k->embedded += !uni;
-    so_openai_scrub_utf8(err);
+    so_utf8_scrub(err);
     json_object_set_new(line, "source", json_string(uni ? "uniform" : "embedded"));
     json_object_set_new(line, "skills", uni ? json_array() : s_skills_json(hb, lb->w, m->idx, m->n));
     json_object_set_new(line, "error", json_string(err));

@@ -207,3 +207,23 @@ size_t so_utf8_cut(const char *s, size_t len, size_t max)
         n--;
     return n;
 }
+
+void so_utf8_scrub(char *s)
+{
+    size_t left = s ? strlen(s) : 0;
+    unsigned char *p = (unsigned char *) s;
+    while (left > 0) {
+        int n = so_utf8_seq(p, left);
+        if (n < 0) {
+            *p = '\0';
+            return;
+        }
+        if (n == 0) {
+            *p++ = '?';
+            left--;
+            continue;
+        }
+        p += n;
+        left -= (size_t) n;
+    }
+}

@@ -51,6 +51,10 @@ char *so_text_fmt_utf8(char *buf, size_t len, const char *fmt, ...)
 int so_utf8_seq(const void *s, size_t avail);
 size_t so_utf8_invalid_at(const void *s, size_t len);
 size_t so_utf8_cut(const char *s, size_t len, size_t max);
+/* Makes the NUL-terminated s valid UTF-8 in place: invalid bytes become
+ * '?', a sequence cut short at the end is dropped (for messages built from
+ * peer bytes and truncated by snprintf). */
+void so_utf8_scrub(char *s);
 
 /* The one token estimate, for when no tokenizer or usage figure is at hand:
  * about four bytes (characters) a token, the rule of thumb OpenAI gives for

@@ -308,67 +308,6 @@ void so_openai_response_clear(so_openai_response_t *resp)
     memset(resp, 0, sizeof *resp);
 }
 
-/* The length of the valid UTF-8 sequence at s (strict: no overlongs, no
- * surrogates, <= U+10FFFF), 0 if invalid, -1 if cut short by the NUL. */
-static int s_utf8_seq(const unsigned char *s)
-{
-    unsigned c = s[0];
-    int n;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 1;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 2;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 3;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    for (int k = 1; k <= n; k++) {
-        if (s[k] == '\0')
-            return -1;
-        if ((s[k] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[k] & 0x3f);
-    }
-    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff
-        || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n + 1;
-}
-
-void so_openai_scrub_utf8(char *s)
-{
-    unsigned char *p = (unsigned char *) s;
-    while (p && *p) {
-        int n = s_utf8_seq(p);
-        if (n < 0) {
-            *p = '\0';
-            return;
-        }
-        if (n == 0) {
-            *p++ = '?';
-            continue;
-        }
-        p += n;
-    }
-}
-
-size_t so_openai_utf8_cut(const char *s, size_t len, size_t max)
-{
-    if (len <= max)
-        return len;
-    size_t n = max;
-    while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
-        n--;
-    return n;
-}
-
 /* ------------------------------------------------------------------ */
 /* Retry-After                                                         */
 
@@ -601,7 +540,7 @@ static int s_call(so_openai_t *c, const so_openai_request_t *req, int stream,
                      resp->attempts, note);
         else
             snprintf(resp->error, sizeof resp->error, "%s%s", o.error, note);
-        so_openai_scrub_utf8(resp->error);
+        so_utf8_scrub(resp->error);
     }
     so_openai_xfer_free(&x);
     free(body);

@@ -159,13 +159,6 @@ typedef int (so_openai_delta_fn)(const char *delta, size_t len, void *arg);
 int so_openai_chat_stream(so_openai_t *c, const so_openai_request_t *req,
                           so_openai_delta_fn *on_delta, void *arg, so_openai_response_t *resp);
 
-/* Makes s valid UTF-8 in place: invalid bytes become '?', a sequence cut
- * short at the end is dropped.  For messages built from peer bytes and
- * truncated by snprintf (resp.error already is). */
-void so_openai_scrub_utf8(char *s);
-/* The longest prefix of s[0..len) of at most max bytes that does not cut a
- * UTF-8 sequence (for cutting a provider's text to a limit). */
-size_t so_openai_utf8_cut(const char *s, size_t len, size_t max);
 
 /* The wait a Retry-After value asks for, in ms: delta-seconds ("2", "1.5")
  * or an HTTP date relative to now.  A date in the past is 0.  -1 when the

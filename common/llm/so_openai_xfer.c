@@ -6,6 +6,7 @@
  * help, and a message.  Everything a provider sent is bounded and checked.
  */
 #include "llm/so_openai_xfer.h"
+#include "base/so_text.h"
 #include "base/so_alloc.h"
 #include "base/so_buf.h"
 
@@ -119,7 +120,7 @@ static void s_excerpt(const char *text, size_t len, char *buf, size_t buflen)
     for (size_t i = 0; i < len && n + 1 < buflen && n < 200; i++)
         buf[n++] = (unsigned char) text[i] < 0x20 ? ' ' : text[i];
     buf[n] = '\0';
-    so_openai_scrub_utf8(buf);         /* an error page may be Latin-1, or cut mid-character */
+    so_utf8_scrub(buf);         /* an error page may be Latin-1, or cut mid-character */
 }
 
 /* The provider's own words from an error body: {"error": {"message": ...}},

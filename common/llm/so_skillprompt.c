@@ -1,5 +1,6 @@
 /* so_skillprompt — prompts about skills and their answers (see so_skillprompt.h). */
 #include "llm/so_skillprompt.h"
+#include "base/so_text.h"
 #include "llm/so_extract.h"
 #include "llm/so_openai.h"
 #include "base/so_buf.h"
@@ -51,7 +52,7 @@ static void s_put_line(so_buf_t *b, const char *s, size_t max)
     so_buf_truncate(b, end);
     size_t n = end - start;
     if (n > max) {
-        size_t keep = so_openai_utf8_cut(b->data + start, n, max > 3 ? max - 3 : 0);
+        size_t keep = so_utf8_cut(b->data + start, n, max > 3 ? max - 3 : 0);
         while (keep > 0 && b->data[start + keep - 1] == ' ')
             keep--;
         so_buf_truncate(b, start + keep);
@@ -145,7 +146,7 @@ char *so_skillprompt_turn(const char *text, const so_skillprompt_opts_t *o)
 {
     so_buf_t b = SO_BUF_INIT;
     size_t n = text ? strlen(text) : 0;
-    size_t keep = so_openai_utf8_cut(text ? text : "", n, o->text_chars);
+    size_t keep = so_utf8_cut(text ? text : "", n, o->text_chars);
     so_buf_append(&b, text ? text : "", keep);
     if (keep < n)
         so_buf_puts(&b, " [...]");

@@ -15,6 +15,7 @@
  */
 #include "so_backend.h"
 #include "llm/so_openai.h"
+#include "base/so_text.h"
 #include "base/so_alloc.h"
 #include "base/so_err.h"
 #include "wire/so_wire.h"
@@ -144,7 +145,7 @@ static void s_fail(so_exec_t *out, so_pb_error_code_t code, const char *fmt, ...
     va_start(ap, fmt);
     vsnprintf(out->error, sizeof out->error, fmt, ap);
     va_end(ap);
-    so_openai_scrub_utf8(out->error);
+    so_utf8_scrub(out->error);
     out->error_code = code;
 }
 
@@ -215,7 +216,7 @@ static void s_execute(void *self, const so_pb_agent_call_t *call, int64_t deadli
 
     if (rc == 0) {
         size_t len = strlen(r.text);
-        size_t keep = so_openai_utf8_cut(r.text, len, SO_WIRE_MAX_TEXT);
+        size_t keep = so_utf8_cut(r.text, len, SO_WIRE_MAX_TEXT);
         if (keep < len) {
             so_warn("reply_truncated", "agent_id=%s request_id=%s bytes=%zu kept=%zu", a->id,
                     call->request_id, len, keep);

@@ -12,6 +12,7 @@
  */
 #include "so_llminfer.h"
 #include "llm/so_extract.h"
+#include "base/so_text.h"
 #include "base/so_alloc.h"
 #include "base/so_err.h"
 
@@ -149,7 +150,7 @@ static void s_snippet(const char *text, char *out, size_t outlen)
     for (const char *p = text ? text : ""; *p && k + 1 < outlen && k < 80; p++)
         out[k++] = (unsigned char) *p < 0x20 || *p == '"' || *p == '\\' ? ' ' : *p;
     out[k] = '\0';
-    so_openai_scrub_utf8(out);
+    so_utf8_scrub(out);
 }
 
 static void s_run(so_openai_t *client, const so_llminfer_opts_t *o, so_llmjob_t *j)
@@ -182,7 +183,7 @@ static void s_run(so_openai_t *client, const so_llminfer_opts_t *o, so_llmjob_t 
         j->t_code = resp.code == SO_OPENAI_TIMEOUT ? SO_LLM_TIMEOUT : SO_LLM_ERROR;
         snprintf(j->t_error, sizeof j->t_error, "%s: %.360s", so_openai_code_name(resp.code),
                  resp.error);
-        so_openai_scrub_utf8(j->t_error);
+        so_utf8_scrub(j->t_error);
     } else {
         so_extract_report_t rep;
         size_t len = resp.text ? strlen(resp.text) : 0;
@@ -192,7 +193,7 @@ static void s_run(so_openai_t *client, const so_llminfer_opts_t *o, so_llmjob_t 
             s_snippet(resp.text, snip, sizeof snip);
             j->t_code = SO_LLM_BAD_OUTPUT;
             snprintf(j->t_error, sizeof j->t_error, "%.250s; the answer began: %s", err, snip);
-            so_openai_scrub_utf8(j->t_error);
+            so_utf8_scrub(j->t_error);
         } else {
             j->t_code = SO_LLM_OK;
         }

@@ -5,6 +5,7 @@
  * streaming: test_so_openai_stream.c.
  */
 #include "so_test_openai_stub.h"
+#include "base/so_text.h"
 
 /* ---- pure functions --------------------------------------------------- */
 
@@ -31,23 +32,23 @@ static void test_scrub_utf8(void **state)
 {
     (void) state;
     char a[] = "ok\xe9x \xe2\x82\xac \xed\xa0\x80!";
-    so_openai_scrub_utf8(a);
+    so_utf8_scrub(a);
     assert_string_equal(a, "ok?x \xe2\x82\xac ?" "?" "?!");  /* a surrogate is not UTF-8 */
     char b[] = "cut \xe2\x82";
-    so_openai_scrub_utf8(b);
+    so_utf8_scrub(b);
     assert_string_equal(b, "cut ");
-    so_openai_scrub_utf8(NULL);
+    so_utf8_scrub(NULL);
 }
 
 static void test_utf8_cut_and_endpoint(void **state)
 {
     (void) state;
     const char *s = "ab\xe2\x82\xac";             /* "ab€": the euro sign is 3 bytes */
-    assert_int_equal(so_openai_utf8_cut(s, 5, 10), 5);
-    assert_int_equal(so_openai_utf8_cut(s, 5, 5), 5);
-    assert_int_equal(so_openai_utf8_cut(s, 5, 4), 2);   /* never inside the euro sign */
-    assert_int_equal(so_openai_utf8_cut(s, 5, 2), 2);
-    assert_int_equal(so_openai_utf8_cut(s, 5, 0), 0);
+    assert_int_equal(so_utf8_cut(s, 5, 10), 5);
+    assert_int_equal(so_utf8_cut(s, 5, 5), 5);
+    assert_int_equal(so_utf8_cut(s, 5, 4), 2);   /* never inside the euro sign */
+    assert_int_equal(so_utf8_cut(s, 5, 2), 2);
+    assert_int_equal(so_utf8_cut(s, 5, 0), 0);
     so_openai_config_t cfg, def;
     so_openai_config_endpoint(&cfg, "http://127.0.0.1:1/v1", "m", "KEY", 1234);
     so_openai_config_defaults(&def);
