@@ -12,7 +12,7 @@
 
 #include "base/so_cli.h"
 #include "base/so_svc.h"
-#include "store/so_store.h"
+#include "store/so_hbwatch.h"
 #include "wire/so_sock.h"
 
 #include <stdio.h>
@@ -76,13 +76,21 @@ static void *s_socket(void *ctx, int type, const char *key, const char *ep, int 
  * handbook watcher.) */
 static void s_initial_version(char *current, size_t len, const char *url, const char *prefix)
 {
-    char err[256];
-    so_store_t *st = so_store_connect(url, prefix, 1000, err, sizeof err);
-    if (!st || so_store_current_version(st, current, len, err, sizeof err) < 0) {
-        current[0] = '\0';
-        so_warn("no_handbook_yet", "redis=%s error=\"%s\"", url, err);
-    }
-    so_store_destroy(&st);
+    so_hbwatch_opts_t o;
+    so_hbwatch_opts_default(&o);
+    o.redis_url = url;
+    o.redis_prefix = prefix;
+    o.redis_timeout_ms = 1000;
+    o.log = 0;
+    so_hbwatch_t *w = so_hbwatch_new(&o);
+    so_hbwatch_poll(w);
+    snprintf(current, len, "%s", so_hbwatch_current(w));
+    if (!current[0] && so_hbwatch_up(w))
+        so_warn("no_handbook_yet", "redis=%s error=\"no current handbook (%shb:current is not set)\"",
+                url, prefix);
+    else if (!current[0])
+        so_warn("no_handbook_yet", "redis=%s error=\"%s\"", url, so_hbwatch_error(w));
+    so_hbwatch_destroy(&w);
 }
 
 int main(int argc, char **argv)

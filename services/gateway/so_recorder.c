@@ -12,6 +12,7 @@
 
 #include "base/so_alloc.h"
 #include "base/so_svc.h"
+#include "store/so_hbwatch.h"
 #include "store/so_store.h"
 #include "wire/so_wire.h"
 
@@ -79,8 +80,8 @@ static void s_item_free(s_item_t **p)
 typedef struct {
     so_recorder_t *r;
     so_store_t *store;
+    so_hbwatch_t *watch;          /* the current version, polled on store */
     zlistx_t *queue;              /* s_item_t*, oldest first */
-    char current[SO_WIRE_MAX_ID + 1];
     int64_t next_version_poll, retry_at;
     int quitting;
     int64_t quit_by;
@@ -162,15 +163,20 @@ static void s_drain_queue(s_thread_t *t, int64_t now)
 
 static void s_poll_version(s_thread_t *t, int64_t now)
 {
-    if (now < t->next_version_poll)
+    if (!t->watch) {
+        so_hbwatch_opts_t o;
+        so_hbwatch_opts_default(&o);
+        o.store = t->store;
+        o.refresh_ms = t->r->o.version_refresh_ms;
+        o.backoff_max_ms = o.refresh_ms;
+        o.log = 0;                /* outages are the recorder's to log */
+        t->watch = so_hbwatch_new(&o);
+    }
+    int changed = 0;
+    t->next_version_poll = now + so_hbwatch_tick(t->watch, &changed);
+    const char *v = so_hbwatch_current(t->watch);
+    if (!changed || !v[0])
         return;
-    t->next_version_poll = now + t->r->o.version_refresh_ms;
-    char v[SO_WIRE_MAX_ID + 1], err[256];
-    if (so_store_current_version(t->store, v, sizeof v, err, sizeof err) < 0)
-        return;
-    if (strcmp(v, t->current) == 0)
-        return;
-    snprintf(t->current, sizeof t->current, "%s", v);
     zmq_send(t->r->thread_end, "V", 1, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(t->r->thread_end, v, strlen(v), ZMQ_DONTWAIT);
 }
@@ -277,6 +283,7 @@ static void *s_thread(void *arg)
         s_add(&r->dropped, lost);
     }
     zlistx_destroy(&t.queue);
+    so_hbwatch_destroy(&t.watch);     /* borrows t.store */
     so_store_destroy(&t.store);
     return NULL;
 }
