@@ -160,10 +160,11 @@ asan:
 	@rm -rf $(SAN_LOG) && mkdir -p $(SAN_LOG)
 	@ASAN_OPTIONS=$(ASAN_OPT):detect_leaks=0:log_path=$(SAN_LOG)/asan \
 		UBSAN_OPTIONS=$(UBSAN_OPT):log_path=$(SAN_LOG)/ubsan SO_BIN=build-asan/bin \
-		sh tests/run_integration.sh $(T)
-	@if [ -n "$$(ls $(SAN_LOG))" ]; then \
+		sh tests/run_integration.sh $(T); rc=$$?; \
+	if [ -n "$$(ls $(SAN_LOG))" ]; then \
 		for f in $(SAN_LOG)/*; do echo "==== $$f"; cat "$$f"; done; \
-		echo "asan: sanitizer reports in $(SAN_LOG)"; exit 1; fi
+		echo "asan: sanitizer reports in $(SAN_LOG)"; rc=1; fi; \
+	exit $$rc
 
 # Static checks: see tools/lint.sh (configs: .clang-tidy, tools/lint/).  Needs
 # only the generated protobuf headers, not a build.
