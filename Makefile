@@ -4,6 +4,8 @@
 #   make test   install what is missing, build, run every test
 #   make unit / make integration [T=tests/integration/test_x.sh]
 #   make asan   the same tests on an ASan+UBSan build (in build-asan/)
+#   make lint   cppcheck, clang-tidy and the layering rule (tools/lint.sh)
+#   make format / make format-check   clang-format (.clang-format) / check only
 #   make run    the main job (see README)
 #   make bench  benchmarks (results go to docs/BENCHMARKS.md by hand)
 #
@@ -37,7 +39,7 @@ TOOLS       := $(patsubst tools/%.c,$(BUILD)/bin/%,$(wildcard tools/*.c))
 SERVICES    := $(patsubst %,$(BUILD)/bin/so-%,$(SVC_NAMES))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps test unit integration asan run bench clean up down
+.PHONY: all deps test unit integration asan lint format format-check run bench clean up down
 .SECONDARY: $(PROTO_C) $(PROTO_H)
 .DELETE_ON_ERROR:
 
@@ -48,29 +50,38 @@ deps:
 
 # --- objects -----------------------------------------------------------------
 
+# The compile flags are part of every object: when they change (e.g. make
+# CFLAGS=...), $(BUILD)/cflags changes and everything recompiles.
+CFLAGS_NOW := $(CC) $(CFLAGS) $(SO_CFLAGS)
+ifneq ($(CFLAGS_NOW),$(file <$(BUILD)/cflags))
+$(shell mkdir -p $(BUILD))
+$(file >$(BUILD)/cflags,$(CFLAGS_NOW))
+endif
+
+
 $(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/proto
 	protoc-c --proto_path=proto --c_out=$(BUILD)/proto $<
 
-$(BUILD)/obj/proto/%.o: $(BUILD)/proto/%.c
+$(BUILD)/obj/proto/%.o: $(BUILD)/proto/%.c $(BUILD)/cflags
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SO_CFLAGS) -Wno-unused-parameter -c $< -o $@
 
 # Every object waits for the generated protobuf header (order-only: the
 # dependency files then say which objects really include it).
-$(BUILD)/obj/common/%.o: common/%.c | $(PROTO_H)
+$(BUILD)/obj/common/%.o: common/%.c $(BUILD)/cflags | $(PROTO_H)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SO_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/obj/services/%.o: services/%.c | $(PROTO_H)
+$(BUILD)/obj/services/%.o: services/%.c $(BUILD)/cflags | $(PROTO_H)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SO_CFLAGS) $(DEPFLAGS) -Iservices/$(firstword $(subst /, ,$*)) -c $< -o $@
 
-$(BUILD)/obj/tools/%.o: tools/%.c | $(PROTO_H)
+$(BUILD)/obj/tools/%.o: tools/%.c $(BUILD)/cflags | $(PROTO_H)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SO_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/obj/tests/%.o: tests/unit/%.c | $(PROTO_H)
+$(BUILD)/obj/tests/%.o: tests/unit/%.c $(BUILD)/cflags | $(PROTO_H)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SO_CFLAGS) $(DEPFLAGS) -Wno-unused-parameter $(TEST_INC_$*) -c $< -o $@
 
@@ -130,14 +141,50 @@ integration: all
 	@sh tests/run_integration.sh $(T)
 
 # AddressSanitizer + UndefinedBehaviorSanitizer: the same tests on a build of
-# their own.  WERROR= turns -Werror off (e.g. for a newer compiler's warnings).
+# their own (build-asan/; the integration tests run its binaries through
+# SO_BIN).  WERROR= turns -Werror off (e.g. for a newer compiler's warnings).
+# Every report fails: UBSan and ASan halt on the first one.  The unit tests
+# check leaks and print reports on stderr; the services of the integration
+# tests are stopped by signals (no leak check) and write reports into
+# build-asan/san/, which must stay empty.
+# ASAN_TMP_FLAGS and tools/lint/ubsan.supp are temporary (issue 13):
+#  -Wno-error=format-truncation: gcc at -O1 cannot see the bound of a loop
+#   index in tests/unit/test_so_eval.c (a false positive, fixed there);
+#  -fsanitize-recover=nonnull-attribute (so the suppression file can apply):
+#   qsort(NULL, 0) in common/method/so_infer.c (fixed there).
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+ASAN_TMP_FLAGS := -Wno-error=format-truncation -fsanitize-recover=nonnull-attribute
+ASAN_OPT  := abort_on_error=1:halt_on_error=1
+UBSAN_OPT := print_stacktrace=1:halt_on_error=1:suppressions=$(CURDIR)/tools/lint/ubsan.supp
+SAN_LOG   := $(CURDIR)/build-asan/san
 asan:
-	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" all
-	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(ASAN_FLAGS) $(ASAN_TMP_FLAGS)" all
+	@ASAN_OPTIONS=$(ASAN_OPT):detect_leaks=1 UBSAN_OPTIONS=$(UBSAN_OPT) \
 		sh tests/run_unit.sh $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_TESTS))
-	@ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 SO_BIN=build-asan/bin \
-		sh tests/run_integration.sh $(T)
+	@rm -rf $(SAN_LOG) && mkdir -p $(SAN_LOG)
+	@ASAN_OPTIONS=$(ASAN_OPT):detect_leaks=0:log_path=$(SAN_LOG)/asan \
+		UBSAN_OPTIONS=$(UBSAN_OPT):log_path=$(SAN_LOG)/ubsan SO_BIN=build-asan/bin \
+		sh tests/run_integration.sh $(T); rc=$$?; \
+	if [ -n "$$(ls $(SAN_LOG))" ]; then \
+		for f in $(SAN_LOG)/*; do echo "==== $$f"; cat "$$f"; done; \
+		echo "asan: sanitizer reports in $(SAN_LOG)"; rc=1; fi; \
+	exit $$rc
+
+# Static checks: see tools/lint.sh (configs: .clang-tidy, tools/lint/).  Needs
+# only the generated protobuf headers, not a build.
+lint: $(PROTO_H)
+	@sh tools/deps.sh
+	@BUILD=$(BUILD) sh tools/lint.sh
+
+# clang-format (.clang-format, Debian clang-format-14): `make format` rewrites
+# the sources in place, `make format-check` fails when it would change one.
+CLANG_FORMAT ?= $(shell command -v clang-format-14 || echo clang-format)
+FORMAT_SRC = $(shell find common services tools tests/unit -name '*.[ch]' | sort)
+format:
+	@$(CLANG_FORMAT) -i $(FORMAT_SRC)
+
+format-check:
+	@$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_SRC) && echo "format-check: ok"
 
 # --- running -----------------------------------------------------------------
 

@@ -1,10 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages the project needs, only when some are missing.
-# Used by `make deps` (and so by `make`, `make test`, `make run`).
+# Used by `make deps`, `make test`, `make lint`, `make up`, `make run`.
+# make, git: a fresh Debian has neither.  cppcheck, clang-tidy, clang-format:
+# `make lint` and `make format` (configs written for the Debian 12 versions,
+# cppcheck 2.10 and clang 14).
 set -e
-PKGS="build-essential pkg-config libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler
+PKGS="build-essential make git pkg-config libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler
 libcurl4-openssl-dev libhiredis-dev libcmocka-dev redis-server redis-tools libjansson-dev
-libmicrohttpd-dev python3 curl procps iproute2"
+libmicrohttpd-dev python3 curl procps iproute2 cppcheck clang-tidy clang-format"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -45,7 +45,7 @@ static int s_settings(const so_config_t *cfg, s_settings_t *s, char *err, size_t
 #define S_LONG(key, def, min, max, dst)                                                            \
     if (so_config_long(cfg, key, def, min, max, &v, err, errlen) != 0)                             \
         return -1;                                                                                 \
-    dst = v;
+    (dst) = v;
     so_httpd_opts_t *h = &s->http;
     h->listen = so_config_get(cfg, "listen", "127.0.0.1:8080");
     S_LONG("threads", 4, 1, 256, h->threads);

@@ -160,7 +160,7 @@ static void test_agents_per_worker(void **state)
     assert_false(so_broker_has_agent(b, "c"));
     assert_true(so_broker_has_agent(b, "bb"));
     /* READY again resets the list to "every agent" until told otherwise. */
-    ab = ready(b, "ab", 1, 5, &o);
+    (void) ready(b, "ab", 1, 5, &o);
     assert_true(so_broker_has_agent(b, "c"));
     so_broker_destroy(&b);
 }
