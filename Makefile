@@ -147,18 +147,12 @@ integration: all
 # check leaks and print reports on stderr; the services of the integration
 # tests are stopped by signals (no leak check) and write reports into
 # build-asan/san/, which must stay empty.
-# ASAN_TMP_FLAGS and tools/lint/ubsan.supp are temporary (issue 13):
-#  -Wno-error=format-truncation: gcc at -O1 cannot see the bound of a loop
-#   index in tests/unit/test_so_eval.c (a false positive, fixed there);
-#  -fsanitize-recover=nonnull-attribute (so the suppression file can apply):
-#   qsort(NULL, 0) in common/method/so_infer.c (fixed there).
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-ASAN_TMP_FLAGS := -Wno-error=format-truncation -fsanitize-recover=nonnull-attribute
 ASAN_OPT  := abort_on_error=1:halt_on_error=1
-UBSAN_OPT := print_stacktrace=1:halt_on_error=1:suppressions=$(CURDIR)/tools/lint/ubsan.supp
+UBSAN_OPT := print_stacktrace=1:halt_on_error=1
 SAN_LOG   := $(CURDIR)/build-asan/san
 asan:
-	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(ASAN_FLAGS) $(ASAN_TMP_FLAGS)" all
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" all
 	@ASAN_OPTIONS=$(ASAN_OPT):detect_leaks=1 UBSAN_OPTIONS=$(UBSAN_OPT) \
 		sh tests/run_unit.sh $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_TESTS))
 	@rm -rf $(SAN_LOG) && mkdir -p $(SAN_LOG)

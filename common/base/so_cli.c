@@ -98,3 +98,18 @@ so_config_t *so_cli_config(const char *service, int argc, char **argv, const cha
     so_signals_install();
     return cfg;
 }
+
+so_config_t *so_cli_start(const char *service, int argc, char **argv, const char *usage,
+                          so_cli_settings_fn *settings, void *opts, int *exit_code)
+{
+    so_config_t *cfg = so_cli_config(service, argc, argv, usage, exit_code);
+    if (!cfg)
+        return NULL;
+    char err[512] = "";
+    if (settings(cfg, opts, err, sizeof err) != 0) {
+        so_error("config", "error=\"%s\"", err);
+        so_config_destroy(&cfg);
+        *exit_code = 2;
+    }
+    return cfg;
+}

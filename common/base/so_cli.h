@@ -20,4 +20,15 @@
 so_config_t *so_cli_config(const char *service, int argc, char **argv, const char *usage,
                            int *exit_code);
 
+/* A service's settings from its config: fills opts, returns 0, or -1 with a
+ * message naming the key and what is wrong in err. */
+typedef int (so_cli_settings_fn)(const so_config_t *cfg, void *opts, char *err, size_t errlen);
+
+/* Every service's start: so_cli_config, then settings(cfg, opts, ...).
+ * Returns the config (opts may borrow its strings: destroy it last), or
+ * NULL with *exit_code set (0 for --help, 2 for a usage or config error; a
+ * settings error is logged as `config error="..."`). */
+so_config_t *so_cli_start(const char *service, int argc, char **argv, const char *usage,
+                          so_cli_settings_fn *settings, void *opts, int *exit_code);
+
 #endif

@@ -186,7 +186,7 @@ void so_corpus_build(so_corpus_t *c, const so_dataset_t *ds, const size_t *sampl
                 n_terms++;
             }
             uint32_t t = map.vals[slot];
-            df[t]++;
+            df[t]++;   // NOLINT(clang-analyzer-core.NullDereference): t < n_terms, df has n_terms entries
             doc_ids[i][k] = t;
             doc_cnt[i][k] = cnt[k];
         }

@@ -349,7 +349,7 @@ s_utf8_chars(const char *s)
 static double
 s_tokens(size_t chars)
 {
-    return (double)((chars + 3) / 4);
+    return (double)((chars + 3) / 4);   // NOLINT(bugprone-integer-division): ceil, on purpose
 }
 
 /* The episode of question q answered by model (pair p, every turn valid). */

@@ -44,10 +44,9 @@ static int s_min_backoff(const so_hbwatch_t *w)
 so_hbwatch_t *so_hbwatch_new(const so_hbwatch_opts_t *o)
 {
     so_hbwatch_opts_t d;
-    if (!o) {
-        so_hbwatch_opts_default(&d);
+    so_hbwatch_opts_default(&d);
+    if (!o)
         o = &d;
-    }
     so_hbwatch_t *w = so_calloc(1, sizeof *w);
     w->o = *o;
     w->url = so_strdup(o->redis_url && *o->redis_url ? o->redis_url : "redis://127.0.0.1:6379");

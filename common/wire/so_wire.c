@@ -172,7 +172,7 @@ int so_wire_pack_zmq(so_msg_type_t type, const void *msg, zmq_msg_t *hdr, zmq_ms
 int so_wire_decode(const void *hdr, size_t hdr_len, const void *body, size_t body_len,
                    so_msg_type_t expect, void **msg_out, char *err, size_t errlen)
 {
-    so_msg_type_t type;
+    so_msg_type_t type = SO_MSG_ANY;
     *msg_out = NULL;
     if (so_wire_parse_header(hdr, hdr_len, &type, err, errlen) != 0)
         return -1;

@@ -5,6 +5,7 @@
  */
 #include "so_backend.h"
 #include "base/so_cli.h"
+#include "base/so_err.h"
 #include "wire/so_sock.h"
 #include "base/so_svc.h"
 #include "so_worker.h"
@@ -28,24 +29,25 @@ static const char *s_usage =
     "      max_tokens,max_tokens_field,temperature,timeout_ms,connect_timeout_ms,deadline_ms,\n"
     "      max_retries,backoff_base_ms,backoff_max_ms,retry_after_max_ms,max_response_bytes}\n";
 
-int main(int argc, char **argv)
-{
-    int code = 0;
-    so_config_t *cfg = so_cli_config("agent-worker", argc, argv, s_usage, &code);
-    if (!cfg)
-        return code;
-    char err[512];
+typedef struct {
     so_worker_opts_t o;
-    so_worker_opts_default(&o);
+    int live;                       /* backend = live */
+} s_settings_t;
+
+static int s_settings(const so_config_t *cfg, void *arg, char *err, size_t errlen)
+{
+    s_settings_t *s = arg;
+    so_worker_opts_t *o = &s->o;
+    so_worker_opts_default(o);
     long v;
     int rc = 0;
     const char *wid = so_config_get(cfg, "worker.id", NULL);
     if (wid)
-        snprintf(o.worker_id, sizeof o.worker_id, "%s", wid);
-    o.endpoint = so_config_get(cfg, "gateway.endpoint", o.endpoint);
+        snprintf(o->worker_id, sizeof o->worker_id, "%s", wid);
+    o->endpoint = so_config_get(cfg, "gateway.endpoint", o->endpoint);
 #define S_LONG(key, field, min, max)                                                               \
-    if (rc == 0 && (rc = so_config_long(cfg, key, (long) o.field, min, max, &v, err, sizeof err)) == 0) \
-        o.field = (int) v;
+    if (rc == 0 && (rc = so_config_long(cfg, key, (long) o->field, min, max, &v, err, errlen)) == 0) \
+        o->field = (int) v;
     S_LONG("heartbeat_ms", heartbeat_ms, 10, 60000);
     S_LONG("liveness", liveness, 1, 100);
     S_LONG("delay_ms", delay_ms, 0, 600000);
@@ -53,35 +55,40 @@ int main(int argc, char **argv)
     S_LONG("stats_ms", stats_ms, 0, 3600000);
     S_LONG("reconnect_max_ms", reconnect_max_ms, 10, 600000);
 #undef S_LONG
-    if (rc == 0 && (rc = so_config_long(cfg, "capacity", (long) o.capacity, 1,
-                                        SO_CTL_MAX_CAPACITY, &v, err, sizeof err)) == 0)
-        o.capacity = (unsigned) v;
+    if (rc == 0 && (rc = so_config_long(cfg, "capacity", (long) o->capacity, 1,
+                                        SO_CTL_MAX_CAPACITY, &v, err, errlen)) == 0)
+        o->capacity = (unsigned) v;
     if (rc == 0)
-        rc = so_sock_opts(cfg, &o.sockopts, err, sizeof err);
-    if (rc == 0 && wid && (strlen(wid) == 0 || strlen(wid) > SO_WIRE_MAX_ID)) {
-        snprintf(err, sizeof err, "worker.id: want 1..%d bytes", SO_WIRE_MAX_ID);
-        rc = -1;
-    }
+        rc = so_sock_opts(cfg, &o->sockopts, err, errlen);
+    if (rc != 0)
+        return -1;
+    if (wid && (strlen(wid) == 0 || strlen(wid) > SO_WIRE_MAX_ID))
+        return so_err(err, errlen, "worker.id: want 1..%d bytes", SO_WIRE_MAX_ID);
     const char *backend_name = so_config_get(cfg, "backend", "replay");
-    int live = strcmp(backend_name, "live") == 0;
-    if (rc == 0 && !live && strcmp(backend_name, "replay") != 0) {
-        snprintf(err, sizeof err, "backend: '%s' unknown (want replay or live)", backend_name);
-        rc = -1;
-    }
+    s->live = strcmp(backend_name, "live") == 0;
+    if (!s->live && strcmp(backend_name, "replay") != 0)
+        return so_err(err, errlen, "backend: '%s' unknown (want replay or live)", backend_name);
     /* Live calls take seconds: by default one thread per slot, so the loop
      * keeps heartbeating; replay answers in microseconds in the loop. */
-    if (rc == 0 && (rc = so_config_long(cfg, "threads", live ? (long) o.capacity : 0, 0,
-                                        SO_CTL_MAX_CAPACITY, &v, err, sizeof err)) == 0)
-        o.threads = (unsigned) v;
-    if (rc == 0 && !live && o.threads > 0) {
-        snprintf(err, sizeof err, "threads: the replay backend runs in the loop (threads = 0)");
-        rc = -1;
-    }
-    if (rc != 0) {
-        so_error("config", "error=\"%s\"", err);
-        so_config_destroy(&cfg);
-        return 2;
-    }
+    if (so_config_long(cfg, "threads", s->live ? (long) o->capacity : 0, 0, SO_CTL_MAX_CAPACITY,
+                       &v, err, errlen) != 0)
+        return -1;
+    o->threads = (unsigned) v;
+    if (!s->live && o->threads > 0)
+        return so_err(err, errlen, "threads: the replay backend runs in the loop (threads = 0)");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int code = 0;
+    s_settings_t set;
+    so_config_t *cfg = so_cli_start("agent-worker", argc, argv, s_usage, s_settings, &set, &code);
+    if (!cfg)
+        return code;
+    char err[512];
+    so_worker_opts_t o = set.o;
+    int live = set.live;
 
     /* A live worker tells the gateway which agents it serves (READY), so
      * calls for other agents go to other workers. */

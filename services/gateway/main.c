@@ -93,23 +93,32 @@ static void s_initial_version(char *current, size_t len, const char *url, const 
     so_hbwatch_destroy(&w);
 }
 
+typedef struct {
+    so_gateway_opts_t gw;
+    so_recorder_opts_t rec;
+    so_wire_sockopts_t sock;
+} s_all_t;
+
+static int s_all_settings(const so_config_t *cfg, void *arg, char *err, size_t errlen)
+{
+    s_all_t *a = arg;
+    memset(&a->gw, 0, sizeof a->gw);
+    if (s_settings(&a->gw, cfg, err, errlen) != 0 || so_sock_opts(cfg, &a->sock, err, errlen) != 0)
+        return -1;
+    return s_recorder_settings(&a->rec, cfg, err, errlen) != 0 ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     int code = 0;
-    so_config_t *cfg = so_cli_config("gateway", argc, argv, s_usage, &code);
+    s_all_t all;
+    so_config_t *cfg = so_cli_start("gateway", argc, argv, s_usage, s_all_settings, &all, &code);
     if (!cfg)
         return code;
-    so_gateway_opts_t o;
-    memset(&o, 0, sizeof o);
-    so_recorder_opts_t ro;
-    so_wire_sockopts_t opts;
+    so_gateway_opts_t o = all.gw;
+    so_recorder_opts_t ro = all.rec;
+    so_wire_sockopts_t opts = all.sock;
     char err[512];
-    if (s_settings(&o, cfg, err, sizeof err) != 0 || so_sock_opts(cfg, &opts, err, sizeof err) != 0
-        || s_recorder_settings(&ro, cfg, err, sizeof err) != 0) {
-        so_error("config", "error=\"%s\"", err);
-        so_config_destroy(&cfg);
-        return 2;
-    }
     void *ctx = zmq_ctx_new();
     const char *ep_clients = so_config_get(cfg, "client.endpoint", "tcp://127.0.0.1:5555");
     const char *ep_workers = so_config_get(cfg, "workers.endpoint", "tcp://127.0.0.1:5556");

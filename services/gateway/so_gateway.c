@@ -212,7 +212,8 @@ static void s_on_worker(so_gateway_t *gw)
 static void s_read_sockets(so_gateway_t *gw)
 {
     void *socks[4] = { gw->o.workers, gw->o.route, gw->o.infer, gw->o.clients };
-    void (*handler[4])(so_gateway_t *) = { s_on_worker, s_on_route, s_on_infer, s_on_client };
+    static void (*const handler[4])(so_gateway_t *) = { s_on_worker, s_on_route, s_on_infer,
+                                                        s_on_client };
     for (int i = 0; i < 64; i++) {
         int any = 0;
         for (int k = 0; k < 4; k++) {

@@ -38,8 +38,9 @@ typedef struct {
     long drain_ms, stats_ms;
 } s_settings_t;
 
-static int s_settings(const so_config_t *cfg, s_settings_t *s, char *err, size_t errlen)
+static int s_settings(const so_config_t *cfg, void *arg, char *err, size_t errlen)
 {
+    s_settings_t *s = arg;
     long v;
     memset(s, 0, sizeof *s);
 #define S_LONG(key, def, min, max, dst)                                                            \
@@ -101,16 +102,11 @@ static void s_wait_idle(so_httpd_t *h, int64_t until)
 int main(int argc, char **argv)
 {
     int code = 0;
-    so_config_t *cfg = so_cli_config("http", argc, argv, s_usage, &code);
+    s_settings_t s;
+    so_config_t *cfg = so_cli_start("http", argc, argv, s_usage, s_settings, &s, &code);
     if (!cfg)
         return code;
     char err[512];
-    s_settings_t s;
-    if (s_settings(cfg, &s, err, sizeof err) != 0) {
-        so_error("config", "error=\"%s\"", err);
-        so_config_destroy(&cfg);
-        return 2;
-    }
     /* jansson seeds its hash function on first use; do it before the
      * threads start (its documentation's advice for threaded programs). */
     json_object_seed(0);

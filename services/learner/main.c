@@ -17,20 +17,20 @@ static const char *s_usage =
     "      refine.min_attempts refine.max_merges refine.always_publish refine.lock_ttl_ms\n"
     "      log.level\n";
 
+static int s_settings(const so_config_t *cfg, void *o, char *err, size_t errlen)
+{
+    so_learner_opts_default(o);
+    return so_learner_config(cfg, o, err, errlen) < 0 ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     int code = 0;
-    so_config_t *cfg = so_cli_config("learner", argc, argv, s_usage, &code);
+    so_learner_opts_t o;
+    so_config_t *cfg = so_cli_start("learner", argc, argv, s_usage, s_settings, &o, &code);
     if (!cfg)
         return code;
     char err[512];
-    so_learner_opts_t o;
-    so_learner_opts_default(&o);
-    if (so_learner_config(cfg, &o, err, sizeof err) < 0) {
-        so_error("config", "error=\"%s\"", err);
-        so_config_destroy(&cfg);
-        return 2;
-    }
     so_learner_t *l = so_learner_new(&o, err, sizeof err);
     if (!l) {
         so_error("config", "error=\"%s\"", err);

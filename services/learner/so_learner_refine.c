@@ -99,13 +99,13 @@ static int s_refine_locked(so_learner_t *l, const char *cur)
             so_info("refine_raced", "version=%s (current moved; not published)", name);
         } else {
             char gone[512] = "";
-            for (size_t s = 0; s < hb->n_skills; s++)
-                if (so_handbook_skill_index(out, hb->skills[s].id) < 0 &&
-                    strlen(gone) + strlen(hb->skills[s].id) + 2 < sizeof gone) {
-                    if (*gone)
-                        strcat(gone, ",");
-                    strcat(gone, hb->skills[s].id);
-                }
+            size_t used = 0;
+            for (size_t s = 0; s < hb->n_skills; s++) {
+                const char *id = hb->skills[s].id;
+                if (so_handbook_skill_index(out, id) < 0 && used + strlen(id) + 2 < sizeof gone)
+                    used += (size_t) snprintf(gone + used, sizeof gone - used, "%s%s",
+                                              used ? "," : "", id);
+            }
             l->st.published++;
             so_info("handbook_refined", "version=%s parent=%s seq=%lld merged=%zu skills=%zu->%zu "
                     "merged_away=%s", name, cur, seq, merged, hb->n_skills, out->n_skills,

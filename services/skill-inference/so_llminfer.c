@@ -179,8 +179,15 @@ static void s_run(so_openai_t *client, const so_llminfer_opts_t *o, so_llmjob_t 
     req.cancel = &j->cancel;
     so_openai_response_t resp;
     char err[256];
-    if (so_openai_chat(client, &req, &resp) != 0) {
-        j->t_code = resp.code == SO_OPENAI_TIMEOUT ? SO_LLM_TIMEOUT : SO_LLM_ERROR;
+    int rc = so_openai_chat(client, &req, &resp);
+    if (rc != 0 && resp.code == SO_OPENAI_TIMEOUT) {
+        /* The call's deadline is what was left of the job's: say it the way
+         * the loop does when it gets there first (one wording, whichever
+         * timer fires first). */
+        j->t_code = SO_LLM_TIMEOUT;
+        snprintf(j->t_error, sizeof j->t_error, "no answer within %ld ms", o->timeout_ms);
+    } else if (rc != 0) {
+        j->t_code = SO_LLM_ERROR;
         snprintf(j->t_error, sizeof j->t_error, "%s: %.360s", so_openai_code_name(resp.code),
                  resp.error);
         so_utf8_scrub(j->t_error);

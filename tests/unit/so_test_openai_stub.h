@@ -68,7 +68,11 @@ static inline int so_tstub_setup(void **state)
     for (int i = 0; i < 200; i++) {            /* bounded: 10 s */
         FILE *f = fopen(so_tstub_port_file, "r");
         if (f) {
-            int ok = fscanf(f, "%d", &so_tstub_port) == 1;
+            char line[32] = "";
+            char *end = NULL;
+            long port = fgets(line, sizeof line, f) ? strtol(line, &end, 10) : 0;
+            int ok = end && end != line && port > 0 && port < 65536;
+            so_tstub_port = (int) port;
             fclose(f);
             if (ok) {
                 snprintf(so_tstub_base, sizeof so_tstub_base, "http://127.0.0.1:%d/v1", so_tstub_port);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The layering rule of common/ (docs/ARCHITECTURE.md), checked on every
 # #include "..." of common/<room>/*.[ch]:
-#   base    -> base
+#   base    -> base (and the generated skillorchestra.pb-c.h, for so_pb.h)
 #   wire    -> base, wire (and the generated skillorchestra.pb-c.h)
 #   method  -> base, method
 #   store   -> base, wire, method, store (and the generated header)
@@ -12,7 +12,7 @@
 cd "$(dirname "$0")/../.." || exit 2
 allowed() {
     case $1 in
-        base)    echo "base" ;;
+        base)    echo "base pb" ;;
         wire)    echo "base wire pb" ;;
         method)  echo "base method" ;;
         store)   echo "base wire method store pb" ;;
