@@ -355,7 +355,7 @@ int main(void)
     int rc = cmocka_run_group_tests_name("so_profile", config_tests, NULL, NULL);
     if (!so_test_have_redis()) {
         printf("so_decide: SKIPPED (redis-server not installed; make deps)\n");
-        return rc;
+        return rc ? rc : SO_TEST_SKIPPED;
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_no_profile, so_test_redis_flush),

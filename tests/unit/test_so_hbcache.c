@@ -447,7 +447,7 @@ int main(void)
 {
     if (!so_test_have_redis()) {
         printf("so_hbcache: SKIPPED (redis-server not installed; make deps)\n");
-        return 0;
+        return SO_TEST_SKIPPED;
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_options),

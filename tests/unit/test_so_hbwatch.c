@@ -130,7 +130,7 @@ int main(void)
 {
     if (!so_test_have_redis()) {
         printf("[  SKIPPED ] test_so_hbwatch: redis-server not installed\n");
-        return 0;
+        return SO_TEST_SKIPPED;
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_current_and_changes, so_test_redis_flush),

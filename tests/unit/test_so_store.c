@@ -755,7 +755,7 @@ int main(void)
 {
     if (!so_test_have_redis()) {
         printf("so_store: SKIPPED (redis-server not installed; make deps)\n");
-        return 0;
+        return SO_TEST_SKIPPED;
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_handbook_put_get_current, so_test_redis_flush),

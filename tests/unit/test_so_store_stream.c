@@ -76,7 +76,7 @@ int main(void)
 {
     if (!so_test_have_redis()) {
         printf("so_store_stream: SKIPPED (redis-server not installed; make deps)\n");
-        return 0;
+        return SO_TEST_SKIPPED;
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_stream_len, so_test_redis_flush),
