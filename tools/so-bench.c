@@ -331,7 +331,7 @@ static so_handbook_t *s_synthetic_handbook(const s_vocab_t *uni, const s_vocab_t
 
 typedef struct {
     const so_infer_t *inf;
-    const so_router_t *router;
+    const so_route_tables_t *router;
     char **turns;
     size_t n_turns;
     double *demands;            /* [n_turns * n_skills] */
@@ -433,9 +433,9 @@ static void s_op_router_new(s_bench_t *b, size_t i, int rep)
 {
     (void) i;
     (void) rep;
-    so_router_t *r = so_router_new(b->hb, NULL);
+    so_route_tables_t *r = so_route_tables_new(b->hb, NULL);
     s_sink += 1;
-    so_router_destroy(&r);
+    so_route_tables_destroy(&r);
 }
 
 /* One warm-up repetition, then reps timed ones. */
@@ -543,7 +543,7 @@ int main(int argc, char **argv)
     s_build_vocab(turns, n_turns, &uni, &bi);
     so_handbook_t *hb = s_synthetic_handbook(&uni, &bi, 20240611);
     so_infer_t *inf = so_infer_new(hb);
-    so_router_t *router = so_router_new(hb, NULL);
+    so_route_tables_t *router = so_route_tables_new(hb, NULL);
     char *hb_json = so_handbook_dumps(hb);
     b.hb = hb;
     b.hb_json = hb_json;
@@ -578,7 +578,7 @@ int main(int argc, char **argv)
         { "so_handbook_load (reference file)", 200, 0, 0 },
         { "so_handbook_load_string (synthetic)", 10, 0, 0 },
         { "so_infer_new (synthetic)", 10, 0, 0 },
-        { "so_router_new (synthetic)", 50, 0, 0 },
+        { "so_route_tables_new (synthetic)", 50, 0, 0 },
     };
     s_op_fn fns[] = { s_op_infer, s_op_route_greedy, s_op_route_thompson, s_op_route_uniform,
                       s_op_infer_route, s_op_load_ref, s_op_load_synthetic, s_op_infer_new,
@@ -656,7 +656,7 @@ int main(int argc, char **argv)
     free(zero);
     free(b.demands);
     free(hb_json);
-    so_router_destroy(&router);
+    so_route_tables_destroy(&router);
     so_infer_destroy(&inf);
     so_handbook_destroy(&hb);
     s_vocab_free(&uni);

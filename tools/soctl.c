@@ -661,9 +661,9 @@ static int s_route_fn(so_store_t *s, so_handbook_t *hb, const void *arg)
     so_infer_t *inf = so_infer_new(hb);
     double *demand = so_calloc(hb->n_skills + 1, sizeof *demand);
     so_demand_source_t src = so_infer(inf, a->prompt, mode, demand);
-    so_router_opts_t ro;
-    so_router_opts_default(&ro);
-    so_router_t *router = so_router_new(hb, &ro);
+    so_route_opts_t ro;
+    so_route_opts_default(&ro);
+    so_route_tables_t *router = so_route_tables_new(hb, &ro);
     so_route_req_t q;
     so_route_req_default(&q);
     q.mode = mode;
@@ -684,7 +684,7 @@ static int s_route_fn(so_store_t *s, so_handbook_t *hb, const void *arg)
     else
         printf("no decision: %s\n", d.reason);
     so_decision_free(&d);
-    so_router_destroy(&router);
+    so_route_tables_destroy(&router);
     so_infer_destroy(&inf);
     free(demand);
     return rc == 0 ? 0 : S_EXIT_FAIL;

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct so_router {
+struct so_route_tables {
     const so_handbook_t *hb;
-    so_router_opts_t opts;
+    so_route_opts_t opts;
     size_t n_agents, n_skills, n_modes;
     double *alpha, *beta;       /* [agent * n_skills + skill], back-off applied */
     int *level;
@@ -26,7 +26,7 @@ typedef struct {
     double succ, att, cost, count;
 } s_agg_t;
 
-void so_router_opts_default(so_router_opts_t *o)
+void so_route_opts_default(so_route_opts_t *o)
 {
     o->min_obs = 10;
     o->cost_norm = SO_COST_LINEAR;
@@ -40,7 +40,7 @@ static void *s_calloc(size_t n, size_t size)
     return p;
 }
 
-static void s_free_tables(so_router_t *r)
+static void s_free_tables(so_route_tables_t *r)
 {
     free(r->alpha);
     free(r->beta);
@@ -56,7 +56,7 @@ static void s_free_tables(so_router_t *r)
 /* Posterior pseudo-counts for an aggregate: with enough data the plain
  * Beta(α0 + s, β0 + f); otherwise a prior of the same strength centred on
  * the estimate one level up (p_up), so few observations move it little. */
-static void s_estimate(const so_router_t *r, const s_agg_t *g, double p_up, int level_up,
+static void s_estimate(const so_route_tables_t *r, const s_agg_t *g, double p_up, int level_up,
                        double *a, double *b, int *level)
 {
     const so_handbook_t *hb = r->hb;
@@ -73,7 +73,7 @@ static void s_estimate(const so_router_t *r, const s_agg_t *g, double p_up, int 
     }
 }
 
-void so_router_refresh(so_router_t *r, const so_handbook_t *hb)
+void so_route_tables_refresh(so_route_tables_t *r, const so_handbook_t *hb)
 {
     size_t A = hb->n_agents, S = hb->n_skills, M = hb->n_modes;
     s_free_tables(r);
@@ -148,20 +148,20 @@ void so_router_refresh(so_router_t *r, const so_handbook_t *hb)
     free(mode);
 }
 
-so_router_t *so_router_new(const so_handbook_t *hb, const so_router_opts_t *opts)
+so_route_tables_t *so_route_tables_new(const so_handbook_t *hb, const so_route_opts_t *opts)
 {
-    so_router_t *r = s_calloc(1, sizeof *r);
+    so_route_tables_t *r = s_calloc(1, sizeof *r);
     if (opts)
         r->opts = *opts;
     else
-        so_router_opts_default(&r->opts);
+        so_route_opts_default(&r->opts);
     if (!(r->opts.min_obs >= 0))
         r->opts.min_obs = 0;
-    so_router_refresh(r, hb);
+    so_route_tables_refresh(r, hb);
     return r;
 }
 
-void so_router_destroy(so_router_t **self_p)
+void so_route_tables_destroy(so_route_tables_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -170,12 +170,12 @@ void so_router_destroy(so_router_t **self_p)
     *self_p = NULL;
 }
 
-const so_handbook_t *so_router_handbook(const so_router_t *r)
+const so_handbook_t *so_route_tables_handbook(const so_route_tables_t *r)
 {
     return r->hb;
 }
 
-void so_router_posterior(const so_router_t *r, size_t agent, size_t skill, double *alpha,
+void so_route_posterior(const so_route_tables_t *r, size_t agent, size_t skill, double *alpha,
                          double *beta, int *level)
 {
     size_t i = agent * r->n_skills + skill;
@@ -185,7 +185,7 @@ void so_router_posterior(const so_router_t *r, size_t agent, size_t skill, doubl
         *level = r->level[i];
 }
 
-double so_router_skill_cost(const so_router_t *r, size_t agent, size_t skill)
+double so_route_skill_cost(const so_route_tables_t *r, size_t agent, size_t skill)
 {
     return r->cost[agent * r->n_skills + skill];
 }
@@ -243,7 +243,7 @@ static size_t s_top_k(const double *w, const int *idx, size_t n, int *out, size_
 }
 
 /* Price-based cost when nothing has been observed for the agent. */
-static double s_price_cost(const so_router_t *r, size_t a, const so_route_req_t *q)
+static double s_price_cost(const so_route_tables_t *r, size_t a, const so_route_req_t *q)
 {
     const so_agent_t *ag = &r->hb->agents[a];
     double pt = q->est_prompt_tokens > 0 ? q->est_prompt_tokens : r->mean_tokens[a * 2];
@@ -252,7 +252,7 @@ static double s_price_cost(const so_router_t *r, size_t a, const so_route_req_t 
     return c > 0 ? c : NAN;
 }
 
-static const char *s_ineligible(const so_router_t *r, size_t a, const so_route_req_t *q)
+static const char *s_ineligible(const so_route_tables_t *r, size_t a, const so_route_req_t *q)
 {
     const so_agent_t *ag = &r->hb->agents[a];
     if (q->exclude && q->exclude[a])
@@ -267,7 +267,7 @@ static const char *s_ineligible(const so_router_t *r, size_t a, const so_route_r
     return NULL;
 }
 
-static void s_explain(const so_router_t *r, so_decision_t *d)
+static void s_explain(const so_route_tables_t *r, so_decision_t *d)
 {
     const so_handbook_t *hb = r->hb;
     const so_agent_score_t *w = &d->scores[d->chosen];
@@ -286,7 +286,7 @@ static void s_explain(const so_router_t *r, so_decision_t *d)
                  hb->agents[d->runner_up].id, d->scores[d->runner_up].score);
 }
 
-int so_route(const so_router_t *r, const double *demand, const so_route_req_t *q,
+int so_route(const so_route_tables_t *r, const double *demand, const so_route_req_t *q,
              so_decision_t *d)
 {
     const so_handbook_t *hb = r->hb;

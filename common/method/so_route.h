@@ -20,9 +20,9 @@
  * uniformly chosen eligible agent is taken, so routing cannot collapse onto
  * one agent.  Draws come from a seeded RNG: same seed, same decision.
  *
- * so_router_t holds the back-off tables precomputed from a handbook, so a
+ * so_route_tables_t holds the back-off tables precomputed from a handbook, so a
  * decision costs O(agents × skills with weight) and touches no shared state;
- * rebuild it (so_router_refresh) when the handbook's statistics change.
+ * rebuild it (so_route_tables_refresh) when the handbook's statistics change.
  */
 #ifndef SO_ROUTE_H
 #define SO_ROUTE_H
@@ -48,7 +48,7 @@ typedef enum {
 typedef struct {
     double min_obs;             /* back off below this many attempts (default 10) */
     so_cost_norm_t cost_norm;   /* default SO_COST_LINEAR */
-} so_router_opts_t;
+} so_route_opts_t;
 
 typedef struct {
     int mode;                   /* mode index, -1 = any */
@@ -95,21 +95,21 @@ typedef struct {
     char reason[320];
 } so_decision_t;
 
-typedef struct so_router so_router_t;
+typedef struct so_route_tables so_route_tables_t;
 
-void so_router_opts_default(so_router_opts_t *o);
+void so_route_opts_default(so_route_opts_t *o);
 /* Borrows hb: it must outlive the router (or be handed to refresh). */
-so_router_t *so_router_new(const so_handbook_t *hb, const so_router_opts_t *opts);
-void so_router_destroy(so_router_t **self_p);
+so_route_tables_t *so_route_tables_new(const so_handbook_t *hb, const so_route_opts_t *opts);
+void so_route_tables_destroy(so_route_tables_t **self_p);
 /* Recomputes the tables from hb (same or replacement handbook). */
-void so_router_refresh(so_router_t *r, const so_handbook_t *hb);
-const so_handbook_t *so_router_handbook(const so_router_t *r);
+void so_route_tables_refresh(so_route_tables_t *r, const so_handbook_t *hb);
+const so_handbook_t *so_route_tables_handbook(const so_route_tables_t *r);
 
 /* Back-off estimate: posterior pseudo-counts of agent on skill. */
-void so_router_posterior(const so_router_t *r, size_t agent, size_t skill, double *alpha,
+void so_route_posterior(const so_route_tables_t *r, size_t agent, size_t skill, double *alpha,
                          double *beta, int *level);
 /* Expected cost of agent on skill in USD (NAN when nothing is known). */
-double so_router_skill_cost(const so_router_t *r, size_t agent, size_t skill);
+double so_route_skill_cost(const so_route_tables_t *r, size_t agent, size_t skill);
 
 void so_route_req_default(so_route_req_t *q);
 void so_decision_init(so_decision_t *d);
@@ -118,7 +118,7 @@ void so_decision_free(so_decision_t *d);
 /* Routes one turn given its demand (dense, [n_skills], weights >= 0; all
  * zero means uniform over the mode's skills).  Returns 0, or -1 when no
  * agent is a candidate (d->reason says why). */
-int so_route(const so_router_t *r, const double *demand, const so_route_req_t *q,
+int so_route(const so_route_tables_t *r, const double *demand, const so_route_req_t *q,
              so_decision_t *d);
 
 const char *so_strategy_name(so_strategy_t s);

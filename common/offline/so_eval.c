@@ -19,7 +19,7 @@
 void so_eval_opts_default(so_eval_opts_t *o)
 {
     memset(o, 0, sizeof *o);
-    so_router_opts_default(&o->router);
+    so_route_opts_default(&o->router);
 }
 
 size_t so_eval_default_lambdas(double *out, size_t max)
@@ -182,7 +182,7 @@ int so_eval_run(const so_handbook_t *hb, const so_dataset_t *ds, const so_eval_o
     }
     so_infer_destroy(&inf);
 
-    so_router_t *r = so_router_new(hb, &o->router);
+    so_route_tables_t *r = so_route_tables_new(hb, &o->router);
     so_decision_t dec;
     so_decision_init(&dec);
     unsigned char *excl = so_calloc(A, 1);
@@ -216,7 +216,7 @@ int so_eval_run(const so_handbook_t *hb, const so_dataset_t *ds, const so_eval_o
     }
     free(excl);
     so_decision_free(&dec);
-    so_router_destroy(&r);
+    so_route_tables_destroy(&r);
     free(dem);
     free(map);
 
@@ -313,7 +313,7 @@ int so_eval_write_json(const so_eval_t *e, const so_handbook_t *hb, const char *
     json_object_set_new(root, "singles", singles);
 
     /* Per-skill competence table: posterior means of every agent. */
-    so_router_t *r = so_router_new(hb, NULL);
+    so_route_tables_t *r = so_route_tables_new(hb, NULL);
     for (size_t s = 0; s < hb->n_skills; s++) {
         json_t *o = json_object(), *comp = json_object();
         json_object_set_new(o, "skill", json_string(hb->skills[s].id));
@@ -322,17 +322,17 @@ int so_eval_write_json(const so_eval_t *e, const so_handbook_t *hb, const char *
                             json_integer((json_int_t) (s < e->n_skills ? e->skill_samples[s] : 0)));
         for (size_t a = 0; a < hb->n_agents; a++) {
             double al, be;
-            so_router_posterior(r, a, s, &al, &be, NULL);
+            so_route_posterior(r, a, s, &al, &be, NULL);
             json_t *c = json_object();
             json_object_set_new(c, "competence", json_real(al / (al + be)));
             json_object_set_new(c, "attempts", json_real(so_handbook_stat(hb, a, s)->attempts));
-            json_object_set_new(c, "cost", s_num(so_router_skill_cost(r, a, s)));
+            json_object_set_new(c, "cost", s_num(so_route_skill_cost(r, a, s)));
             json_object_set_new(comp, hb->agents[a].id, c);
         }
         json_object_set_new(o, "agents", comp);
         json_array_append_new(skills, o);
     }
-    so_router_destroy(&r);
+    so_route_tables_destroy(&r);
     json_object_set_new(root, "skills", skills);
 
     int rc = json_dump_file(root, path, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
@@ -405,7 +405,7 @@ void so_online_opts_default(so_online_opts_t *o)
     o->explore_floor = 0.02;
     o->window = 100;
     o->refresh_every = 1;
-    so_router_opts_default(&o->router);
+    so_route_opts_default(&o->router);
 }
 
 int so_online_run(so_handbook_t *hb, const so_dataset_t *ds, const so_online_opts_t *o,
@@ -421,7 +421,7 @@ int so_online_run(so_handbook_t *hb, const so_dataset_t *ds, const so_online_opt
     }
     int *map = s_agent_map(hb, ds);
     so_infer_t *inf = so_infer_new(hb);
-    so_router_t *r = so_router_new(hb, &o->router);
+    so_route_tables_t *r = so_route_tables_new(hb, &o->router);
     so_decision_t dec;
     so_decision_init(&dec);
     double *dem = so_calloc(S, sizeof *dem);
@@ -460,7 +460,7 @@ int so_online_run(so_handbook_t *hb, const so_dataset_t *ds, const so_online_opt
                                         s->prompt_tokens[d], s->completion_tokens[d],
                                         s->latency[d]);
             if ((i + 1) % every == 0)
-                so_router_refresh(r, hb);
+                so_route_tables_refresh(r, hb);
         }
         wn++;
         if (wn == win || i + 1 == N) {
@@ -485,7 +485,7 @@ int so_online_run(so_handbook_t *hb, const so_dataset_t *ds, const so_online_opt
     free(excl);
     free(map);
     so_decision_free(&dec);
-    so_router_destroy(&r);
+    so_route_tables_destroy(&r);
     so_infer_destroy(&inf);
     return 0;
 }

@@ -51,7 +51,7 @@ typedef void (so_progress_fn)(void *arg, size_t done, size_t total);
 typedef struct {
     const double *lambdas;  /* NULL = the default sweep */
     size_t n_lambdas;
-    so_router_opts_t router;
+    so_route_opts_t router;
     double temperature;     /* 0 = the handbook's */
     int thompson;
     double explore_floor;
@@ -94,7 +94,7 @@ typedef struct {
     uint64_t seed;
     size_t window;          /* samples per curve row (default 100) */
     size_t refresh_every;   /* default 1: learn from every outcome at once */
-    so_router_opts_t router;
+    so_route_opts_t router;
     so_progress_fn *progress;
     void *progress_arg;
 } so_online_opts_t;

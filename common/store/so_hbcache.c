@@ -24,7 +24,7 @@ typedef struct {
     so_stat_t *base;                /* the handbook's bootstrap stats */
     so_stat_t *prev;                /* scratch: stats before a reload */
     so_infer_t *infer;
-    so_router_t *router;
+    so_route_tables_t *router;
     uint64_t used;                  /* LRU clock value of the last lookup */
     uint64_t held;                  /* hold_gen of the last lookup */
     int64_t loaded_ms;
@@ -62,7 +62,7 @@ void so_hbcache_opts_default(so_hbcache_opts_t *o)
     o->refresh_ms = 200;
     o->negative_ttl_ms = 1000;
     o->backoff_max_ms = 5000;
-    so_router_opts_default(&o->router);
+    so_route_opts_default(&o->router);
 }
 
 int so_hbcache_config(const so_config_t *cfg, so_hbcache_opts_t *o, char *err, size_t errlen)
@@ -93,7 +93,7 @@ static void s_entry_free(s_entry_t **p)
     if (!p || !*p)
         return;
     s_entry_t *e = *p;
-    so_router_destroy(&e->router);
+    so_route_tables_destroy(&e->router);
     so_infer_destroy(&e->infer);
     so_handbook_destroy(&e->hb);
     free(e->base);
@@ -289,9 +289,9 @@ static int s_reload_stats(so_hbcache_t *c, s_entry_t *e, char *err, size_t errle
         so_warn("stats_unknown_cells", "version=%s cells=%zu (agents or skills not in the handbook)",
                 e->version, unknown);
     if (e->router)
-        so_router_refresh(e->router, hb);
+        so_route_tables_refresh(e->router, hb);
     else
-        e->router = so_router_new(hb, &c->o.router);
+        e->router = so_route_tables_new(hb, &c->o.router);
     e->pub.router = e->router;
     e->pub.seq = seq;
     return 0;
@@ -364,7 +364,7 @@ static s_entry_t *s_load(so_hbcache_t *c, const char *version, so_hbcache_status
             s_mark_down(c, why);
         so_warn("stats_load_failed", "version=%s error=\"%s\" (bootstrap stats until the next poll)",
                 version, why);
-        e->router = so_router_new(hb, &c->o.router);
+        e->router = so_route_tables_new(hb, &c->o.router);
         e->pub.router = e->router;
     }
     s_entry_t **slot = s_slot(c);

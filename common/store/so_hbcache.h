@@ -52,7 +52,7 @@ typedef struct {
     int with_infer;             /* build so_infer indexes */
     int with_router;            /* load online stats, build routers, poll sequence numbers */
     double infer_temperature;   /* > 0 overrides the handbooks' softmax temperature */
-    so_router_opts_t router;    /* options of the routers built */
+    so_route_opts_t router;    /* options of the routers built */
     /* For a batch consumer (the learner): */
     so_store_t *store;          /* borrowed connection instead of redis_url: a miss always
                                    asks Redis, and the caller logs outages (NULL: own) */
@@ -75,7 +75,7 @@ typedef struct {
     const char *version;
     const so_handbook_t *hb;     /* stats = bootstrap + online deltas (with_router) */
     const so_infer_t *infer;     /* NULL unless with_infer */
-    const so_router_t *router;   /* NULL unless with_router */
+    const so_route_tables_t *router;   /* NULL unless with_router */
     long long seq;               /* so:seq the stats were read at; -1 = not loaded yet */
 } so_hbcache_entry_t;
 

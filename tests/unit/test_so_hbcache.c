@@ -205,7 +205,7 @@ static void test_stats_refresh(void **state)
     SO_ASSERT_NEAR(so_handbook_stat(e->hb, 1, 1)->attempts, 1, 1e-12);
     SO_ASSERT_NEAR(so_handbook_stat(e->hb, 0, 1)->attempts, 5, 1e-12);    /* bootstrap */
     double a0, b0, a1, b1;
-    so_router_posterior(e->router, 1, 1, &a0, &b0, NULL);
+    so_route_posterior(e->router, 1, 1, &a0, &b0, NULL);
 
     /* Nothing moved: a poll reloads nothing. */
     so_hbcache_tick(c);
@@ -223,7 +223,7 @@ static void test_stats_refresh(void **state)
     SO_ASSERT_NEAR(so_handbook_stat(e->hb, 1, 1)->attempts, 3, 1e-12);
     SO_ASSERT_NEAR(so_handbook_stat(e->hb, 1, 1)->successes, 3, 1e-12);
     SO_ASSERT_NEAR(so_handbook_stat(e->hb, 0, 1)->attempts, 5, 1e-12);
-    so_router_posterior(e->router, 1, 1, &a1, &b1, NULL);
+    so_route_posterior(e->router, 1, 1, &a1, &b1, NULL);
     assert_true(a1 > a0);
     so_hbcache_stats(c, &stats);
     assert_int_equal(stats.reloads, 1);

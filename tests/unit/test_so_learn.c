@@ -80,7 +80,7 @@ static const char *s_pick(const so_handbook_t *hb, const char *prompt)
     static char name[64];
     double dem[64] = { 0 };
     so_infer_t *inf = so_infer_new(hb);
-    so_router_t *r = so_router_new(hb, NULL);
+    so_route_tables_t *r = so_route_tables_new(hb, NULL);
     so_route_req_t q;
     so_decision_t d;
     so_route_req_default(&q);
@@ -89,7 +89,7 @@ static const char *s_pick(const so_handbook_t *hb, const char *prompt)
     assert_int_equal(so_route(r, dem, &q, &d), 0);
     snprintf(name, sizeof name, "%s", hb->agents[d.chosen].id);
     so_decision_free(&d);
-    so_router_destroy(&r);
+    so_route_tables_destroy(&r);
     so_infer_destroy(&inf);
     return name;
 }

@@ -7,7 +7,7 @@
 /* Fixture: what a test builds, freed by teardown even after a failure. */
 typedef struct {
     so_handbook_t *hb;
-    so_router_t *r;
+    so_route_tables_t *r;
     so_decision_t d;
     so_route_req_t q;
 } s_fix_t;
@@ -27,7 +27,7 @@ static int s_setup(void **state)
 static int s_teardown(void **state)
 {
     s_fix_t *f = *state;
-    so_router_destroy(&f->r);
+    so_route_tables_destroy(&f->r);
     so_decision_free(&f->d);
     so_handbook_destroy(&f->hb);
     free(f);
@@ -36,19 +36,19 @@ static int s_teardown(void **state)
 
 static void s_router(s_fix_t *f, double min_obs, so_cost_norm_t norm)
 {
-    so_router_opts_t o;
-    so_router_opts_default(&o);
+    so_route_opts_t o;
+    so_route_opts_default(&o);
     o.min_obs = min_obs;
     o.cost_norm = norm;
-    so_router_destroy(&f->r);
-    f->r = so_router_new(f->hb, &o);
+    so_route_tables_destroy(&f->r);
+    f->r = so_route_tables_new(f->hb, &o);
     assert_non_null(f->r);
 }
 
-static double s_mean(const so_router_t *r, int agent, int skill, int *level)
+static double s_mean(const so_route_tables_t *r, int agent, int skill, int *level)
 {
     double a, b;
-    so_router_posterior(r, (size_t) agent, (size_t) skill, &a, &b, level);
+    so_route_posterior(r, (size_t) agent, (size_t) skill, &a, &b, level);
     return a / (a + b);
 }
 
@@ -63,8 +63,8 @@ static int s_route_ok(s_fix_t *f, const double *demand)
 static void test_defaults(void **state)
 {
     s_fix_t *f = *state;
-    so_router_opts_t o;
-    so_router_opts_default(&o);
+    so_route_opts_t o;
+    so_route_opts_default(&o);
     assert_true(o.min_obs == 10);
     assert_int_equal(o.cost_norm, SO_COST_LINEAR);
     assert_int_equal(f->q.mode, -1);
@@ -75,11 +75,11 @@ static void test_defaults(void **state)
     assert_string_equal(so_strategy_name(SO_STRATEGY_THOMPSON), "thompson");
     assert_string_equal(so_strategy_name(SO_STRATEGY_EXPLORE_UNIFORM), "explore-uniform");
     assert_string_equal(so_strategy_name(SO_STRATEGY_BUDGET_FALLBACK), "budget-fallback");
-    so_router_t *r = so_router_new(f->hb, NULL);     /* NULL opts: defaults */
-    assert_true(so_router_handbook(r) == f->hb);
-    so_router_destroy(&r);
+    so_route_tables_t *r = so_route_tables_new(f->hb, NULL);     /* NULL opts: defaults */
+    assert_true(so_route_tables_handbook(r) == f->hb);
+    so_route_tables_destroy(&r);
     assert_null(r);
-    so_router_destroy(&r);
+    so_route_tables_destroy(&r);
 }
 
 /* An agent that has never been seen scores the prior mean, not 0. */
@@ -259,7 +259,7 @@ static void test_cost_normalisation(void **state)
         SO_ASSERT_NEAR(f->d.scores[a].cost, cost[a], 1e-15);
         SO_ASSERT_NEAR(f->d.scores[a].cost_norm, lin[a], 1e-12);
         SO_ASSERT_NEAR(f->d.scores[a].score, 0.5 - 0.5 * lin[a], 1e-12);
-        SO_ASSERT_NEAR(so_router_skill_cost(f->r, a, s), cost[a], 1e-15);
+        SO_ASSERT_NEAR(so_route_skill_cost(f->r, a, s), cost[a], 1e-15);
     }
     assert_int_equal(f->d.chosen, 0);
     assert_int_equal(f->d.runner_up, 1);
@@ -285,7 +285,7 @@ static void test_price_based_cost(void **state)
     int blank = so_t_agent(f->hb, "blank", NULL, 0, 0, 0);
     so_t_stat(f->hb, seen, s, 5, 10, 0.006);
     s_router(f, 10, SO_COST_LINEAR);
-    assert_true(isnan(so_router_skill_cost(f->r, priced, s)));
+    assert_true(isnan(so_route_skill_cost(f->r, priced, s)));
     f->q.est_prompt_tokens = 1000;
     f->q.est_completion_tokens = 250;
     double demand[1] = { 1 };
@@ -618,14 +618,14 @@ static void test_refresh(void **state)
     for (int i = 0; i < 100; i++)
         so_handbook_observe(f->hb, (size_t) B, (size_t) s, 1, 1, 0.01, NAN, NAN, NAN);
     assert_int_equal(s_route_ok(f, demand), A);
-    so_router_refresh(f->r, f->hb);
+    so_route_tables_refresh(f->r, f->hb);
     assert_int_equal(s_route_ok(f, demand), B);
     SO_ASSERT_NEAR(s_mean(f->r, B, s, NULL), 151.0 / 202.0, 1e-12);
 
     /* A replacement handbook with more agents: the decision grows. */
     so_t_agent(f->hb, "c", NULL, 0, 0, 0);
     so_t_stat(f->hb, 2, s, 199, 200, 0.01);
-    so_router_refresh(f->r, f->hb);
+    so_route_tables_refresh(f->r, f->hb);
     assert_int_equal(s_route_ok(f, demand), 2);
     assert_int_equal(f->d.n_agents, 3);
 }
@@ -643,10 +643,10 @@ static void test_skill_cost_backoff(void **state)
     so_t_stat(f->hb, 0, P, 5, 10, 0.02);
     so_t_stat(f->hb, 1, Q, 5, 10, 0.04);
     s_router(f, 10, SO_COST_LINEAR);
-    SO_ASSERT_NEAR(so_router_skill_cost(f->r, 0, C), 0.02, 1e-15);
-    SO_ASSERT_NEAR(so_router_skill_cost(f->r, 0, Q), 0.02, 1e-15);
-    SO_ASSERT_NEAR(so_router_skill_cost(f->r, 1, C), 0.04, 1e-15);
-    SO_ASSERT_NEAR(so_router_skill_cost(f->r, 1, P), 0.04, 1e-15);
+    SO_ASSERT_NEAR(so_route_skill_cost(f->r, 0, C), 0.02, 1e-15);
+    SO_ASSERT_NEAR(so_route_skill_cost(f->r, 0, Q), 0.02, 1e-15);
+    SO_ASSERT_NEAR(so_route_skill_cost(f->r, 1, C), 0.04, 1e-15);
+    SO_ASSERT_NEAR(so_route_skill_cost(f->r, 1, P), 0.04, 1e-15);
 }
 
 int main(void)
