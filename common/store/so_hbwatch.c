@@ -23,6 +23,7 @@ struct so_hbwatch {
     int64_t last_ok;
     uint64_t errors;
     char err[256];                  /* the last failure's text */
+    char none[256];                 /* why current is "" (Redis's words), "" otherwise */
 };
 
 void so_hbwatch_opts_default(so_hbwatch_opts_t *o)
@@ -115,7 +116,10 @@ int so_hbwatch_poll(so_hbwatch_t *w)
             so_hbwatch_down(w, err);
             return -1;
         }
-        cur[0] = '\0';          /* nothing published yet */
+        cur[0] = '\0';          /* nothing published yet, or not a usable version */
+        snprintf(w->none, sizeof w->none, "%s", err);
+    } else {
+        w->none[0] = '\0';
     }
     w->last_ok = so_now_ms();
     if (strcmp(cur, w->current) == 0)
@@ -163,6 +167,11 @@ int so_hbwatch_tick(so_hbwatch_t *w, int *changed)
 const char *so_hbwatch_current(const so_hbwatch_t *w)
 {
     return w->current;
+}
+
+const char *so_hbwatch_none_reason(const so_hbwatch_t *w)
+{
+    return w->none;
 }
 
 const char *so_hbwatch_previous(const so_hbwatch_t *w)

@@ -69,6 +69,10 @@ void so_hbwatch_down(so_hbwatch_t *w, const char *err);
 
 /* The current version as last read ("" if none published or not read). */
 const char *so_hbwatch_current(const so_hbwatch_t *w);
+/* Why the last poll that reached Redis found no current version (the
+ * store's words: not set, not a usable version, the wrong type); "" when
+ * there is one. */
+const char *so_hbwatch_none_reason(const so_hbwatch_t *w);
 /* The version before the last change ("" if none). */
 const char *so_hbwatch_previous(const so_hbwatch_t *w);
 /* 0 while Redis is marked down. */

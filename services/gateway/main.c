@@ -85,11 +85,9 @@ static void s_initial_version(char *current, size_t len, const char *url, const 
     so_hbwatch_t *w = so_hbwatch_new(&o);
     so_hbwatch_poll(w);
     snprintf(current, len, "%s", so_hbwatch_current(w));
-    if (!current[0] && so_hbwatch_up(w))
-        so_warn("no_handbook_yet", "redis=%s error=\"no current handbook (%shb:current is not set)\"",
-                url, prefix);
-    else if (!current[0])
-        so_warn("no_handbook_yet", "redis=%s error=\"%s\"", url, so_hbwatch_error(w));
+    if (!current[0])
+        so_warn("no_handbook_yet", "redis=%s error=\"%s\"", url,
+                so_hbwatch_up(w) ? so_hbwatch_none_reason(w) : so_hbwatch_error(w));
     so_hbwatch_destroy(&w);
 }
 

@@ -19,6 +19,8 @@ static int s_current(so_learner_t *l, char *buf, size_t len)
         return -1;
     }
     snprintf(buf, len, "%s", so_hbwatch_current(l->watch));
+    if (!*buf)
+        snprintf(l->err, sizeof l->err, "%s", so_hbwatch_none_reason(l->watch));
     return *buf ? 1 : 0;
 }
 

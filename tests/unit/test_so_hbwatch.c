@@ -47,6 +47,7 @@ static void test_current_and_changes(void **state)
     assert_int_equal(changed, 0);
     assert_int_equal(so_hbwatch_up(w), 1);
     assert_true(so_hbwatch_last_ok_ms(w) > 0);
+    assert_non_null(strstr(so_hbwatch_none_reason(w), "not set"));
     /* Not due: nothing read. */
     so_test_redis_cmd("SET t:hb:current v1");
     wait = so_hbwatch_tick(w, &changed);
@@ -56,6 +57,7 @@ static void test_current_and_changes(void **state)
     /* Read now. */
     assert_int_equal(so_hbwatch_poll(w), 1);
     assert_string_equal(so_hbwatch_current(w), "v1");
+    assert_string_equal(so_hbwatch_none_reason(w), "");
     assert_string_equal(so_hbwatch_previous(w), "");
     assert_int_equal(so_hbwatch_poll(w), 0);
     so_test_redis_cmd("SET t:hb:current v2");
@@ -126,6 +128,21 @@ static void test_borrowed_store(void **state)
     so_store_destroy(&s);
 }
 
+/* hb:current holding something that is not a version: no current version,
+ * not an outage, and the reason says what Redis holds. */
+static void test_bad_current_reason(void **state)
+{
+    (void) state;
+    so_hbwatch_t *w = s_watch(1000, 5000);
+    so_test_redis_cmd("HSET t:hb:current a b");
+    assert_int_equal(so_hbwatch_poll(w), 0);
+    assert_string_equal(so_hbwatch_current(w), "");
+    assert_int_equal(so_hbwatch_errors(w), 0);
+    assert_true(so_hbwatch_none_reason(w)[0] != '\0');
+    assert_null(strstr(so_hbwatch_none_reason(w), "not set"));
+    so_hbwatch_destroy(&w);
+}
+
 int main(void)
 {
     if (!so_test_have_redis()) {
@@ -134,6 +151,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_current_and_changes, so_test_redis_flush),
+        cmocka_unit_test_setup(test_bad_current_reason, so_test_redis_flush),
         cmocka_unit_test_setup(test_outage_backoff, so_test_redis_flush),
         cmocka_unit_test_setup(test_borrowed_store, so_test_redis_flush),
     };

@@ -243,6 +243,7 @@ static void test_retired_type_7(void **state)
     assert_string_equal(so_wire_type_name((so_msg_type_t) 7), "unknown");
     assert_null(protobuf_c_enum_descriptor_get_value(
         &skillorchestra__v1__message_type__descriptor, 7));
+    free(file);
     so_pb_turn_request_t *t = s_golden_decode("turn_request", SO_MSG_TURN_REQUEST, &file, &len);
     assert_int_equal(so_wire_validate((so_msg_type_t) 7, t, err, sizeof err), -1);
     assert_string_equal(err, "unknown message type 7");
