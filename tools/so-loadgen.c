@@ -496,7 +496,8 @@ static void s_report(s_gen_t *g, double secs)
 /* -1 to go on, else the exit status. */
 static int s_parse(int argc, char **argv, s_opts_t *o)
 {
-    long concurrency = 16, timeout_ms = 60000, shuffle = 0;
+    long concurrency = 16, timeout_ms = 60000;
+    const char *shuffle = NULL;
     memset(o, 0, sizeof *o);
     so_opt_t opts[] = {
         SO_OPT_STR("gateway", 0, &o->gateway, "ENDPOINT", "the gateway's client endpoint"),
@@ -504,8 +505,8 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
         SO_OPT_INT("concurrency", 0, &concurrency, "N", 1, 10000,
                    "episodes in flight at once (16)"),
         SO_OPT_INT("limit", 0, &o->limit, "N", 1, 1e15, "send only the first N queries"),
-        SO_OPT_INT("shuffle", 0, &shuffle, "SEED", 1, 9e18,
-                   "send the episodes in a random order (reproducible)"),
+        SO_OPT_STR("shuffle", 0, &shuffle, "SEED",
+                   "send the episodes in a random order (reproducible; SEED 1..2^64-1)"),
         SO_OPT_DBL("lambda", 0, &o->lambda, "L", 0, 1e6,
                    "cost trade-off sent with every turn (default: the router's)"),
         SO_OPT_INT("timeout-ms", 0, &timeout_ms, "MS", 10, 3600000,
@@ -525,7 +526,15 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
     }
     o->concurrency = (int) concurrency;
     o->timeout_ms = (int) timeout_ms;
-    o->shuffle = (unsigned long long) shuffle;
+    if (shuffle) {
+        char *end = NULL;
+        errno = 0;
+        o->shuffle = *shuffle >= '0' && *shuffle <= '9' ? strtoull(shuffle, &end, 10) : 0;
+        if (!end || *end || errno || o->shuffle == 0) {
+            fprintf(stderr, "so-loadgen: --shuffle: '%s' is not a seed in 1..2^64-1\n", shuffle);
+            return 2;
+        }
+    }
     o->has_lambda = so_opts_seen(&p, "lambda") > 0;
     o->progress_tty = isatty(2);
     return -1;

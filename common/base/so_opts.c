@@ -55,6 +55,16 @@ static so_opt_t *s_find_short(const so_opts_t *p, char c)
     return NULL;
 }
 
+/* A table without short options leaves "-x" to the positionals (a prompt
+ * may begin with a dash: `soctl route "-what is 2+2"`). */
+static int s_has_short(const so_opts_t *p)
+{
+    for (const so_opt_t *o = p->opts; o && o->name; o++)
+        if (o->short_name)
+            return 1;
+    return 0;
+}
+
 static int s_ranged(const so_opt_t *o)
 {
     return o->min != 0 || o->max != 0;
@@ -62,7 +72,7 @@ static int s_ranged(const so_opt_t *o)
 
 static int s_range_err(const char *as, const char *v, const so_opt_t *o, char *err, size_t errlen)
 {
-    return so_err(err, errlen, "%s: %s is out of range [%.17g, %.17g]", as, v, o->min, o->max);
+    return so_err(err, errlen, "%s: %s is out of range [%g, %g]", as, v, o->min, o->max);
 }
 
 static int s_set_int(const so_opt_t *o, const char *as, const char *v, char *err, size_t errlen)
@@ -196,15 +206,16 @@ int so_opts_parse(so_opts_t *p, int argc, char **argv, char *err, size_t errlen)
     p->help = 0;
     for (; i < argc; i++) {
         const char *arg = argv[i];
-        int is_opt = !only_pos && arg[0] == '-' && arg[1] != '\0';
-        if (is_opt && strcmp(arg, "--") == 0) {
+        int dash = !only_pos && arg[0] == '-' && arg[1] != '\0';
+        if (dash && strcmp(arg, "--") == 0) {
             only_pos = 1;
             continue;
         }
-        if (is_opt && s_is_help(arg)) {
+        if (dash && s_is_help(arg)) {
             p->help = 1;
             return i + 1;
         }
+        int is_opt = dash && (arg[1] == '-' || s_has_short(p));
         if (is_opt && s_option(p, argc, argv, &i, err, errlen) < 0)
             return -1;
         if (is_opt)

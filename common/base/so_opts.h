@@ -23,8 +23,10 @@
  *
  * Accepted: `--name value`, `--name=value`, `-x value`, flags alone, `--`
  * (everything after it is positional), `-` alone (positional), and
- * positional arguments anywhere between options.  `--help` and `-h` are
- * always known: they set p.help and stop the parse.
+ * positional arguments anywhere between options.  In a table with no short
+ * options, `-x...` is positional too (a prompt may start with a dash).
+ * `--help` and `-h` are always known: they set p.help and stop the parse.
+ * An integer option takes whole numbers only ("1e3" and "1.0" are refused).
  *
  * Values are checked strictly: an integer or a number is the whole argument
  * (no trailing garbage, no leading blank), within [min, max] (both 0: any

@@ -114,6 +114,24 @@ static void test_values_and_positionals(void **state)
     assert_int_equal(f.n, 7);
 }
 
+/* Without short options in the table, "-x" is a positional (soctl route
+ * "-what is 2+2"); "-h" still asks for help. */
+static void test_dash_positional_without_short_options(void **state)
+{
+    const char *str = NULL, *pos[2];
+    so_opt_t opts[] = { SO_OPT_STR("version", 0, &str, "V", NULL), SO_OPT_END };
+    so_opts_t p = { opts, pos, 2, 0, 0, 0 };
+    char err[128];
+    const char *args[] = { "-what is 2+2", "--version", "v1", NULL };
+    assert_int_equal(so_opts_parse(&p, 3, (char **) args, err, sizeof err), 3);
+    assert_int_equal(p.n_pos, 1);
+    assert_string_equal(pos[0], "-what is 2+2");
+    assert_string_equal(str, "v1");
+    const char *help[] = { "-h", NULL };
+    assert_int_equal(so_opts_parse(&p, 1, (char **) help, err, sizeof err), 1);
+    assert_int_equal(p.help, 1);
+}
+
 static void test_stop_at_positional(void **state)
 {
     s_fix_t f;
@@ -298,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_every_kind),
         cmocka_unit_test(test_defaults_kept),
         cmocka_unit_test(test_values_and_positionals),
+        cmocka_unit_test(test_dash_positional_without_short_options),
         cmocka_unit_test(test_stop_at_positional),
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_usage_from_table),
