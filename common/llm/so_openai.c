@@ -511,7 +511,7 @@ static int s_call(so_openai_t *c, const so_openai_request_t *req, int stream,
             break;
         int clipped = remaining < c->cfg.timeout_ms;
         so_openai_attempt(c, &x, body, body_len, clipped ? (long) remaining : c->cfg.timeout_ms,
-                  clipped, &o);
+                          clipped ? budget : 0, &o);
         resp->attempts++;
         resp->http_status = o.status;
         if (o.code == SO_OPENAI_OK || !o.retryable || x.delivered)

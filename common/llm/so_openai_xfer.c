@@ -448,7 +448,7 @@ static int s_retryable_curl(CURLcode rc)
 }
 
 void so_openai_attempt(so_openai_t *c, so_openai_xfer_t *x, const char *body, size_t body_len,
-               long timeout_ms, int clipped, so_openai_outcome_t *o)
+               long timeout_ms, long deadline_ms, so_openai_outcome_t *o)
 {
     CURL *h = c->curl;
     memset(o, 0, sizeof *o);
@@ -483,8 +483,9 @@ void so_openai_attempt(so_openai_t *c, so_openai_xfer_t *x, const char *body, si
         return;
     }
     if (rc == CURLE_OPERATION_TIMEDOUT) {
-        s_outcome(o, SO_OPENAI_TIMEOUT, !clipped, "no complete reply from %s within %ld ms%s",
-                  c->url, timeout_ms, clipped ? " (the call's deadline)" : "");
+        s_outcome(o, SO_OPENAI_TIMEOUT, deadline_ms <= 0, "no complete reply from %s within %ld ms%s",
+                  c->url, deadline_ms > 0 ? deadline_ms : timeout_ms,
+                  deadline_ms > 0 ? " (the call's deadline)" : "");
         return;
     }
     if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL) {

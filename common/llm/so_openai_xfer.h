@@ -69,9 +69,11 @@ typedef struct {
 /* Sets the curl callbacks of a new client's handle (they get the attempt's
  * so_openai_xfer_t). */
 void so_openai_xfer_setup(CURL *h);
-/* One attempt: the outcome in *o, what arrived in x. */
+/* One attempt of at most timeout_ms: the outcome in *o, what arrived in x.
+ * deadline_ms > 0: the call's whole deadline cut this attempt short (its
+ * timeout is then final, and the message names that deadline). */
 void so_openai_attempt(so_openai_t *c, so_openai_xfer_t *x, const char *body, size_t body_len,
-                       long timeout_ms, int clipped, so_openai_outcome_t *o);
+                       long timeout_ms, long deadline_ms, so_openai_outcome_t *o);
 void so_openai_xfer_free(so_openai_xfer_t *x);
 /* The caller's cancel flag, or the process stopping when there is none. */
 int so_openai_cancelled(const atomic_int *cancel);
