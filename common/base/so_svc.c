@@ -1,5 +1,6 @@
 /* so_svc — config, logging, signals and clocks for the services (see so_svc.h). */
 #include "base/so_svc.h"
+#include "base/so_alloc.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -24,9 +25,8 @@ struct so_config {
 
 so_config_t *so_config_new(const char *service)
 {
-    so_config_t *c = calloc(1, sizeof *c);
-    if (!c || !(c->service = strdup(service ? service : "")))
-        abort();
+    so_config_t *c = so_calloc(1, sizeof *c);
+    c->service = so_strdup(service ? service : "");
     return c;
 }
 
@@ -50,15 +50,13 @@ static void s_set(so_config_t *c, const char *key, const char *value, const char
     for (size_t i = 0; i < c->n; i++)
         if (strcmp(c->e[i].key, key) == 0) {
             free(c->e[i].value);
-            c->e[i].value = strdup(value);
+            c->e[i].value = so_strdup(value);
             snprintf(c->e[i].origin, sizeof c->e[i].origin, "%s", origin);
             return;
         }
-    c->e = realloc(c->e, (c->n + 1) * sizeof *c->e);
-    if (!c->e)
-        abort();
-    c->e[c->n].key = strdup(key);
-    c->e[c->n].value = strdup(value);
+    c->e = so_reallocarray(c->e, c->n + 1, sizeof *c->e);
+    c->e[c->n].key = so_strdup(key);
+    c->e[c->n].value = so_strdup(value);
     snprintf(c->e[c->n].origin, sizeof c->e[c->n].origin, "%s", origin);
     c->n++;
 }

@@ -6,6 +6,7 @@
  * so each distinct term is looked up once with its frequency.
  */
 #include "method/so_infer.h"
+#include "base/so_alloc.h"
 #include "base/so_text.h"
 
 #include <math.h>
@@ -55,9 +56,7 @@ static void s_push(s_triples_t *t, uint64_t hash, int skill, double weight)
 {
     if (t->n == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 256;
-        t->v = realloc(t->v, t->cap * sizeof *t->v);
-        if (!t->v)
-            abort();
+        t->v = so_reallocarray(t->v, t->cap, sizeof *t->v);
     }
     t->v[t->n++] = (s_triple_t) { hash ? hash : 1, skill, weight };
 }
@@ -103,15 +102,11 @@ static void s_indicator_terms(s_triples_t *t, const char *phrase, int skill)
 
 so_infer_t *so_infer_new(const so_handbook_t *hb)
 {
-    so_infer_t *inf = calloc(1, sizeof *inf);
+    so_infer_t *inf = so_calloc(1, sizeof *inf);
     s_triples_t tr = { 0 };
-    if (!inf)
-        abort();
     inf->n_skills = hb->n_skills;
     inf->temperature = hb->infer_temperature > 0 ? hb->infer_temperature : 0.05;
-    inf->skill_mode = calloc(hb->n_skills + 1, sizeof(int));
-    if (!inf->skill_mode)
-        abort();
+    inf->skill_mode = so_calloc(hb->n_skills + 1, sizeof(int));
 
     for (size_t s = 0; s < hb->n_skills; s++) {
         const so_skill_t *sk = &hb->skills[s];
@@ -126,9 +121,7 @@ so_infer_t *so_infer_new(const so_handbook_t *hb)
      * indicators, idf entries and the terms of examples (counted here,
      * indexed below) — at a load factor <= 0.5. */
     size_t n_example_terms = 0;
-    uint64_t *h = malloc(SO_INFER_MAX_TERMS * sizeof *h);
-    if (!h)
-        abort();
+    uint64_t *h = so_malloc(SO_INFER_MAX_TERMS * sizeof *h);
     for (size_t s = 0; s < hb->n_skills; s++)
         if (!hb->skills[s].n_terms)
             for (size_t e = 0; e < hb->skills[s].n_examples; e++)
@@ -136,9 +129,7 @@ so_infer_t *so_infer_new(const so_handbook_t *hb)
     size_t want = (tr.n + hb->n_idf + n_example_terms) * 2 + 16, size = 16;
     while (size < want)
         size <<= 1;
-    inf->slots = calloc(size, sizeof *inf->slots);
-    if (!inf->slots)
-        abort();
+    inf->slots = so_calloc(size, sizeof *inf->slots);
     inf->mask = size - 1;
     inf->default_idf = 1;
     inf->have_idf = hb->n_idf > 0;
@@ -173,9 +164,7 @@ so_infer_t *so_infer_new(const so_handbook_t *hb)
     /* Group postings by term (sorted), merging duplicates per skill. */
     if (tr.n)   /* qsort(NULL, 0) is undefined behaviour (no terms, no postings) */
         qsort(tr.v, tr.n, sizeof *tr.v, s_cmp_triple);
-    inf->postings = calloc(tr.n + 1, sizeof *inf->postings);
-    if (!inf->postings)
-        abort();
+    inf->postings = so_calloc(tr.n + 1, sizeof *inf->postings);
     for (size_t i = 0; i < tr.n;) {
         uint64_t h = tr.v[i].hash;
         s_slot_t *sl = s_find(inf, h);
@@ -235,8 +224,8 @@ void so_infer_scores(const so_infer_t *inf, const char *text, double *scores)
      * very long turns need the heap. */
     while (cap < 2 * n)
         cap <<= 1;
-    if (cap > 1024 && !(tab = calloc(cap, sizeof *tab)))
-        abort();
+    if (cap > 1024)
+        tab = so_calloc(cap, sizeof *tab);
     if (tab == stack_tab)
         memset(tab, 0, cap * sizeof *tab);
     for (size_t i = 0; i < n; i++) {

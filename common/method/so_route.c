@@ -2,6 +2,7 @@
  * so_route — the routing rule and its back-off tables (see so_route.h).
  */
 #include "method/so_route.h"
+#include "base/so_alloc.h"
 #include "base/so_rng.h"
 
 #include <math.h>
@@ -30,14 +31,6 @@ void so_route_opts_default(so_route_opts_t *o)
 {
     o->min_obs = 10;
     o->cost_norm = SO_COST_LINEAR;
-}
-
-static void *s_calloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p)
-        abort();
-    return p;
 }
 
 static void s_free_tables(so_route_tables_t *r)
@@ -81,17 +74,17 @@ void so_route_tables_refresh(so_route_tables_t *r, const so_handbook_t *hb)
     r->n_agents = A;
     r->n_skills = S;
     r->n_modes = M;
-    r->alpha = s_calloc(A * S, sizeof(double));
-    r->beta = s_calloc(A * S, sizeof(double));
-    r->level = s_calloc(A * S, sizeof(int));
-    r->cost = s_calloc(A * S, sizeof(double));
-    r->m_alpha = s_calloc(A * M, sizeof(double));
-    r->m_beta = s_calloc(A * M, sizeof(double));
-    r->m_cost = s_calloc(A * M, sizeof(double));
-    r->m_level = s_calloc(A * M, sizeof(int));
-    r->mean_tokens = s_calloc(A * 2, sizeof(double));
+    r->alpha = so_calloc(A * S, sizeof(double));
+    r->beta = so_calloc(A * S, sizeof(double));
+    r->level = so_calloc(A * S, sizeof(int));
+    r->cost = so_calloc(A * S, sizeof(double));
+    r->m_alpha = so_calloc(A * M, sizeof(double));
+    r->m_beta = so_calloc(A * M, sizeof(double));
+    r->m_cost = so_calloc(A * M, sizeof(double));
+    r->m_level = so_calloc(A * M, sizeof(int));
+    r->mean_tokens = so_calloc(A * 2, sizeof(double));
 
-    s_agg_t *sub = s_calloc(S, sizeof *sub), *mode = s_calloc(M, sizeof *mode);
+    s_agg_t *sub = so_calloc(S, sizeof *sub), *mode = so_calloc(M, sizeof *mode);
     double p0 = hb->prior_alpha / (hb->prior_alpha + hb->prior_beta);
     for (size_t a = 0; a < A; a++) {
         double pt = 0, ct = 0, n = 0;
@@ -150,7 +143,7 @@ void so_route_tables_refresh(so_route_tables_t *r, const so_handbook_t *hb)
 
 so_route_tables_t *so_route_tables_new(const so_handbook_t *hb, const so_route_opts_t *opts)
 {
-    so_route_tables_t *r = s_calloc(1, sizeof *r);
+    so_route_tables_t *r = so_calloc(1, sizeof *r);
     if (opts)
         r->opts = *opts;
     else
@@ -300,7 +293,7 @@ int so_route(const so_route_tables_t *r, const double *demand, const so_route_re
     so_rng_seed(&rng, q->seed);
     if (d->cap < A) {
         free(d->scores);
-        d->scores = s_calloc(A, sizeof *d->scores);
+        d->scores = so_calloc(A, sizeof *d->scores);
         d->cap = A;
     }
     d->n_agents = A;
@@ -321,8 +314,8 @@ int so_route(const so_route_tables_t *r, const double *demand, const so_route_re
 
     /* Skills with weight; none → uniform over the request's mode. */
     if (S > 256) {
-        idx = s_calloc(S, sizeof *idx);
-        wn = s_calloc(S, sizeof *wn);
+        idx = so_calloc(S, sizeof *idx);
+        wn = so_calloc(S, sizeof *wn);
     }
     for (size_t s = 0; s < S; s++) {
         double w = demand ? demand[s] : 0;

@@ -10,6 +10,7 @@
  */
 #include "so_demand.h"
 #include "wire/so_sock.h"
+#include "base/so_alloc.h"
 #include "base/so_svc.h"
 
 #include <errno.h>
@@ -57,9 +58,7 @@ struct so_demand {
 
 so_demand_t *so_demand_new(so_hbcache_t *cache)
 {
-    so_demand_t *d = calloc(1, sizeof *d);
-    if (!d)
-        abort();
+    so_demand_t *d = so_calloc(1, sizeof *d);
     d->cache = cache;
     return d;
 }
@@ -97,12 +96,10 @@ static void s_reserve(so_demand_t *d, size_t n)
     free(d->w);
     free(d->wp);
     free(d->items);
-    d->vec = malloc(n * sizeof *d->vec);
-    d->w = malloc(n * sizeof *d->w);
-    d->wp = malloc(n * sizeof *d->wp);
-    d->items = malloc(n * sizeof *d->items);
-    if (!d->vec || !d->w || !d->wp || !d->items)
-        abort();
+    d->vec = so_reallocarray(NULL, n, sizeof *d->vec);
+    d->w = so_reallocarray(NULL, n, sizeof *d->w);
+    d->wp = so_reallocarray(NULL, n, sizeof *d->wp);
+    d->items = so_reallocarray(NULL, n, sizeof *d->items);
     d->cap = n;
 }
 
@@ -223,22 +220,12 @@ static const s_memo_t *s_memo(so_demand_t *d, const so_hbcache_entry_t *e, int m
     }
     free(pick->system);
     free(pick->idx);
-    pick->idx = malloc((e->hb->n_skills + 1) * sizeof *pick->idx);
-    if (!pick->idx)
-        abort();
+    pick->idx = so_reallocarray(NULL, e->hb->n_skills + 1, sizeof *pick->idx);
     pick->system = so_skillprompt_analysis(e->hb, mode, &d->popts, pick->idx, &pick->n);
     snprintf(pick->version, sizeof pick->version, "%s", e->version);
     pick->mode = mode;
     pick->used = ++d->memo_clock;
     return pick;
-}
-
-static char *s_dup(const char *s)
-{
-    char *c = strdup(s ? s : "");
-    if (!c)
-        abort();
-    return c;
 }
 
 /* One fallback: counted always, logged at most once a second. */
@@ -283,18 +270,18 @@ static int s_ask_llm(so_demand_t *d, void *sock, const so_wire_envelope_t *env,
         }
     }
     so_llmjob_t *j = so_llmjob_new(m->n);
-    j->system = s_dup(m->system);
+    j->system = so_strdup(m->system ? m->system : "");
     j->user = so_skillprompt_turn(text, &d->popts);
     for (size_t k = 0; k < m->n; k++) {
-        j->ids[k] = s_dup(e->hb->skills[m->idx[k]].id);
+        j->ids[k] = so_strdup(e->hb->skills[m->idx[k]].id);
         j->skill[k] = (uint32_t) m->idx[k];
         j->fallback[k] = d->vec[m->idx[k]];
     }
     j->fallback_uniform = src == SO_DEMAND_UNIFORM_FALLBACK;
     j->env = *env;
-    j->request_id = s_dup(t->request_id);
-    j->episode_id = s_dup(t->episode_id);
-    j->version = s_dup(e->version);
+    j->request_id = so_strdup(t->request_id ? t->request_id : "");
+    j->episode_id = so_strdup(t->episode_id ? t->episode_id : "");
+    j->version = so_strdup(e->version ? e->version : "");
     j->key_h1 = key.h1;
     j->key_h2 = key.h2;
     j->received_us = so_server_now_us();
