@@ -32,7 +32,7 @@
 #define DEFAULT_PROMPTS "../shared/data/routerbench/mbpp_test.csv"
 #define DEFAULT_HANDBOOK "../shared/data/reference-handbook/routerbench_3skills.json"
 #define N_FAMILIES 10
-#define N_CHILDREN 9            /* per family: 10 × (1 + 9) = 100 skills */
+#define N_CHILDREN 9 /* per family: 10 × (1 + 9) = 100 skills */
 #define N_AGENTS 11
 #define TERMS_PER_SKILL 30
 #define VOCAB_MIN 3000
@@ -42,8 +42,8 @@
 
 typedef struct {
     const char *name;
-    size_t ops;                 /* operations per repetition */
-    double median_us, min_us;   /* per operation */
+    size_t ops;               /* operations per repetition */
+    double median_us, min_us; /* per operation */
 } s_row_t;
 
 /* Keeps results observable so nothing is optimised away. */
@@ -164,7 +164,7 @@ static size_t s_make_turns(char **prompts, size_t n_prompts, char **turns, size_
             len += (size_t) sprintf(t + len, "%s%s", len ? " " : "", prompts[i]);
             i++;
         }
-        if (len < TURN_CHARS / 2) {     /* the tail: too short to be a turn */
+        if (len < TURN_CHARS / 2) { /* the tail: too short to be a turn */
             free(t);
             break;
         }
@@ -235,7 +235,7 @@ static void s_build_vocab(char **turns, size_t n_turns, s_vocab_t *uni, s_vocab_
 
 static const struct {
     const char *id;
-    double price_in, price_out;     /* USD per 1M tokens */
+    double price_in, price_out; /* USD per 1M tokens */
     long context;
 } s_agents[N_AGENTS] = {
     { "gpt-4-1106-preview", 10, 30, 128000 },
@@ -334,9 +334,9 @@ typedef struct {
     const so_route_tables_t *router;
     char **turns;
     size_t n_turns;
-    double *demands;            /* [n_turns * n_skills] */
-    double *demand;             /* scratch [n_skills] */
-    const double *zero;         /* all-zero demand [n_skills] */
+    double *demands;    /* [n_turns * n_skills] */
+    double *demand;     /* scratch [n_skills] */
+    const double *zero; /* all-zero demand [n_skills] */
     size_t n_skills;
     so_decision_t d;
     const char *ref_path;
@@ -492,14 +492,16 @@ int main(int argc, char **argv)
     so_opt_t opts[] = {
         SO_OPT_STR("json", 0, &json_out, "OUT", "write the results as JSON too"),
         SO_OPT_INT("reps", 0, &reps_opt, "N", 1, MAX_REPS, "repetitions of each benchmark (7)"),
-        SO_OPT_STR("prompts", 0, &prompts_path, "FILE.csv", "RouterBench CSV the turns come from"),
+        SO_OPT_STR("prompts", 0, &prompts_path, "FILE.csv",
+                   "RouterBench CSV the turns come from"),
         SO_OPT_STR("handbook", 0, &b.ref_path, "FILE.json", "the reference handbook to load"),
         SO_OPT_END,
     };
     so_opts_t p = { opts, NULL, 0, 0, 0, 0 };
     int code = so_opts_main(&p, argc, argv, "so-bench",
                             "so-bench [--json OUT] [--reps N] [--prompts FILE.csv] "
-                            "[--handbook FILE.json]", NULL);
+                            "[--handbook FILE.json]",
+                            NULL);
     if (code >= 0)
         return code;
     int reps = (int) reps_opt;
@@ -516,9 +518,10 @@ int main(int argc, char **argv)
     }
     if (n_turns < 4) {
         /* Synthetic text of ordinary words. */
-        static const char *words[] = { "write", "a", "python", "function", "to", "find", "the",
-                                       "which", "of", "following", "is", "list", "number",
-                                       "string", "return", "given", "sum", "elements" };
+        static const char *words[] = { "write", "a",    "python",  "function", "to",
+                                       "find",  "the",  "which",   "of",       "following",
+                                       "is",    "list", "number",  "string",   "return",
+                                       "given", "sum",  "elements" };
         so_rng_t rng;
         so_rng_seed(&rng, 7);
         for (size_t i = 0; i < n_turns; i++)
@@ -580,9 +583,9 @@ int main(int argc, char **argv)
         { "so_infer_new (synthetic)", 10, 0, 0 },
         { "so_route_tables_new (synthetic)", 50, 0, 0 },
     };
-    s_op_fn fns[] = { s_op_infer, s_op_route_greedy, s_op_route_thompson, s_op_route_uniform,
-                      s_op_infer_route, s_op_load_ref, s_op_load_synthetic, s_op_infer_new,
-                      s_op_router_new };
+    s_op_fn fns[] = { s_op_infer,          s_op_route_greedy, s_op_route_thompson,
+                      s_op_route_uniform,  s_op_infer_route,  s_op_load_ref,
+                      s_op_load_synthetic, s_op_infer_new,    s_op_router_new };
     size_t n_rows = sizeof rows / sizeof *rows;
     double t_start = s_now();
     for (size_t i = 0; i < n_rows; i++)
@@ -607,8 +610,9 @@ int main(int argc, char **argv)
     printf("so-bench: SkillOrchestra core micro-benchmarks\n");
     printf("machine:  %s, %ld CPUs, %s\n", un.machine, ncpu, cpu);
     printf("command:  %s\n", cmd);
-    printf("handbook: synthetic, %zu skills (%d families), %zu agents, %zu terms, %zu idf terms\n",
-           hb->n_skills, N_FAMILIES, hb->n_agents, n_terms, hb->n_idf);
+    printf(
+        "handbook: synthetic, %zu skills (%d families), %zu agents, %zu terms, %zu idf terms\n",
+        hb->n_skills, N_FAMILIES, hb->n_agents, n_terms, hb->n_idf);
     printf("turns:    %zu of %.0f chars on average, from %s (%zu prompts); "
            "%zu/%zu embedded, %.1f skills with weight per turn\n",
            n_turns, mean_chars, turn_source, n_prompts, embedded, n_turns,

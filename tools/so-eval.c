@@ -37,7 +37,8 @@ static so_handbook_t *s_empty(const so_dataset_t *ds)
     char err[256], id[160];
     so_handbook_t *hb = so_handbook_new("empty");
     for (size_t i = 0; i < ds->n_samples; i++) {
-        const char *m = ds->samples[i].mode && *ds->samples[i].mode ? ds->samples[i].mode : "default";
+        const char *m = ds->samples[i].mode && *ds->samples[i].mode ? ds->samples[i].mode
+                                                                    : "default";
         if (so_handbook_mode_index(hb, m) < 0) {
             so_handbook_add_mode(hb, m, "", err, sizeof err);
             snprintf(id, sizeof id, "%s.general", m);
@@ -57,8 +58,8 @@ static void s_online_plot(const so_online_t *r, const so_handbook_t *hb, double 
     so_point_t *cum = so_calloc(r->n_rows, sizeof *cum), *win = so_calloc(r->n_rows, sizeof *win);
     char title[200], err[256];
     for (size_t i = 0; i < r->n_rows; i++) {
-        cum[i] = (so_point_t) { r->row_n[i], r->row_acc[i] };
-        win[i] = (so_point_t) { r->row_n[i], r->row_win_acc[i] };
+        cum[i] = (so_point_t){ r->row_n[i], r->row_acc[i] };
+        win[i] = (so_point_t){ r->row_n[i], r->row_win_acc[i] };
     }
     so_plot_series_t series[2] = {
         { "cumulative accuracy", cum, r->n_rows, 0, SO_PLOT_MARK_CIRCLE, "#1f77b4", 0, 0 },
@@ -88,8 +89,9 @@ static int s_online(so_handbook_t *hb, const so_dataset_t *ds, const so_online_o
         fprintf(stderr, "so-eval: %s\n", err);
         return 1;
     }
-    printf("online replay from handbook %s (%zu skills), lambda %.4g, thompson %s, explore floor %.3f\n",
-           hb->version, hb->n_skills, oo->lambda, oo->thompson ? "on" : "off", oo->explore_floor);
+    printf(
+        "online replay from handbook %s (%zu skills), lambda %.4g, thompson %s, explore floor %.3f\n",
+        hb->version, hb->n_skills, oo->lambda, oo->thompson ? "on" : "off", oo->explore_floor);
     printf("  %8s %10s %12s %12s %12s\n", "queries", "accuracy", "cost/query", "window acc",
            "window cost");
     for (size_t i = 0; i < r.n_rows; i++)
@@ -115,13 +117,15 @@ static int s_online(so_handbook_t *hb, const so_dataset_t *ds, const so_online_o
     if (json) {
         FILE *f = fopen(json, "w");
         if (f) {
-            fprintf(f, "{\"mode\": \"online\", \"handbook_start\": \"%s\", \"lambda\": %.6g, "
+            fprintf(f,
+                    "{\"mode\": \"online\", \"handbook_start\": \"%s\", \"lambda\": %.6g, "
                     "\"n\": %zu, \"accuracy\": %.6f, \"cost\": %.8f, \"curve\": [",
                     hb->version, oo->lambda, r.n, r.accuracy, r.cost);
             for (size_t i = 0; i < r.n_rows; i++)
-                fprintf(f, "%s{\"queries\": %.0f, \"accuracy\": %.6f, \"cost\": %.8f, "
-                        "\"window_accuracy\": %.6f, \"window_cost\": %.8f}", i ? ", " : "",
-                        r.row_n[i], r.row_acc[i], r.row_cost[i], r.row_win_acc[i],
+                fprintf(f,
+                        "%s{\"queries\": %.0f, \"accuracy\": %.6f, \"cost\": %.8f, "
+                        "\"window_accuracy\": %.6f, \"window_cost\": %.8f}",
+                        i ? ", " : "", r.row_n[i], r.row_acc[i], r.row_cost[i], r.row_win_acc[i],
                         r.row_win_cost[i]);
             fprintf(f, "]}\n");
             fclose(f);
@@ -189,7 +193,8 @@ static int s_parse(int argc, char **argv, s_args_t *a, so_eval_opts_t *eo, so_on
         SO_OPT_STR("plot", 0, &a->plot, "OUT.svg", "a plot of the results"),
         SO_OPT_STR("curve", 0, &a->curve, "OUT.csv", "the online learning curve"),
         SO_OPT_STR("cost-norm", 0, &a->cost_norm, "linear|log", "cost normalisation"),
-        SO_OPT_DBL("min-obs", 0, &a->min_obs, "N", 0, 1e9, "observations before a statistic counts"),
+        SO_OPT_DBL("min-obs", 0, &a->min_obs, "N", 0, 1e9,
+                   "observations before a statistic counts"),
         SO_OPT_FLAG("quiet", 0, &a->quiet, "no progress"),
         SO_OPT_FLAG("online", 0, &a->online, "learn online in replay"),
         SO_OPT_FLAG("empty", 0, &a->empty, "start from an empty handbook (with --online)"),

@@ -23,8 +23,8 @@
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static so_pb_chat_message_t s_chat[2] = {SKILLORCHESTRA__V1__CHAT_MESSAGE__INIT,
-                           SKILLORCHESTRA__V1__CHAT_MESSAGE__INIT};
+static so_pb_chat_message_t s_chat[2] = { SKILLORCHESTRA__V1__CHAT_MESSAGE__INIT,
+                                          SKILLORCHESTRA__V1__CHAT_MESSAGE__INIT };
 static so_pb_chat_message_t *s_chat_p[2];
 
 static void s_messages(void)
@@ -40,7 +40,7 @@ static void s_messages(void)
 
 static void s_turn_request(so_pb_turn_request_t *m)
 {
-    static char *exclude[] = {"gpt-4o", "claude-3-opus"};
+    static char *exclude[] = { "gpt-4o", "claude-3-opus" };
     s_messages();
     m->request_id = "req-0001";
     m->episode_id = "ep-42";
@@ -60,10 +60,10 @@ static void s_turn_request(so_pb_turn_request_t *m)
 
 static void s_skill_demand(so_pb_skill_demand_t *m)
 {
-    static so_pb_skill_weight_t w[3] = {SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
-                                        SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
-                                        SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT};
-    static so_pb_skill_weight_t *wp[3] = {&w[0], &w[1], &w[2]};
+    static so_pb_skill_weight_t w[3] = { SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
+                                         SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
+                                         SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT };
+    static so_pb_skill_weight_t *wp[3] = { &w[0], &w[1], &w[2] };
     w[0].skill_id = "code.string_manipulation";
     w[0].weight = 0.625;
     w[1].skill_id = "code.algorithms";
@@ -90,16 +90,16 @@ static void s_competence(so_pb_skill_competence_t *c, char *skill, double w, dou
 
 static void s_routing_decision(so_pb_routing_decision_t *m)
 {
-    static so_pb_skill_competence_t c[3] = {SKILLORCHESTRA__V1__SKILL_COMPETENCE__INIT,
-                                            SKILLORCHESTRA__V1__SKILL_COMPETENCE__INIT,
-                                            SKILLORCHESTRA__V1__SKILL_COMPETENCE__INIT};
-    static so_pb_skill_competence_t *c0[2] = {&c[0], &c[1]}, *c1[1] = {&c[2]};
-    static so_pb_agent_score_t s[2] = {SKILLORCHESTRA__V1__AGENT_SCORE__INIT,
-                                       SKILLORCHESTRA__V1__AGENT_SCORE__INIT};
-    static so_pb_agent_score_t *sp[2] = {&s[0], &s[1]};
-    static so_pb_skill_weight_t w[2] = {SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
-                                        SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT};
-    static so_pb_skill_weight_t *wp[2] = {&w[0], &w[1]};
+    static so_pb_skill_competence_t c[3] = { SKILLORCHESTRA__V1__SKILL_COMPETENCE__INIT,
+                                             SKILLORCHESTRA__V1__SKILL_COMPETENCE__INIT,
+                                             SKILLORCHESTRA__V1__SKILL_COMPETENCE__INIT };
+    static so_pb_skill_competence_t *c0[2] = { &c[0], &c[1] }, *c1[1] = { &c[2] };
+    static so_pb_agent_score_t s[2] = { SKILLORCHESTRA__V1__AGENT_SCORE__INIT,
+                                        SKILLORCHESTRA__V1__AGENT_SCORE__INIT };
+    static so_pb_agent_score_t *sp[2] = { &s[0], &s[1] };
+    static so_pb_skill_weight_t w[2] = { SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
+                                         SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT };
+    static so_pb_skill_weight_t *wp[2] = { &w[0], &w[1] };
 
     s_competence(&c[0], "code.string_manipulation", 0.625, 0.8, 12.5, 15, 0);
     s_competence(&c[1], "code.algorithms", 0.25, 0.5, 2, 4, 1);
@@ -176,13 +176,13 @@ static void s_agent_result(so_pb_agent_result_t *m)
 
 static void s_episode_outcome(so_pb_episode_outcome_t *m)
 {
-    static so_pb_skill_weight_t w[3] = {SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
-                                        SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
-                                        SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT};
-    static so_pb_skill_weight_t *d0[1] = {&w[0]}, *d1[2] = {&w[1], &w[2]};
-    static so_pb_turn_record_t r[2] = {SKILLORCHESTRA__V1__TURN_RECORD__INIT,
-                                       SKILLORCHESTRA__V1__TURN_RECORD__INIT};
-    static so_pb_turn_record_t *rp[2] = {&r[0], &r[1]};
+    static so_pb_skill_weight_t w[3] = { SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
+                                         SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT,
+                                         SKILLORCHESTRA__V1__SKILL_WEIGHT__INIT };
+    static so_pb_skill_weight_t *d0[1] = { &w[0] }, *d1[2] = { &w[1], &w[2] };
+    static so_pb_turn_record_t r[2] = { SKILLORCHESTRA__V1__TURN_RECORD__INIT,
+                                        SKILLORCHESTRA__V1__TURN_RECORD__INIT };
+    static so_pb_turn_record_t *rp[2] = { &r[0], &r[1] };
     w[0].skill_id = "search.web";
     w[0].weight = 1.0;
     w[1].skill_id = "code.string_manipulation";

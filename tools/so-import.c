@@ -13,8 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-int
-main(int argc, char **argv)
+int main(int argc, char **argv)
 {
     const char *rb = NULL, *mt = NULL, *jsonl = NULL, *out_path = NULL;
     so_opt_t opts[] = {
@@ -27,13 +26,15 @@ main(int argc, char **argv)
     so_opts_t p = { opts, NULL, 0, 0, 0, 0 };
     static const char synopsis[] =
         "so-import --routerbench FILE.csv | --mtbench DIR | --jsonl FILE [--out OUT.jsonl]";
-    int code = so_opts_main(&p, argc, argv, "so-import", synopsis,
-                            "Writes one JSONL episode per line to OUT (default: stdout) and prints the\n"
-                            "number of episodes, samples and skipped input rows to stderr.\n");
+    int code = so_opts_main(
+        &p, argc, argv, "so-import", synopsis,
+        "Writes one JSONL episode per line to OUT (default: stdout) and prints the\n"
+        "number of episodes, samples and skipped input rows to stderr.\n");
     if (code >= 0)
         return code;
     if (so_opts_seen(&p, "routerbench") + so_opts_seen(&p, "mtbench") +
-            so_opts_seen(&p, "jsonl") != 1) {
+            so_opts_seen(&p, "jsonl") !=
+        1) {
         fprintf(stderr, "so-import: give exactly one input (so-import --help)\n");
         return 2;
     }

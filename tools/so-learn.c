@@ -53,8 +53,10 @@ static so_handbook_t *s_cold_start(const char *list, const char *version, char *
         char *in = strchr(tok, ':'), *out = in ? strchr(in + 1, ':') : NULL, *end1, *end2;
         double pin = in ? strtod(in + 1, &end1) : NAN, pout = out ? strtod(out + 1, &end2) : NAN;
         if (!in || !out || end1 != out || *end2 || !(pin >= 0) || !(pout >= 0)) {
-            rc = so_err(err, errlen, "--agents: '%s': want ID:IN:OUT with prices >= 0 in USD "
-                        "per 1M tokens", tok);
+            rc = so_err(err, errlen,
+                        "--agents: '%s': want ID:IN:OUT with prices >= 0 in USD "
+                        "per 1M tokens",
+                        tok);
             break;
         }
         *in = '\0';
@@ -86,7 +88,8 @@ static int s_parse(int argc, char **argv, so_learn_opts_t *o, const char **train
                    "per 1M prompt:completion tokens; 0:0 = unknown, costed\n"
                    "as the others' average), one general skill"),
         SO_OPT_INT("seed", 0, &seed, "N", 0, 1e18, "RNG seed (default 1)"),
-        SO_OPT_INT("k", 0, &k, "N", 1, 1000, "top-level clusters (default: chosen on validation)"),
+        SO_OPT_INT("k", 0, &k, "N", 1, 1000,
+                   "top-level clusters (default: chosen on validation)"),
         SO_OPT_DBL("split-alpha", 0, &o->split_alpha, "P", 1e-12, 1,
                    "significance to keep a split (default: chosen)"),
         SO_OPT_DBL("merge-alpha", 0, &o->merge_alpha, "P", 0, 1,
@@ -94,8 +97,7 @@ static int s_parse(int argc, char **argv, so_learn_opts_t *o, const char **train
         SO_OPT_DBL("temperature", 0, &o->temperature, "T", 1e-6, 100,
                    "inference softmax temperature (default: chosen)"),
         SO_OPT_INT("min-leaf", 0, &min_leaf, "N", 1, 1e9, "smallest skill in prompts (25)"),
-        SO_OPT_INT("max-depth", 0, &max_depth, "N", 0, 20,
-                   "split depth below the top level (3)"),
+        SO_OPT_INT("max-depth", 0, &max_depth, "N", 0, 20, "split depth below the top level (3)"),
         SO_OPT_DBL("val-fraction", 0, &o->val_fraction, "F", 0, 0.9,
                    "held-out share of the training queries (0.2)"),
         SO_OPT_STR("version", 0, &o->version, "V", "handbook version string"),
@@ -186,7 +188,8 @@ int main(int argc, char **argv)
         return 1;
     }
     if (o.log)
-        fprintf(o.log, "so-learn: %zu training queries, %zu agents (%zu rows skipped as unusable)\n",
+        fprintf(o.log,
+                "so-learn: %zu training queries, %zu agents (%zu rows skipped as unusable)\n",
                 ds.n_samples, ds.n_agents, ds.skipped);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     so_handbook_t *hb = so_learn(&ds, &o, err, sizeof err);

@@ -33,10 +33,10 @@
 #include <unistd.h>
 
 typedef struct {
-    size_t *samples;              /* dataset sample indices, by turn */
+    size_t *samples; /* dataset sample indices, by turn */
     size_t n, cap;
-    size_t next;                  /* next turn to send */
-    char **answers;               /* [n] reply texts (context for later turns) */
+    size_t next;    /* next turn to send */
+    char **answers; /* [n] reply texts (context for later turns) */
     char id[64];
 } s_ep_t;
 
@@ -44,7 +44,7 @@ typedef struct {
     const char *gateway, *data, *redis, *json_path;
     int concurrency, timeout_ms;
     long limit;
-    unsigned long long shuffle;   /* seed; 0 = the data's order */
+    unsigned long long shuffle; /* seed; 0 = the data's order */
     double lambda;
     int has_lambda;
     int progress_tty;
@@ -58,16 +58,16 @@ typedef struct {
     void *ctx, *sock;
     /* in flight: slot → episode, send time */
     size_t *slot_ep;
-    double *slot_sent;            /* s_now() */
+    double *slot_sent; /* s_now() */
     int *slot_busy;
-    unsigned long *slot_gen;      /* bumped per turn sent: stale answers are ignored */
+    unsigned long *slot_gen; /* bumped per turn sent: stale answers are ignored */
     size_t next_ep, done_eps, turns_done, turns_total;
     /* results, per turn in completion order */
     double *score, *cost, *lat_ms;
     size_t n_scored, n_res;
-    size_t *calls;                /* [n_agents of ds] + 1 for unknown agents */
-    so_map_t *skills;             /* skill id → double* total weight */
-    so_map_t *errors;             /* "CODE: message" → size_t* count */
+    size_t *calls;    /* [n_agents of ds] + 1 for unknown agents */
+    so_map_t *skills; /* skill id → double* total weight */
+    so_map_t *errors; /* "CODE: message" → size_t* count */
     size_t n_errors, n_timeouts, n_fallback;
     char version[SO_WIRE_MAX_ID + 1];
     int64_t t0;
@@ -94,8 +94,9 @@ static void s_add_sample(s_ep_t *e, size_t i)
 static void s_sort_turns(const so_dataset_t *ds, s_ep_t *ep)
 {
     for (size_t a = 1; a < ep->n; a++)
-        for (size_t b = a; b > 0 && ds->samples[ep->samples[b]].turn <
-                                       ds->samples[ep->samples[b - 1]].turn; b--) {
+        for (size_t b = a;
+             b > 0 && ds->samples[ep->samples[b]].turn < ds->samples[ep->samples[b - 1]].turn;
+             b--) {
             size_t t = ep->samples[b];
             ep->samples[b] = ep->samples[b - 1];
             ep->samples[b - 1] = t;
@@ -232,7 +233,7 @@ static void s_advance(s_gen_t *g, size_t slot)
         if (s_send_turn(g, slot) == 0)
             return;
         s_count_error(g, "turn not sent (the reason is on stderr)");
-        g->turns_done += ep->n - ep->next;     /* give up on the rest of the episode */
+        g->turns_done += ep->n - ep->next; /* give up on the rest of the episode */
     }
     g->done_eps++;
     s_start(g, slot);
@@ -261,7 +262,7 @@ static void s_on_reply(s_gen_t *g, so_pb_turn_reply_t *rep)
     unsigned long gen = dot && *dot == '.' ? strtoul(dot + 1, NULL, 10) : 0;
     if (slot >= (unsigned long) g->o.concurrency || !g->slot_busy[slot] ||
         g->slot_gen[slot] != gen)
-        return;     /* a late answer to a turn we gave up on */
+        return; /* a late answer to a turn we gave up on */
     s_ep_t *ep = &g->eps[g->slot_ep[slot]];
     size_t k = ep->next;
     double lat = s_now() - g->slot_sent[slot];
@@ -323,10 +324,11 @@ static void s_progress(s_gen_t *g, int final)
     for (int i = 0; i < 20; i++)
         bar[i] = (size_t) i < pct / 5 ? '#' : '.';
     bar[20] = '\0';
-    fprintf(stderr, "%s[%s] %zu/%zu turns  accuracy %.3f  cost $%.6f/query  %.0f turns/s  errors %zu%s",
-            g->o.progress_tty ? "\r" : "", bar, g->turns_done, g->turns_total,
-            acc, cost, secs > 0 ? g->turns_done / secs : 0,
-            g->n_errors, g->o.progress_tty && !final ? "" : "\n");
+    fprintf(stderr,
+            "%s[%s] %zu/%zu turns  accuracy %.3f  cost $%.6f/query  %.0f turns/s  errors %zu%s",
+            g->o.progress_tty ? "\r" : "", bar, g->turns_done, g->turns_total, acc, cost,
+            secs > 0 ? g->turns_done / secs : 0, g->n_errors,
+            g->o.progress_tty && !final ? "" : "\n");
     fflush(stderr);
 }
 
@@ -373,7 +375,8 @@ static void s_print_table(const s_gen_t *g, const so_eval_t *base, const s_summa
            g->n_eps, g->turns_total, sm->secs,
            sm->secs > 0 ? (double) g->turns_total / sm->secs : 0);
     printf("   answered %zu, errors %zu, timeouts %zu, agent fallbacks %zu; latency p50 %.2f ms, "
-           "p99 %.2f ms\n", g->n_res, g->n_errors, g->n_timeouts, g->n_fallback, sm->p50, sm->p99);
+           "p99 %.2f ms\n",
+           g->n_res, g->n_errors, g->n_timeouts, g->n_fallback, sm->p50, sm->p99);
     printf("   handbook version at the end: %s\n\n", g->version[0] ? g->version : "?");
     printf("  %-34s %9s %14s\n", "", "accuracy", "USD/query");
     printf("  %-34s %9.3f %14.6f\n", "SkillOrchestra (services, online)", sm->acc, sm->cost);
@@ -404,7 +407,8 @@ static void s_print_breakdown(const s_gen_t *g)
     for (size_t a = 0; a <= g->ds.n_agents; a++)
         if (g->calls[a])
             printf("    %-40s %6zu  %5.1f%%\n", a < g->ds.n_agents ? g->ds.agents[a] : "(other)",
-                   g->calls[a], 100.0 * (double) g->calls[a] / (double) (g->n_res ? g->n_res : 1));
+                   g->calls[a],
+                   100.0 * (double) g->calls[a] / (double) (g->n_res ? g->n_res : 1));
 }
 
 /* The handbook of the run's last version, when Redis is at hand (names). */
@@ -470,10 +474,12 @@ static void s_write_json(const s_gen_t *g, const so_eval_t *base, const s_summar
         json_object_set_new(root, "best_single",
                             json_pack("{s:s,s:f,s:f}", "model", g->ds.agents[b], "accuracy",
                                       base->single_acc[b], "cost", base->single_cost[b]));
-    json_object_set_new(root, "oracle", json_pack("{s:f,s:f}", "accuracy", base->oracle_acc,
-                                                  "cost", base->oracle_cost));
-    json_object_set_new(root, "random", json_pack("{s:f,s:f}", "accuracy", base->random_acc,
-                                                  "cost", base->random_cost));
+    json_object_set_new(root, "oracle",
+                        json_pack("{s:f,s:f}", "accuracy", base->oracle_acc, "cost",
+                                  base->oracle_cost));
+    json_object_set_new(root, "random",
+                        json_pack("{s:f,s:f}", "accuracy", base->random_acc, "cost",
+                                  base->random_cost));
     if (json_dump_file(root, g->o.json_path, JSON_INDENT(2)) != 0)
         fprintf(stderr, "so-loadgen: cannot write %s\n", g->o.json_path);
     json_decref(root);
@@ -511,13 +517,15 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
                    "cost trade-off sent with every turn (default: the router's)"),
         SO_OPT_INT("timeout-ms", 0, &timeout_ms, "MS", 10, 3600000,
                    "give up on a turn after this long (60000)"),
-        SO_OPT_STR("redis", 0, &o->redis, "URL", "read skill names from this Redis for the report"),
+        SO_OPT_STR("redis", 0, &o->redis, "URL",
+                   "read skill names from this Redis for the report"),
         SO_OPT_STR("json", 0, &o->json_path, "FILE", "write the report as JSON too"),
         SO_OPT_END,
     };
     so_opts_t p = { opts, NULL, 0, 0, 0, 0 };
     int code = so_opts_main(&p, argc, argv, "so-loadgen",
-                            "so-loadgen --gateway ENDPOINT --data FILE[,FILE...] [options]", NULL);
+                            "so-loadgen --gateway ENDPOINT --data FILE[,FILE...] [options]",
+                            NULL);
     if (code >= 0)
         return code;
     if (!o->gateway || !o->data) {

@@ -56,10 +56,10 @@ typedef struct {
     so_skillprompt_opts_t po;
 } s_opts_t;
 
-static const char s_synopsis[] =
-    "so-name --handbook IN.json --out OUT.json --llm-url URL --model M [options]\n"
-    "       so-name --handbook IN.json --llm-url URL --model M --label TRACES\n"
-    "               --out-labels LABELS.jsonl [--limit N]";
+static const char
+    s_synopsis[] = "so-name --handbook IN.json --out OUT.json --llm-url URL --model M [options]\n"
+                   "       so-name --handbook IN.json --llm-url URL --model M --label TRACES\n"
+                   "               --out-labels LABELS.jsonl [--limit N]";
 
 /* What the options ask for, checked together; -1 when it holds, else 2. */
 static int s_check(const s_opts_t *o)
@@ -202,8 +202,8 @@ static void s_name_all(so_handbook_t *hb, so_openai_t *c, const s_opts_t *o, s_n
         int rc = s_ask(c, so_skillprompt_naming_system(), user, &text, err, sizeof err);
         if (rc != 0) {
             k->errors++;
-        } else if (so_skillprompt_parse_name(text, strlen(text), &name, &desc, err,
-                                             sizeof err) != 0) {
+        } else if (so_skillprompt_parse_name(text, strlen(text), &name, &desc, err, sizeof err) !=
+                   0) {
             k->bad_output++;
             rc = -1;
         }
@@ -284,7 +284,7 @@ static void s_cache_put(so_llmcache_t *cache, const so_handbook_t *hb, int mode,
     size_t n = 0;
     for (size_t k = 0; k < m->n && n < SO_WIRE_MAX_SKILLS; k++)
         if (w[k] > 0)
-            items[n++] = (so_llmcache_item_t) { (uint32_t) m->idx[k], w[k] };
+            items[n++] = (so_llmcache_item_t){ (uint32_t) m->idx[k], w[k] };
     so_llmcache_put(cache, so_skillprompt_key(hb->version, mode, prompt), 0, items, n);
 }
 
@@ -297,7 +297,7 @@ typedef struct {
     so_infer_t *inf;
     so_llmcache_t *cache;
     so_llmcache_item_t *items;
-    s_modeprompt_t *mp;         /* [mode + 1], built on first use */
+    s_modeprompt_t *mp; /* [mode + 1], built on first use */
     double *w, *dense;
 } s_labeller_t;
 
@@ -310,8 +310,8 @@ static int s_read_traces(const char *list, so_episodes_t *eps)
     int rc = 0;
     for (char *p = strtok_r(paths, ",", &save); p && rc == 0; p = strtok_r(NULL, ",", &save)) {
         so_episodes_t one;
-        if (so_episodes_read_any(&one, p, err, sizeof err) != 0
-            || so_episodes_concat(eps, &one) != 0) {
+        if (so_episodes_read_any(&one, p, err, sizeof err) != 0 ||
+            so_episodes_concat(eps, &one) != 0) {
             fprintf(stderr, "so-name: %s\n", err);
             so_episodes_free(eps);
             rc = -1;
@@ -352,7 +352,8 @@ static int s_label_llm(s_labeller_t *lb, const s_modeprompt_t *m, int mode, cons
         lb->k->cached++;
     } else if (s_ask(lb->c, m->system, user, &text, err, errlen) != 0) {
         lb->k->fallback_error++;
-    } else if (so_extract_skills(text, strlen(text), m->ids, m->n, lb->w, NULL, err, errlen) < 0) {
+    } else if (so_extract_skills(text, strlen(text), m->ids, m->n, lb->w, NULL, err, errlen) <
+               0) {
         lb->k->fallback_bad_output++;
     } else {
         ok = 1;
@@ -383,7 +384,8 @@ static void s_label_turn(s_labeller_t *lb, int mode, const char *prompt, json_t 
     lb->k->embedded += !uni;
     so_utf8_scrub(err);
     json_object_set_new(line, "source", json_string(uni ? "uniform" : "embedded"));
-    json_object_set_new(line, "skills", uni ? json_array() : s_skills_json(hb, lb->w, m->idx, m->n));
+    json_object_set_new(line, "skills",
+                        uni ? json_array() : s_skills_json(hb, lb->w, m->idx, m->n));
     json_object_set_new(line, "error", json_string(err));
 }
 
@@ -417,7 +419,8 @@ static int s_label_eps(s_labeller_t *lb, const so_episodes_t *eps, FILE *out)
             if (o->limit > 0 && lb->k->turns >= (size_t) o->limit)
                 break;
             json_t *line = s_label_line(lb, &eps->items[e], t);
-            char *s = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+            char *s = json_dumps(line,
+                                 JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
             int bad = !s || fprintf(out, "%s\n", s) < 0;
             free(s);
             json_decref(line);
@@ -441,7 +444,11 @@ static int s_label_all(const so_handbook_t *hb, so_openai_t *c, const s_opts_t *
         so_episodes_free(&eps);
         return -1;
     }
-    s_labeller_t lb = { hb, c, o, k, so_infer_new(hb),
+    s_labeller_t lb = { hb,
+                        c,
+                        o,
+                        k,
+                        so_infer_new(hb),
                         so_llmcache_new(1 << 16, SO_WIRE_MAX_SKILLS, 0),
                         so_calloc(SO_WIRE_MAX_SKILLS, sizeof *lb.items),
                         so_calloc(hb->n_modes + 1, sizeof *lb.mp),
@@ -483,8 +490,10 @@ int main(int argc, char **argv)
         return 1;
     }
     if (o.publish && strcmp(o.version, hb->version) == 0) {
-        fprintf(stderr, "so-name: --version %s is the input's own version: publish under a "
-                        "new one\n", o.version);
+        fprintf(stderr,
+                "so-name: --version %s is the input's own version: publish under a "
+                "new one\n",
+                o.version);
         so_handbook_destroy(&hb);
         return 2;
     }
@@ -501,9 +510,9 @@ int main(int argc, char **argv)
         if (rc == 0)
             printf("so-name: labelled %zu turns: %zu by the LLM (%zu repeated prompts asked "
                    "once), %zu fell back (bad output %zu, errors %zu; embedded %zu, uniform %zu) "
-                   "-> %s\n", k.turns, k.llm, k.cached,
-                   k.fallback_bad_output + k.fallback_error, k.fallback_bad_output,
-                   k.fallback_error, k.embedded, k.uniform, o.out_labels);
+                   "-> %s\n",
+                   k.turns, k.llm, k.cached, k.fallback_bad_output + k.fallback_error,
+                   k.fallback_bad_output, k.fallback_error, k.embedded, k.uniform, o.out_labels);
     }
     if (rc == 0 && o.out) {
         s_name_counts_t k = { 0 };
@@ -518,8 +527,9 @@ int main(int argc, char **argv)
             rc = -1;
         } else {
             printf("so-name: named %zu of %zu skills; %zu kept their name (bad output %zu, "
-                   "errors %zu) -> %s (version %s)\n", k.named, hb->n_skills,
-                   k.bad_output + k.errors, k.bad_output, k.errors, o.out, hb->version);
+                   "errors %zu) -> %s (version %s)\n",
+                   k.named, hb->n_skills, k.bad_output + k.errors, k.bad_output, k.errors, o.out,
+                   hb->version);
         }
         if (rc == 0 && o.publish) {
             so_store_t *st = so_store_connect(o.publish, NULL, 5000, err, sizeof err);

@@ -32,16 +32,16 @@
 typedef struct {
     const char *infer, *route, *garbage;
     const char *mode, *version, *episode, *profile, *prompt;
-    char *exclude;              /* comma-separated, split in place */
+    char *exclude; /* comma-separated, split in place */
     double lambda, budget;
     int has_lambda, json, timeout_ms;
     long turn, max_tokens, count, window;
 } s_opts_t;
 
-static const char s_synopsis[] =
-    "so-probe --infer EP [--route EP] [options] PROMPT\n"
-    "       so-probe --route EP --version V [options] PROMPT   (uniform demand)\n"
-    "       so-probe --raw-garbage EP";
+static const char
+    s_synopsis[] = "so-probe --infer EP [--route EP] [options] PROMPT\n"
+                   "       so-probe --route EP --version V [options] PROMPT   (uniform demand)\n"
+                   "       so-probe --raw-garbage EP";
 
 /* What the options ask for, checked together; -1 when it holds, else 2. */
 static int s_check(const s_opts_t *o, size_t n_pos)
@@ -72,9 +72,11 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
     o->episode = "ep-probe";
     o->window = 1;
     so_opt_t opts[] = {
-        SO_OPT_STR("infer", 0, &o->infer, "EP", "skill-inference endpoint (tcp://127.0.0.1:5557)"),
+        SO_OPT_STR("infer", 0, &o->infer, "EP",
+                   "skill-inference endpoint (tcp://127.0.0.1:5557)"),
         SO_OPT_STR("route", 0, &o->route, "EP", "router endpoint (tcp://127.0.0.1:5558)"),
-        SO_OPT_DBL("lambda", 0, &o->lambda, "L", 0, 1e9, "cost trade-off (default: the router's)"),
+        SO_OPT_DBL("lambda", 0, &o->lambda, "L", 0, 1e9,
+                   "cost trade-off (default: the router's)"),
         SO_OPT_STR("mode", 0, &o->mode, "M", "the turn's mode"),
         SO_OPT_STR("version", 0, &o->version, "V", "pin a handbook version (default: current)"),
         SO_OPT_STR("episode", 0, &o->episode, "ID", "episode id (default ep-probe)"),
@@ -101,7 +103,7 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
     if (code >= 0)
         return code;
     o->prompt = pos[0];
-    o->exclude = (char *) exclude;      /* argv's own storage: split in place */
+    o->exclude = (char *) exclude; /* argv's own storage: split in place */
     o->timeout_ms = (int) timeout_ms;
     o->has_lambda = so_opts_seen(&p, "lambda") > 0;
     return s_check(o, p.n_pos);
@@ -169,9 +171,9 @@ static void s_print_decision(const s_opts_t *o, const so_pb_routing_decision_t *
     if (o->json) {
         json_t *scores = json_array(), *top = json_array();
         for (size_t i = 0; i < d->n_top_skills; i++)
-            json_array_append_new(top, json_pack("{s:s, s:f}", "skill_id",
-                                                 d->top_skills[i]->skill_id, "weight",
-                                                 d->top_skills[i]->weight));
+            json_array_append_new(top,
+                                  json_pack("{s:s, s:f}", "skill_id", d->top_skills[i]->skill_id,
+                                            "weight", d->top_skills[i]->weight));
         for (size_t a = 0; a < d->n_scores; a++) {
             const so_pb_agent_score_t *s = d->scores[a];
             json_t *sk = json_array();
@@ -184,11 +186,12 @@ static void s_print_decision(const s_opts_t *o, const so_pb_routing_decision_t *
                                                     "backoff_level", (int) c->backoff_level));
             }
             json_array_append_new(scores,
-                                  json_pack("{s:s, s:f, s:f, s:f, s:f, s:b, s:s, s:o}", "agent_id",
-                                            s->agent_id, "score", s->score, "competence",
-                                            s->competence, "cost_usd", s->cost_usd, "cost_norm",
-                                            s->cost_norm, "eligible", (int) s->eligible,
-                                            "excluded_reason", s->excluded_reason, "skills", sk));
+                                  json_pack("{s:s, s:f, s:f, s:f, s:f, s:b, s:s, s:o}",
+                                            "agent_id", s->agent_id, "score", s->score,
+                                            "competence", s->competence, "cost_usd", s->cost_usd,
+                                            "cost_norm", s->cost_norm, "eligible",
+                                            (int) s->eligible, "excluded_reason",
+                                            s->excluded_reason, "skills", sk));
         }
         /* The seed as a string: it uses all 64 bits. */
         char seed[24];
@@ -211,15 +214,17 @@ static void s_print_decision(const s_opts_t *o, const so_pb_routing_decision_t *
                d->top_skills[i]->weight);
     for (size_t a = 0; a < d->n_scores; a++) {
         const so_pb_agent_score_t *s = d->scores[a];
-        printf("  agent=%s eligible=%d score=%.4f competence=%.4f cost_usd=%.6f cost_norm=%.3f%s%s%s\n",
-               s->agent_id, (int) s->eligible, s->score, s->competence, s->cost_usd, s->cost_norm,
-               s->eligible ? "" : " excluded=\"", s->eligible ? "" : s->excluded_reason,
-               s->eligible ? "" : "\"");
+        printf(
+            "  agent=%s eligible=%d score=%.4f competence=%.4f cost_usd=%.6f cost_norm=%.3f%s%s%s\n",
+            s->agent_id, (int) s->eligible, s->score, s->competence, s->cost_usd, s->cost_norm,
+            s->eligible ? "" : " excluded=\"", s->eligible ? "" : s->excluded_reason,
+            s->eligible ? "" : "\"");
         for (size_t k = 0; k < s->n_skills; k++) {
             const so_pb_skill_competence_t *c = s->skills[k];
-            printf("    skill=%s weight=%.3f competence=%.4f successes=%.1f attempts=%.1f backoff=%u\n",
-                   c->skill_id, c->weight, c->competence, c->successes, c->attempts,
-                   c->backoff_level);
+            printf(
+                "    skill=%s weight=%.3f competence=%.4f successes=%.1f attempts=%.1f backoff=%u\n",
+                c->skill_id, c->weight, c->competence, c->successes, c->attempts,
+                c->backoff_level);
         }
     }
 }
@@ -307,9 +312,8 @@ static void s_build(const s_opts_t *o, s_req_t *r)
     r->turn.routing_profile = (char *) (o->profile ? o->profile : "");
     if (o->exclude) {
         char *save = NULL;
-        for (char *a = strtok_r(o->exclude, ",", &save); a && r->turn.n_exclude_agents <
-                                                               SO_WIRE_MAX_AGENTS;
-             a = strtok_r(NULL, ",", &save))
+        for (char *a = strtok_r(o->exclude, ",", &save);
+             a && r->turn.n_exclude_agents < SO_WIRE_MAX_AGENTS; a = strtok_r(NULL, ",", &save))
             r->excl[r->turn.n_exclude_agents++] = a;
         r->turn.exclude_agents = r->excl;
     }
@@ -398,7 +402,7 @@ typedef struct {
     const s_opts_t *o;
     void *sock;
     const char *stage;
-    const so_pb_skill_demand_t *demand;     /* NULL: TurnRequests */
+    const so_pb_skill_demand_t *demand; /* NULL: TurnRequests */
     s_req_t r;
     so_pb_skill_demand_t dm;
     so_pb_route_request_t rr;
@@ -427,8 +431,9 @@ static int s_bench_fill(s_bench_t *b)
 static void s_bench_take(s_bench_t *b, so_msg_type_t type, void *msg)
 {
     const char *id = type == SO_MSG_SKILL_DEMAND ? ((so_pb_skill_demand_t *) msg)->request_id
-                     : type == SO_MSG_ROUTING_DECISION ? ((so_pb_routing_decision_t *) msg)->request_id
-                                                       : ((so_pb_turn_reply_t *) msg)->request_id;
+                     : type == SO_MSG_ROUTING_DECISION
+                         ? ((so_pb_routing_decision_t *) msg)->request_id
+                         : ((so_pb_turn_reply_t *) msg)->request_id;
     long i = strncmp(id, "bench-", 6) == 0 ? strtol(id + 6, NULL, 10) : -1;
     if (type == SO_MSG_TURN_REPLY && b->errors++ == 0)
         s_print_error(b->o, b->stage, msg);
@@ -462,7 +467,8 @@ static int s_bench_loop(s_bench_t *b)
 /* Sends o->count requests (episode ep-bench-<i>, so every decision has its
  * own seed) with o->window in flight, and prints rate and round trips.
  * demand == NULL: TurnRequests to skill-inference; else RouteRequests. */
-static int s_bench(const s_opts_t *o, void *sock, const char *stage, const so_pb_skill_demand_t *demand)
+static int s_bench(const s_opts_t *o, void *sock, const char *stage,
+                   const so_pb_skill_demand_t *demand)
 {
     s_bench_t *b = so_calloc(1, sizeof *b);
     b->o = o;
@@ -486,9 +492,9 @@ static int s_bench(const s_opts_t *o, void *sock, const char *stage, const so_pb
     if (done > 0) {
         qsort(b->rtt, (size_t) done, sizeof *b->rtt, s_cmp_i64);
         printf("%s: %ld requests in %.3f s = %.0f req/s, round trip p50 %lld us, p99 %lld us, "
-               "errors %ld (window %ld)\n", stage, done, secs, (double) done / secs,
-               (long long) b->rtt[done / 2], (long long) b->rtt[(done * 99) / 100], b->errors,
-               o->window);
+               "errors %ld (window %ld)\n",
+               stage, done, secs, (double) done / secs, (long long) b->rtt[done / 2],
+               (long long) b->rtt[(done * 99) / 100], b->errors, o->window);
     }
     rc = rc ? rc : b->errors ? S_EXIT_ERROR : 0;
     free(b->sent_at);
@@ -526,9 +532,11 @@ static int s_garbage(const s_opts_t *o, void *sock)
 {
     /* A header with the right magic and type but a body that is not
      * protobuf (a field 15 with wire type 7), then bytes. */
-    static const uint8_t hdr[SO_WIRE_HDR_LEN] = { 'S', 'O', SO_WIRE_VERSION, SO_MSG_TURN_REQUEST };
+    static const uint8_t hdr[SO_WIRE_HDR_LEN] = { 'S', 'O', SO_WIRE_VERSION,
+                                                  SO_MSG_TURN_REQUEST };
     static const uint8_t body[] = { 0x7f, 0xff, 0xff, 0x00, 'g', 'a', 'r', 'b', 'a', 'g', 'e' };
-    if (zmq_send(sock, hdr, sizeof hdr, ZMQ_SNDMORE) < 0 || zmq_send(sock, body, sizeof body, 0) < 0) {
+    if (zmq_send(sock, hdr, sizeof hdr, ZMQ_SNDMORE) < 0 ||
+        zmq_send(sock, body, sizeof body, 0) < 0) {
         fprintf(stderr, "so-probe: send: %s\n", zmq_strerror(errno));
         return S_EXIT_ERROR;
     }

@@ -34,10 +34,11 @@
 
 static const char *s_code_name(int code)
 {
-    static const char *names[] = { "NONE", "INVALID_REQUEST", "TIMEOUT", "UPSTREAM",
-                                   "RATE_LIMITED", "BUDGET_EXHAUSTED", "NO_ELIGIBLE_AGENT",
-                                   "CONTEXT_TOO_LONG", "UNAVAILABLE", "INTERNAL",
-                                   "UNKNOWN_HANDBOOK" };
+    static const char *names[] = {
+        "NONE",         "INVALID_REQUEST",  "TIMEOUT",           "UPSTREAM",
+        "RATE_LIMITED", "BUDGET_EXHAUSTED", "NO_ELIGIBLE_AGENT", "CONTEXT_TOO_LONG",
+        "UNAVAILABLE",  "INTERNAL",         "UNKNOWN_HANDBOOK"
+    };
     return code >= 0 && code < (int) (sizeof names / sizeof *names) ? names[code] : "UNKNOWN";
 }
 
@@ -92,8 +93,7 @@ static int s_parse(int argc, char **argv, s_args_t *a)
         SO_OPT_STR("prompt", 0, &a->prompt, "TEXT", "the prompt of every call (hello)"),
         SO_OPT_INT("deadline-ms", 0, &a->deadline_ms, "N", 0, SO_WIRE_MAX_DEADLINE_MS,
                    "each call's deadline (10000)"),
-        SO_OPT_INT("heartbeat-ms", 0, &a->heartbeat_ms, "N", 1, 1e9,
-                   "heartbeat interval (200)"),
+        SO_OPT_INT("heartbeat-ms", 0, &a->heartbeat_ms, "N", 1, 1e9, "heartbeat interval (200)"),
         SO_OPT_INT("timeout-ms", 0, &a->timeout_ms, "N", 1, 1e9,
                    "give up waiting after this long (30000)"),
         SO_OPT_STR("model", 0, &a->model, "M", "the model named in every call"),
@@ -143,7 +143,8 @@ static int s_send_calls(s_probe_t *p)
         call.messages = &mp;
         call.n_messages = 1;
         call.deadline_ms = (uint32_t) p->a->deadlines[i];
-        if (so_wire_send(p->sock, &p->worker, SO_MSG_AGENT_CALL, &call, 0, err, sizeof err) != 0) {
+        if (so_wire_send(p->sock, &p->worker, SO_MSG_AGENT_CALL, &call, 0, err, sizeof err) !=
+            0) {
             fprintf(stderr, "so-workerprobe: send %s: %s\n", rid, err);
             return -1;
         }

@@ -157,8 +157,8 @@ static void s_print_handbook(const so_handbook_t *hb)
     printf("agents    %zu\n", hb->n_agents);
     for (size_t i = 0; i < hb->n_agents; i++) {
         const so_agent_t *ag = &hb->agents[i];
-        printf("  %-32s model %s  $%g/$%g per 1M tokens%s%s\n", ag->id, ag->model,
-               ag->price_in, ag->price_out, ag->mode >= 0 ? "  mode " : "",
+        printf("  %-32s model %s  $%g/$%g per 1M tokens%s%s\n", ag->id, ag->model, ag->price_in,
+               ag->price_out, ag->mode >= 0 ? "  mode " : "",
                ag->mode >= 0 ? hb->modes[ag->mode].id : "");
         if (!ag->available)
             printf("      (out of rotation)\n");
@@ -208,8 +208,8 @@ static int s_competence_fn(so_store_t *s, so_handbook_t *hb, const void *arg)
            hb->version, seq, hb->prior_alpha, hb->prior_beta);
     if (unknown)
         printf("(%zu online fields name agents or skills this handbook lacks)\n", unknown);
-    printf("%-28s %-32s %17s %15s %17s %6s\n", "agent", "skill", "bootstrap s/n",
-           "online s/n", "total s/n", "mean");
+    printf("%-28s %-32s %17s %15s %17s %6s\n", "agent", "skill", "bootstrap s/n", "online s/n",
+           "total s/n", "mean");
     for (size_t i = 0; i < hb->n_agents; i++)
         for (size_t k = 0; k < hb->n_skills; k++) {
             const so_stat_t *b = so_handbook_stat(hb, i, k), *o = so_handbook_stat(on, i, k);
@@ -255,12 +255,14 @@ static int s_cmd_outcome(s_ctx_t *c, int argc, char **argv)
         SO_OPT_INT("success", 0, &success, "0|1", 0, 1, "the episode failed or succeeded"),
         SO_OPT_DBL("score", 0, &score, "X", 0, 1, "a score in [0, 1] instead"),
         SO_OPT_FLAG("from-turns", 0, &from_turns, "the outcome from the turns' scores"),
-        SO_OPT_STR("version", 0, &version, "V", "the handbook version if the turns recorded none"),
+        SO_OPT_STR("version", 0, &version, "V",
+                   "the handbook version if the turns recorded none"),
         SO_OPT_END,
     };
     so_opts_t p = { opts, pos, 1, 0, 0, 0 };
-    int code = s_opts(&p, argc, argv, "outcome EPISODE (--success 0|1 | --score X | --from-turns) "
-                                      "[--version V]");
+    int code = s_opts(&p, argc, argv,
+                      "outcome EPISODE (--success 0|1 | --score X | --from-turns) "
+                      "[--version V]");
     if (code >= 0)
         return code;
     int has_success = so_opts_seen(&p, "success") > 0;
@@ -355,9 +357,10 @@ static int s_cmd_push_turn(s_ctx_t *c, int argc, char **argv)
         SO_OPT_END,
     };
     so_opts_t p = { opts, pos, 1, 0, 0, 0 };
-    int code = s_opts(&p, argc, argv, "push-turn EPISODE --agent A [--skill S[=W]]... [--mode M]\n"
-                                      "       [--turn N] [--score X] [--cost USD] [--version V] "
-                                      "[--ttl S]");
+    int code = s_opts(&p, argc, argv,
+                      "push-turn EPISODE --agent A [--skill S[=W]]... [--mode M]\n"
+                      "       [--turn N] [--score X] [--cost USD] [--version V] "
+                      "[--ttl S]");
     if (code < 0 && (p.n_pos != 1 || !a.agent))
         code = s_bad_usage("push-turn wants an episode id and --agent");
     if (code < 0 && a.skills.n > S_MAX_SKILLS)
@@ -478,8 +481,9 @@ static int s_cmd_gen(s_ctx_t *c, int argc, char **argv)
         SO_OPT_END,
     };
     so_opts_t p = { opts, NULL, 0, 0, 0, 0 };
-    int code = s_opts(&p, argc, argv, "gen-episodes --count N [--version V] [--seed S] "
-                                      "[--turns K]\n       [--prefix ID] [--direct]");
+    int code = s_opts(&p, argc, argv,
+                      "gen-episodes --count N [--version V] [--seed S] "
+                      "[--turns K]\n       [--prefix ID] [--direct]");
     return code >= 0 ? code : s_with_hb(c, a.version, s_gen_fn, &a);
 }
 
@@ -562,12 +566,13 @@ static int s_close(double a, double b)
 static void s_verify_cell(const so_handbook_t *hb, size_t i, size_t k, const so_stat_t *w,
                           const so_stat_t *g, size_t *bad)
 {
-    const double wv[7] = { w->successes, w->attempts, w->cost_usd, w->prompt_tokens,
+    const double wv[7] = { w->successes,         w->attempts,  w->cost_usd,  w->prompt_tokens,
                            w->completion_tokens, w->latency_s, w->cost_count };
-    const double gv[7] = { g->successes, g->attempts, g->cost_usd, g->prompt_tokens,
+    const double gv[7] = { g->successes,         g->attempts,  g->cost_usd,  g->prompt_tokens,
                            g->completion_tokens, g->latency_s, g->cost_count };
-    static const char *names[7] = { "successes", "attempts", "cost_usd", "prompt_tokens",
-                                     "completion_tokens", "latency_s", "cost_count" };
+    static const char *names[7] = { "successes",     "attempts",          "cost_usd",
+                                    "prompt_tokens", "completion_tokens", "latency_s",
+                                    "cost_count" };
     for (int f = 0; f < 7; f++)
         if (!s_close(wv[f], gv[f]) && (*bad)++ < 10)
             printf("mismatch %s/%s %s: redis %.9g, log implies %.9g\n", hb->agents[i].id,
@@ -588,7 +593,8 @@ static int s_verify(so_store_t *s, const so_handbook_t *hb, so_handbook_t *on, s
             s_verify_cell(hb, i, k, &want[i * hb->n_skills + k], so_handbook_stat(on, i, k),
                           &bad);
     printf("version %s: log implies %ld episodes (%zu unusable entries), redis seq %lld, "
-           "%zu mismatching values\n", hb->version, episodes, malformed, seq, bad);
+           "%zu mismatching values\n",
+           hb->version, episodes, malformed, seq, bad);
     if (seq != episodes || bad)
         return S_EXIT_FAIL;
     printf("OK\n");
@@ -642,9 +648,8 @@ static void s_print_decision(const so_handbook_t *hb, const so_decision_t *d)
     for (size_t i = 0; i < d->n_agents; i++) {
         const so_agent_score_t *sc = &d->scores[i];
         const char *why = sc->eligible ? "" : (sc->excluded ? sc->excluded : "");
-        printf("%-32s %8.4f %11.4f %10.6f %8s%s%s\n", hb->agents[i].id, sc->score,
-               sc->competence, sc->cost, sc->eligible ? "yes" : "no", sc->eligible ? "" : "  ",
-               why);
+        printf("%-32s %8.4f %11.4f %10.6f %8s%s%s\n", hb->agents[i].id, sc->score, sc->competence,
+               sc->cost, sc->eligible ? "yes" : "no", sc->eligible ? "" : "  ", why);
     }
 }
 
@@ -718,12 +723,15 @@ static const struct {
 } s_commands[] = {
     { "publish", s_cmd_publish, "store a handbook (and make it current)" },
     { "handbook", s_cmd_handbook, "summary of a handbook (default: current)" },
-    { "competence", s_cmd_competence, "bootstrap, online and total successes per agent and skill" },
+    { "competence", s_cmd_competence,
+      "bootstrap, online and total successes per agent and skill" },
     { "outcome", s_cmd_outcome, "end a pending episode and append it to the episode log" },
     { "push-turn", s_cmd_push_turn, "record one turn of an episode as pending" },
     { "gen-episodes", s_cmd_gen, "synthetic episodes over the handbook's agents (for tests)" },
-    { "stats", s_cmd_stats, "versions, sequence numbers, the log, consumer groups, dead letters" },
-    { "verify", s_cmd_verify, "compare the online statistics with the episode log (exit 1 if not)" },
+    { "stats", s_cmd_stats,
+      "versions, sequence numbers, the log, consumer groups, dead letters" },
+    { "verify", s_cmd_verify,
+      "compare the online statistics with the episode log (exit 1 if not)" },
     { "rebuild", s_cmd_rebuild, "recompute the online statistics from the log" },
     { "route", s_cmd_route, "the decision for a prompt, computed locally (embedded inference)" },
 };

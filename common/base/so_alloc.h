@@ -17,10 +17,10 @@
 #include <stddef.h>
 
 void *so_malloc(size_t size);
-void *so_calloc(size_t n, size_t size);        /* n * size overflow aborts too */
+void *so_calloc(size_t n, size_t size); /* n * size overflow aborts too */
 void *so_realloc(void *p, size_t size);
-char *so_strdup(const char *s);                /* NULL in, NULL out */
-char *so_strndup(const char *s, size_t n);     /* at most n bytes, NUL-terminated */
+char *so_strdup(const char *s);            /* NULL in, NULL out */
+char *so_strndup(const char *s, size_t n); /* at most n bytes, NUL-terminated */
 /* realloc to n * size bytes, aborting on overflow (arrays that grow). */
 void *so_reallocarray(void *p, size_t n, size_t size);
 

@@ -5,6 +5,7 @@
 
 #include "base/so_opts.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,15 +14,14 @@ static void s_usage(const so_opts_t *p, const char *service, const char *usage, 
     char upper[64], synopsis[128], env[256];
     size_t i;
     for (i = 0; service[i] && i < sizeof upper - 1; i++)
-        upper[i] = service[i] == '-' ? '_'
-                   : service[i] >= 'a' && service[i] <= 'z' ? (char) (service[i] - 32)
-                                                            : service[i];
+        upper[i] = service[i] == '-' ? '_' : (char) toupper((unsigned char) service[i]);
     upper[i] = '\0';
-    snprintf(synopsis, sizeof synopsis,
-             "so-%s [--config FILE] [--set key=value]... [--help]", service);
-    snprintf(env, sizeof env,
-             "Environment: SO_%s_<KEY> or SO_<KEY> overrides a key (redis.url -> SO_REDIS_URL).\n",
-             upper);
+    snprintf(synopsis, sizeof synopsis, "so-%s [--config FILE] [--set key=value]... [--help]",
+             service);
+    snprintf(
+        env, sizeof env,
+        "Environment: SO_%s_<KEY> or SO_<KEY> overrides a key (redis.url -> SO_REDIS_URL).\n",
+        upper);
     so_opts_usage(p, out, synopsis, env);
     if (usage && *usage)
         fprintf(out, "%s", usage);

@@ -22,7 +22,7 @@ so_config_t *so_cli_config(const char *service, int argc, char **argv, const cha
 
 /* A service's settings from its config: fills opts, returns 0, or -1 with a
  * message naming the key and what is wrong in err. */
-typedef int (so_cli_settings_fn)(const so_config_t *cfg, void *opts, char *err, size_t errlen);
+typedef int so_cli_settings_fn(const so_config_t *cfg, void *opts, char *err, size_t errlen);
 
 /* Every service's start: so_cli_config, then settings(cfg, opts, ...).
  * Returns the config (opts may borrow its strings: destroy it last), or

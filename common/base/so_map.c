@@ -12,14 +12,14 @@
 #include <string.h>
 
 typedef struct {
-    char *key;        /* NULL: empty slot */
+    char *key; /* NULL: empty slot */
     uint64_t hash;
     void *value;
 } s_slot_t;
 
 struct so_map {
     s_slot_t *slots;
-    size_t cap;       /* a power of two */
+    size_t cap; /* a power of two */
     size_t n;
     so_map_free_fn *free_value;
 };
@@ -65,8 +65,7 @@ void so_map_destroy(so_map_t **self_p)
 static size_t s_find(const so_map_t *m, const char *key, uint64_t h)
 {
     size_t i = (size_t) h & (m->cap - 1);
-    while (m->slots[i].key &&
-           (m->slots[i].hash != h || strcmp(m->slots[i].key, key) != 0))
+    while (m->slots[i].key && (m->slots[i].hash != h || strcmp(m->slots[i].key, key) != 0))
         i = (i + 1) & (m->cap - 1);
     return i;
 }

@@ -20,14 +20,14 @@
 #include <stdint.h>
 
 typedef struct so_map so_map_t;
-typedef void (so_map_free_fn)(void *value);
+typedef void so_map_free_fn(void *value);
 
 so_map_t *so_map_new(so_map_free_fn *free_value);
 void so_map_destroy(so_map_t **self_p);
 
 /* Inserts or replaces; returns 1 when the key is new, 0 when replaced. */
 int so_map_put(so_map_t *m, const char *key, void *value);
-void *so_map_get(const so_map_t *m, const char *key);       /* NULL: absent */
+void *so_map_get(const so_map_t *m, const char *key); /* NULL: absent */
 int so_map_has(const so_map_t *m, const char *key);
 /* Removes the key (its value freed when the map owns values); 1 if it was there. */
 int so_map_del(so_map_t *m, const char *key);

@@ -128,12 +128,8 @@ static void s_list_add(so_opt_list_t *l, const char *v)
 static int s_set(so_opt_t *o, const char *as, const char *v, char *err, size_t errlen)
 {
     switch (o->kind) {
-    case SO_OPT_KIND_FLAG:
-        *(int *) o->dest = 1;
-        break;
-    case SO_OPT_KIND_STRING:
-        *(const char **) o->dest = v;
-        break;
+    case SO_OPT_KIND_FLAG: *(int *) o->dest = 1; break;
+    case SO_OPT_KIND_STRING: *(const char **) o->dest = v; break;
     case SO_OPT_KIND_INT:
         if (s_set_int(o, as, v, err, errlen) < 0)
             return -1;
@@ -142,9 +138,7 @@ static int s_set(so_opt_t *o, const char *as, const char *v, char *err, size_t e
         if (s_set_double(o, as, v, err, errlen) < 0)
             return -1;
         break;
-    case SO_OPT_KIND_LIST:
-        s_list_add(o->dest, v);
-        break;
+    case SO_OPT_KIND_LIST: s_list_add(o->dest, v); break;
     }
     o->seen++;
     return 0;

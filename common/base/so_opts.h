@@ -47,11 +47,11 @@
 #include <stdio.h>
 
 typedef enum {
-    SO_OPT_KIND_FLAG,    /* int *: set to 1 */
-    SO_OPT_KIND_STRING,  /* const char **: the value (the last one given wins) */
-    SO_OPT_KIND_INT,     /* long *: base 10, within [min, max] */
-    SO_OPT_KIND_DOUBLE,  /* double *: finite, within [min, max] */
-    SO_OPT_KIND_LIST     /* so_opt_list_t *: every value, in order */
+    SO_OPT_KIND_FLAG,   /* int *: set to 1 */
+    SO_OPT_KIND_STRING, /* const char **: the value (the last one given wins) */
+    SO_OPT_KIND_INT,    /* long *: base 10, within [min, max] */
+    SO_OPT_KIND_DOUBLE, /* double *: finite, within [min, max] */
+    SO_OPT_KIND_LIST    /* so_opt_list_t *: every value, in order */
 } so_opt_kind_t;
 
 /* The values of a repeatable option (borrowed from argv). */
@@ -61,8 +61,8 @@ typedef struct {
 } so_opt_list_t;
 
 typedef struct {
-    const char *name;    /* long name without the dashes; NULL ends the table */
-    char short_name;     /* -x, or 0 */
+    const char *name; /* long name without the dashes; NULL ends the table */
+    char short_name;  /* -x, or 0 */
     so_opt_kind_t kind;
     void *dest;
     const char *metavar; /* the value's name in the usage ("FILE"); NULL for flags */
@@ -72,6 +72,8 @@ typedef struct {
 } so_opt_t;
 
 /* Table entries.  The casts check the destination's type at compile time. */
+/* Brace initialisers in macros: clang-format would break them apart. */
+/* clang-format off */
 #define SO_OPT_FLAG(name, sh, dest, help)                                                          \
     { (name), (sh), SO_OPT_KIND_FLAG, (void *) (1 ? (dest) : (int *) 0), NULL, 0, 0, (help), 0 }
 #define SO_OPT_STR(name, sh, dest, metavar, help)                                                  \
@@ -87,15 +89,16 @@ typedef struct {
     { (name), (sh), SO_OPT_KIND_LIST, (void *) (1 ? (dest) : (so_opt_list_t *) 0), (metavar), 0, \
       0, (help), 0 }
 #define SO_OPT_END { NULL, 0, SO_OPT_KIND_FLAG, NULL, NULL, 0, 0, NULL, 0 }
+/* clang-format on */
 
 /* One parse: the table in, positional arguments and --help out. */
 typedef struct {
-    so_opt_t *opts;          /* the table, ended by SO_OPT_END */
-    const char **pos;        /* where positional arguments go (may be NULL when max_pos is 0) */
-    size_t max_pos;          /* more than this many is an error ("too many arguments") */
-    int stop_at_positional;  /* 1: the first positional argument ends the parse (a command) */
-    size_t n_pos;            /* out: positional arguments stored */
-    int help;                /* out: --help or -h was given (the parse stopped there) */
+    so_opt_t *opts;         /* the table, ended by SO_OPT_END */
+    const char **pos;       /* where positional arguments go (may be NULL when max_pos is 0) */
+    size_t max_pos;         /* more than this many is an error ("too many arguments") */
+    int stop_at_positional; /* 1: the first positional argument ends the parse (a command) */
+    size_t n_pos;           /* out: positional arguments stored */
+    int help;               /* out: --help or -h was given (the parse stopped there) */
 } so_opts_t;
 
 /* Parses argv[0..argc) (leave the program name out).  Returns the index of

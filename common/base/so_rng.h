@@ -14,8 +14,8 @@ typedef struct {
 
 void so_rng_seed(so_rng_t *r, uint64_t seed);
 uint64_t so_rng_next(so_rng_t *r);
-double so_rng_uniform(so_rng_t *r);               /* [0,1) */
-double so_rng_gamma(so_rng_t *r, double shape);    /* shape > 0, scale 1 */
+double so_rng_uniform(so_rng_t *r);             /* [0,1) */
+double so_rng_gamma(so_rng_t *r, double shape); /* shape > 0, scale 1 */
 double so_rng_beta(so_rng_t *r, double a, double b);
 /* Mixes a seed with request identity (e.g. episode id hash, turn). */
 uint64_t so_rng_mix(uint64_t a, uint64_t b);

@@ -113,7 +113,8 @@ int so_config_load(so_config_t *c, const char *path, char *err, size_t errlen)
         }
         for (char *p = k; *p; p++)
             if (!(isalnum((unsigned char) *p) || *p == '.' || *p == '_' || *p == '-')) {
-                snprintf(err, errlen, "%s:%d: bad character '%c' in key '%s'", path, lineno, *p, k);
+                snprintf(err, errlen, "%s:%d: bad character '%c' in key '%s'", path, lineno, *p,
+                         k);
                 fclose(f);
                 return -1;
             }
@@ -185,8 +186,8 @@ int so_config_double(const so_config_t *c, const char *key, double def, double m
     return 0;
 }
 
-int so_config_long(const so_config_t *c, const char *key, long def, long min, long max,
-                   long *out, char *err, size_t errlen)
+int so_config_long(const so_config_t *c, const char *key, long def, long min, long max, long *out,
+                   char *err, size_t errlen)
 {
     char origin[300];
     const char *v = s_lookup(c, key, origin, sizeof origin);

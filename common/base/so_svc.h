@@ -27,13 +27,18 @@ void so_config_set(so_config_t *c, const char *key, const char *value);
 const char *so_config_get(const so_config_t *c, const char *key, const char *def);
 /* Numeric values with a range; a malformed or out-of-range value is an
  * error naming the key, its source and the value. */
-int so_config_long(const so_config_t *c, const char *key, long def, long min, long max,
-                   long *out, char *err, size_t errlen);
+int so_config_long(const so_config_t *c, const char *key, long def, long min, long max, long *out,
+                   char *err, size_t errlen);
 int so_config_double(const so_config_t *c, const char *key, double def, double min, double max,
                      double *out, char *err, size_t errlen);
 
 /* Logging: "2026-11-25T09:00:00.123Z router[host:pid] info event k=v ...". */
-typedef enum { SO_LOG_DEBUG = 0, SO_LOG_INFO = 1, SO_LOG_WARN = 2, SO_LOG_ERROR = 3 } so_log_level_t;
+typedef enum {
+    SO_LOG_DEBUG = 0,
+    SO_LOG_INFO = 1,
+    SO_LOG_WARN = 2,
+    SO_LOG_ERROR = 3
+} so_log_level_t;
 void so_log_open(const char *service, so_log_level_t min_level);
 void so_log(so_log_level_t level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -49,8 +54,8 @@ void so_signals_install(void);
 int so_stopping(void);
 void so_request_stop(void);
 
-int64_t so_now_ms(void);          /* monotonic */
-int64_t so_wall_ms(void);         /* Unix epoch */
+int64_t so_now_ms(void);  /* monotonic */
+int64_t so_wall_ms(void); /* Unix epoch */
 
 /* A fresh random id ("ep-" prefix + 16 hex digits, say). */
 void so_new_id(const char *prefix, char *buf, size_t len);

@@ -6,11 +6,12 @@
 #include <string.h>
 
 #define FNV_OFFSET 1469598103934665603ULL
-#define FNV_PRIME  1099511628211ULL
+#define FNV_PRIME 1099511628211ULL
 
 static int s_is_word(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c >= 0x80;
 }
 
 static unsigned char s_lower(unsigned char c)
@@ -37,7 +38,7 @@ size_t so_text_tokens(const char *text, so_span_t *out, size_t max)
                 out[n].s = (const char *) p;
                 out[n].len = 1;
                 n++;
-                while (p[1] == '_')     /* "___" is one blank */
+                while (p[1] == '_') /* "___" is one blank */
                     p++;
             }
             p++;
@@ -90,7 +91,7 @@ size_t so_text_terms(const char *text, uint64_t *out, size_t max, int bigrams)
         if (nt < 512)
             break;
         p = tok[nt - 1].s + tok[nt - 1].len;
-        while (tok[nt - 1].s[0] == '_' && *p == '_')   /* the rest of a "___" blank */
+        while (tok[nt - 1].s[0] == '_' && *p == '_') /* the rest of a "___" blank */
             p++;
     }
     return n;
@@ -129,8 +130,11 @@ char *so_text_fmt_utf8(char *buf, size_t len, const char *fmt, ...)
     }
     if (i > 0) {
         unsigned char c = (unsigned char) buf[i - 1];
-        size_t want = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                    : (c & 0xF8) == 0xF0 ? 4 : 0;
+        size_t want = c < 0x80             ? 1
+                      : (c & 0xE0) == 0xC0 ? 2
+                      : (c & 0xF0) == 0xE0 ? 3
+                      : (c & 0xF8) == 0xF0 ? 4
+                                           : 0;
         if (want != cont + 1)
             buf[i - 1 + (want == 1 ? 1 : 0)] = '\0';
     }

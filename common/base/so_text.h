@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *s;   /* points into the caller's text (not lowercased) */
+    const char *s; /* points into the caller's text (not lowercased) */
     size_t len;
 } so_span_t;
 

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
-#define S_MAX_CANDIDATES 256      /* balanced spans parsed before giving up */
-#define S_MAX_ENTRIES 4096        /* skill entries read from one analysis */
+#define S_MAX_CANDIDATES 256 /* balanced spans parsed before giving up */
+#define S_MAX_ENTRIES 4096   /* skill entries read from one analysis */
 
 /* Offset of needle in hay[0..n) ignoring ASCII case, or -1.  from_end: the
  * last occurrence. */
@@ -148,13 +148,13 @@ static size_t s_balanced_end(const char *p, size_t n, size_t start, size_t *work
 /* What went wrong with the candidates, for the message when none parses. */
 typedef struct {
     int tried;
-    size_t work;                  /* bytes scanned so far */
-    size_t budget;                /* ... and at most: output of many stray
+    size_t work;   /* bytes scanned so far */
+    size_t budget; /* ... and at most: output of many stray
                                      openers must not cost n^2 */
     int gave_up;
-    long first_bad;               /* offset of the first candidate that failed */
+    long first_bad; /* offset of the first candidate that failed */
     json_error_t je;
-    long unclosed;                /* offset of the first unclosed one, -1 none */
+    long unclosed; /* offset of the first unclosed one, -1 none */
 } s_why_t;
 
 /* The first balanced {…} or […] in p[0..n) that parses; base is p's offset
@@ -250,8 +250,8 @@ json_t *so_extract_json(const char *text, size_t len, char *err, size_t errlen)
     if (why.gave_up && errlen > 0) {
         size_t used = strlen(err);
         if (used < errlen)
-            snprintf(err + used, errlen - used, "; gave up after %d candidates, %zu bytes scanned",
-                     why.tried, why.work);
+            snprintf(err + used, errlen - used,
+                     "; gave up after %d candidates, %zu bytes scanned", why.tried, why.work);
     }
     return NULL;
 }
@@ -365,7 +365,9 @@ int so_extract_skills_json(const json_t *root, const char *const *ids, size_t n_
     const json_t *v = root;
     if (json_is_object(root) && json_object_get(root, "skills"))
         v = json_object_get(root, "skills");
-    size_t n = json_is_array(v) ? json_array_size(v) : json_is_object(v) ? json_object_size(v) : 0;
+    size_t n = json_is_array(v)    ? json_array_size(v)
+               : json_is_object(v) ? json_object_size(v)
+                                   : 0;
     if (!json_is_array(v) && !json_is_object(v))
         return so_err(err, errlen, "\"skills\" must be an array or an object");
     if (n > S_MAX_ENTRIES)
@@ -394,7 +396,8 @@ int so_extract_skills_json(const json_t *root, const char *const *ids, size_t n_
             snprintf(unknown, sizeof unknown, " (first '%s')", rep->first_unknown);
         snprintf(err, errlen,
                  "%s: %zu entries, %zu unknown ids%s, %zu invalid, %zu known with weight 0",
-                 rep->matched ? "skill weights overflow" : "no known skill with a positive weight",
+                 rep->matched ? "skill weights overflow"
+                              : "no known skill with a positive weight",
                  rep->entries, rep->unknown, unknown, rep->invalid,
                  rep->entries - rep->unknown - rep->invalid);
         for (size_t i = 0; i < n_ids; i++)

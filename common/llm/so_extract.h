@@ -59,7 +59,6 @@ int so_extract_skills(const char *text, size_t len, const char *const *ids, size
 
 /* As so_extract_skills, from a JSON value already extracted. */
 int so_extract_skills_json(const json_t *root, const char *const *ids, size_t n_ids,
-                           double *weights, so_extract_report_t *rep, char *err,
-                           size_t errlen);
+                           double *weights, so_extract_report_t *rep, char *err, size_t errlen);
 
 #endif

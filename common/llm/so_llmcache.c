@@ -10,13 +10,13 @@
 typedef struct {
     so_skillprompt_key_t key;
     int64_t stored_ms;
-    uint64_t used;              /* the cache's clock when last touched; 0 = empty */
-    uint32_t n;                 /* items held, in the cache's item array */
+    uint64_t used; /* the cache's clock when last touched; 0 = empty */
+    uint32_t n;    /* items held, in the cache's item array */
 } s_slot_t;
 
 struct so_llmcache {
-    s_slot_t *slots;            /* [n_sets * S_WAYS] */
-    so_llmcache_item_t *items;  /* [n_sets * S_WAYS * max_items] */
+    s_slot_t *slots;           /* [n_sets * S_WAYS] */
+    so_llmcache_item_t *items; /* [n_sets * S_WAYS * max_items] */
     size_t n_sets, max_items;
     int64_t ttl_ms;
     uint64_t clock;
@@ -68,7 +68,7 @@ size_t so_llmcache_get(so_llmcache_t *c, so_skillprompt_key_t key, int64_t now_m
         if (!s->used || !s_same(s->key, key))
             continue;
         if (c->ttl_ms > 0 && now_ms - s->stored_ms >= c->ttl_ms) {
-            s->used = 0;            /* stale: free the slot */
+            s->used = 0; /* stale: free the slot */
             c->st.entries--;
             c->st.expired++;
             break;

@@ -21,13 +21,13 @@
 #include <stdint.h>
 
 typedef struct {
-    uint32_t skill;             /* index into the handbook's skills */
+    uint32_t skill; /* index into the handbook's skills */
     double weight;
 } so_llmcache_item_t;
 
 typedef struct {
     uint64_t hits, misses, inserts, evictions, expired;
-    size_t entries;             /* held now */
+    size_t entries; /* held now */
 } so_llmcache_stats_t;
 
 typedef struct so_llmcache so_llmcache_t;

@@ -73,8 +73,8 @@ void so_openai_request_init(so_openai_request_t *req)
 /* ------------------------------------------------------------------ */
 /* Configuration                                                       */
 
-int so_openai_config_load(const so_config_t *cfg, const char *agent_id,
-                          so_openai_config_t *out, char *err, size_t errlen)
+int so_openai_config_load(const so_config_t *cfg, const char *agent_id, so_openai_config_t *out,
+                          char *err, size_t errlen)
 {
     char key[256];
     long l;
@@ -86,24 +86,24 @@ int so_openai_config_load(const so_config_t *cfg, const char *agent_id,
     out->max_tokens_field = so_config_get(cfg, S_KEY("max_tokens_field"), "max_tokens");
     if (!out->base_url || !*out->base_url)
         return so_err(err, errlen, "config agent.%s.base_url is missing", agent_id);
-    if (so_config_double(cfg, S_KEY("price_in"), 0, 0, 1e6, &out->price_in, err, errlen) < 0
-        || so_config_double(cfg, S_KEY("price_out"), 0, 0, 1e6, &out->price_out, err, errlen) < 0
-        || so_config_long(cfg, S_KEY("context"), 0, 0, S_MAX_TOKENS, &out->context_tokens, err,
-                          errlen) < 0
-        || so_config_long(cfg, S_KEY("max_tokens"), 0, 0, S_MAX_TOKENS, &out->max_tokens, err,
-                          errlen) < 0
-        || so_config_long(cfg, S_KEY("timeout_ms"), out->timeout_ms, 1, SO_WAIT_MAX_MS,
-                          &out->timeout_ms, err, errlen) < 0
-        || so_config_long(cfg, S_KEY("connect_timeout_ms"), out->connect_timeout_ms, 1,
-                          SO_WAIT_MAX_MS, &out->connect_timeout_ms, err, errlen) < 0
-        || so_config_long(cfg, S_KEY("deadline_ms"), 0, 0, SO_WAIT_MAX_MS, &out->deadline_ms, err,
-                          errlen) < 0
-        || so_config_long(cfg, S_KEY("backoff_base_ms"), out->backoff_base_ms, 0, SO_WAIT_MAX_MS,
-                          &out->backoff_base_ms, err, errlen) < 0
-        || so_config_long(cfg, S_KEY("backoff_max_ms"), out->backoff_max_ms, 0, SO_WAIT_MAX_MS,
-                          &out->backoff_max_ms, err, errlen) < 0
-        || so_config_long(cfg, S_KEY("retry_after_max_ms"), out->retry_after_max_ms, 0,
-                          SO_WAIT_MAX_MS, &out->retry_after_max_ms, err, errlen) < 0)
+    if (so_config_double(cfg, S_KEY("price_in"), 0, 0, 1e6, &out->price_in, err, errlen) < 0 ||
+        so_config_double(cfg, S_KEY("price_out"), 0, 0, 1e6, &out->price_out, err, errlen) < 0 ||
+        so_config_long(cfg, S_KEY("context"), 0, 0, S_MAX_TOKENS, &out->context_tokens, err,
+                       errlen) < 0 ||
+        so_config_long(cfg, S_KEY("max_tokens"), 0, 0, S_MAX_TOKENS, &out->max_tokens, err,
+                       errlen) < 0 ||
+        so_config_long(cfg, S_KEY("timeout_ms"), out->timeout_ms, 1, SO_WAIT_MAX_MS,
+                       &out->timeout_ms, err, errlen) < 0 ||
+        so_config_long(cfg, S_KEY("connect_timeout_ms"), out->connect_timeout_ms, 1,
+                       SO_WAIT_MAX_MS, &out->connect_timeout_ms, err, errlen) < 0 ||
+        so_config_long(cfg, S_KEY("deadline_ms"), 0, 0, SO_WAIT_MAX_MS, &out->deadline_ms, err,
+                       errlen) < 0 ||
+        so_config_long(cfg, S_KEY("backoff_base_ms"), out->backoff_base_ms, 0, SO_WAIT_MAX_MS,
+                       &out->backoff_base_ms, err, errlen) < 0 ||
+        so_config_long(cfg, S_KEY("backoff_max_ms"), out->backoff_max_ms, 0, SO_WAIT_MAX_MS,
+                       &out->backoff_max_ms, err, errlen) < 0 ||
+        so_config_long(cfg, S_KEY("retry_after_max_ms"), out->retry_after_max_ms, 0,
+                       SO_WAIT_MAX_MS, &out->retry_after_max_ms, err, errlen) < 0)
         return -1;
     if (so_config_long(cfg, S_KEY("max_retries"), out->max_retries, 0, S_MAX_RETRIES, &l, err,
                        errlen) < 0)
@@ -161,8 +161,8 @@ static void s_headers_free(struct curl_slist **h_p)
 
 static int s_check_config(const so_openai_config_t *cfg, char *err, size_t errlen)
 {
-    if (!cfg->base_url || (strncmp(cfg->base_url, "http://", 7) != 0
-                           && strncmp(cfg->base_url, "https://", 8) != 0))
+    if (!cfg->base_url ||
+        (strncmp(cfg->base_url, "http://", 7) != 0 && strncmp(cfg->base_url, "https://", 8) != 0))
         return so_err(err, errlen, "base_url must start with http:// or https:// (got '%.100s')",
                       cfg->base_url ? cfg->base_url : "");
     for (const char *p = cfg->base_url; *p; p++)
@@ -171,30 +171,36 @@ static int s_check_config(const so_openai_config_t *cfg, char *err, size_t errle
                           (long) (p - cfg->base_url));
     if (!cfg->model || !*cfg->model)
         return so_err(err, errlen, "model is missing");
-    if (!(cfg->price_in >= 0 && isfinite(cfg->price_in))
-        || !(cfg->price_out >= 0 && isfinite(cfg->price_out)))
+    if (!(cfg->price_in >= 0 && isfinite(cfg->price_in)) ||
+        !(cfg->price_out >= 0 && isfinite(cfg->price_out)))
         return so_err(err, errlen, "prices must be finite and >= 0");
-    if (cfg->timeout_ms <= 0 || cfg->connect_timeout_ms <= 0 || cfg->deadline_ms < 0
-        || cfg->timeout_ms > SO_WAIT_MAX_MS || cfg->connect_timeout_ms > SO_WAIT_MAX_MS
-        || cfg->deadline_ms > SO_WAIT_MAX_MS)
-        return so_err(err, errlen, "timeout_ms and connect_timeout_ms must be in [1, %ld], "
-                      "deadline_ms in [0, %ld]", SO_WAIT_MAX_MS, SO_WAIT_MAX_MS);
+    if (cfg->timeout_ms <= 0 || cfg->connect_timeout_ms <= 0 || cfg->deadline_ms < 0 ||
+        cfg->timeout_ms > SO_WAIT_MAX_MS || cfg->connect_timeout_ms > SO_WAIT_MAX_MS ||
+        cfg->deadline_ms > SO_WAIT_MAX_MS)
+        return so_err(err, errlen,
+                      "timeout_ms and connect_timeout_ms must be in [1, %ld], "
+                      "deadline_ms in [0, %ld]",
+                      SO_WAIT_MAX_MS, SO_WAIT_MAX_MS);
     if (cfg->max_retries < 0 || cfg->max_retries > S_MAX_RETRIES)
         return so_err(err, errlen, "max_retries must be in [0, %d]", S_MAX_RETRIES);
-    if (cfg->backoff_base_ms < 0 || cfg->backoff_max_ms < cfg->backoff_base_ms
-        || cfg->backoff_max_ms > SO_WAIT_MAX_MS || cfg->retry_after_max_ms < 0
-        || cfg->retry_after_max_ms > SO_WAIT_MAX_MS)
-        return so_err(err, errlen, "need 0 <= backoff_base_ms <= backoff_max_ms <= %ld and "
-                      "retry_after_max_ms in [0, %ld]", SO_WAIT_MAX_MS, SO_WAIT_MAX_MS);
+    if (cfg->backoff_base_ms < 0 || cfg->backoff_max_ms < cfg->backoff_base_ms ||
+        cfg->backoff_max_ms > SO_WAIT_MAX_MS || cfg->retry_after_max_ms < 0 ||
+        cfg->retry_after_max_ms > SO_WAIT_MAX_MS)
+        return so_err(err, errlen,
+                      "need 0 <= backoff_base_ms <= backoff_max_ms <= %ld and "
+                      "retry_after_max_ms in [0, %ld]",
+                      SO_WAIT_MAX_MS, SO_WAIT_MAX_MS);
     if (cfg->max_response_bytes == 0)
         return so_err(err, errlen, "max_response_bytes must be > 0");
-    if (cfg->context_tokens < 0 || cfg->context_tokens > S_MAX_TOKENS || cfg->max_tokens < 0
-        || cfg->max_tokens > S_MAX_TOKENS)
+    if (cfg->context_tokens < 0 || cfg->context_tokens > S_MAX_TOKENS || cfg->max_tokens < 0 ||
+        cfg->max_tokens > S_MAX_TOKENS)
         return so_err(err, errlen, "context and max_tokens must be in [0, %ld]", S_MAX_TOKENS);
-    if (cfg->max_tokens_field && strcmp(cfg->max_tokens_field, "max_tokens") != 0
-        && strcmp(cfg->max_tokens_field, "max_completion_tokens") != 0)
-        return so_err(err, errlen, "max_tokens_field must be max_tokens or max_completion_tokens "
-                      "(got '%.60s')", cfg->max_tokens_field);
+    if (cfg->max_tokens_field && strcmp(cfg->max_tokens_field, "max_tokens") != 0 &&
+        strcmp(cfg->max_tokens_field, "max_completion_tokens") != 0)
+        return so_err(err, errlen,
+                      "max_tokens_field must be max_tokens or max_completion_tokens "
+                      "(got '%.60s')",
+                      cfg->max_tokens_field);
     return 0;
 }
 
@@ -222,7 +228,8 @@ static int s_auth_line(const char *env, char **line_p, char *err, size_t errlen)
 so_openai_t *so_openai_new(const so_openai_config_t *cfg, char *err, size_t errlen)
 {
     char *auth = NULL;
-    if (s_check_config(cfg, err, errlen) < 0 || s_auth_line(cfg->api_key_env, &auth, err, errlen) < 0)
+    if (s_check_config(cfg, err, errlen) < 0 ||
+        s_auth_line(cfg->api_key_env, &auth, err, errlen) < 0)
         return NULL;
     pthread_once(&s_curl_once, s_curl_global_init);
     if (s_curl_init_rc != CURLE_OK) {
@@ -242,12 +249,13 @@ so_openai_t *so_openai_new(const so_openai_config_t *cfg, char *err, size_t errl
     c->cfg.model = c->model;
     c->cfg.api_key_env = c->key_env;
     /* One of two literals (checked above): no copy needed. */
-    c->cfg.max_tokens_field = cfg->max_tokens_field
-                                  && strcmp(cfg->max_tokens_field, "max_completion_tokens") == 0
-                                  ? "max_completion_tokens" : "max_tokens";
+    c->cfg.max_tokens_field = cfg->max_tokens_field &&
+                                      strcmp(cfg->max_tokens_field, "max_completion_tokens") == 0
+                                  ? "max_completion_tokens"
+                                  : "max_tokens";
     if (c->cfg.deadline_ms == 0)
-        c->cfg.deadline_ms = c->cfg.timeout_ms * (c->cfg.max_retries + 1)
-                             + c->cfg.backoff_max_ms * c->cfg.max_retries;
+        c->cfg.deadline_ms = c->cfg.timeout_ms * (c->cfg.max_retries + 1) +
+                             c->cfg.backoff_max_ms * c->cfg.max_retries;
     size_t ulen = blen + sizeof "/chat/completions";
     c->url = so_malloc(ulen);
     snprintf(c->url, ulen, "%s/chat/completions", c->base_url);
@@ -435,7 +443,7 @@ static long s_backoff_ms(so_openai_t *c, int retry)
 static void s_finish_ok(so_openai_t *c, const so_openai_request_t *req, so_openai_xfer_t *x,
                         so_openai_response_t *resp)
 {
-    resp->text = so_buf_detach(&x->text, NULL);     /* an empty reply is "" */
+    resp->text = so_buf_detach(&x->text, NULL); /* an empty reply is "" */
     resp->finish_reason = x->finish_reason;
     x->finish_reason = NULL;
     if (x->has_usage) {
@@ -446,8 +454,9 @@ static void s_finish_ok(so_openai_t *c, const so_openai_request_t *req, so_opena
         resp->completion_tokens = so_tokens_estimate_text(resp->text);
         resp->usage_estimated = 1;
     }
-    resp->cost_usd = ((double) resp->prompt_tokens * c->cfg.price_in
-                      + (double) resp->completion_tokens * c->cfg.price_out) / 1e6;
+    resp->cost_usd = ((double) resp->prompt_tokens * c->cfg.price_in +
+                      (double) resp->completion_tokens * c->cfg.price_out) /
+                     1e6;
 }
 
 /* The wait before the next attempt in ms, or -1 (with a note) when there
@@ -490,7 +499,8 @@ static int s_call(so_openai_t *c, const so_openai_request_t *req, int stream,
             resp->code = SO_OPENAI_CONTEXT_TOO_LONG;
             snprintf(resp->error, sizeof resp->error,
                      "prompt of about %ld tokens (characters / 4) does not fit the context of "
-                     "%ld tokens of model %s", est, c->cfg.context_tokens, c->model);
+                     "%ld tokens of model %s",
+                     est, c->cfg.context_tokens, c->model);
             free(body);
             return -1;
         }
@@ -499,8 +509,9 @@ static int s_call(so_openai_t *c, const so_openai_request_t *req, int stream,
     if (req->deadline_ms > 0 && req->deadline_ms < budget)
         budget = req->deadline_ms;
     int64_t deadline = t0 + budget;
-    so_openai_xfer_t x = { .c = c, .stream = stream, .on_delta = on_delta, .arg = arg,
-                   .cancel = req->cancel };
+    so_openai_xfer_t x = {
+        .c = c, .stream = stream, .on_delta = on_delta, .arg = arg, .cancel = req->cancel
+    };
     so_openai_outcome_t o = { .code = SO_OPENAI_TIMEOUT };
     snprintf(o.error, sizeof o.error, "call deadline of %ld ms passed before the first attempt",
              budget);

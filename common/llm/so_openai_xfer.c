@@ -120,7 +120,7 @@ static void s_excerpt(const char *text, size_t len, char *buf, size_t buflen)
     for (size_t i = 0; i < len && n + 1 < buflen && n < 200; i++)
         buf[n++] = (unsigned char) text[i] < 0x20 ? ' ' : text[i];
     buf[n] = '\0';
-    so_utf8_scrub(buf);         /* an error page may be Latin-1, or cut mid-character */
+    so_utf8_scrub(buf); /* an error page may be Latin-1, or cut mid-character */
 }
 
 /* The provider's own words from an error body: {"error": {"message": ...}},
@@ -268,7 +268,7 @@ static size_t s_on_write(char *data, size_t size, size_t nmemb, void *ud)
     size_t n = size * nmemb;
     if (n > x->c->cfg.max_response_bytes - x->received) {
         x->too_big = 1;
-        return 0;      /* CURLE_WRITE_ERROR ends the transfer */
+        return 0; /* CURLE_WRITE_ERROR ends the transfer */
     }
     x->received += n;
     if (x->mode == SO_OPENAI_MODE_UNKNOWN) {
@@ -278,7 +278,8 @@ static size_t s_on_write(char *data, size_t size, size_t nmemb, void *ud)
         curl_easy_getinfo(x->c->curl, CURLINFO_CONTENT_TYPE, &ctype);
         int sse = ctype ? strncasecmp(ctype, "text/event-stream", 17) == 0
                         : (n >= 5 && memcmp(data, "data:", 5) == 0);
-        x->mode = x->stream && status / 100 == 2 && sse ? SO_OPENAI_MODE_SSE : SO_OPENAI_MODE_BODY;
+        x->mode = x->stream && status / 100 == 2 && sse ? SO_OPENAI_MODE_SSE
+                                                        : SO_OPENAI_MODE_BODY;
     }
     if (x->mode == SO_OPENAI_MODE_BODY)
         so_buf_append(&x->body, data, n);
@@ -334,8 +335,7 @@ static int s_on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, 
 }
 
 static void s_outcome(so_openai_outcome_t *o, so_openai_code_t code, int retryable,
-                      const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static void s_outcome(so_openai_outcome_t *o, so_openai_code_t code, int retryable,
                       const char *fmt, ...)
@@ -367,8 +367,8 @@ static void s_parse_body(so_openai_xfer_t *x, so_openai_outcome_t *o)
         s_error_text(x->body.data, x->body.len, msg_text, sizeof msg_text);
         snprintf(detail, sizeof detail, "provider error in a %ld reply: %s", o->status, msg_text);
         problem = detail;
-    } else if (!json_is_array(choices = json_object_get(root, "choices"))
-               || json_array_size(choices) == 0)
+    } else if (!json_is_array(choices = json_object_get(root, "choices")) ||
+               json_array_size(choices) == 0)
         problem = "choices missing or empty";
     else if (!json_is_object(ch0 = json_array_get(choices, 0)))
         problem = "choices[0] is not an object";
@@ -440,15 +440,13 @@ static int s_retryable_curl(CURLcode rc)
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
     case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
-        return 1;
-    default:
-        return 0;
+    case CURLE_SSL_CONNECT_ERROR: return 1;
+    default: return 0;
     }
 }
 
 void so_openai_attempt(so_openai_t *c, so_openai_xfer_t *x, const char *body, size_t body_len,
-               long timeout_ms, long deadline_ms, so_openai_outcome_t *o)
+                       long timeout_ms, long deadline_ms, so_openai_outcome_t *o)
 {
     CURL *h = c->curl;
     memset(o, 0, sizeof *o);
@@ -483,8 +481,9 @@ void so_openai_attempt(so_openai_t *c, so_openai_xfer_t *x, const char *body, si
         return;
     }
     if (rc == CURLE_OPERATION_TIMEDOUT) {
-        s_outcome(o, SO_OPENAI_TIMEOUT, deadline_ms <= 0, "no complete reply from %s within %ld ms%s",
-                  c->url, deadline_ms > 0 ? deadline_ms : timeout_ms,
+        s_outcome(o, SO_OPENAI_TIMEOUT, deadline_ms <= 0,
+                  "no complete reply from %s within %ld ms%s", c->url,
+                  deadline_ms > 0 ? deadline_ms : timeout_ms,
                   deadline_ms > 0 ? " (the call's deadline)" : "");
         return;
     }
@@ -502,12 +501,12 @@ void so_openai_attempt(so_openai_t *c, so_openai_xfer_t *x, const char *body, si
         s_error_text(x->body.data, x->body.len, msg, sizeof msg);
         so_openai_code_t code = s_status_code(o->status);
         /* A prompt too long stays too long: never retried, whatever the status. */
-        if ((code == SO_OPENAI_INVALID_REQUEST || code == SO_OPENAI_UPSTREAM)
-            && s_is_context_error(x->body.data, x->body.len))
+        if ((code == SO_OPENAI_INVALID_REQUEST || code == SO_OPENAI_UPSTREAM) &&
+            s_is_context_error(x->body.data, x->body.len))
             code = SO_OPENAI_CONTEXT_TOO_LONG;
         s_outcome(o, code,
-                  code != SO_OPENAI_CONTEXT_TOO_LONG
-                      && (o->status == 429 || (o->status >= 500 && o->status != 501)),
+                  code != SO_OPENAI_CONTEXT_TOO_LONG &&
+                      (o->status == 429 || (o->status >= 500 && o->status != 501)),
                   "HTTP %ld from %s: %s", o->status, c->url, msg);
         return;
     }
@@ -522,4 +521,3 @@ void so_openai_attempt(so_openai_t *c, so_openai_xfer_t *x, const char *body, si
     }
     s_parse_body(x, o);
 }
-

@@ -18,12 +18,12 @@
 #define SO_WAIT_MAX_MS (24L * 3600 * 1000)
 
 struct so_openai {
-    so_openai_config_t cfg;        /* strings point at the copies below */
+    so_openai_config_t cfg; /* strings point at the copies below */
     char *base_url;
     char *model;
     char *key_env;
-    char *url;                     /* base_url + "/chat/completions" */
-    struct curl_slist *hdr_json;   /* request headers, key included: wiped on destroy */
+    char *url;                   /* base_url + "/chat/completions" */
+    struct curl_slist *hdr_json; /* request headers, key included: wiped on destroy */
     struct curl_slist *hdr_sse;
     CURL *curl;
     so_rng_t rng;
@@ -38,22 +38,22 @@ typedef struct {
     int stream;
     so_openai_delta_fn *on_delta;
     void *arg;
-    const atomic_int *cancel;      /* NULL: so_stopping() */
+    const atomic_int *cancel; /* NULL: so_stopping() */
     int mode;
     size_t received;
     int too_big;
-    long retry_after_ms;           /* -1: the server sent none */
-    so_buf_t body;                  /* whole body, or the unparsed SSE tail */
-    so_buf_t event;                 /* SSE: data lines of the current event */
+    long retry_after_ms; /* -1: the server sent none */
+    so_buf_t body;       /* whole body, or the unparsed SSE tail */
+    so_buf_t event;      /* SSE: data lines of the current event */
     int event_has_data;
-    int chunks;                    /* SSE events seen */
-    int done;                      /* "[DONE]" seen */
-    so_buf_t text;                  /* assembled deltas */
+    int chunks;    /* SSE events seen */
+    int done;      /* "[DONE]" seen */
+    so_buf_t text; /* assembled deltas */
     char *finish_reason;
     long prompt_tokens, completion_tokens;
     int has_usage;
-    int delivered;                 /* a delta went to on_delta: no retry */
-    int failed;                    /* a callback found an error: fcode, ferr */
+    int delivered; /* a delta went to on_delta: no retry */
+    int failed;    /* a callback found an error: fcode, ferr */
     so_openai_code_t fcode;
     char ferr[300];
 } so_openai_xfer_t;

@@ -23,12 +23,12 @@
 #include <stdint.h>
 
 typedef struct {
-    size_t max_examples;        /* example prompts per skill (default 2) */
-    size_t example_chars;       /* each example cut to this (default 160) */
-    size_t max_indicators;      /* indicator terms per skill (default 8) */
-    size_t description_chars;   /* descriptions cut to this (default 200) */
-    size_t text_chars;          /* the turn's text cut to this (default 4000) */
-    size_t max_skills;          /* analysis: "name at most N skills" (default 3) */
+    size_t max_examples;      /* example prompts per skill (default 2) */
+    size_t example_chars;     /* each example cut to this (default 160) */
+    size_t max_indicators;    /* indicator terms per skill (default 8) */
+    size_t description_chars; /* descriptions cut to this (default 200) */
+    size_t text_chars;        /* the turn's text cut to this (default 4000) */
+    size_t max_skills;        /* analysis: "name at most N skills" (default 3) */
 } so_skillprompt_opts_t;
 
 void so_skillprompt_opts_default(so_skillprompt_opts_t *o);

@@ -113,8 +113,8 @@ static void s_credit_mode(s_table_t *t, const so_handbook_t *hb, size_t a, doubl
             s_add(t, a, sk, 1.0 / (double) k, score, tr);
 }
 
-int so_credit_episode(const so_handbook_t *hb, const so_pb_episode_outcome_t *ep, so_credit_t *out,
-                      char *err, size_t errlen)
+int so_credit_episode(const so_handbook_t *hb, const so_pb_episode_outcome_t *ep,
+                      so_credit_t *out, char *err, size_t errlen)
 {
     size_t cap = 0, slots = 16;
     memset(out, 0, sizeof *out);
@@ -134,7 +134,8 @@ int so_credit_episode(const so_handbook_t *hb, const so_pb_episode_outcome_t *ep
             continue;
         }
         double score = tr->score_opt_case == SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE
-                           ? tr->score : outcome;
+                           ? tr->score
+                           : outcome;
         if (!isfinite(score) || score < 0 || score > 1) {
             rc = so_err(err, errlen, "episode %s turn %zu: score %g outside [0, 1]",
                         ep->episode_id, i, score);

@@ -35,9 +35,9 @@ typedef struct {
 /* An episode's increments: one cell per distinct pair, in the order the
  * pairs were first credited. */
 typedef struct {
-    so_credit_cell_t *cells;     /* owned; free with so_credit_free */
+    so_credit_cell_t *cells; /* owned; free with so_credit_free */
     size_t n;
-    size_t skipped;              /* turns or demand entries naming unknown ids */
+    size_t skipped; /* turns or demand entries naming unknown ids */
 } so_credit_t;
 
 /* The episode's outcome as a score in [0, 1] when valid: 1/0 for a

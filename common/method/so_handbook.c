@@ -113,8 +113,8 @@ static void s_grow_stats(so_handbook_t *hb, size_t n_agents, size_t n_skills)
     hb->stats = st;
 }
 
-int so_handbook_add_mode(so_handbook_t *hb, const char *id, const char *description,
-                         char *err, size_t errlen)
+int so_handbook_add_mode(so_handbook_t *hb, const char *id, const char *description, char *err,
+                         size_t errlen)
 {
     if (!id || !*id) {
         so_err(err, errlen, "mode id is empty");
@@ -172,9 +172,9 @@ static int s_check_price(double v)
     return isfinite(v) && v >= 0;
 }
 
-int so_handbook_add_agent(so_handbook_t *hb, const char *id, const char *model,
-                          const char *mode, double price_in, double price_out,
-                          long context_limit, char *err, size_t errlen)
+int so_handbook_add_agent(so_handbook_t *hb, const char *id, const char *model, const char *mode,
+                          double price_in, double price_out, long context_limit, char *err,
+                          size_t errlen)
 {
     if (!id || !*id) {
         so_err(err, errlen, "agent id is empty");
@@ -265,9 +265,9 @@ void so_stat_add(so_stat_t *d, const so_stat_t *x)
     d->cost_count += x->cost_count;
 }
 
-void so_handbook_observe(so_handbook_t *hb, size_t agent, size_t skill, double w,
-                         double score, double cost_usd, double prompt_tokens,
-                         double completion_tokens, double latency_s)
+void so_handbook_observe(so_handbook_t *hb, size_t agent, size_t skill, double w, double score,
+                         double cost_usd, double prompt_tokens, double completion_tokens,
+                         double latency_s)
 {
     if (agent >= hb->n_agents || skill >= hb->n_skills || !(w > 0))
         return;

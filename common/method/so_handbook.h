@@ -35,8 +35,8 @@ typedef struct {
 } so_mode_t;
 
 typedef struct {
-    uint64_t hash;            /* so_term_hash of text */
-    char *text;               /* lowercased term, unigram or "a b" */
+    uint64_t hash; /* so_term_hash of text */
+    char *text;    /* lowercased term, unigram or "a b" */
     double weight;
 } so_term_t;
 
@@ -44,24 +44,24 @@ typedef struct {
     char *id;
     char *name;
     char *description;
-    char **indicators;        /* phrases that signal the skill */
+    char **indicators; /* phrases that signal the skill */
     size_t n_indicators;
-    char **examples;          /* example prompts */
+    char **examples; /* example prompts */
     size_t n_examples;
-    so_term_t *terms;         /* learned term weights (skill centroid) */
+    so_term_t *terms; /* learned term weights (skill centroid) */
     size_t n_terms;
-    int mode;                 /* index into modes */
-    int parent;               /* index into skills, -1 for none */
+    int mode;   /* index into modes */
+    int parent; /* index into skills, -1 for none */
 } so_skill_t;
 
 typedef struct {
     char *id;
     char *model;
-    int mode;                 /* index into modes, -1 = every mode */
-    double price_in;          /* USD per 1M prompt tokens (0 = unknown) */
-    double price_out;         /* USD per 1M completion tokens */
-    long context_limit;       /* tokens, 0 = unlimited */
-    int available;            /* 0 = taken out of rotation */
+    int mode;           /* index into modes, -1 = every mode */
+    double price_in;    /* USD per 1M prompt tokens (0 = unknown) */
+    double price_out;   /* USD per 1M completion tokens */
+    long context_limit; /* tokens, 0 = unlimited */
+    int available;      /* 0 = taken out of rotation */
 } so_agent_t;
 
 /* Everything observed for one (agent, skill): sums only. */
@@ -78,14 +78,14 @@ typedef struct {
 typedef struct {
     char *version;
     char *parent_version;
-    double prior_alpha, prior_beta;   /* Beta prior on competence */
+    double prior_alpha, prior_beta; /* Beta prior on competence */
     so_mode_t *modes;
     size_t n_modes;
     so_skill_t *skills;
     size_t n_skills;
     so_agent_t *agents;
     size_t n_agents;
-    so_stat_t *stats;         /* [n_agents * n_skills], agent-major */
+    so_stat_t *stats; /* [n_agents * n_skills], agent-major */
     /* Inverse document frequency of the terms the skills were learned
      * from (optional; inference weighs query terms by it). */
     so_term_t *idf;
@@ -100,14 +100,14 @@ so_handbook_t *so_handbook_dup(const so_handbook_t *hb);
 
 /* Building.  Each returns the new index, or -1 with a message in err
  * (duplicate id, unknown mode/parent, bad number). */
-int so_handbook_add_mode(so_handbook_t *hb, const char *id, const char *description,
-                         char *err, size_t errlen);
+int so_handbook_add_mode(so_handbook_t *hb, const char *id, const char *description, char *err,
+                         size_t errlen);
 int so_handbook_add_skill(so_handbook_t *hb, const char *id, const char *name,
                           const char *description, const char *mode, const char *parent,
                           char *err, size_t errlen);
-int so_handbook_add_agent(so_handbook_t *hb, const char *id, const char *model,
-                          const char *mode, double price_in, double price_out,
-                          long context_limit, char *err, size_t errlen);
+int so_handbook_add_agent(so_handbook_t *hb, const char *id, const char *model, const char *mode,
+                          double price_in, double price_out, long context_limit, char *err,
+                          size_t errlen);
 /* Appends a string to a skill's indicators or examples (copied). */
 void so_skill_add_indicator(so_skill_t *sk, const char *text);
 void so_skill_add_example(so_skill_t *sk, const char *text);
@@ -130,9 +130,9 @@ void so_stat_add(so_stat_t *d, const so_stat_t *x);
 /* Records one outcome of agent on skill with credit weight w (the skill's
  * share of the turn's demand, 1 for a hard assignment): successes += w·score,
  * attempts += w, and the cost sums += w·cost.  NAN cost fields are left out. */
-void so_handbook_observe(so_handbook_t *hb, size_t agent, size_t skill, double w,
-                         double score, double cost_usd, double prompt_tokens,
-                         double completion_tokens, double latency_s);
+void so_handbook_observe(so_handbook_t *hb, size_t agent, size_t skill, double w, double score,
+                         double cost_usd, double prompt_tokens, double completion_tokens,
+                         double latency_s);
 
 /* JSON.  Load returns NULL with "file: key: problem" in err; nothing is
  * half-loaded.  Save returns 0 or -1. */

@@ -39,8 +39,8 @@ static int s_fail(s_ctx_t *c, const char *fmt, ...)
 }
 
 /* Optional string: absent or null → def; anything else but a string fails. */
-static int s_get_str(s_ctx_t *c, json_t *obj, const char *key, const char *path,
-                     const char *def, const char **out)
+static int s_get_str(s_ctx_t *c, json_t *obj, const char *key, const char *path, const char *def,
+                     const char **out)
 {
     json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) {
@@ -54,8 +54,8 @@ static int s_get_str(s_ctx_t *c, json_t *obj, const char *key, const char *path,
 }
 
 /* Optional number ≥ 0 and finite. */
-static int s_get_num(s_ctx_t *c, json_t *obj, const char *key, const char *path,
-                     double def, double *out)
+static int s_get_num(s_ctx_t *c, json_t *obj, const char *key, const char *path, double def,
+                     double *out)
 {
     json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) {
@@ -71,8 +71,8 @@ static int s_get_num(s_ctx_t *c, json_t *obj, const char *key, const char *path,
     return 0;
 }
 
-static int s_get_strv(s_ctx_t *c, json_t *obj, const char *key, const char *path,
-                      so_skill_t *sk, int indicators)
+static int s_get_strv(s_ctx_t *c, json_t *obj, const char *key, const char *path, so_skill_t *sk,
+                      int indicators)
 {
     json_t *v = json_object_get(obj, key), *e;
     size_t i;
@@ -93,8 +93,7 @@ static int s_get_strv(s_ctx_t *c, json_t *obj, const char *key, const char *path
 
 /* Terms (term -> weight) into sk's learned terms, or hb's IDF table when sk
  * is NULL. */
-static int s_get_terms(s_ctx_t *c, json_t *v, const char *path, so_skill_t *sk,
-                       so_handbook_t *hb)
+static int s_get_terms(s_ctx_t *c, json_t *v, const char *path, so_skill_t *sk, so_handbook_t *hb)
 {
     const char *k;
     json_t *w;
@@ -106,10 +105,10 @@ static int s_get_terms(s_ctx_t *c, json_t *v, const char *path, so_skill_t *sk,
     so_term_t *t = so_realloc(NULL, json_object_size(v) * sizeof *t);
     json_object_foreach(v, k, w) {
         if (!json_is_number(w) || !isfinite(json_number_value(w))) {
-            free(t);            /* its texts are borrowed jansson keys */
+            free(t); /* its texts are borrowed jansson keys */
             return s_fail(c, "%s.%s: expected a finite number", path, k);
         }
-        t[i].text = (char *) k;     /* borrowed until copied below */
+        t[i].text = (char *) k; /* borrowed until copied below */
         t[i].weight = json_number_value(w);
         i++;
     }
@@ -177,7 +176,7 @@ static int s_load_skills(s_ctx_t *c, so_handbook_t *hb, json_t *root)
             if (*parent && so_handbook_skill_index(hb, parent) < 0) {
                 if (!json_object_get(skills, parent))
                     return s_fail(c, "%s.parent_skill_id: unknown skill '%s'", path, parent);
-                continue;   /* parent not added yet */
+                continue; /* parent not added yet */
             }
             if (strcmp(parent, k) == 0)
                 return s_fail(c, "%s.parent_skill_id: a skill cannot be its own parent", path);
@@ -280,8 +279,8 @@ static int s_load_agent_stats(s_ctx_t *c, so_handbook_t *hb, size_t a, json_t *p
                     return -1;
             }
             if (ok > n)
-                return s_fail(c, "%s.skill_successes.%s: %g successes exceed %g attempts",
-                              path, k, ok, n);
+                return s_fail(c, "%s.skill_successes.%s: %g successes exceed %g attempts", path,
+                              k, ok, n);
             so_stat_t *st = so_handbook_stat(hb, a, (size_t) s);
             st->successes = ok;
             st->attempts = n;
@@ -384,23 +383,24 @@ static so_handbook_t *s_load_json(json_t *root, s_ctx_t *c)
             s_fail(c, "skillorchestra.prior: expected {alpha, beta}");
             goto fail;
         }
-        if (prior && (s_get_num(c, prior, "alpha", "skillorchestra.prior", 1, &hb->prior_alpha) < 0 ||
-                      s_get_num(c, prior, "beta", "skillorchestra.prior", 1, &hb->prior_beta) < 0))
+        if (prior &&
+            (s_get_num(c, prior, "alpha", "skillorchestra.prior", 1, &hb->prior_alpha) < 0 ||
+             s_get_num(c, prior, "beta", "skillorchestra.prior", 1, &hb->prior_beta) < 0))
             goto fail;
         if (!(hb->prior_alpha > 0) || !(hb->prior_beta > 0)) {
             s_fail(c, "skillorchestra.prior: alpha and beta must be > 0");
             goto fail;
         }
         if (inf && json_is_object(inf) &&
-            s_get_num(c, inf, "temperature", "skillorchestra.inference",
-                      SO_HANDBOOK_TEMPERATURE, &hb->infer_temperature) < 0)
+            s_get_num(c, inf, "temperature", "skillorchestra.inference", SO_HANDBOOK_TEMPERATURE,
+                      &hb->infer_temperature) < 0)
             goto fail;
         if (!(hb->infer_temperature > 0)) {
             s_fail(c, "skillorchestra.inference.temperature: must be > 0");
             goto fail;
         }
-        if (s_get_terms(c, json_object_get(ours, "term_idf"), "skillorchestra.term_idf",
-                        NULL, hb) < 0)
+        if (s_get_terms(c, json_object_get(ours, "term_idf"), "skillorchestra.term_idf", NULL,
+                        hb) < 0)
             goto fail;
     }
     if (s_load_modes(c, hb, root) < 0 || s_load_skills(c, hb, root) < 0 ||
@@ -566,11 +566,13 @@ static json_t *s_to_json(const so_handbook_t *hb)
         json_object_set_new(o, "examples", s_strv_json(sk->examples, sk->n_examples));
         json_object_set_new(o, "mode", json_string(hb->modes[sk->mode].id));
         json_object_set_new(o, "parent_skill_id",
-                            sk->parent >= 0 ? json_string(hb->skills[sk->parent].id) : json_null());
+                            sk->parent >= 0 ? json_string(hb->skills[sk->parent].id)
+                                            : json_null());
         if (sk->n_terms)
             json_object_set_new(o, "terms", s_terms_json(sk->terms, sk->n_terms));
         json_object_set_new(skills, sk->id, o);
-        json_array_append_new(json_object_get(index, hb->modes[sk->mode].id), json_string(sk->id));
+        json_array_append_new(json_object_get(index, hb->modes[sk->mode].id),
+                              json_string(sk->id));
     }
     json_object_set_new(root, "skills", skills);
 

@@ -18,9 +18,9 @@
 #define SO_INDICATOR_WEIGHT 0.5
 
 typedef struct {
-    uint64_t hash;              /* 0 = empty slot */
+    uint64_t hash; /* 0 = empty slot */
     double idf;
-    unsigned start, count;      /* postings range */
+    unsigned start, count; /* postings range */
 } s_slot_t;
 
 typedef struct {
@@ -32,10 +32,10 @@ struct so_infer {
     size_t n_skills;
     int *skill_mode;
     s_slot_t *slots;
-    size_t mask;                /* table size − 1 */
+    size_t mask; /* table size − 1 */
     s_posting_t *postings;
     size_t n_postings;
-    double default_idf;         /* for terms without idf: the largest seen, or 1 */
+    double default_idf; /* for terms without idf: the largest seen, or 1 */
     double temperature;
     int have_idf;
 };
@@ -58,7 +58,7 @@ static void s_push(s_triples_t *t, uint64_t hash, int skill, double weight)
         t->cap = t->cap ? t->cap * 2 : 256;
         t->v = so_reallocarray(t->v, t->cap, sizeof *t->v);
     }
-    t->v[t->n++] = (s_triple_t) { hash ? hash : 1, skill, weight };
+    t->v[t->n++] = (s_triple_t){ hash ? hash : 1, skill, weight };
 }
 
 static int s_cmp_triple(const void *a, const void *b)
@@ -125,7 +125,8 @@ so_infer_t *so_infer_new(const so_handbook_t *hb)
     for (size_t s = 0; s < hb->n_skills; s++)
         if (!hb->skills[s].n_terms)
             for (size_t e = 0; e < hb->skills[s].n_examples; e++)
-                n_example_terms += so_text_terms(hb->skills[s].examples[e], h, SO_INFER_MAX_TERMS, 1);
+                n_example_terms += so_text_terms(hb->skills[s].examples[e], h, SO_INFER_MAX_TERMS,
+                                                 1);
     size_t want = (tr.n + hb->n_idf + n_example_terms) * 2 + 16, size = 16;
     while (size < want)
         size <<= 1;
@@ -162,7 +163,7 @@ so_infer_t *so_infer_new(const so_handbook_t *hb)
     free(h);
 
     /* Group postings by term (sorted), merging duplicates per skill. */
-    if (tr.n)   /* qsort(NULL, 0) is undefined behaviour (no terms, no postings) */
+    if (tr.n) /* qsort(NULL, 0) is undefined behaviour (no terms, no postings) */
         qsort(tr.v, tr.n, sizeof *tr.v, s_cmp_triple);
     inf->postings = so_calloc(tr.n + 1, sizeof *inf->postings);
     for (size_t i = 0; i < tr.n;) {
@@ -174,11 +175,12 @@ so_infer_t *so_infer_new(const so_handbook_t *hb)
         }
         sl->start = (unsigned) inf->n_postings;
         while (i < tr.n && tr.v[i].hash == h) {
-            s_posting_t *last = inf->n_postings > sl->start ? &inf->postings[inf->n_postings - 1] : NULL;
+            s_posting_t *last = inf->n_postings > sl->start ? &inf->postings[inf->n_postings - 1]
+                                                            : NULL;
             if (last && last->skill == tr.v[i].skill)
                 last->weight += tr.v[i].weight;
             else
-                inf->postings[inf->n_postings++] = (s_posting_t) { tr.v[i].skill, tr.v[i].weight };
+                inf->postings[inf->n_postings++] = (s_posting_t){ tr.v[i].skill, tr.v[i].weight };
             i++;
         }
         sl->count = (unsigned) inf->n_postings - sl->start;
@@ -207,7 +209,7 @@ void so_infer_set_temperature(so_infer_t *inf, double temperature)
 
 /* A term of the query with its frequency. */
 typedef struct {
-    uint64_t hash;              /* 0 = empty slot */
+    uint64_t hash; /* 0 = empty slot */
     uint32_t tf;
 } s_tf_t;
 
@@ -270,7 +272,7 @@ so_demand_source_t so_infer(const so_infer_t *inf, const char *text, int mode, d
     so_infer_scores(inf, text ? text : "", demand);
     for (size_t s = 0; s < S; s++) {
         if (mode >= 0 && inf->skill_mode[s] != mode) {
-            demand[s] = NAN;    /* marks "not in this mode" until the end */
+            demand[s] = NAN; /* marks "not in this mode" until the end */
             continue;
         }
         n_in++;
@@ -279,7 +281,7 @@ so_demand_source_t so_infer(const so_infer_t *inf, const char *text, int mode, d
     }
     if (n_in == 0) {
         for (size_t s = 0; s < S; s++)
-            demand[s] = 0;          /* no skill in this mode */
+            demand[s] = 0; /* no skill in this mode */
         return SO_DEMAND_UNIFORM_FALLBACK;
     }
     if (!(best > 0)) {

@@ -21,8 +21,8 @@ void so_refine_opts_default(so_refine_opts_t *o)
 /* Smallest per-agent p-value between skills i and j (statistics summed over
  * their groups in succ/att, [skill * A + agent]); -1 when some available
  * agent lacks the evidence. */
-static double s_merge_p(const so_handbook_t *hb, const double *succ, const double *att,
-                        size_t i, size_t j, double min_attempts)
+static double s_merge_p(const so_handbook_t *hb, const double *succ, const double *att, size_t i,
+                        size_t j, double min_attempts)
 {
     size_t A = hb->n_agents;
     double pmin = 1;
@@ -210,8 +210,8 @@ so_handbook_t *so_refine_merge(const so_handbook_t *hb, const so_refine_opts_t *
                                const char *version, size_t *merged, char *err, size_t errlen)
 {
     size_t S = hb->n_skills;
-    int *group = so_calloc(S, sizeof *group);       /* representative skill */
-    double *weight = so_calloc(S, sizeof *weight);  /* attempts over all agents */
+    int *group = so_calloc(S, sizeof *group);      /* representative skill */
+    double *weight = so_calloc(S, sizeof *weight); /* attempts over all agents */
     for (size_t s = 0; s < S; s++)
         for (size_t a = 0; a < hb->n_agents; a++)
             weight[s] += so_handbook_stat(hb, a, s)->attempts;

@@ -19,9 +19,9 @@
  * two-proportion p-value is >= alpha.  Most similar pair first, repeated
  * until no pair qualifies (or max_merges). */
 typedef struct {
-    double alpha;           /* default 0.05 */
-    double min_attempts;    /* evidence per agent and skill (default 30) */
-    size_t max_merges;      /* per call, 0 = no limit */
+    double alpha;        /* default 0.05 */
+    double min_attempts; /* evidence per agent and skill (default 30) */
+    size_t max_merges;   /* per call, 0 = no limit */
 } so_refine_opts_t;
 
 void so_refine_opts_default(so_refine_opts_t *o);

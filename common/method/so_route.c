@@ -14,13 +14,13 @@ struct so_route_tables {
     const so_handbook_t *hb;
     so_route_opts_t opts;
     size_t n_agents, n_skills, n_modes;
-    double *alpha, *beta;       /* [agent * n_skills + skill], back-off applied */
+    double *alpha, *beta; /* [agent * n_skills + skill], back-off applied */
     int *level;
-    double *cost;               /* mean USD, NAN unknown */
-    double *m_alpha, *m_beta;   /* [agent * n_modes + mode] */
+    double *cost;             /* mean USD, NAN unknown */
+    double *m_alpha, *m_beta; /* [agent * n_modes + mode] */
     double *m_cost;
     int *m_level;
-    double *mean_tokens;        /* [agent * 2]: mean prompt, completion tokens */
+    double *mean_tokens; /* [agent * 2]: mean prompt, completion tokens */
 };
 
 typedef struct {
@@ -169,7 +169,7 @@ const so_handbook_t *so_route_tables_handbook(const so_route_tables_t *r)
 }
 
 void so_route_posterior(const so_route_tables_t *r, size_t agent, size_t skill, double *alpha,
-                         double *beta, int *level)
+                        double *beta, int *level)
 {
     size_t i = agent * r->n_skills + skill;
     *alpha = r->alpha[i];
@@ -240,7 +240,8 @@ static double s_price_cost(const so_route_tables_t *r, size_t a, const so_route_
 {
     const so_agent_t *ag = &r->hb->agents[a];
     double pt = q->est_prompt_tokens > 0 ? q->est_prompt_tokens : r->mean_tokens[a * 2];
-    double ct = q->est_completion_tokens > 0 ? q->est_completion_tokens : r->mean_tokens[a * 2 + 1];
+    double ct = q->est_completion_tokens > 0 ? q->est_completion_tokens
+                                             : r->mean_tokens[a * 2 + 1];
     double c = (ag->price_in * pt + ag->price_out * ct) / 1e6;
     return c > 0 ? c : NAN;
 }
@@ -275,8 +276,8 @@ static void s_explain(const so_route_tables_t *r, so_decision_t *d)
         n += snprintf(d->reason + n, (size_t) (len - n), "; cost $%.6f (norm %.2f); score %.4f",
                       w->cost, w->cost_norm, w->score);
     if (d->runner_up >= 0 && n < len)
-        snprintf(d->reason + n, (size_t) (len - n), " vs %s %.4f",
-                 hb->agents[d->runner_up].id, d->scores[d->runner_up].score);
+        snprintf(d->reason + n, (size_t) (len - n), " vs %s %.4f", hb->agents[d->runner_up].id,
+                 d->scores[d->runner_up].score);
 }
 
 int so_route(const so_route_tables_t *r, const double *demand, const so_route_req_t *q,
@@ -426,8 +427,8 @@ int so_route(const so_route_tables_t *r, const double *demand, const so_route_re
         return 0;
     }
     if (n_elig == 0) {
-        snprintf(d->reason, sizeof d->reason, "no candidate agent: all %zu excluded (%s: %s)",
-                 A, hb->agents[0].id, d->scores[0].excluded);
+        snprintf(d->reason, sizeof d->reason, "no candidate agent: all %zu excluded (%s: %s)", A,
+                 hb->agents[0].id, d->scores[0].excluded);
         return -1;
     }
 

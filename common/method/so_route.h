@@ -31,11 +31,11 @@
 
 #include <stdint.h>
 
-#define SO_ROUTE_TOP 5          /* skills shown in an explanation */
+#define SO_ROUTE_TOP 5 /* skills shown in an explanation */
 
 typedef enum {
-    SO_COST_LINEAR = 0,         /* c / max c over candidates */
-    SO_COST_LOG = 1             /* (log c − log min) / (log max − log min) */
+    SO_COST_LINEAR = 0, /* c / max c over candidates */
+    SO_COST_LOG = 1     /* (log c − log min) / (log max − log min) */
 } so_cost_norm_t;
 
 typedef enum {
@@ -46,19 +46,19 @@ typedef enum {
 } so_strategy_t;
 
 typedef struct {
-    double min_obs;             /* back off below this many attempts (default 10) */
-    so_cost_norm_t cost_norm;   /* default SO_COST_LINEAR */
+    double min_obs;           /* back off below this many attempts (default 10) */
+    so_cost_norm_t cost_norm; /* default SO_COST_LINEAR */
 } so_route_opts_t;
 
 typedef struct {
-    int mode;                   /* mode index, -1 = any */
-    double lambda;              /* cost trade-off, >= 0 */
-    double budget_usd;          /* remaining budget for this turn, 0 = none */
-    double est_prompt_tokens;   /* for context limits and price-based cost */
+    int mode;                 /* mode index, -1 = any */
+    double lambda;            /* cost trade-off, >= 0 */
+    double budget_usd;        /* remaining budget for this turn, 0 = none */
+    double est_prompt_tokens; /* for context limits and price-based cost */
     double est_completion_tokens;
-    int thompson;               /* sample competence from the posteriors */
-    double explore_floor;       /* probability of a uniform pick, [0,1] */
-    uint64_t seed;              /* per-decision seed (see so_rng_mix) */
+    int thompson;                 /* sample competence from the posteriors */
+    double explore_floor;         /* probability of a uniform pick, [0,1] */
+    uint64_t seed;                /* per-decision seed (see so_rng_mix) */
     const unsigned char *exclude; /* [n_agents], nonzero = not a candidate; may be NULL */
 } so_route_req_t;
 
@@ -72,10 +72,10 @@ typedef struct {
 
 typedef struct {
     int eligible;
-    const char *excluded;       /* static reason when not eligible */
-    double competence;          /* demand-weighted ĉ */
-    double sampled;             /* the value used in the score (Thompson draw or ĉ) */
-    double cost;                /* expected USD for this turn */
+    const char *excluded; /* static reason when not eligible */
+    double competence;    /* demand-weighted ĉ */
+    double sampled;       /* the value used in the score (Thompson draw or ĉ) */
+    double cost;          /* expected USD for this turn */
     double cost_norm;
     double score;
     so_skill_comp_t top[SO_ROUTE_TOP];
@@ -83,14 +83,14 @@ typedef struct {
 } so_agent_score_t;
 
 typedef struct {
-    int chosen;                 /* agent index, -1 if no candidate */
-    int runner_up;              /* -1 if none */
+    int chosen;    /* agent index, -1 if no candidate */
+    int runner_up; /* -1 if none */
     so_strategy_t strategy;
     double lambda;
     int top_skills[SO_ROUTE_TOP];
     double top_weights[SO_ROUTE_TOP];
     size_t n_top;
-    so_agent_score_t *scores;   /* [n_agents], owned */
+    so_agent_score_t *scores; /* [n_agents], owned */
     size_t n_agents, cap;
     char reason[320];
 } so_decision_t;
@@ -107,7 +107,7 @@ const so_handbook_t *so_route_tables_handbook(const so_route_tables_t *r);
 
 /* Back-off estimate: posterior pseudo-counts of agent on skill. */
 void so_route_posterior(const so_route_tables_t *r, size_t agent, size_t skill, double *alpha,
-                         double *beta, int *level);
+                        double *beta, int *level);
 /* Expected cost of agent on skill in USD (NAN when nothing is known). */
 double so_route_skill_cost(const so_route_tables_t *r, size_t agent, size_t skill);
 

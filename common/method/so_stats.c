@@ -15,8 +15,7 @@ int so_wilson_interval(double s, double n, double z, double *lo, double *hi)
 {
     double l = NAN, u = NAN;
     int rc = -1;
-    if (isfinite(s) && isfinite(n) && isfinite(z) && n > 0 && s >= 0
-        && s <= n && z > 0) {
+    if (isfinite(s) && isfinite(n) && isfinite(z) && n > 0 && s >= 0 && s <= n && z > 0) {
         double p = s / n, z2 = z * z;
         double denom = 1.0 + z2 / n;
         double centre = (p + z2 / (2.0 * n)) / denom;
@@ -67,8 +66,8 @@ static int s_whole(double x)
 
 double so_two_prop_pvalue(double s1, double n1, double s2, double n2)
 {
-    if (!isfinite(s1) || !isfinite(n1) || !isfinite(s2) || !isfinite(n2)
-        || s1 < 0 || s2 < 0 || s1 > n1 || s2 > n2)
+    if (!isfinite(s1) || !isfinite(n1) || !isfinite(s2) || !isfinite(n2) || s1 < 0 || s2 < 0 ||
+        s1 > n1 || s2 > n2)
         return NAN;
     if (n1 == 0 || n2 == 0)
         return 1.0;
@@ -76,8 +75,7 @@ double so_two_prop_pvalue(double s1, double n1, double s2, double n2)
     if (k == 0 || k == N)
         return 1.0;
     double min_expected = fmin(n1, n2) * fmin(k, N - k) / N;
-    if (min_expected < 5.0 && s_whole(s1) && s_whole(n1) && s_whole(s2)
-        && s_whole(n2)) {
+    if (min_expected < 5.0 && s_whole(s1) && s_whole(n1) && s_whole(s2) && s_whole(n2)) {
         double p = s_fisher(s1, n1, s2, n2);
         if (!isnan(p))
             return p;

@@ -88,7 +88,7 @@ static size_t s_map_put(s_map_t *m, uint64_t k, uint32_t v, int *added)
 
 typedef struct {
     uint64_t h;
-    uint32_t tok_a, tok_b;   /* token indices; tok_b = UINT32_MAX for unigrams */
+    uint32_t tok_a, tok_b; /* token indices; tok_b = UINT32_MAX for unigrams */
 } s_term_ref_t;
 
 static int s_cmp_ref(const void *a, const void *b)
@@ -113,10 +113,10 @@ static size_t s_doc_terms(const char *text, so_span_t *tok, s_term_ref_t *ref, u
 {
     size_t nt = so_text_tokens(text, tok, S_MAX_DOC_TOKENS), n = 0, m = 0;
     for (size_t i = 0; i < nt; i++) {
-        ref[n++] = (s_term_ref_t) { so_term_hash(tok[i].s, tok[i].len), (uint32_t) i, UINT32_MAX };
+        ref[n++] = (s_term_ref_t){ so_term_hash(tok[i].s, tok[i].len), (uint32_t) i, UINT32_MAX };
         if (i > 0)
-            ref[n++] = (s_term_ref_t) { so_bigram_hash(tok[i - 1], tok[i]), (uint32_t) i - 1,
-                                        (uint32_t) i };
+            ref[n++] = (s_term_ref_t){ so_bigram_hash(tok[i - 1], tok[i]), (uint32_t) i - 1,
+                                       (uint32_t) i };
     }
     qsort(ref, n, sizeof *ref, s_cmp_ref);
     for (size_t i = 0; i < n;) {
@@ -186,7 +186,7 @@ void so_corpus_build(so_corpus_t *c, const so_dataset_t *ds, const size_t *sampl
                 n_terms++;
             }
             uint32_t t = map.vals[slot];
-            df[t]++;   // NOLINT(clang-analyzer-core.NullDereference): t < n_terms, df has n_terms entries
+            df[t]++; // NOLINT(clang-analyzer-core.NullDereference): t < n_terms, df has n_terms entries
             doc_ids[i][k] = t;
             doc_cnt[i][k] = cnt[k];
         }
@@ -217,7 +217,7 @@ void so_corpus_build(so_corpus_t *c, const so_dataset_t *ds, const size_t *sampl
         for (uint32_t k = 0; k < doc_n[i]; k++) {
             uint32_t t = keep[doc_ids[i][k]];
             if (t)
-                pairs[m++] = (s_idw_t) { t - 1, doc_cnt[i][k] * c->idf[t - 1] };
+                pairs[m++] = (s_idw_t){ t - 1, doc_cnt[i][k] * c->idf[t - 1] };
         }
         qsort(pairs, m, sizeof *pairs, s_cmp_idw);
         v->id = so_calloc(m, sizeof *v->id);

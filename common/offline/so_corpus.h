@@ -22,12 +22,12 @@ typedef struct {
 /* The documents: one per sample given to so_corpus_build. */
 typedef struct {
     const so_dataset_t *ds;
-    size_t n;                /* documents */
-    size_t *sample;          /* doc → dataset sample index */
+    size_t n;       /* documents */
+    size_t *sample; /* doc → dataset sample index */
     so_corpus_vec_t *doc;
     size_t V;
-    char **text;             /* [V] */
-    double *idf;             /* [V] */
+    char **text; /* [V] */
+    double *idf; /* [V] */
 } so_corpus_t;
 
 /* Builds the vectors of ds's samples[samples[0..n)] (the dataset is

@@ -20,23 +20,23 @@
 
 struct so_csv_t {
     char *name;
-    FILE *fp;              /* NULL in buffer mode */
-    const char *src;       /* current input window */
+    FILE *fp;        /* NULL in buffer mode */
+    const char *src; /* current input window */
     size_t src_len, src_pos;
-    char *chunk;           /* file mode: owned window */
-    int at_eof;            /* the source is exhausted */
+    char *chunk; /* file mode: owned window */
+    int at_eof;  /* the source is exhausted */
 
-    size_t line, col;      /* position of the next byte */
-    size_t c_line, c_col;  /* position of the byte last returned */
+    size_t line, col;     /* position of the next byte */
+    size_t c_line, c_col; /* position of the byte last returned */
 
-    char *data;            /* fields of the current row, NUL-separated */
+    char *data; /* fields of the current row, NUL-separated */
     size_t data_len, data_cap;
     size_t *starts, *lens; /* per field */
     size_t nfields, fields_cap;
 
     size_t max_field, max_fields;
     int ragged;
-    size_t expect;         /* field count of the first row; 0 = not yet */
+    size_t expect; /* field count of the first row; 0 = not yet */
     size_t row_line, row_number;
 
     int failed;
@@ -44,8 +44,7 @@ struct so_csv_t {
     size_t err_line, err_col;
 };
 
-static so_csv_t *
-s_new(const char *name)
+static so_csv_t *s_new(const char *name)
 {
     so_csv_t *self = so_calloc(1, sizeof *self);
     self->name = so_strdup(name ? name : "<csv>");
@@ -56,8 +55,7 @@ s_new(const char *name)
     return self;
 }
 
-so_csv_t *
-so_csv_new_file(FILE *fp, const char *name)
+so_csv_t *so_csv_new_file(FILE *fp, const char *name)
 {
     if (!fp)
         return NULL;
@@ -68,8 +66,7 @@ so_csv_new_file(FILE *fp, const char *name)
     return self;
 }
 
-so_csv_t *
-so_csv_new_buffer(const char *buf, size_t len, const char *name)
+so_csv_t *so_csv_new_buffer(const char *buf, size_t len, const char *name)
 {
     if (!buf && len)
         return NULL;
@@ -79,8 +76,7 @@ so_csv_new_buffer(const char *buf, size_t len, const char *name)
     return self;
 }
 
-void
-so_csv_destroy(so_csv_t **self_p)
+void so_csv_destroy(so_csv_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -94,26 +90,22 @@ so_csv_destroy(so_csv_t **self_p)
     *self_p = NULL;
 }
 
-void
-so_csv_set_max_field(so_csv_t *self, size_t max_bytes)
+void so_csv_set_max_field(so_csv_t *self, size_t max_bytes)
 {
     self->max_field = max_bytes;
 }
 
-void
-so_csv_set_max_fields(so_csv_t *self, size_t max_fields)
+void so_csv_set_max_fields(so_csv_t *self, size_t max_fields)
 {
     self->max_fields = max_fields ? max_fields : 1;
 }
 
-void
-so_csv_set_ragged(so_csv_t *self, int ragged)
+void so_csv_set_ragged(so_csv_t *self, int ragged)
 {
     self->ragged = ragged;
 }
 
-static int
-s_fail(so_csv_t *self, size_t line, size_t col, const char *fmt, ...)
+static int s_fail(so_csv_t *self, size_t line, size_t col, const char *fmt, ...)
 {
     char msg[400];
     va_list ap;
@@ -129,8 +121,7 @@ s_fail(so_csv_t *self, size_t line, size_t col, const char *fmt, ...)
 
 /* Makes at least one byte available; returns 0 at end of input, -1 on a
  * read error (recorded), 1 otherwise. */
-static int
-s_fill(so_csv_t *self)
+static int s_fill(so_csv_t *self)
 {
     if (self->failed)
         return -1;
@@ -153,23 +144,21 @@ s_fill(so_csv_t *self)
 }
 
 /* Next raw byte without consuming it; EOF at end; -2 on read error. */
-static int
-s_peek(so_csv_t *self)
+static int s_peek(so_csv_t *self)
 {
     int rc = s_fill(self);
     if (rc < 0)
         return -2;
     if (rc == 0)
         return EOF;
-    return (unsigned char)self->src[self->src_pos];
+    return (unsigned char) self->src[self->src_pos];
 }
 
 /* Consumes one byte (call only after s_peek returned a byte) and keeps the
  * line/column bookkeeping: LF, CRLF and a lone CR each end one line. */
-static int
-s_get(so_csv_t *self)
+static int s_get(so_csv_t *self)
 {
-    int c = (unsigned char)self->src[self->src_pos++];
+    int c = (unsigned char) self->src[self->src_pos++];
     self->c_line = self->line;
     self->c_col = self->col;
     if (c == '\n') {
@@ -177,7 +166,7 @@ s_get(so_csv_t *self)
         self->col = 1;
     } else if (c == '\r') {
         if (s_peek(self) == '\n') {
-            self->col++;        /* the LF that follows ends the line */
+            self->col++; /* the LF that follows ends the line */
         } else {
             self->line++;
             self->col = 1;
@@ -189,8 +178,7 @@ s_get(so_csv_t *self)
 }
 
 /* Ensures room for `need` bytes in the row buffer. */
-static void
-s_reserve(so_csv_t *self, size_t need)
+static void s_reserve(so_csv_t *self, size_t need)
 {
     if (need <= self->data_cap)
         return;
@@ -204,8 +192,7 @@ s_reserve(so_csv_t *self, size_t need)
     self->data_cap = ncap;
 }
 
-static int
-s_putc(so_csv_t *self, int c)
+static int s_putc(so_csv_t *self, int c)
 {
     size_t fi = self->nfields - 1;
     if (self->lens[fi] >= self->max_field)
@@ -213,13 +200,12 @@ s_putc(so_csv_t *self, int c)
                       "field %zu is longer than the limit of %zu bytes", self->nfields,
                       self->max_field);
     s_reserve(self, self->data_len + 2);
-    self->data[self->data_len++] = (char)c;
+    self->data[self->data_len++] = (char) c;
     self->lens[fi]++;
     return 0;
 }
 
-static int
-s_begin_field(so_csv_t *self)
+static int s_begin_field(so_csv_t *self)
 {
     if (self->nfields >= self->max_fields)
         return s_fail(self, self->line, self->col, "more than %zu fields in one row",
@@ -236,29 +222,26 @@ s_begin_field(so_csv_t *self)
     return 0;
 }
 
-static int
-s_end_field(so_csv_t *self)
+static int s_end_field(so_csv_t *self)
 {
     s_reserve(self, self->data_len + 1);
     self->data[self->data_len++] = '\0';
     return 0;
 }
 
-static const char *
-s_show(int c, char *buf, size_t len)
+static const char *s_show(int c, char *buf, size_t len)
 {
     if (c >= 0x20 && c < 0x7f)
         snprintf(buf, len, "'%c'", c);
     else
-        snprintf(buf, len, "byte 0x%02x", (unsigned)c & 0xffu);
+        snprintf(buf, len, "byte 0x%02x", (unsigned) c & 0xffu);
     return buf;
 }
 
 /* Reads one field starting at the current position.  Returns 1 when the
  * field ended with a separator (another field follows), 0 when it ended the
  * record, -1 on error. */
-static int
-s_field(so_csv_t *self)
+static int s_field(so_csv_t *self)
 {
     char shown[32];
     if (s_begin_field(self) < 0)
@@ -272,8 +255,9 @@ s_field(so_csv_t *self)
             if (c == -2)
                 return -1;
             if (c == EOF)
-                return s_fail(self, q_line, q_col,
-                              "unterminated quoted field (the input ends before its closing quote)");
+                return s_fail(
+                    self, q_line, q_col,
+                    "unterminated quoted field (the input ends before its closing quote)");
             s_get(self);
             if (c == '"') {
                 if (s_peek(self) == '"') {
@@ -319,8 +303,7 @@ s_field(so_csv_t *self)
     }
 }
 
-int
-so_csv_next(so_csv_t *self)
+int so_csv_next(so_csv_t *self)
 {
     if (!self)
         return -1;
@@ -369,58 +352,49 @@ so_csv_next(so_csv_t *self)
     return 1;
 }
 
-size_t
-so_csv_nfields(const so_csv_t *self)
+size_t so_csv_nfields(const so_csv_t *self)
 {
     return self->nfields;
 }
 
-const char *
-so_csv_field(const so_csv_t *self, size_t i)
+const char *so_csv_field(const so_csv_t *self, size_t i)
 {
     if (i >= self->nfields)
         return NULL;
     return self->data + self->starts[i];
 }
 
-size_t
-so_csv_field_len(const so_csv_t *self, size_t i)
+size_t so_csv_field_len(const so_csv_t *self, size_t i)
 {
     return i < self->nfields ? self->lens[i] : 0;
 }
 
-size_t
-so_csv_row_line(const so_csv_t *self)
+size_t so_csv_row_line(const so_csv_t *self)
 {
     return self->row_line;
 }
 
-size_t
-so_csv_row_number(const so_csv_t *self)
+size_t so_csv_row_number(const so_csv_t *self)
 {
     return self->row_number;
 }
 
-const char *
-so_csv_name(const so_csv_t *self)
+const char *so_csv_name(const so_csv_t *self)
 {
     return self->name;
 }
 
-const char *
-so_csv_error(const so_csv_t *self)
+const char *so_csv_error(const so_csv_t *self)
 {
     return self->err;
 }
 
-size_t
-so_csv_error_line(const so_csv_t *self)
+size_t so_csv_error_line(const so_csv_t *self)
 {
     return self->err_line;
 }
 
-size_t
-so_csv_error_col(const so_csv_t *self)
+size_t so_csv_error_col(const so_csv_t *self)
 {
     return self->err_col;
 }

@@ -29,8 +29,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define SO_CSV_DEFAULT_MAX_FIELD ((size_t)16 << 20) /* 16 MiB */
-#define SO_CSV_DEFAULT_MAX_FIELDS ((size_t)1 << 20) /* fields per row */
+#define SO_CSV_DEFAULT_MAX_FIELD ((size_t) 16 << 20) /* 16 MiB */
+#define SO_CSV_DEFAULT_MAX_FIELDS ((size_t) 1 << 20) /* fields per row */
 
 typedef struct so_csv_t so_csv_t;
 

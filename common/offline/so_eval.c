@@ -201,7 +201,7 @@ int so_eval_run(const so_handbook_t *hb, const so_dataset_t *ds, const so_eval_o
             q.explore_floor = o->explore_floor;
             q.seed = so_rng_mix(o->seed, i * 1000003ULL + l);
             if (so_route(r, dem + i * S, &q, &dec) < 0)
-                continue;   /* cannot happen: some agent has a score */
+                continue; /* cannot happen: some agent has a score */
             int d = map[dec.chosen];
             p->accuracy += s->score[d];
             p->cost += s_cost_of(s, d);
@@ -225,9 +225,10 @@ int so_eval_run(const so_handbook_t *hb, const so_dataset_t *ds, const so_eval_o
     size_t np = 0;
     e->max_accuracy = -1;
     for (size_t l = 0; l < n_lams; l++) {
-        pts[np++] = (so_point_t) { e->points[l].cost, e->points[l].accuracy };
+        pts[np++] = (so_point_t){ e->points[l].cost, e->points[l].accuracy };
         if (e->points[l].accuracy > e->max_accuracy ||
-            (e->points[l].accuracy == e->max_accuracy && e->points[l].cost < e->max_accuracy_cost)) {
+            (e->points[l].accuracy == e->max_accuracy &&
+             e->points[l].cost < e->max_accuracy_cost)) {
             e->max_accuracy = e->points[l].accuracy;
             e->max_accuracy_cost = e->points[l].cost;
         }
@@ -239,7 +240,7 @@ int so_eval_run(const so_handbook_t *hb, const so_dataset_t *ds, const so_eval_o
     np = 0;
     for (size_t a = 0; a < ds->n_agents; a++)
         if (isfinite(e->single_acc[a]))
-            pts[np++] = (so_point_t) { e->single_cost[a], e->single_acc[a] };
+            pts[np++] = (so_point_t){ e->single_cost[a], e->single_acc[a] };
     e->zero_aiq = so_aiq(pts, np, e->cmin, e->cmax);
     free(pts);
     return 0;
@@ -271,8 +272,8 @@ static json_t *s_point(double acc, double cost)
     return o;
 }
 
-int so_eval_write_json(const so_eval_t *e, const so_handbook_t *hb, const char *path,
-                       char *err, size_t errlen)
+int so_eval_write_json(const so_eval_t *e, const so_handbook_t *hb, const char *path, char *err,
+                       size_t errlen)
 {
     json_t *root = json_object(), *pts = json_array(), *singles = json_object();
     json_t *skills = json_array();
@@ -319,7 +320,8 @@ int so_eval_write_json(const so_eval_t *e, const so_handbook_t *hb, const char *
         json_object_set_new(o, "skill", json_string(hb->skills[s].id));
         json_object_set_new(o, "name", json_string(hb->skills[s].name));
         json_object_set_new(o, "test_samples",
-                            json_integer((json_int_t) (s < e->n_skills ? e->skill_samples[s] : 0)));
+                            json_integer(
+                                (json_int_t) (s < e->n_skills ? e->skill_samples[s] : 0)));
         for (size_t a = 0; a < hb->n_agents; a++) {
             double al, be;
             so_route_posterior(r, a, s, &al, &be, NULL);
@@ -385,10 +387,11 @@ void so_eval_print(const so_eval_t *e, const so_handbook_t *hb, FILE *out)
     if (e->best_single >= 0) {
         double bc = e->single_cost[e->best_single];
         if (isfinite(e->cost_to_match_best))
-            fprintf(out, "  matches the best single model (%.3f) at $%.6f = %.0f%% of its cost"
-                    " (mixing two points: %.0f%%)\n", e->single_acc[e->best_single],
-                    e->cost_to_match_best, 100 * e->cost_to_match_best / bc,
-                    100 * e->cost_to_match_best_hull / bc);
+            fprintf(out,
+                    "  matches the best single model (%.3f) at $%.6f = %.0f%% of its cost"
+                    " (mixing two points: %.0f%%)\n",
+                    e->single_acc[e->best_single], e->cost_to_match_best,
+                    100 * e->cost_to_match_best / bc, 100 * e->cost_to_match_best_hull / bc);
         else
             fprintf(out, "  never matches the best single model's accuracy %.3f\n",
                     e->single_acc[e->best_single]);
@@ -524,24 +527,28 @@ int so_eval_write_svg(const so_eval_t *e, const char *title, const char *path, c
     /* Cost 0 cannot sit on a log axis: such points are left out of the plot. */
     for (size_t l = 0; l < e->n_points; l++)
         if (e->points[l].cost > 0)
-            sweep[ns++] = (so_point_t) { e->points[l].cost, e->points[l].accuracy };
+            sweep[ns++] = (so_point_t){ e->points[l].cost, e->points[l].accuracy };
     qsort(sweep, ns, sizeof *sweep, s_cmp_point);
     so_metrics_hull(sweep, ns, hull, &nh);
     for (size_t a = 0; a < e->n_agents; a++) {
         if (!(e->single_cost[a] > 0))
             continue;
-        zero[nz++] = (so_point_t) { e->single_cost[a], e->single_acc[a] };
-        labels[nl++] = (so_plot_label_t) { s_short(e->agents[a]), zero[nz - 1],
-                                           SO_PLOT_MARK_SQUARE, NULL, "single models" };
+        zero[nz++] = (so_point_t){ e->single_cost[a], e->single_acc[a] };
+        labels[nl++] = (so_plot_label_t){ s_short(e->agents[a]), zero[nz - 1],
+                                          SO_PLOT_MARK_SQUARE, NULL, "single models" };
     }
     so_point_t *zh = so_calloc(nz ? nz : 1, sizeof *zh);
     so_metrics_hull(zero, nz, zh, &nzh);
     if (e->oracle_cost > 0)
-        labels[nl++] = (so_plot_label_t) { "oracle", { e->oracle_cost, e->oracle_acc },
-                                           SO_PLOT_MARK_STAR, "#d62728", "oracle" };
+        labels[nl++] = (so_plot_label_t){
+            "oracle", { e->oracle_cost, e->oracle_acc }, SO_PLOT_MARK_STAR, "#d62728", "oracle"
+        };
     if (e->random_cost > 0)
-        labels[nl++] = (so_plot_label_t) { "random", { e->random_cost, e->random_acc },
-                                           SO_PLOT_MARK_CROSS, "#7f7f7f", "uniform random" };
+        labels[nl++] = (so_plot_label_t){ "random",
+                                          { e->random_cost, e->random_acc },
+                                          SO_PLOT_MARK_CROSS,
+                                          "#7f7f7f",
+                                          "uniform random" };
     so_plot_series_t series[3] = {
         { "SkillOrchestra λ sweep", sweep, ns, 0, SO_PLOT_MARK_CIRCLE, "#1f77b4", 1, e->aiq },
         { "SkillOrchestra hull", hull, nh, 1, SO_PLOT_MARK_NONE, "#1f77b4", 0, 0 },

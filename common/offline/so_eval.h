@@ -22,37 +22,37 @@
 typedef struct {
     double lambda;
     double accuracy;
-    double cost;            /* mean USD per query */
-    double *share;          /* [n_agents] share of calls (dataset agent order) */
+    double cost;   /* mean USD per query */
+    double *share; /* [n_agents] share of calls (dataset agent order) */
 } so_eval_point_t;
 
 typedef struct {
     size_t n_samples;
-    size_t n_agents;        /* the dataset's agents */
-    char **agents;          /* borrowed from the dataset */
-    double *single_acc, *single_cost;   /* [n_agents] */
-    int best_single;        /* most accurate single agent (cheaper on ties) */
+    size_t n_agents;                  /* the dataset's agents */
+    char **agents;                    /* borrowed from the dataset */
+    double *single_acc, *single_cost; /* [n_agents] */
+    int best_single;                  /* most accurate single agent (cheaper on ties) */
     double oracle_acc, oracle_cost;
     double random_acc, random_cost;
-    double cmin, cmax;      /* cost range of the single agents */
+    double cmin, cmax; /* cost range of the single agents */
     so_eval_point_t *points;
     size_t n_points;
     double aiq, zero_aiq;
     double max_accuracy, max_accuracy_cost;
-    double cost_to_match_best;       /* cheapest sweep point with acc >= best single; NAN if none */
-    double cost_to_match_best_hull;  /* the same on the hull (mixing two points); NAN if none */
+    double cost_to_match_best; /* cheapest sweep point with acc >= best single; NAN if none */
+    double cost_to_match_best_hull; /* the same on the hull (mixing two points); NAN if none */
     /* Per-skill view: samples whose largest demand weight is on the skill. */
     size_t n_skills;
-    size_t *skill_samples;           /* [n_skills] */
+    size_t *skill_samples; /* [n_skills] */
 } so_eval_t;
 
-typedef void (so_progress_fn)(void *arg, size_t done, size_t total);
+typedef void so_progress_fn(void *arg, size_t done, size_t total);
 
 typedef struct {
-    const double *lambdas;  /* NULL = the default sweep */
+    const double *lambdas; /* NULL = the default sweep */
     size_t n_lambdas;
     so_route_opts_t router;
-    double temperature;     /* 0 = the handbook's */
+    double temperature; /* 0 = the handbook's */
     int thompson;
     double explore_floor;
     uint64_t seed;
@@ -73,8 +73,8 @@ void so_eval_baselines(const so_dataset_t *ds, so_eval_t *e);
 
 /* JSON report (keys: aiq, max_accuracy, best_single, oracle, random,
  * cost_to_match_best, points, singles, shares, skills ...). */
-int so_eval_write_json(const so_eval_t *e, const so_handbook_t *hb, const char *path,
-                       char *err, size_t errlen);
+int so_eval_write_json(const so_eval_t *e, const so_handbook_t *hb, const char *path, char *err,
+                       size_t errlen);
 /* SVG plot of the sweep against the single models. */
 int so_eval_write_svg(const so_eval_t *e, const char *title, const char *path, char *err,
                       size_t errlen);
@@ -92,8 +92,8 @@ typedef struct {
     int thompson;
     double explore_floor;
     uint64_t seed;
-    size_t window;          /* samples per curve row (default 100) */
-    size_t refresh_every;   /* default 1: learn from every outcome at once */
+    size_t window;        /* samples per curve row (default 100) */
+    size_t refresh_every; /* default 1: learn from every outcome at once */
     so_route_opts_t router;
     so_progress_fn *progress;
     void *progress_arg;
@@ -104,7 +104,7 @@ typedef struct {
     double accuracy, cost;
     size_t n_rows;
     double *row_n, *row_acc, *row_cost, *row_win_acc, *row_win_cost;
-    double *share;          /* [n_agents of ds] */
+    double *share; /* [n_agents of ds] */
 } so_online_t;
 
 void so_online_opts_default(so_online_opts_t *o);

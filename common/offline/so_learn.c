@@ -42,12 +42,12 @@ void so_learn_opts_default(so_learn_opts_t *o)
 /* The skill tree                                                     */
 
 typedef struct {
-    size_t *docs;            /* corpus document indices */
+    size_t *docs; /* corpus document indices */
     size_t n;
-    int parent;              /* node index, -1 for a top-level cluster */
-    int child[2];            /* -1 when not split */
-    double split_p;          /* Bonferroni-corrected p of the split, 1 if none */
-    int mode;                /* index into the handbook's modes */
+    int parent;     /* node index, -1 for a top-level cluster */
+    int child[2];   /* -1 when not split */
+    double split_p; /* Bonferroni-corrected p of the split, 1 if none */
+    int mode;       /* index into the handbook's modes */
 } s_node_t;
 
 typedef struct {
@@ -58,7 +58,7 @@ typedef struct {
 static int s_node_add(s_tree_t *t, size_t *docs, size_t n, int parent, int mode)
 {
     t->v = so_realloc(t->v, (t->n + 1) * sizeof *t->v);
-    t->v[t->n] = (s_node_t) { docs, n, parent, { -1, -1 }, 1.0, mode };
+    t->v[t->n] = (s_node_t){ docs, n, parent, { -1, -1 }, 1.0, mode };
     return (int) t->n++;
 }
 
@@ -153,7 +153,7 @@ static void s_split(s_tree_t *t, const so_corpus_t *c, int ni, int depth,
     int mode = nd->mode;
     int a = s_node_add(t, d0, n0, ni, mode);
     int b = s_node_add(t, d1, n1, ni, mode);
-    t->v[ni].child[0] = a;       /* t->v may have moved */
+    t->v[ni].child[0] = a; /* t->v may have moved */
     t->v[ni].child[1] = b;
     t->v[ni].split_p = p;
     s_split(t, c, a, depth + 1, o, alpha_max, rng);
@@ -243,8 +243,10 @@ static void s_tree_build(s_tree_t *t, const so_corpus_t *c, const so_handbook_t 
             s_split(t, c, (int) i, 0, o, alpha_max, &rng);
     for (size_t i = 0; i < t->n; i++)
         splits += t->v[i].child[0] >= 0;
-    s_log(o, "  k=%d: %zu top-level clusters, %zu merged as indistinguishable, %zu splits kept"
-          " at p < %g\n", k, tops, merged, splits, alpha_max);
+    s_log(o,
+          "  k=%d: %zu top-level clusters, %zu merged as indistinguishable, %zu splits kept"
+          " at p < %g\n",
+          k, tops, merged, splits, alpha_max);
 }
 
 /* ------------------------------------------------------------------ */
@@ -290,9 +292,9 @@ typedef struct {
     const so_learn_opts_t *o;
     double alpha;
     so_handbook_t *hb;
-    double *cent, *pcent;    /* scratch [V] */
+    double *cent, *pcent; /* scratch [V] */
     int *skill_of_node;
-    int *leaf_of_doc;        /* [corpus docs] leaf skill */
+    int *leaf_of_doc; /* [corpus docs] leaf skill */
 } s_emit_t;
 
 static void s_emit(s_emit_t *e, int ni, int parent_skill);
@@ -318,7 +320,7 @@ static void s_emit_skill(s_emit_t *e, int ni, int parent_skill, int leaf)
     size_t nz = 0;
     for (size_t t = 0; t < V; t++)
         if (e->cent[t] > 0)
-            tw[nz++] = (s_tw_t) { t, e->cent[t] - 0.5 * e->pcent[t] };
+            tw[nz++] = (s_tw_t){ t, e->cent[t] - 0.5 * e->pcent[t] };
     qsort(tw, nz, sizeof *tw, s_cmp_tw);
     V = nz;
     for (int i = 0; i < 3; i++)
@@ -351,8 +353,8 @@ static void s_emit_skill(s_emit_t *e, int ni, int parent_skill, int leaf)
     free(att);
 
     int si = so_handbook_add_skill(hb, id, name, desc, hb->modes[nd->mode].id,
-                                   parent_skill >= 0 ? hb->skills[parent_skill].id : NULL,
-                                   err, sizeof err);
+                                   parent_skill >= 0 ? hb->skills[parent_skill].id : NULL, err,
+                                   sizeof err);
     e->skill_of_node[ni] = si;
     if (leaf)
         for (size_t i = 0; i < nd->n; i++)
@@ -368,7 +370,7 @@ static void s_emit_skill(s_emit_t *e, int ni, int parent_skill, int leaf)
         s_tw_t *top = so_calloc(c->V, sizeof *top);
         for (size_t t = 0; t < c->V; t++)
             if (e->cent[t] > 0)
-                top[keep++] = (s_tw_t) { t, e->cent[t] };
+                top[keep++] = (s_tw_t){ t, e->cent[t] };
         qsort(top, keep, sizeof *top, s_cmp_tw);
         if (keep > max)
             keep = max;
@@ -378,7 +380,7 @@ static void s_emit_skill(s_emit_t *e, int ni, int parent_skill, int leaf)
         norm = norm > 0 ? sqrt(norm) : 1;
         so_term_t *terms = so_calloc(keep, sizeof *terms);
         for (size_t i = 0; i < keep; i++)
-            terms[i] = (so_term_t) { 0, c->text[top[i].t], top[i].w / norm };
+            terms[i] = (so_term_t){ 0, c->text[top[i].t], top[i].w / norm };
         so_skill_set_terms(sk, terms, keep);
         free(terms);
         free(top);
@@ -429,7 +431,8 @@ static so_handbook_t *s_handbook_new(const so_dataset_t *ds, const so_learn_opts
         snprintf(version, sizeof version, "learned-%llu", (unsigned long long) o->seed);
     so_handbook_t *hb = so_handbook_new(version);
     for (size_t i = 0; i < ds->n_samples; i++) {
-        const char *m = ds->samples[i].mode && *ds->samples[i].mode ? ds->samples[i].mode : "default";
+        const char *m = ds->samples[i].mode && *ds->samples[i].mode ? ds->samples[i].mode
+                                                                    : "default";
         if (so_handbook_mode_index(hb, m) < 0)
             so_handbook_add_mode(hb, m, "", err, sizeof err);
     }
@@ -445,8 +448,14 @@ static so_handbook_t *s_handbook_from_tree(const s_tree_t *t, const so_corpus_t 
                                            double temperature, const so_learn_opts_t *o)
 {
     so_handbook_t *hb = s_handbook_new(c->ds, o);
-    s_emit_t e = { c, t, o, alpha, hb, so_calloc(c->V, sizeof(double)),
-                   so_calloc(c->V, sizeof(double)), so_calloc(t->n, sizeof(int)),
+    s_emit_t e = { c,
+                   t,
+                   o,
+                   alpha,
+                   hb,
+                   so_calloc(c->V, sizeof(double)),
+                   so_calloc(c->V, sizeof(double)),
+                   so_calloc(t->n, sizeof(int)),
                    so_calloc(c->n, sizeof(int)) };
     for (size_t i = 0; i < t->n; i++)
         e.skill_of_node[i] = -1;
@@ -458,7 +467,7 @@ static so_handbook_t *s_handbook_from_tree(const s_tree_t *t, const so_corpus_t 
     hb->infer_temperature = temperature;
     so_term_t *idf = so_calloc(c->V, sizeof *idf);
     for (size_t v = 0; v < c->V; v++)
-        idf[v] = (so_term_t) { 0, c->text[v], c->idf[v] };
+        idf[v] = (so_term_t){ 0, c->text[v], c->idf[v] };
     so_handbook_set_idf(hb, idf, c->V);
     free(idf);
 
@@ -566,7 +575,8 @@ so_handbook_t *so_learn(const so_dataset_t *train, const so_learn_opts_t *opts, 
     double best_t = o.temperature > 0 ? o.temperature : t_grid[0];
     int need_select = o.k <= 0 || o.split_alpha <= 0 || o.temperature <= 0;
     if (need_select && (nv < 20 || nf < 2 * (size_t) o.min_leaf)) {
-        s_log(&o, "learn: too few samples to hold out a validation slice (%zu); using defaults\n", N);
+        s_log(&o, "learn: too few samples to hold out a validation slice (%zu); using defaults\n",
+              N);
         need_select = 0;
         best_k = o.k > 0 ? o.k : 6;
         best_a = o.split_alpha > 0 ? o.split_alpha : 0.01;
@@ -588,8 +598,10 @@ so_handbook_t *so_learn(const so_dataset_t *train, const so_learn_opts_t *opts, 
         so_handbook_t *shape = s_handbook_new(train, &o);
         so_corpus_build(&c, train, fit, nf);
         s_view(&vds, train, val, nv);
-        s_log(&o, "learn: choosing granularity on a validation slice: %zu fit, %zu validation queries\n",
-              nf, nv);
+        s_log(
+            &o,
+            "learn: choosing granularity on a validation slice: %zu fit, %zu validation queries\n",
+            nf, nv);
         for (size_t ki = 0; ki < nk; ki++) {
             int k = o.k > 0 ? o.k : k_grid[ki];
             double amax = o.split_alpha > 0 ? o.split_alpha : a_grid[na - 1];
@@ -618,9 +630,10 @@ so_handbook_t *so_learn(const so_dataset_t *train, const so_learn_opts_t *opts, 
                     eo.temperature = temp;
                     if (so_eval_run(hb, &vds, &eo, &ev, e2, sizeof e2) < 0)
                         continue;
-                    s_log(&o, "  k=%-3d split_alpha=%-6g temperature=%-5g skills=%3zu (%3zu leaves)"
-                          "  validation AIQ %.4f  max acc %.3f\n", k, alpha, temp,
-                          hb->n_skills, leaves, ev.aiq, ev.max_accuracy);
+                    s_log(&o,
+                          "  k=%-3d split_alpha=%-6g temperature=%-5g skills=%3zu (%3zu leaves)"
+                          "  validation AIQ %.4f  max acc %.3f\n",
+                          k, alpha, temp, hb->n_skills, leaves, ev.aiq, ev.max_accuracy);
                     if (ev.aiq > best_aiq + 1e-9 ||
                         (fabs(ev.aiq - best_aiq) <= 1e-9 && leaves < best_leaves)) {
                         best_aiq = ev.aiq;

@@ -33,16 +33,16 @@
 
 typedef struct {
     uint64_t seed;
-    int k;                  /* top-level clusters per mode; 0 = choose on validation */
-    double split_alpha;     /* 0 = choose on validation */
-    double merge_alpha;     /* default 0.05 */
-    int min_leaf;           /* smallest skill, in prompts (default 25) */
-    int max_depth;          /* split depth below the top level (default 3) */
-    double temperature;     /* inference temperature; 0 = choose on validation */
-    double val_fraction;    /* share of training queries held out (default 0.2) */
-    int max_terms;          /* learned terms kept per skill (default 300) */
-    const char *version;    /* handbook version string (default "learned-<seed>") */
-    FILE *log;              /* progress and selection log, may be NULL */
+    int k;               /* top-level clusters per mode; 0 = choose on validation */
+    double split_alpha;  /* 0 = choose on validation */
+    double merge_alpha;  /* default 0.05 */
+    int min_leaf;        /* smallest skill, in prompts (default 25) */
+    int max_depth;       /* split depth below the top level (default 3) */
+    double temperature;  /* inference temperature; 0 = choose on validation */
+    double val_fraction; /* share of training queries held out (default 0.2) */
+    int max_terms;       /* learned terms kept per skill (default 300) */
+    const char *version; /* handbook version string (default "learned-<seed>") */
+    FILE *log;           /* progress and selection log, may be NULL */
 } so_learn_opts_t;
 
 void so_learn_opts_default(so_learn_opts_t *o);

@@ -20,12 +20,11 @@ static int s_by_cost_then_best(const void *a, const void *b)
  * chord o-b; then a is not on the upper hull. */
 static double s_cross(so_point_t o, so_point_t a, so_point_t b)
 {
-    return (a.cost - o.cost) * (b.accuracy - o.accuracy)
-         - (a.accuracy - o.accuracy) * (b.cost - o.cost);
+    return (a.cost - o.cost) * (b.accuracy - o.accuracy) -
+           (a.accuracy - o.accuracy) * (b.cost - o.cost);
 }
 
-int so_metrics_hull(const so_point_t *pts, size_t n, so_point_t *out,
-                    size_t *out_n)
+int so_metrics_hull(const so_point_t *pts, size_t n, so_point_t *out, size_t *out_n)
 {
     if (out_n)
         *out_n = 0;
@@ -151,8 +150,7 @@ double so_cheapest_at_accuracy(const so_point_t *pts, size_t n, double target)
             } else {
                 /* h[i-1].accuracy < target <= h[i].accuracy, so the
                  * segment rises strictly and the division is safe. */
-                double t = (target - h[i - 1].accuracy)
-                         / (h[i].accuracy - h[i - 1].accuracy);
+                double t = (target - h[i - 1].accuracy) / (h[i].accuracy - h[i - 1].accuracy);
                 c = h[i - 1].cost + t * (h[i].cost - h[i - 1].cost);
             }
             break;
@@ -162,8 +160,7 @@ double so_cheapest_at_accuracy(const so_point_t *pts, size_t n, double target)
     return c;
 }
 
-double so_cheapest_at_accuracy_raw(const so_point_t *pts, size_t n,
-                                   double target)
+double so_cheapest_at_accuracy_raw(const so_point_t *pts, size_t n, double target)
 {
     if (!isfinite(target) || (n > 0 && !pts))
         return NAN;

@@ -46,8 +46,7 @@ typedef struct {
  * hold n points (out may equal pts), and their count into *out_n.  Returns
  * 0, or -1 (and *out_n = 0) if a coordinate is not finite or a pointer is
  * NULL while n > 0.  n == 0 gives an empty hull. */
-int so_metrics_hull(const so_point_t *pts, size_t n, so_point_t *out,
-                    size_t *out_n);
+int so_metrics_hull(const so_point_t *pts, size_t n, so_point_t *out, size_t *out_n);
 
 /* The hull's accuracy at cost c: 0 below the first vertex, linear between
  * vertices, flat after the last.  NAN on bad input or n == 0. */
@@ -68,7 +67,6 @@ double so_cheapest_at_accuracy(const so_point_t *pts, size_t n, double target);
 /* The same over the raw points, without mixing: the smallest cost among
  * points whose own accuracy is >= target.  Never below the hull version.
  * NAN if no point reaches target or the input is not finite. */
-double so_cheapest_at_accuracy_raw(const so_point_t *pts, size_t n,
-                                   double target);
+double so_cheapest_at_accuracy_raw(const so_point_t *pts, size_t n, double target);
 
 #endif

@@ -10,16 +10,14 @@
 #include <string.h>
 
 #define S_FONT "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\""
-#define S_CHAR_W 0.6   /* average glyph width, as a fraction of the font size */
+#define S_CHAR_W 0.6 /* average glyph width, as a fraction of the font size */
 #define S_MAX_TICKS 64
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
 #endif
 
-static const char *const k_palette[] = {"#1f77b4", "#ff7f0e", "#2ca02c",
-                                        "#d62728", "#9467bd", "#8c564b",
-                                        "#e377c2", "#17becf", "#bcbd22",
-                                        "#7f7f7f"};
+static const char *const k_palette[] = { "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                         "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f" };
 #define S_NPALETTE (sizeof k_palette / sizeof k_palette[0])
 
 typedef struct {
@@ -35,8 +33,8 @@ typedef struct {
 } s_ctx_t;
 
 typedef struct {
-    double v;   /* data value */
-    int label;  /* 1 labelled major tick, 0 minor grid line */
+    double v;  /* data value */
+    int label; /* 1 labelled major tick, 0 minor grid line */
     int decimals;
 } s_tick_t;
 
@@ -72,20 +70,19 @@ static void s_put_text(FILE *fp, const char *s, size_t max_chars)
         case '>': fputs("&gt;", fp); break;
         case '"': fputs("&quot;", fp); break;
         case '\'': fputs("&apos;", fp); break;
-        default:
-            fputc(*c < 0x20 ? ' ' : *c, fp);
+        default: fputc(*c < 0x20 ? ' ' : *c, fp);
         }
     }
     if (cut)
         fputs("\xE2\x80\xA6", fp);
 }
 
-static void s_text(const s_ctx_t *g, double x, double y, double fs,
-                   const char *anchor, const char *extra, const char *s,
-                   size_t max_chars)
+static void s_text(const s_ctx_t *g, double x, double y, double fs, const char *anchor,
+                   const char *extra, const char *s, size_t max_chars)
 {
-    fprintf(g->fp, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"%.0f\" "
-                   "text-anchor=\"%s\"%s%s>",
+    fprintf(g->fp,
+            "<text x=\"%.1f\" y=\"%.1f\" font-size=\"%.0f\" "
+            "text-anchor=\"%s\"%s%s>",
             x, y, fs, anchor, extra ? " " : "", extra ? extra : "");
     s_put_text(g->fp, s, max_chars);
     fputs("</text>\n", g->fp);
@@ -136,7 +133,7 @@ static size_t s_linear_ticks(double lo, double hi, int want, s_tick_t *t)
         double v = k * step + 0.0; /* + 0.0: no "-0.000" label */
         if (v > hi + step * 1e-9)
             break;
-        t[n++] = (s_tick_t){v, 1, dec};
+        t[n++] = (s_tick_t){ v, 1, dec };
     }
     return n;
 }
@@ -146,7 +143,7 @@ static size_t s_linear_ticks(double lo, double hi, int want, s_tick_t *t)
 static size_t s_log_ticks(double tlo, double thi, s_tick_t *t)
 {
     double span = thi - tlo;
-    static const int all[] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    static const int all[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
     size_t n = 0, labelled = 0;
     for (double d = floor(tlo); d <= ceil(thi) && n < S_MAX_TICKS - 9; d += 1.0) {
         for (size_t i = 0; i < 9; i++) {
@@ -155,12 +152,11 @@ static size_t s_log_ticks(double tlo, double thi, s_tick_t *t)
             double lv = log10(v);
             if (lv < tlo - 1e-9 || lv > thi + 1e-9)
                 continue;
-            int lab = span <= 0.7 ? 1 : span <= 2.6 ? (m == 1 || m == 2 || m == 5)
-                                                     : m == 1;
+            int lab = span <= 0.7 ? 1 : span <= 2.6 ? (m == 1 || m == 2 || m == 5) : m == 1;
             if (span > 6 && m != 1)
                 continue; /* minor lines would be a grey smear */
             int dec = d < 0 ? (int) -d : 0;
-            t[n++] = (s_tick_t){v, lab, dec};
+            t[n++] = (s_tick_t){ v, lab, dec };
             labelled += (size_t) lab;
         }
     }
@@ -173,29 +169,30 @@ static size_t s_log_ticks(double tlo, double thi, s_tick_t *t)
 
 /* ------------------------------------------------------------- markers */
 
-static void s_marker(FILE *fp, so_plot_marker_t m, double x, double y,
-                     double r, const char *color)
+static void s_marker(FILE *fp, so_plot_marker_t m, double x, double y, double r,
+                     const char *color)
 {
     const char *style = "stroke=\"#ffffff\" stroke-width=\"1\"";
     switch (m) {
-    case SO_PLOT_MARK_NONE:
-        break;
+    case SO_PLOT_MARK_NONE: break;
     case SO_PLOT_MARK_SQUARE:
-        fprintf(fp, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
-                    "fill=\"%s\" %s/>\n",
+        fprintf(fp,
+                "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                "fill=\"%s\" %s/>\n",
                 x - r * 0.9, y - r * 0.9, 1.8 * r, 1.8 * r, color, style);
         break;
     case SO_PLOT_MARK_DIAMOND:
-        fprintf(fp, "<polygon points=\"%.1f,%.1f %.1f,%.1f %.1f,%.1f %.1f,%.1f\" "
-                    "fill=\"%s\" %s/>\n",
-                x, y - 1.3 * r, x + 1.3 * r, y, x, y + 1.3 * r, x - 1.3 * r, y,
-                color, style);
+        fprintf(fp,
+                "<polygon points=\"%.1f,%.1f %.1f,%.1f %.1f,%.1f %.1f,%.1f\" "
+                "fill=\"%s\" %s/>\n",
+                x, y - 1.3 * r, x + 1.3 * r, y, x, y + 1.3 * r, x - 1.3 * r, y, color, style);
         break;
     case SO_PLOT_MARK_TRIANGLE:
-        fprintf(fp, "<polygon points=\"%.1f,%.1f %.1f,%.1f %.1f,%.1f\" "
-                    "fill=\"%s\" %s/>\n",
-                x, y - 1.3 * r, x + 1.15 * r, y + 0.75 * r, x - 1.15 * r,
-                y + 0.75 * r, color, style);
+        fprintf(fp,
+                "<polygon points=\"%.1f,%.1f %.1f,%.1f %.1f,%.1f\" "
+                "fill=\"%s\" %s/>\n",
+                x, y - 1.3 * r, x + 1.15 * r, y + 0.75 * r, x - 1.15 * r, y + 0.75 * r, color,
+                style);
         break;
     case SO_PLOT_MARK_STAR:
         fputs("<polygon points=\"", fp);
@@ -206,30 +203,31 @@ static void s_marker(FILE *fp, so_plot_marker_t m, double x, double y,
         fprintf(fp, "\" fill=\"%s\" %s/>\n", color, style);
         break;
     case SO_PLOT_MARK_CROSS:
-        fprintf(fp, "<path d=\"M%.1f,%.1fL%.1f,%.1fM%.1f,%.1fL%.1f,%.1f\" "
-                    "stroke=\"%s\" stroke-width=\"2.5\" fill=\"none\"/>\n",
+        fprintf(fp,
+                "<path d=\"M%.1f,%.1fL%.1f,%.1fM%.1f,%.1fL%.1f,%.1f\" "
+                "stroke=\"%s\" stroke-width=\"2.5\" fill=\"none\"/>\n",
                 x - r, y - r, x + r, y + r, x - r, y + r, x + r, y - r, color);
         break;
     case SO_PLOT_MARK_CIRCLE:
     default:
-        fprintf(fp, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"%s\" %s/>\n",
-                x, y, r, color, style);
+        fprintf(fp, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"%s\" %s/>\n", x, y, r,
+                color, style);
         break;
     }
 }
 
 /* ---------------------------------------------------------- validation */
 
-static int s_check_pt(so_point_t q, int logx, const char *what, const char *name,
-                      size_t i, char *err, size_t errlen)
+static int s_check_pt(so_point_t q, int logx, const char *what, const char *name, size_t i,
+                      char *err, size_t errlen)
 {
     if (!isfinite(q.cost) || !isfinite(q.accuracy)) {
         so_err(err, errlen, "%s '%s' point %zu is not finite", what, name, i);
         return -1;
     }
     if (logx && q.cost <= 0) {
-        so_err(err, errlen, "%s '%s' point %zu has cost %g <= 0 on a log axis",
-              what, name, i, q.cost);
+        so_err(err, errlen, "%s '%s' point %zu has cost %g <= 0 on a log axis", what, name, i,
+               q.cost);
         return -1;
     }
     return 0;
@@ -337,18 +335,20 @@ static void s_axes(const s_ctx_t *g, const so_plot_t *p)
 
     /* x grid, ticks and labels; a label that would collide with the
      * previous one is dropped (its grid line stays). */
-    size_t n = g->logx ? s_log_ticks(g->tlo, g->thi, t)
-                       : s_linear_ticks(g->tlo, g->thi, 7, t);
+    size_t n = g->logx ? s_log_ticks(g->tlo, g->thi, t) : s_linear_ticks(g->tlo, g->thi, 7, t);
     double last_right = -INFINITY;
     for (size_t i = 0; i < n; i++) {
         double x = s_px(g, t[i].v);
-        fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
-                    "stroke=\"%s\" stroke-width=\"1\"/>\n",
+        fprintf(fp,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                "stroke=\"%s\" stroke-width=\"1\"/>\n",
                 x, g->py0, x, g->py1, t[i].label ? "#dddddd" : "#f0f0f0");
         if (!t[i].label)
             continue;
-        fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
-                    "stroke=\"#333333\"/>\n", x, g->py1, x, g->py1 + 5);
+        fprintf(fp,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                "stroke=\"#333333\"/>\n",
+                x, g->py1, x, g->py1 + 5);
         snprintf(buf, sizeof buf, "%.*f", t[i].decimals, t[i].v);
         double w = s_text_w(buf, 12);
         if (x - w / 2 < last_right + 6)
@@ -360,15 +360,20 @@ static void s_axes(const s_ctx_t *g, const so_plot_t *p)
     n = s_linear_ticks(g->ylo, g->yhi, 7, t);
     for (size_t i = 0; i < n; i++) {
         double y = s_py(g, t[i].v);
-        fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
-                    "stroke=\"#dddddd\"/>\n", g->px0, y, g->px1, y);
-        fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
-                    "stroke=\"#333333\"/>\n", g->px0 - 5, y, g->px0, y);
+        fprintf(fp,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                "stroke=\"#dddddd\"/>\n",
+                g->px0, y, g->px1, y);
+        fprintf(fp,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                "stroke=\"#333333\"/>\n",
+                g->px0 - 5, y, g->px0, y);
         snprintf(buf, sizeof buf, "%.*f", t[i].decimals, t[i].v);
         s_text(g, g->px0 - 8, y + 4, 12, "end", "fill=\"#333333\"", buf, 64);
     }
-    fprintf(fp, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
-                "fill=\"none\" stroke=\"#333333\"/>\n",
+    fprintf(fp,
+            "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+            "fill=\"none\" stroke=\"#333333\"/>\n",
             g->px0, g->py0, g->px1 - g->px0, g->py1 - g->py0);
 
     const char *xl = p->xlabel ? p->xlabel : "Cost per query (USD)";
@@ -397,16 +402,17 @@ static void s_series(const s_ctx_t *g, const so_plot_t *p)
     for (size_t i = 0; i < p->nseries; i++) {
         const so_plot_series_t *s = &p->series[i];
         const char *c = s_series_color(p, i);
-        fprintf(fp, "<polyline clip-path=\"url(#so-plot-area)\" fill=\"none\" "
-                    "stroke=\"%s\" stroke-width=\"2\" stroke-linejoin=\"round\"%s "
-                    "points=\"", c, s->dashed ? " stroke-dasharray=\"7,5\"" : "");
+        fprintf(fp,
+                "<polyline clip-path=\"url(#so-plot-area)\" fill=\"none\" "
+                "stroke=\"%s\" stroke-width=\"2\" stroke-linejoin=\"round\"%s "
+                "points=\"",
+                c, s->dashed ? " stroke-dasharray=\"7,5\"" : "");
         for (size_t j = 0; j < s->n; j++)
             fprintf(fp, "%s%.1f,%.1f", j ? " " : "", s_px(g, s->pts[j].cost),
                     s_py(g, s->pts[j].accuracy));
         fputs("\"/>\n", fp);
         for (size_t j = 0; j < s->n; j++)
-            s_marker(fp, s->marker, s_px(g, s->pts[j].cost),
-                     s_py(g, s->pts[j].accuracy), 3.5, c);
+            s_marker(fp, s->marker, s_px(g, s->pts[j].cost), s_py(g, s->pts[j].accuracy), 3.5, c);
     }
 }
 
@@ -414,8 +420,7 @@ static void s_series(const s_ctx_t *g, const so_plot_t *p)
  * area), so that labels keep off the lines too; returns how many, writing
  * them to out unless it is NULL.  Capped per segment so a long sweep on a
  * huge canvas stays cheap. */
-static size_t s_line_samples(const s_ctx_t *g, const so_plot_series_t *s,
-                             s_box_t *out)
+static size_t s_line_samples(const s_ctx_t *g, const so_plot_series_t *s, s_box_t *out)
 {
     size_t k = 0;
     for (size_t j = 0; j + 1 < s->n; j++) {
@@ -429,7 +434,7 @@ static size_t s_line_samples(const s_ctx_t *g, const so_plot_series_t *s,
             if (x < g->px0 || x > g->px1 || y < g->py0 || y > g->py1)
                 continue;
             if (out)
-                out[k] = (s_box_t){x - 2, y - 2, x + 2, y + 2};
+                out[k] = (s_box_t){ x - 2, y - 2, x + 2, y + 2 };
             k++;
         }
     }
@@ -450,13 +455,13 @@ static size_t s_marks(const s_ctx_t *g, const so_plot_t *p, s_box_t *marks)
     size_t k = 0;
     for (size_t i = 0; i < p->nlabels; i++) {
         double x = s_px(g, p->labels[i].pt.cost), y = s_py(g, p->labels[i].pt.accuracy);
-        marks[k++] = (s_box_t){x - 7, y - 7, x + 7, y + 7};
+        marks[k++] = (s_box_t){ x - 7, y - 7, x + 7, y + 7 };
     }
     for (size_t i = 0; i < p->nseries; i++)
         for (size_t j = 0; j < p->series[i].n; j++) {
             double x = s_px(g, p->series[i].pts[j].cost);
             double y = s_py(g, p->series[i].pts[j].accuracy);
-            marks[k++] = (s_box_t){x - 4, y - 4, x + 4, y + 4};
+            marks[k++] = (s_box_t){ x - 4, y - 4, x + 4, y + 4 };
         }
     for (size_t i = 0; i < p->nseries; i++)
         k += s_line_samples(g, &p->series[i], marks + k);
@@ -473,15 +478,15 @@ static void s_labels(const s_ctx_t *g, const so_plot_t *p)
     s_box_t *marks = so_calloc(nmark ? nmark : 1, sizeof *marks);
     size_t k = s_marks(g, p, marks);
     /* Directions (unit steps) tried at distance 1 and 2. */
-    static const double dirs[][2] = {{1, 0}, {-1, 0}, {0, -1}, {0, 1},
-                                     {1, -1}, {1, 1}, {-1, -1}, {-1, 1}};
+    static const double dirs[][2] = { { 1, 0 },  { -1, 0 }, { 0, -1 },  { 0, 1 },
+                                      { 1, -1 }, { 1, 1 },  { -1, -1 }, { -1, 1 } };
     const double fs = S_LABEL_FS, th = fs + 2;
 
     for (size_t i = 0; i < nl; i++) {
         const so_plot_label_t *l = &p->labels[i];
         double mx = s_px(g, l->pt.cost), my = s_py(g, l->pt.accuracy);
         double tw = s_text_w(l->name, fs);
-        s_box_t best = {0, 0, 0, 0};
+        s_box_t best = { 0, 0, 0, 0 };
         double best_cost = INFINITY;
         int best_far = 0;
         for (int dist = 1; dist <= 3; dist++) {
@@ -491,9 +496,9 @@ static void s_labels(const s_ctx_t *g, const so_plot_t *p)
                 double cy = my + dirs[d][1] * (gap + th / 2 - (dirs[d][0] != 0 ? 4 : 0));
                 if (dirs[d][0] == 0)
                     cx = mx;
-                s_box_t b = {cx - tw / 2, cy - th / 2, cx + tw / 2, cy + th / 2};
+                s_box_t b = { cx - tw / 2, cy - th / 2, cx + tw / 2, cy + th / 2 };
                 double cost = (dist - 1) * 40.0 + (double) d;
-                double inside = s_overlap(b, (s_box_t){g->px0, g->py0, g->px1, g->py1});
+                double inside = s_overlap(b, (s_box_t){ g->px0, g->py0, g->px1, g->py1 });
                 cost += (tw * th - inside) * 50.0;
                 for (size_t j = 0; j < i; j++)
                     cost += s_overlap(b, placed[j]) * 20.0;
@@ -511,12 +516,13 @@ static void s_labels(const s_ctx_t *g, const so_plot_t *p)
         if (best_far) {
             double ex = fmax(best.x0, fmin(mx, best.x1));
             double ey = fmax(best.y0, fmin(my, best.y1));
-            fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
-                        "stroke=\"#999999\" stroke-width=\"0.8\"/>\n",
+            fprintf(fp,
+                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                    "stroke=\"#999999\" stroke-width=\"0.8\"/>\n",
                     mx, my, ex, ey);
         }
-        s_text(g, (best.x0 + best.x1) / 2, (best.y0 + best.y1) / 2 + fs * 0.35,
-               fs, "middle", "fill=\"#222222\"", l->name, 200);
+        s_text(g, (best.x0 + best.x1) / 2, (best.y0 + best.y1) / 2 + fs * 0.35, fs, "middle",
+               "fill=\"#222222\"", l->name, 200);
     }
     /* Markers last, above the leader lines. */
     for (size_t i = 0; i < nl; i++) {
@@ -552,10 +558,10 @@ static void s_legend(const s_ctx_t *g, const so_plot_t *p, double x, double w)
         const so_plot_series_t *s = &p->series[i];
         const char *c = s_series_color(p, i);
         double cy = y + 10;
-        fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
-                    "stroke=\"%s\" stroke-width=\"2\"%s/>\n",
-                x + 8, cy, x + 40, cy, c,
-                s->dashed ? " stroke-dasharray=\"7,5\"" : "");
+        fprintf(fp,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                "stroke=\"%s\" stroke-width=\"2\"%s/>\n",
+                x + 8, cy, x + 40, cy, c, s->dashed ? " stroke-dasharray=\"7,5\"" : "");
         s_marker(fp, s->marker, x + 24, cy, 3.5, c);
         s_text(g, x + 48, cy + 4.5, 13, "start", NULL, s->name, max_chars);
         y += 22;
@@ -580,8 +586,9 @@ static void s_legend(const s_ctx_t *g, const so_plot_t *p, double x, double w)
         s_text(g, x + 48, cy + 4.5, 13, "start", NULL, l->group, max_chars);
         y += 22;
     }
-    fprintf(fp, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
-                "fill=\"none\" stroke=\"#bbbbbb\" rx=\"4\"/>\n</g>\n",
+    fprintf(fp,
+            "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+            "fill=\"none\" stroke=\"#bbbbbb\" rx=\"4\"/>\n</g>\n",
             x, top, w, y - top + 6);
 }
 
@@ -593,7 +600,7 @@ int so_plot_svg(const char *path, const so_plot_t *p, char *err, size_t errlen)
         return -1;
     int W = p->width ? p->width : 900, H = p->height ? p->height : 600;
 
-    s_ctx_t g = {.logx = p->xscale == SO_PLOT_XLOG};
+    s_ctx_t g = { .logx = p->xscale == SO_PLOT_XLOG };
     double legend_w = fmin(fmax(s_legend_width(p), 140), W * 0.34);
     g.px0 = 78;
     g.px1 = W - legend_w - 34;
@@ -607,11 +614,13 @@ int so_plot_svg(const char *path, const so_plot_t *p, char *err, size_t errlen)
         return -1;
     }
     FILE *fp = g.fp;
-    fprintf(fp, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
-                "height=\"%d\" viewBox=\"0 0 %d %d\" %s>\n",
+    fprintf(fp,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+            "height=\"%d\" viewBox=\"0 0 %d %d\" %s>\n",
             W, H, W, H, S_FONT);
-    fprintf(fp, "<defs><clipPath id=\"so-plot-area\"><rect x=\"%.1f\" y=\"%.1f\" "
-                "width=\"%.1f\" height=\"%.1f\"/></clipPath></defs>\n",
+    fprintf(fp,
+            "<defs><clipPath id=\"so-plot-area\"><rect x=\"%.1f\" y=\"%.1f\" "
+            "width=\"%.1f\" height=\"%.1f\"/></clipPath></defs>\n",
             g.px0, g.py0, g.px1 - g.px0, g.py1 - g.py0);
     fprintf(fp, "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
     if (p->title)
@@ -625,8 +634,7 @@ int so_plot_svg(const char *path, const so_plot_t *p, char *err, size_t errlen)
 
     int bad = ferror(fp);
     if (fclose(fp) != 0 || bad) {
-        so_err(err, errlen, "cannot write %s: %s", path,
-              errno ? strerror(errno) : "I/O error");
+        so_err(err, errlen, "cannot write %s: %s", path, errno ? strerror(errno) : "I/O error");
         remove(path);
         return -1;
     }

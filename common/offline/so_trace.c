@@ -27,8 +27,7 @@
 /* ------------------------------------------------------------------ */
 /* episodes                                                             */
 
-static void
-s_turn_clear(so_turn_t *t)
+static void s_turn_clear(so_turn_t *t)
 {
     free(t->mode);
     free(t->agent);
@@ -36,15 +35,13 @@ s_turn_clear(so_turn_t *t)
     memset(t, 0, sizeof *t);
 }
 
-void
-so_trace_turn_unknown(so_turn_t *t)
+void so_trace_turn_unknown(so_turn_t *t)
 {
     memset(t, 0, sizeof *t);
     t->prompt_tokens = t->completion_tokens = t->cost_usd = t->latency_s = t->score = NAN;
 }
 
-void
-so_episode_clear(so_episode_t *ep)
+void so_episode_clear(so_episode_t *ep)
 {
     if (!ep)
         return;
@@ -58,8 +55,7 @@ so_episode_clear(so_episode_t *ep)
     ep->outcome = NAN;
 }
 
-void
-so_episodes_free(so_episodes_t *eps)
+void so_episodes_free(so_episodes_t *eps)
 {
     if (!eps)
         return;
@@ -70,8 +66,7 @@ so_episodes_free(so_episodes_t *eps)
 }
 
 /* Room for n more episodes (capacity doubles from 64). */
-static void
-s_episodes_reserve(so_episodes_t *eps, size_t n)
+static void s_episodes_reserve(so_episodes_t *eps, size_t n)
 {
     if (eps->n + n <= eps->cap)
         return;
@@ -82,8 +77,7 @@ s_episodes_reserve(so_episodes_t *eps, size_t n)
     eps->cap = ncap;
 }
 
-int
-so_episodes_push(so_episodes_t *eps, so_episode_t *ep)
+int so_episodes_push(so_episodes_t *eps, so_episode_t *ep)
 {
     s_episodes_reserve(eps, 1);
     eps->items[eps->n++] = *ep;
@@ -92,8 +86,7 @@ so_episodes_push(so_episodes_t *eps, so_episode_t *ep)
     return 0;
 }
 
-int
-so_episodes_concat(so_episodes_t *dst, so_episodes_t *src)
+int so_episodes_concat(so_episodes_t *dst, so_episodes_t *src)
 {
     s_episodes_reserve(dst, src->n);
     if (src->n)
@@ -108,8 +101,7 @@ so_episodes_concat(so_episodes_t *dst, so_episodes_t *src)
 /* ------------------------------------------------------------------ */
 /* dispatch                                                             */
 
-int
-so_episodes_read_any(so_episodes_t *eps, const char *path, char *err, size_t errlen)
+int so_episodes_read_any(so_episodes_t *eps, const char *path, char *err, size_t errlen)
 {
     struct stat st;
     memset(eps, 0, sizeof *eps);
@@ -126,8 +118,7 @@ so_episodes_read_any(so_episodes_t *eps, const char *path, char *err, size_t err
 /* ------------------------------------------------------------------ */
 /* dataset                                                              */
 
-static void
-s_sample_free(so_sample_t *s)
+static void s_sample_free(so_sample_t *s)
 {
     free(s->query_id);
     free(s->task);
@@ -141,8 +132,7 @@ s_sample_free(so_sample_t *s)
     memset(s, 0, sizeof *s);
 }
 
-void
-so_dataset_free(so_dataset_t *ds)
+void so_dataset_free(so_dataset_t *ds)
 {
     if (!ds)
         return;
@@ -155,23 +145,20 @@ so_dataset_free(so_dataset_t *ds)
     memset(ds, 0, sizeof *ds);
 }
 
-static int
-s_cmp_str(const void *a, const void *b)
+static int s_cmp_str(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-int
-so_dataset_agent_index(const so_dataset_t *ds, const char *agent)
+int so_dataset_agent_index(const so_dataset_t *ds, const char *agent)
 {
     if (!ds || !agent || !ds->n_agents)
         return -1;
     char *const *hit = bsearch(&agent, ds->agents, ds->n_agents, sizeof *ds->agents, s_cmp_str);
-    return hit ? (int)(hit - ds->agents) : -1;
+    return hit ? (int) (hit - ds->agents) : -1;
 }
 
-static double *
-s_nan_array(size_t n)
+static double *s_nan_array(size_t n)
 {
     double *a = so_malloc((n ? n : 1) * sizeof *a);
     for (size_t i = 0; i < n; i++)
@@ -180,8 +167,7 @@ s_nan_array(size_t n)
 }
 
 /* The sorted unique agents of every turn ("" for a turn without one). */
-static void
-s_dataset_agents(so_dataset_t *ds, const so_episodes_t *eps)
+static void s_dataset_agents(so_dataset_t *ds, const so_episodes_t *eps)
 {
     so_map_t *agents = so_map_new(NULL);
     for (size_t e = 0; e < eps->n; e++) {
@@ -198,9 +184,8 @@ s_dataset_agents(so_dataset_t *ds, const so_episodes_t *eps)
     qsort(ds->agents, ds->n_agents, sizeof *ds->agents, s_cmp_str);
 }
 
-static so_sample_t *
-s_sample_new(so_dataset_t *ds, size_t *cap, const char *qid, const so_episode_t *ep,
-             const so_turn_t *tu, size_t t)
+static so_sample_t *s_sample_new(so_dataset_t *ds, size_t *cap, const char *qid,
+                                 const so_episode_t *ep, const so_turn_t *tu, size_t t)
 {
     if (ds->n_samples == *cap) {
         *cap = *cap ? *cap * 2 : 16;
@@ -209,7 +194,7 @@ s_sample_new(so_dataset_t *ds, size_t *cap, const char *qid, const so_episode_t 
     size_t na = ds->n_agents;
     so_sample_t *s = &ds->samples[ds->n_samples++];
     memset(s, 0, sizeof *s);
-    s->turn = (int)t;
+    s->turn = (int) t;
     s->query_id = so_strdup(qid);
     s->task = so_strdup(ep->task ? ep->task : "");
     s->mode = so_strdup(tu->mode ? tu->mode : "");
@@ -223,8 +208,7 @@ s_sample_new(so_dataset_t *ds, size_t *cap, const char *qid, const so_episode_t 
 }
 
 /* Drops samples in which no agent has a score (order kept). */
-static void
-s_dataset_drop_unscored(so_dataset_t *ds)
+static void s_dataset_drop_unscored(so_dataset_t *ds)
 {
     size_t w = 0, na = ds->n_agents;
     for (size_t i = 0; i < ds->n_samples; i++) {
@@ -246,16 +230,15 @@ s_dataset_drop_unscored(so_dataset_t *ds)
 /* Why a hash table: RouterBench alone gives ~35k episodes over ~3k
  * queries; a linear scan per episode would be quadratic.  Samples are keyed
  * on "query_id \x1f turn" and appended in order of first appearance. */
-int
-so_dataset_from_episodes(so_dataset_t *ds, const so_episodes_t *eps, char *err, size_t errlen)
+int so_dataset_from_episodes(so_dataset_t *ds, const so_episodes_t *eps, char *err, size_t errlen)
 {
-    (void)err;
-    (void)errlen;
+    (void) err;
+    (void) errlen;
     memset(ds, 0, sizeof *ds);
     s_dataset_agents(ds, eps);
     size_t na = ds->n_agents, cap_samples = 0;
     so_map_t *keys = so_map_new(NULL);
-    so_buf_t filled = SO_BUF_INIT;      /* [sample * na]: a record was taken */
+    so_buf_t filled = SO_BUF_INIT; /* [sample * na]: a record was taken */
     so_buf_t key = SO_BUF_INIT;
 
     for (size_t e = 0; e < eps->n; e++) {
@@ -270,13 +253,13 @@ so_dataset_from_episodes(so_dataset_t *ds, const so_episodes_t *eps, char *err, 
                 so_trace_idx_put(keys, so_buf_str(&key), si);
                 s_sample_new(ds, &cap_samples, qid, ep, tu, t);
                 so_buf_reserve(&filled, na);
-                memset(filled.data + filled.len, 0, na + 1);   /* and the NUL */
+                memset(filled.data + filled.len, 0, na + 1); /* and the NUL */
                 filled.len += na;
             }
             int ai = so_dataset_agent_index(ds, tu->agent ? tu->agent : "");
-            if (ai < 0 || filled.data[si * na + (size_t)ai])
-                continue;       /* a repeated (query, turn, agent): first record wins */
-            filled.data[si * na + (size_t)ai] = 1;
+            if (ai < 0 || filled.data[si * na + (size_t) ai])
+                continue; /* a repeated (query, turn, agent): first record wins */
+            filled.data[si * na + (size_t) ai] = 1;
             so_sample_t *s = &ds->samples[si];
             s->score[ai] = tu->score;
             s->cost[ai] = tu->cost_usd;
@@ -293,8 +276,7 @@ so_dataset_from_episodes(so_dataset_t *ds, const so_episodes_t *eps, char *err, 
     return 0;
 }
 
-int
-so_dataset_load(so_dataset_t *ds, const char *paths, char *err, size_t errlen)
+int so_dataset_load(so_dataset_t *ds, const char *paths, char *err, size_t errlen)
 {
     memset(ds, 0, sizeof *ds);
     so_episodes_t all = { 0 }, one = { 0 };
@@ -303,10 +285,10 @@ so_dataset_load(so_dataset_t *ds, const char *paths, char *err, size_t errlen)
     size_t n_paths = 0;
     char *save = NULL;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (isspace((unsigned char)*tok))
+        while (isspace((unsigned char) *tok))
             tok++;
         char *end = tok + strlen(tok);
-        while (end > tok && isspace((unsigned char)end[-1]))
+        while (end > tok && isspace((unsigned char) end[-1]))
             *--end = '\0';
         if (!*tok)
             continue;

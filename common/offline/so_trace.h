@@ -35,18 +35,18 @@ typedef struct {
 } so_turn_t;
 
 typedef struct {
-    char *id;                 /* episode id, unique within a file */
-    char *query_id;           /* groups episodes over the same query; may equal id */
-    char *task;               /* optional label (RouterBench eval_name); "" if none */
+    char *id;       /* episode id, unique within a file */
+    char *query_id; /* groups episodes over the same query; may equal id */
+    char *task;     /* optional label (RouterBench eval_name); "" if none */
     so_turn_t *turns;
     size_t n_turns;
-    double outcome;           /* [0,1]; NAN when unknown */
+    double outcome; /* [0,1]; NAN when unknown */
 } so_episode_t;
 
 typedef struct {
     so_episode_t *items;
     size_t n, cap;
-    size_t skipped;           /* input rows/cells skipped as unusable (counted, reported) */
+    size_t skipped; /* input rows/cells skipped as unusable (counted, reported) */
 } so_episodes_t;
 
 /* One query at one turn index with every agent's recorded outcome.
@@ -55,21 +55,21 @@ typedef struct {
     char *query_id;
     char *task;
     char *mode;
-    char *prompt;             /* this turn's text */
-    int turn;                 /* 0-based turn index within its episode */
-    double *score;            /* [n_agents] */
-    double *cost;             /* [n_agents] USD */
-    double *prompt_tokens;    /* [n_agents] */
-    double *completion_tokens;/* [n_agents] */
-    double *latency;          /* [n_agents] seconds */
+    char *prompt;              /* this turn's text */
+    int turn;                  /* 0-based turn index within its episode */
+    double *score;             /* [n_agents] */
+    double *cost;              /* [n_agents] USD */
+    double *prompt_tokens;     /* [n_agents] */
+    double *completion_tokens; /* [n_agents] */
+    double *latency;           /* [n_agents] seconds */
 } so_sample_t;
 
 typedef struct {
-    char **agents;            /* sorted agent ids */
+    char **agents; /* sorted agent ids */
     size_t n_agents;
-    so_sample_t *samples;     /* in input order */
+    so_sample_t *samples; /* in input order */
     size_t n_samples;
-    size_t skipped;           /* carried over from import */
+    size_t skipped; /* carried over from import */
 } so_dataset_t;
 
 /* All loaders return 0 on success, -1 on error with a message naming the
@@ -89,7 +89,8 @@ void so_episodes_free(so_episodes_t *eps);
 
 /* Builds the counterfactual table; the dataset owns copies of the strings.
  * Samples where fewer than 1 agent has a score are dropped. */
-int so_dataset_from_episodes(so_dataset_t *ds, const so_episodes_t *eps, char *err, size_t errlen);
+int so_dataset_from_episodes(so_dataset_t *ds, const so_episodes_t *eps, char *err,
+                             size_t errlen);
 /* Reads one or more comma-separated paths (so_episodes_read_any each). */
 int so_dataset_load(so_dataset_t *ds, const char *paths, char *err, size_t errlen);
 int so_dataset_agent_index(const so_dataset_t *ds, const char *agent); /* -1 if absent */
@@ -97,7 +98,7 @@ void so_dataset_free(so_dataset_t *ds);
 
 /* ---- Additions (see docs/TRACES.md) ------------------------------------ */
 
-#define SO_TRACE_MAX_LINE ((size_t)64 << 20)   /* longest JSONL line read */
+#define SO_TRACE_MAX_LINE ((size_t) 64 << 20) /* longest JSONL line read */
 /* MT-bench: completion tokens assumed when an answer cannot be recovered
  * from the judge's prompt (never the case in the shipped files). */
 #define SO_MTBENCH_COMPLETION_TOKENS 350.0
@@ -117,7 +118,8 @@ int so_episodes_concat(so_episodes_t *dst, so_episodes_t *src);
 /* Parses one trace-format JSON object (text[0..len)) into *ep (reset on
  * entry).  Errors read "turns[1].score: expected a number in [0,1], got ...";
  * the caller frees *ep with so_episode_clear() on success. */
-int so_episode_from_json(so_episode_t *ep, const char *text, size_t len, char *err, size_t errlen);
+int so_episode_from_json(so_episode_t *ep, const char *text, size_t len, char *err,
+                         size_t errlen);
 /* Writes one episode as one JSONL line (with its newline). -1 on I/O error. */
 int so_episode_write_json(const so_episode_t *ep, FILE *out);
 /* The same line without the newline; the caller frees it with free(3). */

@@ -29,8 +29,8 @@ void so_trace_json_show(const json_t *v, char *buf, size_t len);
 
 /* Called for each non-blank line of a JSON-lines file, parsed (the reader
  * frees root after the call).  Return 0 to go on, -1 to stop with err set. */
-typedef int(so_trace_line_fn)(json_t *root, const char *path, size_t lineno, void *ctx,
-                              char *err, size_t errlen);
+typedef int(so_trace_line_fn)(json_t *root, const char *path, size_t lineno, void *ctx, char *err,
+                              size_t errlen);
 
 /* Reads path line by line (lines up to SO_TRACE_MAX_LINE bytes, CRLF or
  * LF), parses each non-blank line and calls fn.  0 at the end of the file;
@@ -41,19 +41,17 @@ int so_trace_each_json(const char *path, so_trace_line_fn *fn, void *ctx, char *
 
 /* so_map values that are indexes (or line numbers): stored as idx + 1, so
  * that 0 (NULL) still means absent. */
-static inline void
-so_trace_idx_put(so_map_t *m, const char *key, size_t idx)
+static inline void so_trace_idx_put(so_map_t *m, const char *key, size_t idx)
 {
-    so_map_put(m, key, (void *)(uintptr_t)(idx + 1));
+    so_map_put(m, key, (void *) (uintptr_t) (idx + 1));
 }
 
 /* 1 and *idx when key is there, 0 when not. */
-static inline int
-so_trace_idx_get(const so_map_t *m, const char *key, size_t *idx)
+static inline int so_trace_idx_get(const so_map_t *m, const char *key, size_t *idx)
 {
-    uintptr_t v = (uintptr_t)so_map_get(m, key);
+    uintptr_t v = (uintptr_t) so_map_get(m, key);
     if (v && idx)
-        *idx = (size_t)(v - 1);
+        *idx = (size_t) (v - 1);
     return v != 0;
 }
 

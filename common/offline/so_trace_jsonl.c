@@ -20,8 +20,7 @@
 /* ------------------------------------------------------------------ */
 /* JSON → episode                                                       */
 
-void
-so_trace_json_show(const json_t *v, char *buf, size_t len)
+void so_trace_json_show(const json_t *v, char *buf, size_t len)
 {
     char *s = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
     if (!s) {
@@ -36,9 +35,8 @@ so_trace_json_show(const json_t *v, char *buf, size_t len)
 }
 
 /* "<what>: expected <want>, got <v shown>" into msg; returns -1. */
-static int
-s_expected(char *msg, size_t msglen, const char *path, const char *key, const char *want,
-           const json_t *v)
+static int s_expected(char *msg, size_t msglen, const char *path, const char *key,
+                      const char *want, const json_t *v)
 {
     char shown[96];
     so_trace_json_show(v, shown, sizeof shown);
@@ -46,9 +44,8 @@ s_expected(char *msg, size_t msglen, const char *path, const char *key, const ch
 }
 
 /* Optional string: absent or null → dflt (copied); else must be a string. */
-static int
-s_get_str(const json_t *obj, const char *key, const char *path, int required,
-          const char *dflt, char **out, char *msg, size_t msglen)
+static int s_get_str(const json_t *obj, const char *key, const char *path, int required,
+                     const char *dflt, char **out, char *msg, size_t msglen)
 {
     const json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) {
@@ -64,9 +61,8 @@ s_get_str(const json_t *obj, const char *key, const char *path, int required,
 }
 
 /* Optional number in [lo, hi]; absent or null → NAN. */
-static int
-s_get_num(const json_t *obj, const char *key, const char *path, double lo, double hi,
-          const char *what, double *out, char *msg, size_t msglen)
+static int s_get_num(const json_t *obj, const char *key, const char *path, double lo, double hi,
+                     const char *what, double *out, char *msg, size_t msglen)
 {
     const json_t *v = json_object_get(obj, key);
     *out = NAN;
@@ -79,8 +75,7 @@ s_get_num(const json_t *obj, const char *key, const char *path, double lo, doubl
     return 0;
 }
 
-static int
-s_turn_from_json(const json_t *o, size_t i, so_turn_t *t, char *msg, size_t msglen)
+static int s_turn_from_json(const json_t *o, size_t i, so_turn_t *t, char *msg, size_t msglen)
 {
     char path[48];
     snprintf(path, sizeof path, "turns[%zu].", i);
@@ -90,17 +85,18 @@ s_turn_from_json(const json_t *o, size_t i, so_turn_t *t, char *msg, size_t msgl
         so_trace_json_show(o, shown, sizeof shown);
         return so_err(msg, msglen, "turns[%zu]: expected an object, got %s", i, shown);
     }
-    if (s_get_str(o, "agent", path, 1, NULL, &t->agent, msg, msglen) < 0
-        || s_get_str(o, "prompt", path, 1, NULL, &t->prompt, msg, msglen) < 0
-        || s_get_str(o, "mode", path, 0, "", &t->mode, msg, msglen) < 0)
+    if (s_get_str(o, "agent", path, 1, NULL, &t->agent, msg, msglen) < 0 ||
+        s_get_str(o, "prompt", path, 1, NULL, &t->prompt, msg, msglen) < 0 ||
+        s_get_str(o, "mode", path, 0, "", &t->mode, msg, msglen) < 0)
         return -1;
     const char *nonneg = "a non-negative number";
-    if (s_get_num(o, "prompt_tokens", path, 0, INFINITY, nonneg, &t->prompt_tokens, msg, msglen) < 0
-        || s_get_num(o, "completion_tokens", path, 0, INFINITY, nonneg, &t->completion_tokens,
-                     msg, msglen) < 0
-        || s_get_num(o, "cost_usd", path, 0, INFINITY, nonneg, &t->cost_usd, msg, msglen) < 0
-        || s_get_num(o, "latency_s", path, 0, INFINITY, nonneg, &t->latency_s, msg, msglen) < 0
-        || s_get_num(o, "score", path, 0, 1, "a number in [0,1]", &t->score, msg, msglen) < 0)
+    if (s_get_num(o, "prompt_tokens", path, 0, INFINITY, nonneg, &t->prompt_tokens, msg, msglen) <
+            0 ||
+        s_get_num(o, "completion_tokens", path, 0, INFINITY, nonneg, &t->completion_tokens, msg,
+                  msglen) < 0 ||
+        s_get_num(o, "cost_usd", path, 0, INFINITY, nonneg, &t->cost_usd, msg, msglen) < 0 ||
+        s_get_num(o, "latency_s", path, 0, INFINITY, nonneg, &t->latency_s, msg, msglen) < 0 ||
+        s_get_num(o, "score", path, 0, 1, "a number in [0,1]", &t->score, msg, msglen) < 0)
         return -1;
     const json_t *succ = json_object_get(o, "success");
     if (succ && !json_is_null(succ)) {
@@ -113,8 +109,7 @@ s_turn_from_json(const json_t *o, size_t i, so_turn_t *t, char *msg, size_t msgl
 }
 
 /* Fills ep from a parsed object; msg gets "key: problem" on error. */
-static int
-s_episode_from_json(const json_t *root, so_episode_t *ep, char *msg, size_t msglen)
+static int s_episode_from_json(const json_t *root, so_episode_t *ep, char *msg, size_t msglen)
 {
     memset(ep, 0, sizeof *ep);
     ep->outcome = NAN;
@@ -123,11 +118,11 @@ s_episode_from_json(const json_t *root, so_episode_t *ep, char *msg, size_t msgl
         so_trace_json_show(root, shown, sizeof shown);
         return so_err(msg, msglen, "expected a JSON object, got %s", shown);
     }
-    if (s_get_str(root, "episode_id", "", 1, NULL, &ep->id, msg, msglen) < 0
-        || s_get_str(root, "query_id", "", 0, ep->id, &ep->query_id, msg, msglen) < 0
-        || s_get_str(root, "task", "", 0, "", &ep->task, msg, msglen) < 0
-        || s_get_num(root, "outcome", "", 0, 1, "a number in [0,1] or null", &ep->outcome, msg,
-                     msglen) < 0)
+    if (s_get_str(root, "episode_id", "", 1, NULL, &ep->id, msg, msglen) < 0 ||
+        s_get_str(root, "query_id", "", 0, ep->id, &ep->query_id, msg, msglen) < 0 ||
+        s_get_str(root, "task", "", 0, "", &ep->task, msg, msglen) < 0 ||
+        s_get_num(root, "outcome", "", 0, 1, "a number in [0,1] or null", &ep->outcome, msg,
+                  msglen) < 0)
         goto fail;
     const json_t *turns = json_object_get(root, "turns");
     if (!turns) {
@@ -151,8 +146,7 @@ fail:
     return -1;
 }
 
-int
-so_episode_from_json(so_episode_t *ep, const char *text, size_t len, char *err, size_t errlen)
+int so_episode_from_json(so_episode_t *ep, const char *text, size_t len, char *err, size_t errlen)
 {
     json_error_t jerr;
     json_t *root = json_loadb(text, len, 0, &jerr);
@@ -179,8 +173,7 @@ typedef struct {
 } s_lines_t;
 
 /* 1 = a line in r->buf (without its line end), 0 = EOF, -1 = error. */
-static int
-s_next_line(s_lines_t *r, char *err, size_t errlen)
+static int s_next_line(s_lines_t *r, char *err, size_t errlen)
 {
     r->len = 0;
     int c = getc_unlocked(r->fp);
@@ -202,7 +195,7 @@ s_next_line(s_lines_t *r, char *err, size_t errlen)
             r->buf = so_realloc(r->buf, ncap);
             r->cap = ncap;
         }
-        r->buf[r->len++] = (char)c;
+        r->buf[r->len++] = (char) c;
     }
     if (ferror(r->fp))
         return so_err(err, errlen, "%s:%zu: read error: %s", r->path, r->lineno, strerror(errno));
@@ -216,17 +209,16 @@ s_next_line(s_lines_t *r, char *err, size_t errlen)
     return 1;
 }
 
-static int
-s_line_blank(const s_lines_t *r)
+static int s_line_blank(const s_lines_t *r)
 {
     for (size_t i = 0; i < r->len; i++)
-        if (!isspace((unsigned char)r->buf[i]))
+        if (!isspace((unsigned char) r->buf[i]))
             return 0;
     return 1;
 }
 
-int
-so_trace_each_json(const char *path, so_trace_line_fn *fn, void *ctx, char *err, size_t errlen)
+int so_trace_each_json(const char *path, so_trace_line_fn *fn, void *ctx, char *err,
+                       size_t errlen)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp)
@@ -258,12 +250,11 @@ so_trace_each_json(const char *path, so_trace_line_fn *fn, void *ctx, char *err,
 
 typedef struct {
     so_episodes_t *eps;
-    so_map_t *ids;              /* episode id → line of first use */
+    so_map_t *ids; /* episode id → line of first use */
 } s_jsonl_t;
 
-static int
-s_jsonl_line(json_t *root, const char *path, size_t lineno, void *ctx, char *err,
-             size_t errlen)
+static int s_jsonl_line(json_t *root, const char *path, size_t lineno, void *ctx, char *err,
+                        size_t errlen)
 {
     s_jsonl_t *j = ctx;
     so_episode_t ep;
@@ -281,8 +272,7 @@ s_jsonl_line(json_t *root, const char *path, size_t lineno, void *ctx, char *err
     return so_episodes_push(j->eps, &ep);
 }
 
-int
-so_episodes_read_jsonl(so_episodes_t *eps, const char *path, char *err, size_t errlen)
+int so_episodes_read_jsonl(so_episodes_t *eps, const char *path, char *err, size_t errlen)
 {
     memset(eps, 0, sizeof *eps);
     s_jsonl_t j = { .eps = eps, .ids = so_map_new(NULL) };

@@ -17,8 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int
-so_trace_list_price(const char *model, double *usd_in_per_mtok, double *usd_out_per_mtok)
+int so_trace_list_price(const char *model, double *usd_in_per_mtok, double *usd_out_per_mtok)
 {
     static const struct {
         const char *model;
@@ -48,26 +47,25 @@ typedef struct {
 
 typedef struct {
     size_t q, m, n_turns;
-    double *score;      /* [n_turns] judge score / 10 */
-    int *state;         /* [n_turns] 0 missing, 1 valid, 2 invalid score */
-    char **answer;      /* [n_turns] recovered answers, NULL if unknown */
+    double *score; /* [n_turns] judge score / 10 */
+    int *state;    /* [n_turns] 0 missing, 1 valid, 2 invalid score */
+    char **answer; /* [n_turns] recovered answers, NULL if unknown */
 } s_mt_pair_t;
 
 typedef struct {
     s_mt_question_t *qs;
     size_t n_qs, cap_qs;
-    so_map_t *qmap;     /* qid → index into qs */
-    char **models;      /* in order of first appearance */
+    so_map_t *qmap; /* qid → index into qs */
+    char **models;  /* in order of first appearance */
     size_t n_models, cap_models;
-    so_map_t *mmap;     /* model → index into models */
+    so_map_t *mmap; /* model → index into models */
     s_mt_pair_t *pairs;
     size_t n_pairs, cap_pairs;
-    so_map_t *pmap;     /* "q\x1fm" → index into pairs */
+    so_map_t *pmap; /* "q\x1fm" → index into pairs */
     size_t skipped;
 } s_mt_t;
 
-static void
-s_mt_free(s_mt_t *mt)
+static void s_mt_free(s_mt_t *mt)
 {
     for (size_t i = 0; i < mt->n_qs; i++) {
         free(mt->qs[i].qid);
@@ -95,8 +93,7 @@ s_mt_free(s_mt_t *mt)
 }
 
 /* An id given as a JSON integer or string, as a string in buf. */
-static int
-s_id_string(const json_t *v, char *buf, size_t len)
+static int s_id_string(const json_t *v, char *buf, size_t len)
 {
     if (json_is_integer(v)) {
         snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
@@ -110,8 +107,7 @@ s_id_string(const json_t *v, char *buf, size_t len)
 }
 
 /* Room for one more element in a growing array (capacity doubles from 16). */
-static void *
-s_grow(void *p, size_t *cap, size_t n, size_t elem)
+static void *s_grow(void *p, size_t *cap, size_t n, size_t elem)
 {
     if (n < *cap)
         return p;
@@ -120,9 +116,8 @@ s_grow(void *p, size_t *cap, size_t n, size_t elem)
 }
 
 /* "path:line: key: expected want, got value"; returns -1. */
-static int
-s_bad(char *err, size_t errlen, const char *path, size_t lineno, const char *key,
-      const char *want, const json_t *v)
+static int s_bad(char *err, size_t errlen, const char *path, size_t lineno, const char *key,
+                 const char *want, const json_t *v)
 {
     char shown[96];
     so_trace_json_show(v, shown, sizeof shown);
@@ -132,9 +127,8 @@ s_bad(char *err, size_t errlen, const char *path, size_t lineno, const char *key
 /* ------------------------------------------------------------------ */
 /* question.jsonl                                                       */
 
-static int
-s_mt_question(json_t *root, const char *path, size_t lineno, void *ctx, char *err,
-              size_t errlen)
+static int s_mt_question(json_t *root, const char *path, size_t lineno, void *ctx, char *err,
+                         size_t errlen)
 {
     s_mt_t *mt = ctx;
     char qid[128];
@@ -174,8 +168,7 @@ s_mt_question(json_t *root, const char *path, size_t lineno, void *ctx, char *er
 /* ------------------------------------------------------------------ */
 /* judgements.jsonl                                                     */
 
-static const char *
-s_find_last(const char *hay, const char *needle)
+static const char *s_find_last(const char *hay, const char *needle)
 {
     const char *last = NULL, *p = hay;
     while ((p = strstr(p, needle)) != NULL)
@@ -185,8 +178,7 @@ s_find_last(const char *hay, const char *needle)
 
 /* The single-turn template: the answer between "[The Start of Assistant's
  * Answer]" and "[The End of ...]". */
-static void
-s_mt_recover_single(const char *up, char **answers)
+static void s_mt_recover_single(const char *up, char **answers)
 {
     static const char a_start[] = "[The Start of Assistant's Answer]\n";
     static const char a_end[] = "\n[The End of Assistant's Answer]";
@@ -196,7 +188,7 @@ s_mt_recover_single(const char *up, char **answers)
     a += sizeof a_start - 1;
     const char *e = s_find_last(a, a_end);
     if (e)
-        answers[0] = so_strndup(a, (size_t)(e - a));
+        answers[0] = so_strndup(a, (size_t) (e - a));
 }
 
 /* Recovers the assistant's answers to turns 1..turn from the judge's
@@ -207,8 +199,7 @@ s_mt_recover_single(const char *up, char **answers)
  * marker as "### User:" / "### Assistant A:" sections.  Question texts
  * anchor the section boundaries so that an answer quoting "### User:" does
  * not cut it short.  Unrecovered answers stay NULL. */
-static void
-s_mt_recover(const char *up, const s_mt_question_t *q, size_t turn, char **answers)
+static void s_mt_recover(const char *up, const s_mt_question_t *q, size_t turn, char **answers)
 {
     static const char c_start[] = "<|The Start of Assistant A's Conversation with User|>";
     static const char c_end[] = "\n\n<|The End of Assistant A's Conversation with User|>";
@@ -242,15 +233,14 @@ s_mt_recover(const char *up, const s_mt_question_t *q, size_t turn, char **answe
             if (!e || e > end)
                 break;
         }
-        answers[k] = so_strndup(a, (size_t)(e - a));
+        answers[k] = so_strndup(a, (size_t) (e - a));
         pos = e;
     }
     so_buf_free(&marker);
 }
 
 /* The pair (question qi, model) of a judgement, made on first sight. */
-static s_mt_pair_t *
-s_mt_pair(s_mt_t *mt, size_t qi, const char *model)
+static s_mt_pair_t *s_mt_pair(s_mt_t *mt, size_t qi, const char *model)
 {
     size_t mi = mt->n_models;
     if (!so_trace_idx_get(mt->mmap, model, &mi)) {
@@ -276,9 +266,8 @@ s_mt_pair(s_mt_t *mt, size_t qi, const char *model)
     return p;
 }
 
-static int
-s_mt_judgement(json_t *root, const char *path, size_t lineno, void *ctx, char *err,
-               size_t errlen)
+static int s_mt_judgement(json_t *root, const char *path, size_t lineno, void *ctx, char *err,
+                          size_t errlen)
 {
     s_mt_t *mt = ctx;
     char qid[128];
@@ -304,21 +293,21 @@ s_mt_judgement(json_t *root, const char *path, size_t lineno, void *ctx, char *e
         return s_bad(err, errlen, path, lineno, "user_prompt", "a string", v_u);
     size_t qi;
     json_int_t turn = json_integer_value(v_t);
-    if (!so_trace_idx_get(mt->qmap, qid, &qi) || (size_t)turn > mt->qs[qi].n_turns) {
-        mt->skipped++;          /* judges a question (or turn) we do not have */
+    if (!so_trace_idx_get(mt->qmap, qid, &qi) || (size_t) turn > mt->qs[qi].n_turns) {
+        mt->skipped++; /* judges a question (or turn) we do not have */
         return 0;
     }
     s_mt_pair_t *p = s_mt_pair(mt, qi, json_string_value(v_m));
-    size_t t = (size_t)turn - 1;
-    if (p->state[t] == 0) {     /* the first judgement of a turn wins */
+    size_t t = (size_t) turn - 1;
+    if (p->state[t] == 0) { /* the first judgement of a turn wins */
         double sc = json_number_value(v_s);
         p->state[t] = (sc >= 1 && sc <= 10) ? 1 : 2;
         p->score[t] = sc / 10.0;
     }
     if (json_is_string(v_u)) {
-        char **answers = so_calloc((size_t)turn, sizeof *answers);
-        s_mt_recover(json_string_value(v_u), &mt->qs[qi], (size_t)turn, answers);
-        for (size_t k = 0; k < (size_t)turn; k++) {
+        char **answers = so_calloc((size_t) turn, sizeof *answers);
+        s_mt_recover(json_string_value(v_u), &mt->qs[qi], (size_t) turn, answers);
+        for (size_t k = 0; k < (size_t) turn; k++) {
             if (!p->answer[k])
                 p->answer[k] = answers[k];
             else
@@ -333,12 +322,11 @@ s_mt_judgement(json_t *root, const char *path, size_t lineno, void *ctx, char *e
 /* episodes                                                             */
 
 /* Number of UTF-8 code points (continuation bytes are not counted). */
-static size_t
-s_utf8_chars(const char *s)
+static size_t s_utf8_chars(const char *s)
 {
     size_t n = 0;
     for (; *s; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80)
+        if (((unsigned char) *s & 0xC0) != 0x80)
             n++;
     return n;
 }
@@ -346,16 +334,14 @@ s_utf8_chars(const char *s)
 /* The token estimate of so_tokens_estimate_text (ceil(code points / 4)),
  * over a count of code points: a turn's prompt is its own text plus every
  * earlier question and answer of the conversation. */
-static double
-s_tokens(size_t chars)
+static double s_tokens(size_t chars)
 {
-    return (double)((chars + 3) / 4);   // NOLINT(bugprone-integer-division): ceil, on purpose
+    return (double) ((chars + 3) / 4); // NOLINT(bugprone-integer-division): ceil, on purpose
 }
 
 /* The episode of question q answered by model (pair p, every turn valid). */
-static void
-s_mt_episode(so_episode_t *ep, const s_mt_question_t *q, const char *model,
-             const s_mt_pair_t *p)
+static void s_mt_episode(so_episode_t *ep, const s_mt_question_t *q, const char *model,
+                         const s_mt_pair_t *p)
 {
     double pin = NAN, pout = NAN;
     if (so_trace_list_price(model, &pin, &pout) < 0)
@@ -368,7 +354,7 @@ s_mt_episode(so_episode_t *ep, const s_mt_question_t *q, const char *model,
     ep->task = so_strdup(q->category);
     ep->turns = so_calloc(q->n_turns, sizeof *ep->turns);
     ep->n_turns = q->n_turns;
-    size_t context = 0;         /* characters of earlier turns */
+    size_t context = 0; /* characters of earlier turns */
     for (size_t t = 0; t < q->n_turns; t++) {
         so_turn_t *tu = &ep->turns[t];
         so_trace_turn_unknown(tu);
@@ -384,11 +370,10 @@ s_mt_episode(so_episode_t *ep, const s_mt_question_t *q, const char *model,
         ep->outcome += p->score[t];
         context += qc + (p->answer[t] ? s_utf8_chars(p->answer[t]) : 0);
     }
-    ep->outcome /= (double)q->n_turns;
+    ep->outcome /= (double) q->n_turns;
 }
 
-int
-so_episodes_read_mtbench(so_episodes_t *eps, const char *dir, char *err, size_t errlen)
+int so_episodes_read_mtbench(so_episodes_t *eps, const char *dir, char *err, size_t errlen)
 {
     memset(eps, 0, sizeof *eps);
     s_mt_t mt = { .qmap = so_map_new(NULL), .mmap = so_map_new(NULL), .pmap = so_map_new(NULL) };
@@ -396,8 +381,8 @@ so_episodes_read_mtbench(so_episodes_t *eps, const char *dir, char *err, size_t 
     so_buf_appendf(&qpath, "%s/question.jsonl", dir);
     so_buf_appendf(&jpath, "%s/judgements.jsonl", dir);
     int ret = -1;
-    if (so_trace_each_json(so_buf_str(&qpath), s_mt_question, &mt, err, errlen) < 0
-        || so_trace_each_json(so_buf_str(&jpath), s_mt_judgement, &mt, err, errlen) < 0)
+    if (so_trace_each_json(so_buf_str(&qpath), s_mt_question, &mt, err, errlen) < 0 ||
+        so_trace_each_json(so_buf_str(&jpath), s_mt_judgement, &mt, err, errlen) < 0)
         goto done;
     eps->skipped = mt.skipped;
     for (size_t qi = 0; qi < mt.n_qs; qi++) {

@@ -22,37 +22,35 @@
 /* ------------------------------------------------------------------ */
 /* Python list literal → text                                           */
 
-static void
-s_buf_utf8(so_buf_t *b, uint32_t cp)
+static void s_buf_utf8(so_buf_t *b, uint32_t cp)
 {
     char u[4];
     size_t n;
     if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
         cp = 0xFFFD;
     if (cp < 0x80) {
-        u[0] = (char)cp;
+        u[0] = (char) cp;
         n = 1;
     } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3F));
+        u[0] = (char) (0xC0 | (cp >> 6));
+        u[1] = (char) (0x80 | (cp & 0x3F));
         n = 2;
     } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
+        u[0] = (char) (0xE0 | (cp >> 12));
+        u[1] = (char) (0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (char) (0x80 | (cp & 0x3F));
         n = 3;
     } else {
-        u[0] = (char)(0xF0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
+        u[0] = (char) (0xF0 | (cp >> 18));
+        u[1] = (char) (0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (char) (0x80 | ((cp >> 6) & 0x3F));
+        u[3] = (char) (0x80 | (cp & 0x3F));
         n = 4;
     }
     so_buf_append(b, u, n);
 }
 
-static int
-s_hexval(int c)
+static int s_hexval(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -63,15 +61,14 @@ s_hexval(int c)
     return -1;
 }
 
-static int
-s_hexn(const char *p, int n, uint32_t *out)
+static int s_hexn(const char *p, int n, uint32_t *out)
 {
     uint32_t v = 0;
     for (int i = 0; i < n; i++) {
-        int h = s_hexval((unsigned char)p[i]);
+        int h = s_hexval((unsigned char) p[i]);
         if (h < 0)
             return -1;
-        v = v * 16 + (uint32_t)h;
+        v = v * 16 + (uint32_t) h;
     }
     *out = v;
     return 0;
@@ -79,8 +76,7 @@ s_hexn(const char *p, int n, uint32_t *out)
 
 /* Decodes one Python string literal at *pp (optional r/u/b prefix) into b.
  * Returns 0 and advances *pp past the closing quote, -1 if it is not one. */
-static int
-s_py_string(const char **pp, so_buf_t *b)
+static int s_py_string(const char **pp, so_buf_t *b)
 {
     const char *p = *pp;
     int raw = 0;
@@ -91,9 +87,9 @@ s_py_string(const char **pp, so_buf_t *b)
     if (q != '\'' && q != '"')
         return -1;
     if (p[1] == q && p[2] == q)
-        return -1;              /* triple quotes: not produced by repr() */
+        return -1; /* triple quotes: not produced by repr() */
     p++;
-    uint32_t pending_hi = 0;    /* high surrogate waiting for its pair */
+    uint32_t pending_hi = 0; /* high surrogate waiting for its pair */
     for (;;) {
         char c = *p;
         if (c == '\0')
@@ -123,17 +119,47 @@ s_py_string(const char **pp, so_buf_t *b)
         p += 2;
         switch (e) {
         case '\0': return -1;
-        case '\n': break;       /* line continuation */
-        case '\\': cp = '\\'; have_cp = 1; break;
-        case '\'': cp = '\''; have_cp = 1; break;
-        case '"': cp = '"'; have_cp = 1; break;
-        case 'a': cp = 7; have_cp = 1; break;
-        case 'b': cp = 8; have_cp = 1; break;
-        case 'f': cp = 12; have_cp = 1; break;
-        case 'n': cp = '\n'; have_cp = 1; break;
-        case 'r': cp = '\r'; have_cp = 1; break;
-        case 't': cp = '\t'; have_cp = 1; break;
-        case 'v': cp = 11; have_cp = 1; break;
+        case '\n': break; /* line continuation */
+        case '\\':
+            cp = '\\';
+            have_cp = 1;
+            break;
+        case '\'':
+            cp = '\'';
+            have_cp = 1;
+            break;
+        case '"':
+            cp = '"';
+            have_cp = 1;
+            break;
+        case 'a':
+            cp = 7;
+            have_cp = 1;
+            break;
+        case 'b':
+            cp = 8;
+            have_cp = 1;
+            break;
+        case 'f':
+            cp = 12;
+            have_cp = 1;
+            break;
+        case 'n':
+            cp = '\n';
+            have_cp = 1;
+            break;
+        case 'r':
+            cp = '\r';
+            have_cp = 1;
+            break;
+        case 't':
+            cp = '\t';
+            have_cp = 1;
+            break;
+        case 'v':
+            cp = 11;
+            have_cp = 1;
+            break;
         case 'x':
             if (s_hexn(p, 2, &cp) < 0)
                 return -1;
@@ -154,9 +180,9 @@ s_py_string(const char **pp, so_buf_t *b)
             break;
         default:
             if (e >= '0' && e <= '7') {
-                cp = (uint32_t)(e - '0');
+                cp = (uint32_t) (e - '0');
                 for (int i = 0; i < 2 && *p >= '0' && *p <= '7'; i++, p++)
-                    cp = cp * 8 + (uint32_t)(*p - '0');
+                    cp = cp * 8 + (uint32_t) (*p - '0');
                 have_cp = 1;
             } else {
                 /* Python keeps unknown escapes as written */
@@ -186,16 +212,14 @@ s_py_string(const char **pp, so_buf_t *b)
     return 0;
 }
 
-static const char *
-s_skip_ws(const char *p)
+static const char *s_skip_ws(const char *p)
 {
     while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
         p++;
     return p;
 }
 
-char *
-so_pylist_text(const char *s)
+char *so_pylist_text(const char *s)
 {
     if (!s)
         return NULL;
@@ -239,8 +263,7 @@ fail:
 /* RouterBench wide CSV                                                 */
 
 /* Shows a cell or value in an error message: quoted, cut at 40 bytes. */
-static const char *
-s_quote(const char *s, char *buf, size_t len)
+static const char *s_quote(const char *s, char *buf, size_t len)
 {
     size_t n = strlen(s);
     if (n > 40)
@@ -251,10 +274,9 @@ s_quote(const char *s, char *buf, size_t len)
 }
 
 /* Parses a whole cell as a finite double (surrounding blanks allowed). */
-static int
-s_parse_double(const char *s, double *out)
+static int s_parse_double(const char *s, double *out)
 {
-    while (isspace((unsigned char)*s))
+    while (isspace((unsigned char) *s))
         s++;
     if (!*s)
         return -1;
@@ -263,7 +285,7 @@ s_parse_double(const char *s, double *out)
     double v = strtod(s, &end);
     if (end == s || errno == ERANGE)
         return -1;
-    while (isspace((unsigned char)*end))
+    while (isspace((unsigned char) *end))
         end++;
     if (*end || !isfinite(v))
         return -1;
@@ -271,10 +293,9 @@ s_parse_double(const char *s, double *out)
     return 0;
 }
 
-static int
-s_blank(const char *s)
+static int s_blank(const char *s)
 {
-    while (isspace((unsigned char)*s))
+    while (isspace((unsigned char) *s))
         s++;
     return *s == '\0';
 }
@@ -291,28 +312,27 @@ typedef struct {
     size_t col_id, col_prompt, col_task;
     s_rb_model_t *models;
     size_t n_models;
-    double *corr, *cost;        /* [n_models], the current row */
+    double *corr, *cost; /* [n_models], the current row */
 } s_rb_t;
 
 /* The header: the three named columns and the models (a column X, without
  * '|', for which "X|total_cost" exists). */
-static int
-s_rb_header(s_rb_t *rb, char *err, size_t errlen)
+static int s_rb_header(s_rb_t *rb, char *err, size_t errlen)
 {
     so_csv_t *csv = rb->csv;
     size_t ncols = so_csv_nfields(csv);
     so_map_t *cols = so_map_new(NULL);
     for (size_t i = 0; i < ncols; i++)
-        if (!so_map_has(cols, so_csv_field(csv, i)))   /* the first of a name counts */
+        if (!so_map_has(cols, so_csv_field(csv, i))) /* the first of a name counts */
             so_trace_idx_put(cols, so_csv_field(csv, i), i);
     int ret = -1;
-    const char *missing = !so_trace_idx_get(cols, "sample_id", &rb->col_id) ? "sample_id"
-                        : !so_trace_idx_get(cols, "prompt", &rb->col_prompt) ? "prompt"
-                        : !so_trace_idx_get(cols, "eval_name", &rb->col_task) ? "eval_name"
-                        : NULL;
+    const char *missing = !so_trace_idx_get(cols, "sample_id", &rb->col_id)     ? "sample_id"
+                          : !so_trace_idx_get(cols, "prompt", &rb->col_prompt)  ? "prompt"
+                          : !so_trace_idx_get(cols, "eval_name", &rb->col_task) ? "eval_name"
+                                                                                : NULL;
     if (missing) {
-        so_err(err, errlen, "%s:1: header has no '%s' column (not a RouterBench file?)",
-               rb->path, missing);
+        so_err(err, errlen, "%s:1: header has no '%s' column (not a RouterBench file?)", rb->path,
+               missing);
         goto done;
     }
     rb->models = so_calloc(ncols, sizeof *rb->models);
@@ -347,14 +367,13 @@ done:
 
 /* The current row's correctness and cost per model: 1 when read, 0 when a
  * cell is empty (the row is skipped), -1 on a malformed cell. */
-static int
-s_rb_numbers(s_rb_t *rb, char *err, size_t errlen)
+static int s_rb_numbers(s_rb_t *rb, char *err, size_t errlen)
 {
     char shown[64];
     size_t line = so_csv_row_line(rb->csv);
     for (size_t m = 0; m < rb->n_models; m++)
-        if (s_blank(so_csv_field(rb->csv, rb->models[m].corr_col))
-            || s_blank(so_csv_field(rb->csv, rb->models[m].cost_col)))
+        if (s_blank(so_csv_field(rb->csv, rb->models[m].corr_col)) ||
+            s_blank(so_csv_field(rb->csv, rb->models[m].cost_col)))
             return 0;
     for (size_t m = 0; m < rb->n_models; m++) {
         const char *cv = so_csv_field(rb->csv, rb->models[m].corr_col);
@@ -364,16 +383,16 @@ s_rb_numbers(s_rb_t *rb, char *err, size_t errlen)
                           "%s:%zu: column '%s': expected a correctness in [0,1], got %s",
                           rb->path, line, rb->models[m].name, s_quote(cv, shown, sizeof shown));
         if (s_parse_double(kv, &rb->cost[m]) < 0 || rb->cost[m] < 0)
-            return so_err(err, errlen, "%s:%zu: column '%s|total_cost': expected a non-negative "
-                          "number, got %s", rb->path, line, rb->models[m].name,
-                          s_quote(kv, shown, sizeof shown));
+            return so_err(err, errlen,
+                          "%s:%zu: column '%s|total_cost': expected a non-negative "
+                          "number, got %s",
+                          rb->path, line, rb->models[m].name, s_quote(kv, shown, sizeof shown));
     }
     return 1;
 }
 
 /* One usable row: an episode per model. */
-static int
-s_rb_row(s_rb_t *rb, so_episodes_t *eps, char *err, size_t errlen)
+static int s_rb_row(s_rb_t *rb, so_episodes_t *eps, char *err, size_t errlen)
 {
     const char *sid = so_csv_field(rb->csv, rb->col_id);
     if (s_blank(sid))
@@ -407,8 +426,7 @@ s_rb_row(s_rb_t *rb, so_episodes_t *eps, char *err, size_t errlen)
     return 0;
 }
 
-static void
-s_rb_free(s_rb_t *rb)
+static void s_rb_free(s_rb_t *rb)
 {
     for (size_t m = 0; m < rb->n_models; m++)
         free(rb->models[m].name);
@@ -418,8 +436,7 @@ s_rb_free(s_rb_t *rb)
     so_csv_destroy(&rb->csv);
 }
 
-int
-so_episodes_read_routerbench(so_episodes_t *eps, const char *path, char *err, size_t errlen)
+int so_episodes_read_routerbench(so_episodes_t *eps, const char *path, char *err, size_t errlen)
 {
     memset(eps, 0, sizeof *eps);
     FILE *fp = fopen(path, "rb");

@@ -17,14 +17,13 @@
 
 /* JSON string with escapes; invalid UTF-8 bytes become U+FFFD so that the
  * output always parses. */
-static void
-s_write_str(FILE *out, const char *s)
+static void s_write_str(FILE *out, const char *s)
 {
-    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *p = (const unsigned char *) s;
     putc('"', out);
     while (*p) {
         unsigned char c = *p;
-        size_t run = 0;         /* plain printable ASCII goes out in one call */
+        size_t run = 0; /* plain printable ASCII goes out in one call */
         while (p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' && p[run] != '\\')
             run++;
         if (run) {
@@ -54,11 +53,17 @@ s_write_str(FILE *out, const char *s)
         size_t n = 0;
         uint32_t cp = 0, min = 0;
         if (c >= 0xC2 && c <= 0xDF) {
-            n = 2; cp = c & 0x1F; min = 0x80;
+            n = 2;
+            cp = c & 0x1F;
+            min = 0x80;
         } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 3; cp = c & 0x0F; min = 0x800;
+            n = 3;
+            cp = c & 0x0F;
+            min = 0x800;
         } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 4; cp = c & 0x07; min = 0x10000;
+            n = 4;
+            cp = c & 0x07;
+            min = 0x10000;
         }
         size_t k = 1;
         for (; n && k < n; k++) {
@@ -78,8 +83,7 @@ s_write_str(FILE *out, const char *s)
 }
 
 /* Shortest decimal that reads back as the same double; null if not finite. */
-static void
-s_write_num(FILE *out, double v)
+static void s_write_num(FILE *out, double v)
 {
     if (!isfinite(v)) {
         fputs("null", out);
@@ -98,8 +102,7 @@ s_write_num(FILE *out, double v)
     fputs(buf, out);
 }
 
-static void
-s_write_opt_num(FILE *out, const char *key, double v)
+static void s_write_opt_num(FILE *out, const char *key, double v)
 {
     if (isnan(v))
         return;
@@ -107,8 +110,7 @@ s_write_opt_num(FILE *out, const char *key, double v)
     s_write_num(out, v);
 }
 
-int
-so_episode_write_json(const so_episode_t *ep, FILE *out)
+int so_episode_write_json(const so_episode_t *ep, FILE *out)
 {
     fputs("{\"episode_id\":", out);
     s_write_str(out, ep->id ? ep->id : "");
@@ -141,8 +143,7 @@ so_episode_write_json(const so_episode_t *ep, FILE *out)
     return ferror(out) ? -1 : 0;
 }
 
-char *
-so_episode_to_json(const so_episode_t *ep)
+char *so_episode_to_json(const so_episode_t *ep)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -159,8 +160,7 @@ so_episode_to_json(const so_episode_t *ep)
     return buf;
 }
 
-int
-so_episodes_write_jsonl(const so_episodes_t *eps, FILE *out, char *err, size_t errlen)
+int so_episodes_write_jsonl(const so_episodes_t *eps, FILE *out, char *err, size_t errlen)
 {
     for (size_t i = 0; i < eps->n; i++)
         if (so_episode_write_json(&eps->items[i], out) < 0)

@@ -14,21 +14,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_NEG_SLOTS 16              /* unknown versions remembered */
+#define S_NEG_SLOTS 16 /* unknown versions remembered */
 #define S_VERSION_MAX SO_WIRE_MAX_ID
 
 typedef struct {
-    so_hbcache_entry_t pub;         /* what so_hbcache_get hands out */
+    so_hbcache_entry_t pub; /* what so_hbcache_get hands out */
     char version[S_VERSION_MAX + 1];
     so_handbook_t *hb;
-    so_stat_t *base;                /* the handbook's bootstrap stats */
-    so_stat_t *prev;                /* scratch: stats before a reload */
+    so_stat_t *base; /* the handbook's bootstrap stats */
+    so_stat_t *prev; /* scratch: stats before a reload */
     so_infer_t *infer;
     so_route_tables_t *router;
-    uint64_t used;                  /* LRU clock value of the last lookup */
-    uint64_t held;                  /* hold_gen of the last lookup */
+    uint64_t used; /* LRU clock value of the last lookup */
+    uint64_t held; /* hold_gen of the last lookup */
     int64_t loaded_ms;
-    long long bad_seq;              /* a sequence number whose stats did not load */
+    long long bad_seq; /* a sequence number whose stats did not load */
 } s_entry_t;
 
 typedef struct {
@@ -40,15 +40,15 @@ typedef struct {
 struct so_hbcache {
     so_hbcache_opts_t o;
     char *url, *prefix;
-    so_hbwatch_t *watch;            /* hb:current, the connection, up/down */
-    s_entry_t **entries;            /* [n_slots], NULL = free slot */
-    size_t n_slots;                 /* max_versions, more while a hold needs it */
-    int holding;                    /* so_hbcache_hold was called */
-    uint64_t hold_gen;              /* the current hold */
+    so_hbwatch_t *watch; /* hb:current, the connection, up/down */
+    s_entry_t **entries; /* [n_slots], NULL = free slot */
+    size_t n_slots;      /* max_versions, more while a hold needs it */
+    int holding;         /* so_hbcache_hold was called */
+    uint64_t hold_gen;   /* the current hold */
     uint64_t clock;
     s_negative_t neg[S_NEG_SLOTS];
     size_t neg_next;
-    int64_t current_checked;        /* when a lookup last asked Redis for it */
+    int64_t current_checked; /* when a lookup last asked Redis for it */
     so_hbcache_stats_t st;
 };
 
@@ -70,19 +70,19 @@ int so_hbcache_config(const so_config_t *cfg, so_hbcache_opts_t *o, char *err, s
     long v;
     o->redis_url = so_config_get(cfg, "redis.url", o->redis_url);
     o->redis_prefix = so_config_get(cfg, "redis.prefix", o->redis_prefix);
-#define S_INT(key, field, min, max)                                                                \
-    do {                                                                                           \
-        if (so_config_long(cfg, key, (long) o->field, min, max, &v, err, errlen) != 0)             \
-            return -1;                                                                             \
-        o->field = (int) v;                                                                        \
+#define S_INT(key, field, min, max) \
+    do { \
+        if (so_config_long(cfg, key, (long) o->field, min, max, &v, err, errlen) != 0) \
+            return -1; \
+        o->field = (int) v; \
     } while (0)
     S_INT("redis.timeout_ms", redis_timeout_ms, 1, 60000);
     S_INT("stats_refresh_ms", refresh_ms, 10, 3600000);
     S_INT("negative_ttl_ms", negative_ttl_ms, 0, 3600000);
     S_INT("backoff_max_ms", backoff_max_ms, 10, 3600000);
 #undef S_INT
-    if (so_config_long(cfg, "cache.versions", (long) o->max_versions, 1, 1024, &v, err, errlen)
-        != 0)
+    if (so_config_long(cfg, "cache.versions", (long) o->max_versions, 1, 1024, &v, err, errlen) !=
+        0)
         return -1;
     o->max_versions = (size_t) v;
     return 0;
@@ -121,7 +121,7 @@ so_hbcache_t *so_hbcache_new(const so_hbcache_opts_t *opts, char *err, size_t er
     so_hbcache_t *c = so_calloc(1, sizeof *c);
     c->o = *opts;
     c->url = so_strdup(opts->redis_url && *opts->redis_url ? opts->redis_url
-                       : "redis://127.0.0.1:6379");
+                                                           : "redis://127.0.0.1:6379");
     c->prefix = so_strdup(opts->redis_prefix ? opts->redis_prefix : "so:");
     c->n_slots = opts->max_versions;
     c->entries = so_calloc(c->n_slots, sizeof *c->entries);
@@ -286,8 +286,9 @@ static int s_reload_stats(so_hbcache_t *c, s_entry_t *e, char *err, size_t errle
         return -1;
     }
     if (unknown > 0)
-        so_warn("stats_unknown_cells", "version=%s cells=%zu (agents or skills not in the handbook)",
-                e->version, unknown);
+        so_warn("stats_unknown_cells",
+                "version=%s cells=%zu (agents or skills not in the handbook)", e->version,
+                unknown);
     if (e->router)
         so_route_tables_refresh(e->router, hb);
     else
@@ -329,9 +330,10 @@ static s_entry_t *s_load(so_hbcache_t *c, const char *version, so_hbcache_status
      * (demand and score lists are capped) is unusable. */
     if ((c->o.with_infer || c->o.with_router) &&
         (hb->n_skills > SO_WIRE_MAX_SKILLS || hb->n_agents > SO_WIRE_MAX_AGENTS)) {
-        snprintf(why, sizeof why, "handbook version '%s' has %zu skills and %zu agents "
-                 "(limits %d and %d)", version, hb->n_skills, hb->n_agents, SO_WIRE_MAX_SKILLS,
-                 SO_WIRE_MAX_AGENTS);
+        snprintf(why, sizeof why,
+                 "handbook version '%s' has %zu skills and %zu agents "
+                 "(limits %d and %d)",
+                 version, hb->n_skills, hb->n_agents, SO_WIRE_MAX_SKILLS, SO_WIRE_MAX_AGENTS);
         so_handbook_destroy(&hb);
         s_neg_add(c, version, why);
         *status = SO_HBCACHE_UNKNOWN;
@@ -362,8 +364,8 @@ static s_entry_t *s_load(so_hbcache_t *c, const char *version, so_hbcache_status
          * never matches). */
         if (so_store_io_error(s))
             s_mark_down(c, why);
-        so_warn("stats_load_failed", "version=%s error=\"%s\" (bootstrap stats until the next poll)",
-                version, why);
+        so_warn("stats_load_failed",
+                "version=%s error=\"%s\" (bootstrap stats until the next poll)", version, why);
         e->router = so_route_tables_new(hb, &c->o.router);
         e->pub.router = e->router;
     }
@@ -405,7 +407,8 @@ const so_hbcache_entry_t *so_hbcache_get(so_hbcache_t *c, const char *version,
         version = s_current(c);
     }
     s_entry_t *e = s_find(c, version);
-    if (e && c->o.reload_ms > 0 && !s_held(c, e) && so_now_ms() - e->loaded_ms >= c->o.reload_ms) {
+    if (e && c->o.reload_ms > 0 && !s_held(c, e) &&
+        so_now_ms() - e->loaded_ms >= c->o.reload_ms) {
         /* Read it again (below, as a miss). */
         for (size_t i = 0; i < c->n_slots; i++)
             if (c->entries[i] == e)

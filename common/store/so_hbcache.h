@@ -42,22 +42,22 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *redis_url;      /* "redis://host:port[/db]" or "unix:/path" */
-    const char *redis_prefix;   /* key prefix, default "so:" */
-    int redis_timeout_ms;       /* per command (default 500) */
-    size_t max_versions;        /* handbooks kept (default 4, >= 1) */
-    int refresh_ms;             /* poll period (default 200) */
-    int negative_ttl_ms;        /* how long "unknown version" is remembered (default 1000) */
-    int backoff_max_ms;         /* longest wait between retries while Redis is down (5000) */
-    int with_infer;             /* build so_infer indexes */
-    int with_router;            /* load online stats, build routers, poll sequence numbers */
-    double infer_temperature;   /* > 0 overrides the handbooks' softmax temperature */
-    so_route_opts_t router;    /* options of the routers built */
+    const char *redis_url;    /* "redis://host:port[/db]" or "unix:/path" */
+    const char *redis_prefix; /* key prefix, default "so:" */
+    int redis_timeout_ms;     /* per command (default 500) */
+    size_t max_versions;      /* handbooks kept (default 4, >= 1) */
+    int refresh_ms;           /* poll period (default 200) */
+    int negative_ttl_ms;      /* how long "unknown version" is remembered (default 1000) */
+    int backoff_max_ms;       /* longest wait between retries while Redis is down (5000) */
+    int with_infer;           /* build so_infer indexes */
+    int with_router;          /* load online stats, build routers, poll sequence numbers */
+    double infer_temperature; /* > 0 overrides the handbooks' softmax temperature */
+    so_route_opts_t router;   /* options of the routers built */
     /* For a batch consumer (the learner): */
-    so_store_t *store;          /* borrowed connection instead of redis_url: a miss always
+    so_store_t *store; /* borrowed connection instead of redis_url: a miss always
                                    asks Redis, and the caller logs outages (NULL: own) */
-    int reload_ms;              /* read a cached version again after this long (0: never) */
-    int log_unknown;            /* warn handbook_unusable when a version cannot be used */
+    int reload_ms;     /* read a cached version again after this long (0: never) */
+    int log_unknown;   /* warn handbook_unusable when a version cannot be used */
 } so_hbcache_opts_t;
 
 void so_hbcache_opts_default(so_hbcache_opts_t *o);
@@ -73,16 +73,16 @@ int so_hbcache_config(const so_config_t *cfg, so_hbcache_opts_t *o, char *err, s
  * so_hbcache_tick on the same cache (either may evict or rebuild it). */
 typedef struct {
     const char *version;
-    const so_handbook_t *hb;     /* stats = bootstrap + online deltas (with_router) */
-    const so_infer_t *infer;     /* NULL unless with_infer */
-    const so_route_tables_t *router;   /* NULL unless with_router */
-    long long seq;               /* so:seq the stats were read at; -1 = not loaded yet */
+    const so_handbook_t *hb;         /* stats = bootstrap + online deltas (with_router) */
+    const so_infer_t *infer;         /* NULL unless with_infer */
+    const so_route_tables_t *router; /* NULL unless with_router */
+    long long seq;                   /* so:seq the stats were read at; -1 = not loaded yet */
 } so_hbcache_entry_t;
 
 typedef enum {
     SO_HBCACHE_OK = 0,
-    SO_HBCACHE_UNKNOWN = 1,      /* Redis has no such version (or it is unusable) */
-    SO_HBCACHE_UNAVAILABLE = 2   /* not cached and Redis is unreachable */
+    SO_HBCACHE_UNKNOWN = 1,    /* Redis has no such version (or it is unusable) */
+    SO_HBCACHE_UNAVAILABLE = 2 /* not cached and Redis is unreachable */
 } so_hbcache_status_t;
 
 typedef struct {

@@ -17,13 +17,13 @@ struct so_hbwatch {
     int own_store;
     char current[SO_WIRE_MAX_ID + 1];
     char previous[SO_WIRE_MAX_ID + 1];
-    int state;                      /* 1 up, 0 down, -1 not polled yet */
+    int state; /* 1 up, 0 down, -1 not polled yet */
     int backoff_ms;
     int64_t next_due;
     int64_t last_ok;
     uint64_t errors;
-    char err[256];                  /* the last failure's text */
-    char none[256];                 /* why current is "" (Redis's words), "" otherwise */
+    char err[256];  /* the last failure's text */
+    char none[256]; /* why current is "" (Redis's words), "" otherwise */
 };
 
 void so_hbwatch_opts_default(so_hbwatch_opts_t *o)
@@ -116,7 +116,7 @@ int so_hbwatch_poll(so_hbwatch_t *w)
             so_hbwatch_down(w, err);
             return -1;
         }
-        cur[0] = '\0';          /* nothing published yet, or not a usable version */
+        cur[0] = '\0'; /* nothing published yet, or not a usable version */
         snprintf(w->none, sizeof w->none, "%s", err);
     } else {
         w->none[0] = '\0';

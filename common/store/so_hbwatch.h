@@ -31,15 +31,15 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *redis_url;      /* "redis://host:port[/db]" or "unix:/path" (default local) */
-    const char *redis_prefix;   /* "so:" */
-    int redis_timeout_ms;       /* per command (500) */
-    so_store_t *store;          /* borrowed connection instead of url/prefix (NULL: own) */
-    int refresh_ms;             /* poll period (200) */
-    int backoff_max_ms;         /* longest wait while Redis is down (5000; <= refresh_ms: none) */
-    int log;                    /* log redis_down / redis_up (1) */
-    int log_first;              /* also log the first poll's state, up or down (0) */
-    const char *down_note;      /* appended to redis_down as " (note)" (NULL: nothing) */
+    const char *redis_url;    /* "redis://host:port[/db]" or "unix:/path" (default local) */
+    const char *redis_prefix; /* "so:" */
+    int redis_timeout_ms;     /* per command (500) */
+    so_store_t *store;        /* borrowed connection instead of url/prefix (NULL: own) */
+    int refresh_ms;           /* poll period (200) */
+    int backoff_max_ms;       /* longest wait while Redis is down (5000; <= refresh_ms: none) */
+    int log;                  /* log redis_down / redis_up (1) */
+    int log_first;            /* also log the first poll's state, up or down (0) */
+    const char *down_note;    /* appended to redis_down as " (note)" (NULL: nothing) */
 } so_hbwatch_opts_t;
 
 typedef struct so_hbwatch so_hbwatch_t;

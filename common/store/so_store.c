@@ -71,8 +71,10 @@ static int s_parse_url(so_store_t *s, const char *url, char *err, size_t errlen)
         return 0;
     }
     if (strncmp(url, "redis://", 8) != 0)
-        return so_err(err, errlen, "redis url '%s': expected redis://host:port[/db] or "
-                      "unix:/path", url);
+        return so_err(err, errlen,
+                      "redis url '%s': expected redis://host:port[/db] or "
+                      "unix:/path",
+                      url);
     const char *h = url + 8, *at = strchr(h, '@');
     if (at)
         return so_err(err, errlen, "redis url '%s': credentials in the url are not supported",
@@ -323,8 +325,7 @@ int so_st_bad_reply(so_store_t *s, const redisReply *r, const char *what, const 
                     char *err, size_t errlen)
 {
     s->io_error = 0;
-    return so_err(err, errlen, "redis %s: expected %s, got %s", what, want,
-                  s_type_name(r->type));
+    return so_err(err, errlen, "redis %s: expected %s, got %s", what, want, s_type_name(r->type));
 }
 
 int so_st_exec_ok(so_store_t *s, redisReply *r, size_t expect, const char *what, char *err,
@@ -377,14 +378,15 @@ int so_store_lock(so_store_t *s, const char *name, const char *token, int ttl_ms
     redisReply *r = so_st_command(s, err, errlen, "SET %s %s NX PX %d", key, token, ttl_ms);
     if (!r)
         return -1;
-    int rc = r->type == REDIS_REPLY_STATUS ? 1 : r->type == REDIS_REPLY_NIL ? 0
-             : so_st_bad_reply(s, r, "SET NX", "OK or nil", err, errlen);
+    int rc = r->type == REDIS_REPLY_STATUS ? 1
+             : r->type == REDIS_REPLY_NIL
+                 ? 0
+                 : so_st_bad_reply(s, r, "SET NX", "OK or nil", err, errlen);
     freeReplyObject(r);
     return rc;
 }
 
-int so_store_unlock(so_store_t *s, const char *name, const char *token, char *err,
-                    size_t errlen)
+int so_store_unlock(so_store_t *s, const char *name, const char *token, char *err, size_t errlen)
 {
     char key[S_KEY_MAX];
     if (so_store_key(s, key, sizeof key, "%s:lock", name) < 0)
@@ -396,8 +398,9 @@ int so_store_unlock(so_store_t *s, const char *name, const char *token, char *er
     redisReply *r = so_st_commandv(s, 5, argv, lens, err, errlen);
     if (!r)
         return -1;
-    int rc = r->type == REDIS_REPLY_INTEGER ? (int) (r->integer > 0)
-             : so_st_bad_reply(s, r, "so_unlock", "an integer", err, errlen);
+    int rc = r->type == REDIS_REPLY_INTEGER
+                 ? (int) (r->integer > 0)
+                 : so_st_bad_reply(s, r, "so_unlock", "an integer", err, errlen);
     freeReplyObject(r);
     return rc;
 }

@@ -118,16 +118,15 @@ int so_store_load_stats(so_store_t *s, so_handbook_t *hb, long long *seq, size_t
  * the episode was applied before, -1 on error.  Turns naming agents or
  * skills not in hb are skipped. */
 int so_store_apply_episode(so_store_t *s, const so_handbook_t *hb,
-                           const so_pb_episode_outcome_t *ep, char *err,
-                           size_t errlen);
+                           const so_pb_episode_outcome_t *ep, char *err, size_t errlen);
 /* Applies n episodes in one pipeline (hbs[i] is the handbook of eps[i]).
  * applied[i] = 1, 0 (applied before) or -1 (this episode is unusable: err
  * holds the first such reason).  Returns 0 when every reply came back, -1
  * when the connection failed (then nothing is known: apply again, it is
  * idempotent). */
 int so_store_apply_many(so_store_t *s, const so_handbook_t *const *hbs,
-                        const so_pb_episode_outcome_t *const *eps, size_t n,
-                        int *applied, char *err, size_t errlen);
+                        const so_pb_episode_outcome_t *const *eps, size_t n, int *applied,
+                        char *err, size_t errlen);
 
 /* The episode log.  append: XADD (MAXLEN not applied: the log is the source
  * of truth).  Returns 0 or -1. */
@@ -136,25 +135,23 @@ int so_store_log_episode(so_store_t *s, const so_pb_episode_outcome_t *ep, char 
 /* Decodes a log entry's "pb" value (a header-less EpisodeOutcome body) with
  * so_wire_decode's checks.  0 with *out (free with so_store_episode_free),
  * or -1 with err. */
-int so_store_decode_episode(const void *pb, size_t len,
-                            so_pb_episode_outcome_t **out, char *err, size_t errlen);
+int so_store_decode_episode(const void *pb, size_t len, so_pb_episode_outcome_t **out, char *err,
+                            size_t errlen);
 void so_store_episode_free(so_pb_episode_outcome_t **ep_p);
 
 /* Pending turns of an episode awaiting its outcome (feedback). */
-int so_store_push_turn(so_store_t *s, const char *episode_id,
-                       const so_pb_turn_record_t *tr, int ttl_s, char *err,
-                       size_t errlen);
+int so_store_push_turn(so_store_t *s, const char *episode_id, const so_pb_turn_record_t *tr,
+                       int ttl_s, char *err, size_t errlen);
 /* As so_store_push_turn, also recording the handbook version that routed
  * the episode (so:pending:<episode>:hb), which the outcome needs. */
 int so_store_push_turn_ex(so_store_t *s, const char *episode_id, const char *handbook_version,
-                          const so_pb_turn_record_t *tr, int ttl_s, char *err,
-                          size_t errlen);
+                          const so_pb_turn_record_t *tr, int ttl_s, char *err, size_t errlen);
 /* Reads the pending turns (validated) and, into version (may be NULL), the
  * recorded handbook version ("" if none).  *turns_out is malloc'd (free
  * with so_store_turns_free); none pending = 0 turns.  0 or -1. */
 int so_store_pending_turns(so_store_t *s, const char *episode_id, char *version, size_t vlen,
-                           so_pb_turn_record_t ***turns_out, size_t *n_out,
-                           char *err, size_t errlen);
+                           so_pb_turn_record_t ***turns_out, size_t *n_out, char *err,
+                           size_t errlen);
 void so_store_turns_free(so_pb_turn_record_t ***turns_p, size_t n);
 int so_store_drop_pending(so_store_t *s, const char *episode_id, char *err, size_t errlen);
 /* Ends an episode whose turns wait in so:pending:<episode>: reads them and
@@ -170,8 +167,7 @@ int so_store_drop_pending(so_store_t *s, const char *episode_id, char *err, size
  * already finished episode) or -1 with err (pending keys left as they
  * were). */
 int so_store_finish_episode(so_store_t *s, const char *episode_id, int has_success, int success,
-                            double score, const char *version_if_none, char *err,
-                            size_t errlen);
+                            double score, const char *version_if_none, char *err, size_t errlen);
 
 /* Recomputes so:stats:<version> from the whole episode log (for checks and
  * recovery).  Returns the number of episodes applied, or -1.
@@ -185,8 +181,8 @@ long so_store_rebuild(so_store_t *s, const so_handbook_t *hb, char *err, size_t 
  * for hb->version.  Returns the number of distinct episodes of that version,
  * or -1; *malformed (may be NULL) counts entries that do not decode or
  * cannot be credited. */
-long so_store_replay(so_store_t *s, const so_handbook_t *hb, so_stat_t *deltas,
-                     size_t *malformed, char *err, size_t errlen);
+long so_store_replay(so_store_t *s, const so_handbook_t *hb, so_stat_t *deltas, size_t *malformed,
+                     char *err, size_t errlen);
 
 /* The learners' consumer group on the episode log (so_store_stream.c). */
 
@@ -194,11 +190,11 @@ long so_store_replay(so_store_t *s, const so_handbook_t *hb, so_stat_t *deltas,
 int so_store_group_create(so_store_t *s, const char *group, char *err, size_t errlen);
 
 typedef enum {
-    SO_STORE_ENTRY_OK = 0,       /* id and pb set */
-    SO_STORE_ENTRY_NO_ID,        /* no usable id: cannot even be acknowledged */
-    SO_STORE_ENTRY_DELETED,      /* deleted from the log since it was delivered */
-    SO_STORE_ENTRY_NOT_LIST,     /* its fields are not a list */
-    SO_STORE_ENTRY_NO_PB         /* no "pb" field */
+    SO_STORE_ENTRY_OK = 0,   /* id and pb set */
+    SO_STORE_ENTRY_NO_ID,    /* no usable id: cannot even be acknowledged */
+    SO_STORE_ENTRY_DELETED,  /* deleted from the log since it was delivered */
+    SO_STORE_ENTRY_NOT_LIST, /* its fields are not a list */
+    SO_STORE_ENTRY_NO_PB     /* no "pb" field */
 } so_store_entry_kind_t;
 
 /* One delivered log entry; strings borrowed from the entries' reply. */
@@ -212,8 +208,8 @@ typedef struct {
 typedef struct {
     so_store_entry_t *v;
     size_t n;
-    char cursor[64];             /* so_store_claim: where the next page starts */
-    void *reply;                 /* private: owns the strings */
+    char cursor[64]; /* so_store_claim: where the next page starts */
+    void *reply;     /* private: owns the strings */
 } so_store_entries_t;
 void so_store_entries_free(so_store_entries_t *e);
 
@@ -230,9 +226,9 @@ int so_store_claim(so_store_t *s, const char *group, const char *consumer, int m
 
 /* An entry for the dead-letter stream. */
 typedef struct {
-    const char *id;              /* the entry's id in the log (field src) */
+    const char *id; /* the entry's id in the log (field src) */
     const char *reason;
-    const char *pb;              /* NULL: none */
+    const char *pb; /* NULL: none */
     size_t pb_len;
 } so_store_dead_t;
 /* In one pipeline: each dead entry XADDed to episodes:dead (MAXLEN ~
@@ -255,8 +251,7 @@ int so_store_set_refined(so_store_t *s, const char *version, long long seq, char
  * if token still holds it: 1 released, 0 not ours (expired), -1 error. */
 int so_store_lock(so_store_t *s, const char *name, const char *token, int ttl_ms, char *err,
                   size_t errlen);
-int so_store_unlock(so_store_t *s, const char *name, const char *token, char *err,
-                    size_t errlen);
+int so_store_unlock(so_store_t *s, const char *name, const char *token, char *err, size_t errlen);
 
 /* Inspection of a stream under the prefix (name "episodes", "episodes:dead"),
  * for operators (soctl stats).  stream_len: XLEN (0 for no such stream), or
@@ -266,8 +261,8 @@ int so_store_unlock(so_store_t *s, const char *name, const char *token, char *er
  * error (e.g. no such key: its text in err, no groups) or -1 when the
  * connection failed. */
 long long so_store_stream_len(so_store_t *s, const char *name, char *err, size_t errlen);
-int so_store_stream_groups(so_store_t *s, const char *name, char ***groups, size_t *n,
-                           char *err, size_t errlen);
+int so_store_stream_groups(so_store_t *s, const char *name, char ***groups, size_t *n, char *err,
+                           size_t errlen);
 const char *so_store_prefix(const so_store_t *s);
 
 #endif

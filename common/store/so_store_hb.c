@@ -128,8 +128,7 @@ int so_store_current_version(so_store_t *s, char *buf, size_t len, char *err, si
     return rc;
 }
 
-so_handbook_t *so_store_get_handbook(so_store_t *s, const char *version, char *err,
-                                     size_t errlen)
+so_handbook_t *so_store_get_handbook(so_store_t *s, const char *version, char *err, size_t errlen)
 {
     char cur[SO_WIRE_MAX_ID + 1], key[S_KEY_MAX];
     if (!version || !*version) {
@@ -278,13 +277,20 @@ int so_store_seq(so_store_t *s, const char *version, long long *seq, char *err, 
 /* The stat field a suffix names. */
 static double *s_stat_field(so_stat_t *st, const char *k)
 {
-    if (strcmp(k, "s") == 0) return &st->successes;
-    if (strcmp(k, "n") == 0) return &st->attempts;
-    if (strcmp(k, "c") == 0) return &st->cost_usd;
-    if (strcmp(k, "pt") == 0) return &st->prompt_tokens;
-    if (strcmp(k, "ct") == 0) return &st->completion_tokens;
-    if (strcmp(k, "l") == 0) return &st->latency_s;
-    if (strcmp(k, "cc") == 0) return &st->cost_count;
+    if (strcmp(k, "s") == 0)
+        return &st->successes;
+    if (strcmp(k, "n") == 0)
+        return &st->attempts;
+    if (strcmp(k, "c") == 0)
+        return &st->cost_usd;
+    if (strcmp(k, "pt") == 0)
+        return &st->prompt_tokens;
+    if (strcmp(k, "ct") == 0)
+        return &st->completion_tokens;
+    if (strcmp(k, "l") == 0)
+        return &st->latency_s;
+    if (strcmp(k, "cc") == 0)
+        return &st->cost_count;
     return NULL;
 }
 
@@ -339,7 +345,8 @@ int so_store_load_stats(so_store_t *s, so_handbook_t *hb, long long *seq, size_t
     size_t l1[] = { 5 }, l2[] = { 7, strlen(k_stats) }, l3[] = { 3, strlen(k_seq) }, l4[] = { 4 };
     if (so_st_append(s, 1, a1, l1, err, errlen) < 0 ||
         so_st_append(s, 2, a2, l2, err, errlen) < 0 ||
-        so_st_append(s, 2, a3, l3, err, errlen) < 0 || so_st_append(s, 1, a4, l4, err, errlen) < 0)
+        so_st_append(s, 2, a3, l3, err, errlen) < 0 ||
+        so_st_append(s, 1, a4, l4, err, errlen) < 0)
         return -1;
     redisReply *r = NULL;
     for (int i = 0; i < 4; i++) {
@@ -383,4 +390,3 @@ int so_store_load_stats(so_store_t *s, so_handbook_t *hb, long long *seq, size_t
     free(backup);
     return rc;
 }
-

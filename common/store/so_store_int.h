@@ -26,11 +26,11 @@ struct so_store {
     redisContext *c;
     char *host;
     int port;
-    char *path;                    /* unix socket, or NULL */
+    char *path; /* unix socket, or NULL */
     int db;
     char *prefix;
     int timeout_ms;
-    int io_error;                  /* the last failure was the connection's */
+    int io_error; /* the last failure was the connection's */
 };
 
 /* One command, connecting first if needed; NULL with err on a broken
@@ -72,7 +72,6 @@ void so_st_fcall_build(const so_handbook_t *hb, const so_pb_episode_outcome_t *e
                        const char *k_seq, so_st_fcall_t *f);
 void so_st_fcall_free(so_st_fcall_t *f);
 /* so_apply's reply: 1 applied, 0 seen before, -1 with err. */
-int so_st_fcall_result(so_store_t *s, redisReply *r, const char *ep_id, char *err,
-                       size_t errlen);
+int so_st_fcall_result(so_store_t *s, redisReply *r, const char *ep_id, char *err, size_t errlen);
 
 #endif

@@ -29,8 +29,8 @@ int so_st_check_episode(const so_handbook_t *hb, const so_pb_episode_outcome_t *
         ep->result_case != SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SCORE)
         return so_err(err, errlen, "episode %s: no outcome", ep->episode_id);
     if (strcmp(ep->handbook_version, hb->version) != 0)
-        return so_err(err, errlen, "episode %s was routed by handbook %s, not %s",
-                      ep->episode_id, ep->handbook_version, hb->version);
+        return so_err(err, errlen, "episode %s was routed by handbook %s, not %s", ep->episode_id,
+                      ep->handbook_version, hb->version);
     return 0;
 }
 
@@ -54,8 +54,7 @@ void so_st_fcall_build(const so_handbook_t *hb, const so_pb_episode_outcome_t *e
     f->argv = so_calloc(7 + 2 * max_pairs, sizeof *f->argv);
     f->lens = so_calloc(7 + 2 * max_pairs, sizeof *f->lens);
     f->buf = so_calloc(need + 1, 1);
-    const char *head[7] = { "FCALL", "so_apply", "3", k_applied, k_stats, k_seq,
-                            ep->episode_id };
+    const char *head[7] = { "FCALL", "so_apply", "3", k_applied, k_stats, k_seq, ep->episode_id };
     for (int i = 0; i < 7; i++) {
         f->argv[i] = head[i];
         f->lens[i] = strlen(head[i]);
@@ -64,11 +63,11 @@ void so_st_fcall_build(const so_handbook_t *hb, const so_pb_episode_outcome_t *e
     char *p = f->buf;
     for (size_t i = 0; i < c->n; i++) {
         const so_stat_t *d = &c->cells[i].d;
-        const double v[7] = { d->successes, d->attempts, d->cost_usd, d->prompt_tokens,
+        const double v[7] = { d->successes,         d->attempts,  d->cost_usd,  d->prompt_tokens,
                               d->completion_tokens, d->latency_s, d->cost_count };
         for (int k = 0; k < 7; k++) {
             if (v[k] == 0 && k != 1)
-                continue;       /* nothing to add; attempts always written */
+                continue; /* nothing to add; attempts always written */
             int n = sprintf(p, "%s\x1f%s\x1f%s", hb->agents[c->cells[i].agent].id,
                             hb->skills[c->cells[i].skill].id, ks[k]);
             f->argv[f->argc] = p;
@@ -92,8 +91,7 @@ int so_st_stat_keys(const so_store_t *s, const char *version, char *k_applied, c
     return 0;
 }
 
-int so_st_fcall_result(so_store_t *s, redisReply *r, const char *ep_id, char *err,
-                       size_t errlen)
+int so_st_fcall_result(so_store_t *s, redisReply *r, const char *ep_id, char *err, size_t errlen)
 {
     if (r->type == REDIS_REPLY_ERROR) {
         s->io_error = 0;
@@ -173,8 +171,8 @@ int so_store_decode_episode(const void *pb, size_t len, so_pb_episode_outcome_t 
     void *msg = NULL;
     *out = NULL;
     so_wire_header(SO_MSG_EPISODE_OUTCOME, hdr);
-    if (so_wire_decode(hdr, sizeof hdr, pb ? pb : "", pb ? len : 0, SO_MSG_EPISODE_OUTCOME,
-                       &msg, err, errlen) < 0)
+    if (so_wire_decode(hdr, sizeof hdr, pb ? pb : "", pb ? len : 0, SO_MSG_EPISODE_OUTCOME, &msg,
+                       err, errlen) < 0)
         return -1;
     *out = msg;
     return 0;
@@ -188,7 +186,8 @@ void so_store_episode_free(so_pb_episode_outcome_t **ep_p)
     *ep_p = NULL;
 }
 
-int so_store_log_episode(so_store_t *s, const so_pb_episode_outcome_t *ep, char *err, size_t errlen)
+int so_store_log_episode(so_store_t *s, const so_pb_episode_outcome_t *ep, char *err,
+                         size_t errlen)
 {
     uint8_t hdr[SO_WIRE_HDR_LEN], *body = NULL;
     size_t blen = 0;
@@ -207,7 +206,7 @@ int so_store_log_episode(so_store_t *s, const so_pb_episode_outcome_t *ep, char 
     if (!r)
         return -1;
     int rc = r->type == REDIS_REPLY_STRING ? 0
-             : so_st_bad_reply(s, r, "XADD", "an id", err, errlen);
+                                           : so_st_bad_reply(s, r, "XADD", "an id", err, errlen);
     freeReplyObject(r);
     return rc;
 }
@@ -366,7 +365,7 @@ int so_store_drop_pending(so_store_t *s, const char *episode_id, char *err, size
 /* ------------------------------------------------------------------ */
 /* Finishing an episode                                               */
 
-#define S_FINISH_TRIES 8           /* WATCH rounds before giving up */
+#define S_FINISH_TRIES 8 /* WATCH rounds before giving up */
 
 static int s_by_turn_index(const void *a, const void *b)
 {
@@ -386,7 +385,7 @@ static size_t s_unique_turns(so_pb_turn_record_t **turns, size_t n)
             continue;
         so_pb_turn_record_t *t = turns[kept];
         turns[kept++] = turns[i];
-        turns[i] = t;           /* the repeat moves behind: still freed with the rest */
+        turns[i] = t; /* the repeat moves behind: still freed with the rest */
     }
     return kept;
 }
@@ -406,8 +405,8 @@ static int s_finish_once(so_store_t *s, const char *episode_id, int has_success,
     if (!r)
         return -1;
     freeReplyObject(r);
-    if (so_store_pending_turns(s, episode_id, version, sizeof version, &turns, &n, err,
-                               errlen) < 0) {
+    if (so_store_pending_turns(s, episode_id, version, sizeof version, &turns, &n, err, errlen) <
+        0) {
         so_st_unwatch(s);
         return -1;
     }
@@ -440,14 +439,15 @@ static int s_finish_once(so_store_t *s, const char *episode_id, int has_success,
                 scored++;
             }
         if (scored == 0)
-            rc = so_err(err, errlen, "episode %s: no outcome given and none of its %zu turns "
-                        "has a score", episode_id, ep.n_turns);
+            rc = so_err(err, errlen,
+                        "episode %s: no outcome given and none of its %zu turns "
+                        "has a score",
+                        episode_id, ep.n_turns);
         ep.result_case = SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SCORE;
         ep.score = scored ? sum / (double) scored : 0;
     }
     if (rc == 0 && !*ep.handbook_version)
-        rc = so_err(err, errlen, "episode %s: no handbook version recorded or given",
-                    episode_id);
+        rc = so_err(err, errlen, "episode %s: no handbook version recorded or given", episode_id);
     uint8_t hdr[SO_WIRE_HDR_LEN], *body = NULL;
     size_t blen = 0;
     if (rc == 0)
@@ -513,4 +513,3 @@ int so_store_finish_episode(so_store_t *s, const char *episode_id, int has_succe
     return so_err(err, errlen, "episode %s: its pending turns kept changing (%d tries)",
                   episode_id, S_FINISH_TRIES);
 }
-

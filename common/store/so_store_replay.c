@@ -14,8 +14,8 @@
 #include <sys/time.h>
 
 #define S_REBUILD_PAGE 500
-#define S_REBUILD_ROUNDS 1000      /* catch-up scans before the log is "too busy" */
-#define S_REBUILD_TTL_MS 600000    /* temporary keys of an abandoned rebuild expire */
+#define S_REBUILD_ROUNDS 1000   /* catch-up scans before the log is "too busy" */
+#define S_REBUILD_TTL_MS 600000 /* temporary keys of an abandoned rebuild expire */
 
 /* ------------------------------------------------------------------ */
 /* Replaying the log                                                  */
@@ -63,8 +63,8 @@ static int s_entry(const redisReply *e, const char **id, const char **pb, size_t
     return 0;
 }
 
-long so_store_replay(so_store_t *s, const so_handbook_t *hb, so_stat_t *deltas,
-                     size_t *malformed, char *err, size_t errlen)
+long so_store_replay(so_store_t *s, const so_handbook_t *hb, so_stat_t *deltas, size_t *malformed,
+                     char *err, size_t errlen)
 {
     char key[S_KEY_MAX], last[64] = "-", e1[256];
     long episodes = 0;
@@ -180,8 +180,8 @@ long so_store_rebuild(so_store_t *s, const so_handbook_t *hb, char *err, size_t 
     snprintf(tok, sizeof tok, "%lx%06lx", (unsigned long) tv.tv_sec, (unsigned long) tv.tv_usec);
     so_store_key(s, key, sizeof key, "episodes");
     if (so_st_stat_keys(s, hb->version, k_applied, k_stats, k_seq) < 0 ||
-        so_store_key(s, t_applied, sizeof t_applied, "rebuild:%s:%s:applied", tok,
-        hb->version) < 0 ||
+        so_store_key(s, t_applied, sizeof t_applied, "rebuild:%s:%s:applied", tok, hb->version) <
+            0 ||
         so_store_key(s, t_stats, sizeof t_stats, "rebuild:%s:%s:stats", tok, hb->version) < 0 ||
         so_store_key(s, t_seq, sizeof t_seq, "rebuild:%s:%s:seq", tok, hb->version) < 0)
         return so_err(err, errlen, "handbook version too long for a key");
@@ -212,8 +212,17 @@ long so_store_rebuild(so_store_t *s, const so_handbook_t *hb, char *err, size_t 
             if (got < S_REBUILD_PAGE)
                 break;
         }
-        const char *argv[] = { "FCALL", "so_swap", "7", key, t_applied, t_stats, t_seq,
-                               k_applied, k_stats, k_seq, strcmp(last, "-") ? last : "0-0" };
+        const char *argv[] = { "FCALL",
+                               "so_swap",
+                               "7",
+                               key,
+                               t_applied,
+                               t_stats,
+                               t_seq,
+                               k_applied,
+                               k_stats,
+                               k_seq,
+                               strcmp(last, "-") ? last : "0-0" };
         size_t lens[11];
         for (int i = 0; i < 11; i++)
             lens[i] = strlen(argv[i]);
@@ -232,13 +241,11 @@ long so_store_rebuild(so_store_t *s, const so_handbook_t *hb, char *err, size_t 
     }
     so_err(err, errlen, "rebuild: the log kept growing for %d rounds; try again",
            S_REBUILD_ROUNDS);
-fail:
-    {
-        char e2[64];
-        redisReply *r = so_st_command(s, e2, sizeof e2, "DEL %s %s %s", t_applied, t_stats, t_seq);
-        if (r)
-            freeReplyObject(r);
-    }
+fail : {
+    char e2[64];
+    redisReply *r = so_st_command(s, e2, sizeof e2, "DEL %s %s %s", t_applied, t_stats, t_seq);
+    if (r)
+        freeReplyObject(r);
+}
     return -1;
 }
-

@@ -115,16 +115,17 @@ int so_store_read_group(so_store_t *s, const char *group, const char *consumer, 
     so_store_key(s, key, sizeof key, "episodes");
     snprintf(cnt, sizeof cnt, "%d", count);
     snprintf(blk, sizeof blk, "%d", block_ms);
-    const char *argv[] = { "XREADGROUP", "GROUP", group, consumer, "COUNT", cnt,
-                           "BLOCK", blk, "STREAMS", key, id };
-    const char *nb[] = { "XREADGROUP", "GROUP", group, consumer, "COUNT", cnt,
-                         "STREAMS", key, id };
+    const char *argv[] = { "XREADGROUP", "GROUP", group,     consumer, "COUNT", cnt,
+                           "BLOCK",      blk,     "STREAMS", key,      id };
+    const char *nb[] = {
+        "XREADGROUP", "GROUP", group, consumer, "COUNT", cnt, "STREAMS", key, id
+    };
     redisReply *r = block_ms >= 0 ? s_command_any(s, 11, argv, err, errlen)
                                   : s_command_any(s, 9, nb, err, errlen);
     if (!r)
         return -1;
     if (r->type == REDIS_REPLY_NIL) {
-        s_entries_take(out, r, NULL);       /* timed out: nothing new */
+        s_entries_take(out, r, NULL); /* timed out: nothing new */
         return 0;
     }
     if (r->type == REDIS_REPLY_ERROR) {
@@ -158,9 +159,8 @@ int so_store_claim(so_store_t *s, const char *group, const char *consumer, int m
     if (!r)
         return -1;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || !r->element[0] ||
-        r->element[0]->type != REDIS_REPLY_STRING ||
-        r->element[0]->len >= sizeof out->cursor || !r->element[1] ||
-        r->element[1]->type != REDIS_REPLY_ARRAY) {
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len >= sizeof out->cursor ||
+        !r->element[1] || r->element[1]->type != REDIS_REPLY_ARRAY) {
         so_err(err, errlen, "XAUTOCLAIM: %s",
                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply shape");
         freeReplyObject(r);
@@ -175,9 +175,10 @@ int so_store_claim(so_store_t *s, const char *group, const char *consumer, int m
 static int s_append_dead(so_store_t *s, const char *k_dead, const char *maxlen,
                          const char *consumer, const so_store_dead_t *d)
 {
-    const char *argv[14] = { "XADD", k_dead, "MAXLEN", "~", maxlen, "*", "src", d->id,
-                             "reason", d->reason, "consumer", consumer, "pb",
-                             d->pb ? d->pb : "" };
+    const char *argv[14] = {
+        "XADD", k_dead,   "MAXLEN",  "~",        maxlen,   "*",  "src",
+        d->id,  "reason", d->reason, "consumer", consumer, "pb", d->pb ? d->pb : ""
+    };
     size_t lens[14];
     for (int k = 0; k < 13; k++)
         lens[k] = strlen(argv[k]);
@@ -308,8 +309,8 @@ static char *s_group_line(const redisReply *g)
     return line;
 }
 
-int so_store_stream_groups(so_store_t *s, const char *name, char ***groups, size_t *n,
-                           char *err, size_t errlen)
+int so_store_stream_groups(so_store_t *s, const char *name, char ***groups, size_t *n, char *err,
+                           size_t errlen)
 {
     char key[S_KEY_MAX];
     *groups = NULL;

@@ -13,7 +13,7 @@
 #include <time.h>
 
 #define S_LAT_RING 4096
-#define S_BATCH 256             /* requests handled per wake-up before the timer runs */
+#define S_BATCH 256 /* requests handled per wake-up before the timer runs */
 
 struct so_server {
     const so_server_opts_t *o;
@@ -56,7 +56,8 @@ static void s_stats_line(s_loop_t *l)
     char extra[1024] = "";
     if (l->o->stats)
         l->o->stats(l->o->arg, extra, sizeof extra);
-    so_info("stats", "requests=%llu errors=%llu rejected=%llu no_reply=%llu rate=%.1f/s "
+    so_info("stats",
+            "requests=%llu errors=%llu rejected=%llu no_reply=%llu rate=%.1f/s "
             "p50_us=%u p99_us=%u%s",
             (unsigned long long) l->requests, (unsigned long long) l->errors,
             (unsigned long long) l->rejected, (unsigned long long) l->no_reply, rate, p50, p99,
@@ -73,8 +74,8 @@ static int s_one(s_loop_t *l)
     void *msg = NULL;
     char err[512];
     so_wire_envelope_reset(&env);
-    if (so_wire_recv(l->sock, &env, l->o->expect, NULL, &msg, ZMQ_DONTWAIT, err, sizeof err)
-        != 0) {
+    if (so_wire_recv(l->sock, &env, l->o->expect, NULL, &msg, ZMQ_DONTWAIT, err, sizeof err) !=
+        0) {
         if (errno == EAGAIN || errno == EINTR)
             return 0;
         if (errno != EPROTO) {
@@ -86,7 +87,7 @@ static int s_one(s_loop_t *l)
                 (unsigned long long) l->rejected);
         char serr[256];
         if (env.n == 0) {
-            l->no_reply++;          /* no envelope: nobody to answer */
+            l->no_reply++; /* no envelope: nobody to answer */
         } else if (so_sock_send_error(l->sock, &env, NULL, NULL,
                                       SKILLORCHESTRA__V1__ERROR_CODE__ERROR_CODE_INVALID_REQUEST,
                                       err, serr, sizeof serr) != 0) {
@@ -123,9 +124,9 @@ static int s_poll(s_loop_t *l, int with_sock, long timeout_ms)
     zmq_pollitem_t items[2];
     int n = 0;
     if (with_sock)
-        items[n++] = (zmq_pollitem_t) { l->sock, 0, ZMQ_POLLIN, 0 };
+        items[n++] = (zmq_pollitem_t){ l->sock, 0, ZMQ_POLLIN, 0 };
     if (l->o->deferred && l->o->wake_fd >= 0)
-        items[n++] = (zmq_pollitem_t) { NULL, l->o->wake_fd, ZMQ_POLLIN, 0 };
+        items[n++] = (zmq_pollitem_t){ NULL, l->o->wake_fd, ZMQ_POLLIN, 0 };
     if (n == 0) {
         struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
         return nanosleep(&ts, NULL);
@@ -202,11 +203,11 @@ int so_server_run(void *sock, const so_server_opts_t *o)
     return rc;
 }
 
-int so_server_svc_config(so_server_svc_t *s, const so_config_t *cfg,
-                         const char *default_endpoint, char *err, size_t errlen)
+int so_server_svc_config(so_server_svc_t *s, const so_config_t *cfg, const char *default_endpoint,
+                         char *err, size_t errlen)
 {
     long stats_ms = 10000, drain_ms = 2000;
-    *s = (so_server_svc_t) {0};
+    *s = (so_server_svc_t){ 0 };
     if (so_config_long(cfg, "stats_ms", stats_ms, 0, 86400000, &stats_ms, err, errlen) != 0 ||
         so_config_long(cfg, "drain_ms", drain_ms, 0, 600000, &drain_ms, err, errlen) != 0 ||
         so_sock_opts(cfg, &s->zmq, err, errlen) != 0)
@@ -246,7 +247,7 @@ int so_server_svc_run(so_server_svc_t *s, so_server_opts_t *o)
     o->drain_ms = s->drain_ms;
     int code = so_server_run(s->sock, o) == 0 ? 0 : 1;
     so_sock_close(&s->sock);
-    zmq_ctx_term(s->ctx);       /* bounded: the socket's linger is set */
+    zmq_ctx_term(s->ctx); /* bounded: the socket's linger is set */
     s->ctx = NULL;
     return code;
 }

@@ -38,17 +38,17 @@
 
 /* What a handler did with a request. */
 typedef enum {
-    SO_SERVER_ANSWERED = 0,     /* the normal reply was queued */
-    SO_SERVER_ERROR_REPLY = 1,  /* an error TurnReply was queued */
-    SO_SERVER_NO_REPLY = 2,     /* nothing could be sent (peer gone, HWM) */
-    SO_SERVER_DEFERRED = 3      /* kept: answered later through .deferred */
+    SO_SERVER_ANSWERED = 0,    /* the normal reply was queued */
+    SO_SERVER_ERROR_REPLY = 1, /* an error TurnReply was queued */
+    SO_SERVER_NO_REPLY = 2,    /* nothing could be sent (peer gone, HWM) */
+    SO_SERVER_DEFERRED = 3     /* kept: answered later through .deferred */
 } so_server_result_t;
 
 /* The running loop, as the deferred callback sees it. */
 typedef struct so_server so_server_t;
 
 typedef struct {
-    so_msg_type_t expect;       /* the request type; others are rejected */
+    so_msg_type_t expect; /* the request type; others are rejected */
     /* Answers one valid request (msg: borrowed, freed by the loop) on sock
      * with env.  Must not block. */
     so_server_result_t (*handle)(void *arg, void *sock, const so_wire_envelope_t *env, void *msg);
@@ -57,15 +57,15 @@ typedef struct {
     /* Appends " key=value..." counters to the stats line.  May be NULL. */
     void (*stats)(void *arg, char *buf, size_t len);
     void *arg;
-    int stats_ms;               /* 0 = no stats line */
-    int drain_ms;               /* bound on answering what is queued at SIGTERM */
+    int stats_ms; /* 0 = no stats line */
+    int drain_ms; /* bound on answering what is queued at SIGTERM */
     /* Deferred replies; NULL = the handler never returns SO_SERVER_DEFERRED.
      * Sends the deferred replies that are due (all = 1: every one still
      * pending, now: the loop is about to stop), each reported with
      * so_server_finish, and returns how many are still pending.  Must not
      * block.  The tick's timeout should cover the handler's own deadlines. */
     size_t (*deferred)(void *arg, so_server_t *srv, void *sock, int all);
-    int wake_fd;                /* with .deferred: polled; readable when replies
+    int wake_fd; /* with .deferred: polled; readable when replies
                                    may be ready (the callback drains it) */
 } so_server_opts_t;
 
@@ -94,17 +94,17 @@ int64_t so_server_now_us(void);
  *     so_info("started", "endpoint=%s ...", svc.endpoint, ...);
  *     int code = so_server_svc_run(&svc, &opts);   (closes the socket) */
 typedef struct {
-    const char *endpoint;       /* the `endpoint` key (borrowed from the config) */
-    int stats_ms;               /* `stats_ms`, default 10000 */
-    int drain_ms;               /* `drain_ms`, default 2000 */
-    so_wire_sockopts_t zmq;     /* the zmq.* keys (so_sock_opts) */
-    void *ctx, *sock;           /* set by so_server_svc_bind */
+    const char *endpoint;   /* the `endpoint` key (borrowed from the config) */
+    int stats_ms;           /* `stats_ms`, default 10000 */
+    int drain_ms;           /* `drain_ms`, default 2000 */
+    so_wire_sockopts_t zmq; /* the zmq.* keys (so_sock_opts) */
+    void *ctx, *sock;       /* set by so_server_svc_bind */
 } so_server_svc_t;
 
 /* Reads endpoint (default_endpoint when unset), stats_ms, drain_ms and the
  * zmq.* options.  0, or -1 with err naming the key. */
-int so_server_svc_config(so_server_svc_t *s, const so_config_t *cfg,
-                         const char *default_endpoint, char *err, size_t errlen);
+int so_server_svc_config(so_server_svc_t *s, const so_config_t *cfg, const char *default_endpoint,
+                         char *err, size_t errlen);
 /* A new context and a ROUTER socket bound on s->endpoint.  0, or -1 (logged
  * as bind_failed, nothing left open). */
 int so_server_svc_bind(so_server_svc_t *s);

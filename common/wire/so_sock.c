@@ -15,11 +15,11 @@ int so_sock_opts(const so_config_t *cfg, so_wire_sockopts_t *opts, char *err, si
 {
     long v;
     so_wire_sockopts_defaults(opts);
-#define S_OPT(key, field, min, max)                                                                \
-    do {                                                                                           \
-        if (so_config_long(cfg, key, (long) opts->field, min, max, &v, err, errlen) != 0)          \
-            return -1;                                                                             \
-        opts->field = (int) v;                                                                     \
+#define S_OPT(key, field, min, max) \
+    do { \
+        if (so_config_long(cfg, key, (long) opts->field, min, max, &v, err, errlen) != 0) \
+            return -1; \
+        opts->field = (int) v; \
     } while (0)
     S_OPT("zmq.sndhwm", sndhwm, 0, 10000000);
     S_OPT("zmq.rcvhwm", rcvhwm, 0, 10000000);
@@ -84,8 +84,8 @@ void *so_sock_new(void *ctx, int type, const so_wire_sockopts_t *opts, const cha
 }
 
 int so_sock_send_error(void *sock, const so_wire_envelope_t *env, const char *request_id,
-                       const char *episode_id, so_pb_error_code_t code,
-                       const char *message, char *err, size_t errlen)
+                       const char *episode_id, so_pb_error_code_t code, const char *message,
+                       char *err, size_t errlen)
 {
     so_pb_turn_reply_t rep = SKILLORCHESTRA__V1__TURN_REPLY__INIT;
     so_pb_error_t e = SKILLORCHESTRA__V1__ERROR__INIT;
@@ -192,16 +192,16 @@ int so_ctl_decode(const void *frame, size_t len, so_ctl_t *out, char *err, size_
         if (nl) {
             size_t alen = len - 7 - idlen;
             if (alen > SO_CTL_MAX_AGENTS_LEN || !s_agent_list_ok((const char *) nl + 1, alen))
-                return so_err(err, errlen, "READY: malformed agent list (want comma-separated "
-                              "ids of 1..%d bytes, %d bytes in all)", SO_WIRE_MAX_ID,
-                              SO_CTL_MAX_AGENTS_LEN);
+                return so_err(err, errlen,
+                              "READY: malformed agent list (want comma-separated "
+                              "ids of 1..%d bytes, %d bytes in all)",
+                              SO_WIRE_MAX_ID, SO_CTL_MAX_AGENTS_LEN);
             memcpy(out->agents, nl + 1, alen);
             out->agents[alen] = '\0';
         }
         return 0;
     }
-    default:
-        return so_err(err, errlen, "unknown control command %d", out->cmd);
+    default: return so_err(err, errlen, "unknown control command %d", out->cmd);
     }
 }
 
@@ -258,8 +258,8 @@ int so_sock_recv_mixed(void *sock, size_t env_frames, so_wire_envelope_t *env, s
                 so_wire_envelope_reset(env);
     } else {
         for (size_t i = 0; i < env_frames && rc == 0; i++)
-            if (!env || so_wire_envelope_push(env, zmq_msg_data(&parts[i]),
-                                              zmq_msg_size(&parts[i])) != 0)
+            if (!env ||
+                so_wire_envelope_push(env, zmq_msg_data(&parts[i]), zmq_msg_size(&parts[i])) != 0)
                 rc = so_err(err, errlen, "envelope frame %zu is %zu bytes (limit %d)", i,
                             zmq_msg_size(&parts[i]), SO_WIRE_MAX_ROUTING_ID);
         if (rc == 0 && total == env_frames + 1) {
@@ -272,8 +272,8 @@ int so_sock_recv_mixed(void *sock, size_t env_frames, so_wire_envelope_t *env, s
                                 zmq_msg_data(&parts[n - 1]), zmq_msg_size(&parts[n - 1]),
                                 SO_MSG_ANY, msg_out, err, errlen);
             if (rc == 0 && type_out)
-                so_wire_parse_header(zmq_msg_data(&parts[n - 2]), SO_WIRE_HDR_LEN, type_out,
-                                     NULL, 0);
+                so_wire_parse_header(zmq_msg_data(&parts[n - 2]), SO_WIRE_HDR_LEN, type_out, NULL,
+                                     0);
         }
     }
     for (size_t i = 0; i < n; i++)

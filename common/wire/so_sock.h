@@ -48,23 +48,23 @@ void so_sock_close(void **sock_p);
 /* Sends a TurnReply that carries only request_id (NULL or "" → "invalid")
  * and an error, with ZMQ_DONTWAIT.  Returns so_wire_send's result. */
 int so_sock_send_error(void *sock, const so_wire_envelope_t *env, const char *request_id,
-                       const char *episode_id, so_pb_error_code_t code,
-                       const char *message, char *err, size_t errlen);
+                       const char *episode_id, so_pb_error_code_t code, const char *message,
+                       char *err, size_t errlen);
 
 /* ---- Worker control frames -------------------------------------------- */
 
-#define SO_CTL_MAGIC_LEN 3          /* "SOW" */
+#define SO_CTL_MAGIC_LEN 3 /* "SOW" */
 #define SO_CTL_READY 1
 #define SO_CTL_HEARTBEAT 2
 #define SO_CTL_DISCONNECT 3
 #define SO_CTL_MAX_CAPACITY 256
-#define SO_CTL_MAX_AGENTS_LEN 8192  /* the comma-separated agent list */
+#define SO_CTL_MAX_AGENTS_LEN 8192 /* the comma-separated agent list */
 #define SO_CTL_MAX_LEN (SO_CTL_MAGIC_LEN + 1 + 2 + SO_WIRE_MAX_ID + 1 + SO_CTL_MAX_AGENTS_LEN)
 
 typedef struct {
-    int cmd;                        /* SO_CTL_* */
-    unsigned capacity;              /* READY only */
-    char worker_id[SO_WIRE_MAX_ID + 1];   /* READY only, NUL-terminated */
+    int cmd;                                /* SO_CTL_* */
+    unsigned capacity;                      /* READY only */
+    char worker_id[SO_WIRE_MAX_ID + 1];     /* READY only, NUL-terminated */
     char agents[SO_CTL_MAX_AGENTS_LEN + 1]; /* READY only: "a,b,c"; "" = every agent */
 } so_ctl_t;
 

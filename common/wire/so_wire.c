@@ -18,7 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_TRY(x) do { if ((x) != 0) return -1; } while (0)
+#define S_TRY(x) \
+    do { \
+        if ((x) != 0) \
+            return -1; \
+    } while (0)
 
 #define S_SAME_TYPE(x) \
     _Static_assert((int) SO_MSG_##x == (int) SKILLORCHESTRA__V1__MESSAGE_TYPE__MESSAGE_TYPE_##x, \
@@ -39,16 +43,16 @@ typedef struct {
 } s_type_t;
 
 static const s_type_t s_types[SO_MSG_TYPE_MAX + 1] = {
-    [SO_MSG_TURN_REQUEST] = {"TurnRequest", &skillorchestra__v1__turn_request__descriptor},
-    [SO_MSG_SKILL_DEMAND] = {"SkillDemand", &skillorchestra__v1__skill_demand__descriptor},
-    [SO_MSG_ROUTING_DECISION] = {"RoutingDecision",
-                                 &skillorchestra__v1__routing_decision__descriptor},
-    [SO_MSG_AGENT_CALL] = {"AgentCall", &skillorchestra__v1__agent_call__descriptor},
-    [SO_MSG_AGENT_RESULT] = {"AgentResult", &skillorchestra__v1__agent_result__descriptor},
-    [SO_MSG_EPISODE_OUTCOME] = {"EpisodeOutcome",
-                                &skillorchestra__v1__episode_outcome__descriptor},
-    [SO_MSG_TURN_REPLY] = {"TurnReply", &skillorchestra__v1__turn_reply__descriptor},
-    [SO_MSG_ROUTE_REQUEST] = {"RouteRequest", &skillorchestra__v1__route_request__descriptor},
+    [SO_MSG_TURN_REQUEST] = { "TurnRequest", &skillorchestra__v1__turn_request__descriptor },
+    [SO_MSG_SKILL_DEMAND] = { "SkillDemand", &skillorchestra__v1__skill_demand__descriptor },
+    [SO_MSG_ROUTING_DECISION] = { "RoutingDecision",
+                                  &skillorchestra__v1__routing_decision__descriptor },
+    [SO_MSG_AGENT_CALL] = { "AgentCall", &skillorchestra__v1__agent_call__descriptor },
+    [SO_MSG_AGENT_RESULT] = { "AgentResult", &skillorchestra__v1__agent_result__descriptor },
+    [SO_MSG_EPISODE_OUTCOME] = { "EpisodeOutcome",
+                                 &skillorchestra__v1__episode_outcome__descriptor },
+    [SO_MSG_TURN_REPLY] = { "TurnReply", &skillorchestra__v1__turn_reply__descriptor },
+    [SO_MSG_ROUTE_REQUEST] = { "RouteRequest", &skillorchestra__v1__route_request__descriptor },
 };
 
 const char *so_wire_pb_name(const char *full)
@@ -193,8 +197,9 @@ int so_wire_decode(const void *hdr, size_t hdr_len, const void *body, size_t bod
     ProtobufCMessage *m = protobuf_c_message_unpack(s_types[type].desc, NULL, body_len,
                                                     body_len ? body : empty);
     if (!m)
-        return so_err(err, errlen, "malformed protobuf (body %zu bytes): %s rejected by protobuf-c",
-                      body_len, name);
+        return so_err(err, errlen,
+                      "malformed protobuf (body %zu bytes): %s rejected by protobuf-c", body_len,
+                      name);
     if (so_wire_validate(type, m, err, errlen) != 0) {
         protobuf_c_message_free_unpacked(m, NULL);
         return -1;
@@ -222,8 +227,7 @@ void so_wire_envelope_reset(so_wire_envelope_t *env)
 
 int so_wire_envelope_push(so_wire_envelope_t *env, const void *data, size_t len)
 {
-    if (!env || env->n >= SO_WIRE_MAX_ENVELOPE || len > SO_WIRE_MAX_ROUTING_ID ||
-        (len && !data))
+    if (!env || env->n >= SO_WIRE_MAX_ENVELOPE || len > SO_WIRE_MAX_ROUTING_ID || (len && !data))
         return -1;
     if (len)
         memcpy(env->frame[env->n], data, len);
@@ -231,8 +235,8 @@ int so_wire_envelope_push(so_wire_envelope_t *env, const void *data, size_t len)
     return 0;
 }
 
-int so_wire_send(void *sock, const so_wire_envelope_t *env, so_msg_type_t type,
-                 const void *msg, int flags, char *err, size_t errlen)
+int so_wire_send(void *sock, const so_wire_envelope_t *env, so_msg_type_t type, const void *msg,
+                 int flags, char *err, size_t errlen)
 {
     zmq_msg_t hdr, body;
     if (env && env->n > SO_WIRE_MAX_ENVELOPE) {
@@ -257,7 +261,7 @@ int so_wire_send(void *sock, const so_wire_envelope_t *env, so_msg_type_t type,
     if (rc == 0 && zmq_msg_send(&body, sock, flags) < 0)
         rc = -1;
     int e = errno;
-    zmq_msg_close(&hdr);   /* no-ops after a successful send */
+    zmq_msg_close(&hdr); /* no-ops after a successful send */
     zmq_msg_close(&body);
     if (rc != 0) {
         errno = e;
@@ -280,7 +284,7 @@ long so_wire_recv_frames(void *sock, zmq_msg_t parts[SO_WIRE_MAX_FRAMES], size_t
             int e = errno;
             zmq_msg_close(m);
             if (total > 0 && e == EINTR)
-                continue;   /* the rest of a multipart message is already here */
+                continue; /* the rest of a multipart message is already here */
             for (size_t i = 0; i < n; i++)
                 zmq_msg_close(&parts[i]);
             *n_kept = 0;
@@ -324,11 +328,10 @@ int so_wire_recv(void *sock, so_wire_envelope_t *env, so_msg_type_t expect,
                             zmq_msg_size(&parts[i]), SO_WIRE_MAX_ROUTING_ID);
         if (rc == 0)
             rc = so_wire_decode(zmq_msg_data(&parts[n - 2]), zmq_msg_size(&parts[n - 2]),
-                                zmq_msg_data(&parts[n - 1]), zmq_msg_size(&parts[n - 1]),
-                                expect, msg_out, err, errlen);
+                                zmq_msg_data(&parts[n - 1]), zmq_msg_size(&parts[n - 1]), expect,
+                                msg_out, err, errlen);
         if (rc == 0 && type_out)
-            so_wire_parse_header(zmq_msg_data(&parts[n - 2]), SO_WIRE_HDR_LEN, type_out, NULL,
-                                 0);
+            so_wire_parse_header(zmq_msg_data(&parts[n - 2]), SO_WIRE_HDR_LEN, type_out, NULL, 0);
     }
     for (size_t i = 0; i < n; i++)
         zmq_msg_close(&parts[i]);
@@ -351,8 +354,8 @@ void so_wire_sockopts_defaults(so_wire_sockopts_t *o)
     o->router_mandatory = 1;
 }
 
-static int s_setopt(void *sock, int opt, const char *name, const void *val, size_t len,
-                    char *err, size_t errlen)
+static int s_setopt(void *sock, int opt, const char *name, const void *val, size_t len, char *err,
+                    size_t errlen)
 {
     if (zmq_setsockopt(sock, opt, val, len) != 0) {
         int e = errno;
@@ -370,7 +373,7 @@ int so_wire_set_sockopts(void *sock, const so_wire_sockopts_t *opts, char *err, 
         so_wire_sockopts_defaults(&d);
         opts = &d;
     }
-#define S_SET(opt, field)                                                                          \
+#define S_SET(opt, field) \
     S_TRY(s_setopt(sock, opt, #opt, &opts->field, sizeof opts->field, err, errlen))
     S_SET(ZMQ_SNDHWM, sndhwm);
     S_SET(ZMQ_RCVHWM, rcvhwm);

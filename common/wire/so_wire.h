@@ -33,40 +33,40 @@
 #include "base/so_pb.h"
 
 /* Header frame: 'S' 'O' <version> <type>. */
-#define SO_WIRE_HDR_LEN       4
-#define SO_WIRE_MAGIC0        'S'
-#define SO_WIRE_MAGIC1        'O'
-#define SO_WIRE_VERSION       1
+#define SO_WIRE_HDR_LEN 4
+#define SO_WIRE_MAGIC0 'S'
+#define SO_WIRE_MAGIC1 'O'
+#define SO_WIRE_VERSION 1
 
 /* Limits enforced on decode and on encode. */
-#define SO_WIRE_MAX_BODY      (4u << 20)   /* protobuf body bytes; also ZMQ_MAXMSGSIZE */
-#define SO_WIRE_MAX_ID        128          /* ids, versions, modes, models, roles, keys */
-#define SO_WIRE_MAX_TEXT      (1u << 20)   /* chat content, reply text */
-#define SO_WIRE_MAX_NOTE      4096         /* reasons, error messages */
-#define SO_WIRE_MAX_SKILLS    1024         /* skill entries per list */
-#define SO_WIRE_MAX_AGENTS    256          /* agent scores, exclude_agents */
-#define SO_WIRE_MAX_MESSAGES  256          /* chat messages per request/call */
-#define SO_WIRE_MAX_TURNS     256          /* turn records per episode */
-#define SO_WIRE_MAX_BACKOFF   16           /* SkillCompetence.backoff_level */
-#define SO_WIRE_MAX_ATTEMPT   100          /* AgentCall.attempt */
-#define SO_WIRE_MAX_DEADLINE_MS 3600000u   /* AgentCall.deadline_ms */
-#define SO_WIRE_MAX_NODES     (1u << 18)   /* objects protobuf-c may allocate per body */
-#define SO_WIRE_MAX_UNKNOWN   1024         /* unknown fields kept per body */
-#define SO_WIRE_MAX_ENVELOPE  8            /* envelope frames before the header */
-#define SO_WIRE_MAX_ROUTING_ID 255         /* bytes per envelope frame (ZMTP limit) */
+#define SO_WIRE_MAX_BODY (4u << 20)      /* protobuf body bytes; also ZMQ_MAXMSGSIZE */
+#define SO_WIRE_MAX_ID 128               /* ids, versions, modes, models, roles, keys */
+#define SO_WIRE_MAX_TEXT (1u << 20)      /* chat content, reply text */
+#define SO_WIRE_MAX_NOTE 4096            /* reasons, error messages */
+#define SO_WIRE_MAX_SKILLS 1024          /* skill entries per list */
+#define SO_WIRE_MAX_AGENTS 256           /* agent scores, exclude_agents */
+#define SO_WIRE_MAX_MESSAGES 256         /* chat messages per request/call */
+#define SO_WIRE_MAX_TURNS 256            /* turn records per episode */
+#define SO_WIRE_MAX_BACKOFF 16           /* SkillCompetence.backoff_level */
+#define SO_WIRE_MAX_ATTEMPT 100          /* AgentCall.attempt */
+#define SO_WIRE_MAX_DEADLINE_MS 3600000u /* AgentCall.deadline_ms */
+#define SO_WIRE_MAX_NODES (1u << 18)     /* objects protobuf-c may allocate per body */
+#define SO_WIRE_MAX_UNKNOWN 1024         /* unknown fields kept per body */
+#define SO_WIRE_MAX_ENVELOPE 8           /* envelope frames before the header */
+#define SO_WIRE_MAX_ROUTING_ID 255       /* bytes per envelope frame (ZMTP limit) */
 
 /* Values equal Skillorchestra__V1__MessageType (checked at compile time). */
 typedef enum {
-    SO_MSG_ANY = 0,                   /* "expect": accept any type */
-    SO_MSG_TURN_REQUEST = 1,          /* so_pb_turn_request_t */
-    SO_MSG_SKILL_DEMAND = 2,          /* so_pb_skill_demand_t */
-    SO_MSG_ROUTING_DECISION = 3,      /* so_pb_routing_decision_t */
-    SO_MSG_AGENT_CALL = 4,            /* so_pb_agent_call_t */
-    SO_MSG_AGENT_RESULT = 5,          /* so_pb_agent_result_t */
-    SO_MSG_EPISODE_OUTCOME = 6,       /* so_pb_episode_outcome_t */
+    SO_MSG_ANY = 0,              /* "expect": accept any type */
+    SO_MSG_TURN_REQUEST = 1,     /* so_pb_turn_request_t */
+    SO_MSG_SKILL_DEMAND = 2,     /* so_pb_skill_demand_t */
+    SO_MSG_ROUTING_DECISION = 3, /* so_pb_routing_decision_t */
+    SO_MSG_AGENT_CALL = 4,       /* so_pb_agent_call_t */
+    SO_MSG_AGENT_RESULT = 5,     /* so_pb_agent_result_t */
+    SO_MSG_EPISODE_OUTCOME = 6,  /* so_pb_episode_outcome_t */
     /* 7 was HandbookAnnouncement: retired, reserved (never reuse it) */
-    SO_MSG_TURN_REPLY = 8,            /* so_pb_turn_reply_t */
-    SO_MSG_ROUTE_REQUEST = 9,         /* so_pb_route_request_t */
+    SO_MSG_TURN_REPLY = 8,    /* so_pb_turn_reply_t */
+    SO_MSG_ROUTE_REQUEST = 9, /* so_pb_route_request_t */
 } so_msg_type_t;
 
 #define SO_MSG_TYPE_MAX 9
@@ -87,8 +87,8 @@ const char *so_wire_pb_name(const char *full);
 void so_wire_header(so_msg_type_t type, uint8_t hdr[SO_WIRE_HDR_LEN]);
 /* Checks a header frame (length, magic, version, known type) and stores its
  * type.  Returns 0, or -1 with e.g. "protocol version 7 unsupported (want 1)". */
-int so_wire_parse_header(const void *hdr, size_t hdr_len, so_msg_type_t *type_out,
-                         char *err, size_t errlen);
+int so_wire_parse_header(const void *hdr, size_t hdr_len, so_msg_type_t *type_out, char *err,
+                         size_t errlen);
 
 /* Checks a message of the given type (as built for sending, or as unpacked):
  * required ids, lengths, UTF-8, counts, enum values, oneof cases, finite and
@@ -102,8 +102,7 @@ int so_wire_validate(so_msg_type_t type, const void *msg, char *err, size_t errl
  * a singular sub-message sent twice, repeated fields over their cap, more
  * than SO_WIRE_MAX_UNKNOWN unknown fields and bodies that would unpack into
  * more than SO_WIRE_MAX_NODES objects.  Returns 0, or -1 with err. */
-int so_wire_scan(so_msg_type_t type, const void *body, size_t body_len, char *err,
-                 size_t errlen);
+int so_wire_scan(so_msg_type_t type, const void *body, size_t body_len, char *err, size_t errlen);
 
 /* Validates msg and packs it: writes the header to hdr and a malloc'd body
  * to *body_out (the caller frees it with free(3); an all-default message may
@@ -146,8 +145,8 @@ int so_wire_envelope_push(so_wire_envelope_t *env, const void *data, size_t len)
  * message is queued or none of it.  Returns 0, or -1 with errno: EINVAL when
  * msg fails validation (err says why), else libzmq's errno (EAGAIN,
  * EHOSTUNREACH with ZMQ_ROUTER_MANDATORY, ETERM, ...) and its text in err. */
-int so_wire_send(void *sock, const so_wire_envelope_t *env, so_msg_type_t type,
-                 const void *msg, int flags, char *err, size_t errlen);
+int so_wire_send(void *sock, const so_wire_envelope_t *env, so_msg_type_t type, const void *msg,
+                 int flags, char *err, size_t errlen);
 
 /* Receives one whole multipart message and decodes it as so_wire_decode.
  * env receives the envelope frames; pass NULL where there are none (a
@@ -159,8 +158,7 @@ int so_wire_send(void *sock, const so_wire_envelope_t *env, so_msg_type_t type,
  *           the framing itself was bad: < 2 or > 10 frames);
  *   other   libzmq's errno (EAGAIN, EINTR, ETERM, ...); nothing consumed. */
 int so_wire_recv(void *sock, so_wire_envelope_t *env, so_msg_type_t expect,
-                 so_msg_type_t *type_out, void **msg_out, int flags, char *err,
-                 size_t errlen);
+                 so_msg_type_t *type_out, void **msg_out, int flags, char *err, size_t errlen);
 
 /* The frames of one multipart message: envelope, header, body. */
 #define SO_WIRE_MAX_FRAMES (SO_WIRE_MAX_ENVELOPE + 2)

@@ -20,7 +20,11 @@
 
 typedef int (*s_validate_fn)(char *err, size_t errlen, const char *path, const void *msg);
 
-#define S_TRY(x) do { if ((x) != 0) return -1; } while (0)
+#define S_TRY(x) \
+    do { \
+        if ((x) != 0) \
+            return -1; \
+    } while (0)
 
 enum { S_OPTIONAL = 0, S_REQUIRED = 1, S_ID = 2 };
 
@@ -44,7 +48,7 @@ static int s_check_str(char *err, size_t errlen, const char *path, const char *f
         for (size_t i = 0; i < len; i++)
             if ((uint8_t) s[i] < 0x20 || s[i] == 0x7f)
                 return so_err(err, errlen, "%s.%s: control character 0x%02x at byte %zu", path,
-                              field, (unsigned)(uint8_t) s[i], i);
+                              field, (unsigned) (uint8_t) s[i], i);
     return 0;
 }
 
@@ -84,8 +88,8 @@ static int s_check_num(char *err, size_t errlen, const char *path, const char *f
 #define s_check_unit(err, errlen, path, field, x) \
     s_check_num(err, errlen, path, field, x, 0.0, 1.0)
 
-static int s_check_uint(char *err, size_t errlen, const char *path, const char *field,
-                        uint64_t x, uint64_t max)
+static int s_check_uint(char *err, size_t errlen, const char *path, const char *field, uint64_t x,
+                        uint64_t max)
 {
     if (x > max)
         return so_err(err, errlen, "%s.%s: %llu exceeds %llu", path, field,
@@ -209,7 +213,7 @@ static int s_v_turn_request(char *err, size_t errlen, const char *path, const vo
                        1, SO_WIRE_MAX_MESSAGES, &skillorchestra__v1__chat_message__descriptor,
                        s_v_chat));
     S_TRY(s_check_nonneg(err, errlen, path, "budget_usd", m->budget_usd));
-    static const int lambda_cases[] = {SKILLORCHESTRA__V1__TURN_REQUEST__LAMBDA_OPT_LAMBDA};
+    static const int lambda_cases[] = { SKILLORCHESTRA__V1__TURN_REQUEST__LAMBDA_OPT_LAMBDA };
     S_TRY(s_check_oneof(err, errlen, path, "lambda", (int) m->lambda_opt_case, lambda_cases, 1,
                         false));
     if (m->lambda_opt_case == SKILLORCHESTRA__V1__TURN_REQUEST__LAMBDA_OPT_LAMBDA)
@@ -253,8 +257,8 @@ static int s_v_agent_score(char *err, size_t errlen, const char *path, const voi
     S_TRY(s_check_unit(err, errlen, path, "competence", m->competence));
     S_TRY(s_check_nonneg(err, errlen, path, "cost_usd", m->cost_usd));
     S_TRY(s_check_nonneg(err, errlen, path, "cost_norm", m->cost_norm));
-    S_TRY(s_check_str(err, errlen, path, "excluded_reason", m->excluded_reason,
-                      SO_WIRE_MAX_NOTE, S_OPTIONAL));
+    S_TRY(s_check_str(err, errlen, path, "excluded_reason", m->excluded_reason, SO_WIRE_MAX_NOTE,
+                      S_OPTIONAL));
     return s_check_list(err, errlen, path, "skills", m->n_skills, (void *const *) m->skills, 0,
                         SO_WIRE_MAX_SKILLS, &skillorchestra__v1__skill_competence__descriptor,
                         s_v_skill_competence);
@@ -290,8 +294,8 @@ static int s_v_agent_call(char *err, size_t errlen, const char *path, const void
     S_TRY(s_check_list(err, errlen, path, "messages", m->n_messages, (void *const *) m->messages,
                        1, SO_WIRE_MAX_MESSAGES, &skillorchestra__v1__chat_message__descriptor,
                        s_v_chat));
-    S_TRY(s_check_uint(err, errlen, path, "deadline_ms", m->deadline_ms,
-                       SO_WIRE_MAX_DEADLINE_MS));
+    S_TRY(
+        s_check_uint(err, errlen, path, "deadline_ms", m->deadline_ms, SO_WIRE_MAX_DEADLINE_MS));
     return s_check_uint(err, errlen, path, "attempt", m->attempt, SO_WIRE_MAX_ATTEMPT);
 }
 
@@ -305,16 +309,22 @@ static int s_v_agent_result(char *err, size_t errlen, const char *path, const vo
     S_TRY(s_check_nonneg(err, errlen, path, "latency_s", m->latency_s));
     S_TRY(s_check_sub(err, errlen, path, "error", m->error,
                       &skillorchestra__v1__error__descriptor, s_v_error, false));
-    static const int cases[] = {SKILLORCHESTRA__V1__AGENT_RESULT__REPLAY_SCORE_OPT_REPLAY_SCORE};
-    S_TRY(s_check_oneof(err, errlen, path, "replay_score", (int) m->replay_score_opt_case,
-                        cases, 1, false));
-    if (m->replay_score_opt_case == SKILLORCHESTRA__V1__AGENT_RESULT__REPLAY_SCORE_OPT_REPLAY_SCORE)
+    static const int cases[] = {
+        SKILLORCHESTRA__V1__AGENT_RESULT__REPLAY_SCORE_OPT_REPLAY_SCORE
+    };
+    S_TRY(s_check_oneof(err, errlen, path, "replay_score", (int) m->replay_score_opt_case, cases,
+                        1, false));
+    if (m->replay_score_opt_case ==
+        SKILLORCHESTRA__V1__AGENT_RESULT__REPLAY_SCORE_OPT_REPLAY_SCORE)
         S_TRY(s_check_unit(err, errlen, path, "replay_score", m->replay_score));
     if (m->partial && (m->prompt_tokens || m->completion_tokens || m->cost_usd != 0 ||
-                       m->replay_score_opt_case != SKILLORCHESTRA__V1__AGENT_RESULT__REPLAY_SCORE_OPT__NOT_SET ||
+                       m->replay_score_opt_case !=
+                           SKILLORCHESTRA__V1__AGENT_RESULT__REPLAY_SCORE_OPT__NOT_SET ||
                        m->error))
-        return so_err(err, errlen, "%s.partial: a partial result carries no usage, cost, score "
-                      "or error", path);
+        return so_err(err, errlen,
+                      "%s.partial: a partial result carries no usage, cost, score "
+                      "or error",
+                      path);
     return s_check_id(err, errlen, path, "worker_id", m->worker_id, S_OPTIONAL);
 }
 
@@ -328,7 +338,7 @@ static int s_v_turn_record(char *err, size_t errlen, const char *path, const voi
                        s_v_skill_weight));
     S_TRY(s_check_nonneg(err, errlen, path, "cost_usd", m->cost_usd));
     S_TRY(s_check_nonneg(err, errlen, path, "latency_s", m->latency_s));
-    static const int cases[] = {SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE};
+    static const int cases[] = { SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE };
     S_TRY(s_check_oneof(err, errlen, path, "score", (int) m->score_opt_case, cases, 1, false));
     if (m->score_opt_case == SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE)
         S_TRY(s_check_unit(err, errlen, path, "score", m->score));
@@ -340,8 +350,8 @@ static int s_v_episode_outcome(char *err, size_t errlen, const char *path, const
     const so_pb_episode_outcome_t *m = msg;
     S_TRY(s_check_id(err, errlen, path, "episode_id", m->episode_id, S_REQUIRED));
     S_TRY(s_check_id(err, errlen, path, "handbook_version", m->handbook_version, S_REQUIRED));
-    static const int cases[] = {SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SUCCESS,
-                                SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SCORE};
+    static const int cases[] = { SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SUCCESS,
+                                 SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SCORE };
     S_TRY(s_check_oneof(err, errlen, path, "result", (int) m->result_case, cases, 2, true));
     if (m->result_case == SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SCORE)
         S_TRY(s_check_unit(err, errlen, path, "score", m->score));
@@ -365,8 +375,10 @@ static int s_v_turn_reply(char *err, size_t errlen, const char *path, const void
     if (!failed && !m->result)
         return so_err(err, errlen, "%s.result: absent (required unless error is set)", path);
     if (m->partial && (failed || !m->result->partial))
-        return so_err(err, errlen, "%s.partial: a partial reply carries no error and a partial "
-                      "result", path);
+        return so_err(err, errlen,
+                      "%s.partial: a partial reply carries no error and a partial "
+                      "result",
+                      path);
     if (!m->partial && m->result && m->result->partial)
         return so_err(err, errlen, "%s.result.partial: set in a final reply", path);
     return s_check_sub(err, errlen, path, "result", m->result,
@@ -411,6 +423,7 @@ int so_wire_validate(so_msg_type_t type, const void *msg, char *err, size_t errl
     const ProtobufCMessageDescriptor *got = ((const ProtobufCMessage *) msg)->descriptor;
     if (got != d)
         return so_err(err, errlen, "message is %s, not %s",
-                      got ? so_wire_pb_name(got->name) : "uninitialized", so_wire_pb_name(d->name));
+                      got ? so_wire_pb_name(got->name) : "uninitialized",
+                      so_wire_pb_name(d->name));
     return s_validators[type](err, errlen, so_wire_pb_name(d->name), msg);
 }

@@ -27,15 +27,15 @@ static const struct {
     const char *field;
     size_t max;
 } s_caps[] = {
-    {&skillorchestra__v1__turn_request__descriptor, "messages", SO_WIRE_MAX_MESSAGES},
-    {&skillorchestra__v1__turn_request__descriptor, "exclude_agents", SO_WIRE_MAX_AGENTS},
-    {&skillorchestra__v1__skill_demand__descriptor, "skills", SO_WIRE_MAX_SKILLS},
-    {&skillorchestra__v1__agent_score__descriptor, "skills", SO_WIRE_MAX_SKILLS},
-    {&skillorchestra__v1__routing_decision__descriptor, "scores", SO_WIRE_MAX_AGENTS},
-    {&skillorchestra__v1__routing_decision__descriptor, "top_skills", SO_WIRE_MAX_SKILLS},
-    {&skillorchestra__v1__agent_call__descriptor, "messages", SO_WIRE_MAX_MESSAGES},
-    {&skillorchestra__v1__turn_record__descriptor, "demand", SO_WIRE_MAX_SKILLS},
-    {&skillorchestra__v1__episode_outcome__descriptor, "turns", SO_WIRE_MAX_TURNS},
+    { &skillorchestra__v1__turn_request__descriptor, "messages", SO_WIRE_MAX_MESSAGES },
+    { &skillorchestra__v1__turn_request__descriptor, "exclude_agents", SO_WIRE_MAX_AGENTS },
+    { &skillorchestra__v1__skill_demand__descriptor, "skills", SO_WIRE_MAX_SKILLS },
+    { &skillorchestra__v1__agent_score__descriptor, "skills", SO_WIRE_MAX_SKILLS },
+    { &skillorchestra__v1__routing_decision__descriptor, "scores", SO_WIRE_MAX_AGENTS },
+    { &skillorchestra__v1__routing_decision__descriptor, "top_skills", SO_WIRE_MAX_SKILLS },
+    { &skillorchestra__v1__agent_call__descriptor, "messages", SO_WIRE_MAX_MESSAGES },
+    { &skillorchestra__v1__turn_record__descriptor, "demand", SO_WIRE_MAX_SKILLS },
+    { &skillorchestra__v1__episode_outcome__descriptor, "turns", SO_WIRE_MAX_TURNS },
 };
 
 static size_t s_cap(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f)
@@ -47,7 +47,7 @@ static size_t s_cap(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDes
 }
 
 #define S_SCAN_MAX_DEPTH 8
-#define S_SCAN_MAX_FIELDS 32   /* fields per message in our schema, checked */
+#define S_SCAN_MAX_FIELDS 32 /* fields per message in our schema, checked */
 
 typedef struct {
     const uint8_t *base;
@@ -66,7 +66,7 @@ static int s_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *out)
         if (*pos >= len)
             return -1;
         uint8_t b = p[(*pos)++];
-        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        v |= (uint64_t) (b & 0x7f) << (7 * i);
         if (!(b & 0x80)) {
             *out = v;
             return 0;
@@ -80,19 +80,21 @@ static int s_wire_type_ok(const ProtobufCFieldDescriptor *f, unsigned wt, bool *
     *packed = false;
     unsigned want;
     switch (f->type) {
-    case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_SINT32: case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_BOOL: case PROTOBUF_C_TYPE_ENUM:
-        want = 0;
-        break;
-    case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_SFIXED64: case PROTOBUF_C_TYPE_DOUBLE:
-        want = 1;
-        break;
-    case PROTOBUF_C_TYPE_FIXED32: case PROTOBUF_C_TYPE_SFIXED32: case PROTOBUF_C_TYPE_FLOAT:
-        want = 5;
-        break;
-    default:
-        return wt == 2;
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_BOOL:
+    case PROTOBUF_C_TYPE_ENUM: want = 0; break;
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE: want = 1; break;
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FLOAT: want = 5; break;
+    default: return wt == 2;
     }
     if (wt == want)
         return 1;
@@ -107,10 +109,12 @@ static int s_wire_type_ok(const ProtobufCFieldDescriptor *f, unsigned wt, bool *
 static size_t s_packed_count(const ProtobufCFieldDescriptor *f, const uint8_t *p, size_t len)
 {
     switch (f->type) {
-    case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_SFIXED64: case PROTOBUF_C_TYPE_DOUBLE:
-        return len / 8;
-    case PROTOBUF_C_TYPE_FIXED32: case PROTOBUF_C_TYPE_SFIXED32: case PROTOBUF_C_TYPE_FLOAT:
-        return len / 4;
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE: return len / 8;
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FLOAT: return len / 4;
     default: {
         size_t n = 0;
         for (size_t i = 0; i < len; i++)
@@ -124,9 +128,10 @@ static int s_truncated(s_scan_t *s, const ProtobufCMessageDescriptor *d,
                        const ProtobufCFieldDescriptor *f, unsigned num, size_t off)
 {
     if (f)
-        return so_err(s->err, s->errlen,
-                      "truncated protobuf (body %zu bytes): %s.%s at offset %zu runs past the end",
-                      s->body_len, so_wire_pb_name(d->name), f->name, off);
+        return so_err(
+            s->err, s->errlen,
+            "truncated protobuf (body %zu bytes): %s.%s at offset %zu runs past the end",
+            s->body_len, so_wire_pb_name(d->name), f->name, off);
     return so_err(
         s->err, s->errlen,
         "truncated protobuf (body %zu bytes): %s field %u at offset %zu runs past the end",
@@ -136,7 +141,7 @@ static int s_truncated(s_scan_t *s, const ProtobufCMessageDescriptor *d,
 static int s_scan_msg(s_scan_t *s, const ProtobufCMessageDescriptor *d, const uint8_t *p,
                       size_t len, int depth)
 {
-    size_t counts[S_SCAN_MAX_FIELDS] = {0};
+    size_t counts[S_SCAN_MAX_FIELDS] = { 0 };
     if (depth > S_SCAN_MAX_DEPTH)
         return so_err(s->err, s->errlen, "malformed protobuf: %s nested deeper than %d",
                       so_wire_pb_name(d->name), S_SCAN_MAX_DEPTH);
@@ -146,7 +151,7 @@ static int s_scan_msg(s_scan_t *s, const ProtobufCMessageDescriptor *d, const ui
 
     size_t pos = 0;
     while (pos < len) {
-        size_t off = (size_t)(p - s->base) + pos;
+        size_t off = (size_t) (p - s->base) + pos;
         uint64_t tag;
         int rc = s_varint(p, len, &pos, &tag);
         if (rc == -1)
@@ -157,7 +162,7 @@ static int s_scan_msg(s_scan_t *s, const ProtobufCMessageDescriptor *d, const ui
         if (rc < 0 || tag >> 32 || (tag >> 3) == 0)
             return so_err(s->err, s->errlen, "malformed protobuf: %s bad tag at offset %zu",
                           so_wire_pb_name(d->name), off);
-        unsigned num = (unsigned)(tag >> 3), wt = (unsigned)(tag & 7);
+        unsigned num = (unsigned) (tag >> 3), wt = (unsigned) (tag & 7);
         const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, num);
 
         const uint8_t *payload = p + pos;
@@ -195,16 +200,17 @@ static int s_scan_msg(s_scan_t *s, const ProtobufCMessageDescriptor *d, const ui
             pos += plen;
             break;
         default:
-            return so_err(s->err, s->errlen,
-                          "malformed protobuf: %s field %u at offset %zu: wire type %u unsupported",
-                          so_wire_pb_name(d->name), num, off, wt);
+            return so_err(
+                s->err, s->errlen,
+                "malformed protobuf: %s field %u at offset %zu: wire type %u unsupported",
+                so_wire_pb_name(d->name), num, off, wt);
         }
 
         if (!f) {
             /* Unknown field: protobuf-c keeps a copy (forward compatibility). */
             if (++s->unknown > SO_WIRE_MAX_UNKNOWN)
-                return so_err(s->err, s->errlen, "%s: more than %d unknown fields", so_wire_pb_name(d->name),
-                              SO_WIRE_MAX_UNKNOWN);
+                return so_err(s->err, s->errlen, "%s: more than %d unknown fields",
+                              so_wire_pb_name(d->name), SO_WIRE_MAX_UNKNOWN);
             s->nodes++;
         } else {
             bool packed;
@@ -212,7 +218,7 @@ static int s_scan_msg(s_scan_t *s, const ProtobufCMessageDescriptor *d, const ui
                 return so_err(s->err, s->errlen,
                               "malformed protobuf: %s.%s at offset %zu has wire type %u",
                               so_wire_pb_name(d->name), f->name, off, wt);
-            size_t idx = (size_t)(f - d->fields);
+            size_t idx = (size_t) (f - d->fields);
             if (f->label == PROTOBUF_C_LABEL_REPEATED) {
                 size_t n = packed ? s_packed_count(f, payload, plen) : 1;
                 counts[idx] += n;
@@ -222,7 +228,7 @@ static int s_scan_msg(s_scan_t *s, const ProtobufCMessageDescriptor *d, const ui
                 const uint8_t *nul = memchr(payload, 0, plen);
                 if (nul)
                     return so_err(s->err, s->errlen, "%s.%s: embedded NUL at byte %zu",
-                                  so_wire_pb_name(d->name), f->name, (size_t)(nul - payload));
+                                  so_wire_pb_name(d->name), f->name, (size_t) (nul - payload));
                 s->nodes++;
             } else if (f->type == PROTOBUF_C_TYPE_BYTES) {
                 s->nodes++;
@@ -231,9 +237,10 @@ static int s_scan_msg(s_scan_t *s, const ProtobufCMessageDescriptor *d, const ui
                  * re-copying its arrays each time: quadratic in a hostile
                  * body.  Our encoders never repeat one, so refuse. */
                 if (f->label != PROTOBUF_C_LABEL_REPEATED && ++counts[idx] > 1)
-                    return so_err(s->err, s->errlen,
-                                  "malformed protobuf: %s.%s at offset %zu repeats a singular field",
-                                  so_wire_pb_name(d->name), f->name, off);
+                    return so_err(
+                        s->err, s->errlen,
+                        "malformed protobuf: %s.%s at offset %zu repeats a singular field",
+                        so_wire_pb_name(d->name), f->name, off);
                 s->nodes++;
                 if (s_scan_msg(s, f->descriptor, payload, plen, depth + 1) != 0)
                     return -1;
@@ -250,18 +257,17 @@ static int s_scan_msg(s_scan_t *s, const ProtobufCMessageDescriptor *d, const ui
             continue;
         size_t cap = s_cap(d, f);
         if (counts[i] > cap)
-            return so_err(s->err, s->errlen, "%s.%s: %zu entries (limit %zu)", so_wire_pb_name(d->name),
-                          f->name, counts[i], cap);
+            return so_err(s->err, s->errlen, "%s.%s: %zu entries (limit %zu)",
+                          so_wire_pb_name(d->name), f->name, counts[i], cap);
     }
     return 0;
 }
 
-int so_wire_scan(so_msg_type_t type, const void *body, size_t body_len, char *err,
-                 size_t errlen)
+int so_wire_scan(so_msg_type_t type, const void *body, size_t body_len, char *err, size_t errlen)
 {
     const ProtobufCMessageDescriptor *d = so_wire_descriptor(type);
     if (!d)
         return so_err(err, errlen, "unknown message type %d", (int) type);
-    s_scan_t scan = {.base = body, .body_len = body_len, .err = err, .errlen = errlen};
+    s_scan_t scan = { .base = body, .body_len = body_len, .err = err, .errlen = errlen };
     return s_scan_msg(&scan, d, body, body_len, 0);
 }

@@ -14,12 +14,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#define S_DEFAULT_FILES                                                                            \
-    "../shared/data/routerbench/arc_challenge_test.csv,"                                           \
-    "../shared/data/routerbench/mbpp_test.csv,"                                                    \
-    "../shared/data/routerbench/winograde_test.csv,"                                               \
-    "../shared/data/routerbench/arc_challenge_train.csv,"                                          \
-    "../shared/data/routerbench/mbpp_train.csv,"                                                   \
+#define S_DEFAULT_FILES \
+    "../shared/data/routerbench/arc_challenge_test.csv," \
+    "../shared/data/routerbench/mbpp_test.csv," \
+    "../shared/data/routerbench/winograde_test.csv," \
+    "../shared/data/routerbench/arc_challenge_train.csv," \
+    "../shared/data/routerbench/mbpp_train.csv," \
     "../shared/data/routerbench/winograde_train.csv"
 
 static const char *s_usage =
@@ -31,7 +31,7 @@ static const char *s_usage =
 
 typedef struct {
     so_worker_opts_t o;
-    int live;                       /* backend = live */
+    int live; /* backend = live */
 } s_settings_t;
 
 static int s_settings(const so_config_t *cfg, void *arg, char *err, size_t errlen)
@@ -45,8 +45,9 @@ static int s_settings(const so_config_t *cfg, void *arg, char *err, size_t errle
     if (wid)
         snprintf(o->worker_id, sizeof o->worker_id, "%s", wid);
     o->endpoint = so_config_get(cfg, "gateway.endpoint", o->endpoint);
-#define S_LONG(key, field, min, max)                                                               \
-    if (rc == 0 && (rc = so_config_long(cfg, key, (long) o->field, min, max, &v, err, errlen)) == 0) \
+#define S_LONG(key, field, min, max) \
+    if (rc == 0 && \
+        (rc = so_config_long(cfg, key, (long) o->field, min, max, &v, err, errlen)) == 0) \
         o->field = (int) v;
     S_LONG("heartbeat_ms", heartbeat_ms, 10, 60000);
     S_LONG("liveness", liveness, 1, 100);

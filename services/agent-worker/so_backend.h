@@ -19,13 +19,13 @@
 #include <stdint.h>
 
 typedef struct {
-    char *text;                   /* malloc'd answer text (caller frees), may be NULL */
+    char *text; /* malloc'd answer text (caller frees), may be NULL */
     uint32_t prompt_tokens;
     uint32_t completion_tokens;
     double cost_usd;
-    int has_score;                /* replay: a recorded score is known */
-    double score;                 /* [0, 1] */
-    so_pb_error_code_t error_code;   /* NONE = success */
+    int has_score;                 /* replay: a recorded score is known */
+    double score;                  /* [0, 1] */
+    so_pb_error_code_t error_code; /* NONE = success */
     char error[512];
     /* Set by the caller (so_backend_execute_stream), read by a backend that
      * streams (live, when call->stream): each text delta, in order, on the
@@ -37,12 +37,11 @@ typedef struct {
 typedef struct so_backend so_backend_t;
 
 struct so_backend {
-    const char *name;             /* "replay", "live", ... */
+    const char *name; /* "replay", "live", ... */
     void *self;
-    int thread_safe;              /* execute may run on several threads at once */
+    int thread_safe; /* execute may run on several threads at once */
     /* deadline: so_now_ms() time by which the result is due (0 = none). */
-    void (*execute)(void *self, const so_pb_agent_call_t *call, int64_t deadline,
-                    so_exec_t *out);
+    void (*execute)(void *self, const so_pb_agent_call_t *call, int64_t deadline, so_exec_t *out);
     /* Optional: running and later executes return soon (UNAVAILABLE); the
      * worker calls it when it gives up waiting for them.  Thread-safe. */
     void (*cancel)(void *self);
@@ -52,13 +51,13 @@ struct so_backend {
 };
 
 /* Runs backend->execute after zeroing *out. */
-void so_backend_execute(so_backend_t *b, const so_pb_agent_call_t *call,
-                        int64_t deadline, so_exec_t *out);
+void so_backend_execute(so_backend_t *b, const so_pb_agent_call_t *call, int64_t deadline,
+                        so_exec_t *out);
 /* The same with a delta sink (see so_exec_t.on_delta); a backend that does
  * not stream ignores it and only fills *out. */
-void so_backend_execute_stream(so_backend_t *b, const so_pb_agent_call_t *call,
-                               int64_t deadline, int (*on_delta)(void *, const char *, size_t),
-                               void *delta_arg, so_exec_t *out);
+void so_backend_execute_stream(so_backend_t *b, const so_pb_agent_call_t *call, int64_t deadline,
+                               int (*on_delta)(void *, const char *, size_t), void *delta_arg,
+                               so_exec_t *out);
 /* Releases out->text. */
 void so_exec_clear(so_exec_t *out);
 /* Destroys the backend and NULLs the pointer; NULL-safe. */
@@ -68,8 +67,8 @@ void so_backend_destroy(so_backend_t **self_p);
  * RouterBench CSV, MT-bench directory, JSONL traces).  Prompts are indexed by
  * their exact text; when two records share a prompt, the first file listed
  * wins (counted in *duplicates if not NULL).  NULL with err on failure. */
-so_backend_t *so_replay_new(const char *files, size_t *n_prompts, size_t *duplicates,
-                            char *err, size_t errlen);
+so_backend_t *so_replay_new(const char *files, size_t *n_prompts, size_t *duplicates, char *err,
+                            size_t errlen);
 
 /* The live backend: one OpenAI-compatible client pool per agent of
  * "live.agents" (comma-separated ids), each configured by the agent.<id>.*

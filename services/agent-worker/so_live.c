@@ -30,15 +30,15 @@
 #include <string.h>
 
 #define S_MAX_AGENTS 64
-#define S_MAX_IDLE 64             /* idle clients kept per agent */
+#define S_MAX_IDLE 64 /* idle clients kept per agent */
 
 
 typedef struct {
     char id[SO_WIRE_MAX_ID + 1];
-    so_openai_config_t cfg;       /* strings point at the copies below */
+    so_openai_config_t cfg; /* strings point at the copies below */
     char *base_url, *model, *key_env;
-    double temperature;           /* < 0: not sent */
-    pthread_mutex_t mu;           /* guards idle and the counters */
+    double temperature; /* < 0: not sent */
+    pthread_mutex_t mu; /* guards idle and the counters */
     so_openai_t *idle[S_MAX_IDLE];
     size_t n_idle;
     uint64_t calls, errors, retries, usage_estimated, prompt_tokens, completion_tokens;
@@ -49,7 +49,7 @@ typedef struct {
 typedef struct {
     s_agent_t *agents;
     size_t n_agents;
-    char list[512];               /* "a,b" for messages */
+    char list[512]; /* "a,b" for messages */
     atomic_int cancel;
 } s_live_t;
 
@@ -81,8 +81,10 @@ static int s_parse_agents(s_live_t *l, const char *list, char *err, size_t errle
         while (n > 0 && isspace((unsigned char) tok[n - 1]))
             tok[--n] = '\0';
         if (!s_valid_id(tok)) {
-            so_err(err, errlen, "live.agents: '%.64s' is not an agent id (1..%d of "
-                   "[A-Za-z0-9._-])", tok, SO_WIRE_MAX_ID);
+            so_err(err, errlen,
+                   "live.agents: '%.64s' is not an agent id (1..%d of "
+                   "[A-Za-z0-9._-])",
+                   tok, SO_WIRE_MAX_ID);
             rc = -1;
         } else if (l->n_agents == S_MAX_AGENTS) {
             so_err(err, errlen, "live.agents: more than %d agents", S_MAX_AGENTS);
@@ -161,7 +163,8 @@ static int s_on_delta(const char *delta, size_t len, void *arg)
     return out->on_delta(out->delta_arg, delta, len);
 }
 
-static void s_execute(void *self, const so_pb_agent_call_t *call, int64_t deadline, so_exec_t *out)
+static void s_execute(void *self, const so_pb_agent_call_t *call, int64_t deadline,
+                      so_exec_t *out)
 {
     s_live_t *l = self;
     s_agent_t *a = s_find(l, call->agent_id);
@@ -203,14 +206,12 @@ static void s_execute(void *self, const so_pb_agent_call_t *call, int64_t deadli
     so_openai_t *c = s_take(a, err, sizeof err);
     if (!c) {
         free(msgs);
-        s_fail(out, SO_ERR(INTERNAL),
-               "live: agent %s: cannot make a client: %s", a->id, err);
+        s_fail(out, SO_ERR(INTERNAL), "live: agent %s: cannot make a client: %s", a->id, err);
         return;
     }
     so_openai_response_t r;
-    int rc = call->stream && out->on_delta
-                 ? so_openai_chat_stream(c, &req, s_on_delta, out, &r)
-                 : so_openai_chat(c, &req, &r);
+    int rc = call->stream && out->on_delta ? so_openai_chat_stream(c, &req, s_on_delta, out, &r)
+                                           : so_openai_chat(c, &req, &r);
     s_give_back(a, c);
     free(msgs);
 
@@ -229,13 +230,14 @@ static void s_execute(void *self, const so_pb_agent_call_t *call, int64_t deadli
         out->cost_usd = isfinite(r.cost_usd) && r.cost_usd > 0 ? r.cost_usd : 0;
     } else {
         const char *model = call->model && *call->model ? call->model : a->cfg.model;
-        s_fail(out, (so_pb_error_code_t) r.code, "live: agent %s (model %.64s): %s",
-               a->id, model, r.error);
+        s_fail(out, (so_pb_error_code_t) r.code, "live: agent %s (model %.64s): %s", a->id, model,
+               r.error);
     }
-    so_debug("live_call", "agent_id=%s request_id=%s code=%s attempts=%d status=%ld "
-             "latency_ms=%lld usage_estimated=%d", a->id, call->request_id,
-             so_openai_code_name(r.code), r.attempts, r.http_status, (long long) r.latency_ms,
-             r.usage_estimated);
+    so_debug("live_call",
+             "agent_id=%s request_id=%s code=%s attempts=%d status=%ld "
+             "latency_ms=%lld usage_estimated=%d",
+             a->id, call->request_id, so_openai_code_name(r.code), r.attempts, r.http_status,
+             (long long) r.latency_ms, r.usage_estimated);
 
     pthread_mutex_lock(&a->mu);
     a->calls++;
@@ -262,7 +264,8 @@ static void s_log_stats(void *self)
     for (size_t i = 0; i < l->n_agents; i++) {
         s_agent_t *a = &l->agents[i];
         pthread_mutex_lock(&a->mu);
-        so_info("live_stats", "agent_id=%s calls=%llu errors=%llu retries=%llu timeout=%llu "
+        so_info("live_stats",
+                "agent_id=%s calls=%llu errors=%llu retries=%llu timeout=%llu "
                 "upstream=%llu rate_limited=%llu unavailable=%llu usage_estimated=%llu "
                 "prompt_tokens=%llu completion_tokens=%llu cost_usd=%.6f idle_clients=%zu",
                 a->id, (unsigned long long) a->calls, (unsigned long long) a->errors,
@@ -299,7 +302,8 @@ so_backend_t *so_live_new(const so_config_t *cfg, char *err, size_t errlen)
 {
     const char *list = so_config_get(cfg, "live.agents", NULL);
     if (!list) {
-        so_err(err, errlen, "live.agents is missing: list the agents this worker serves "
+        so_err(err, errlen,
+               "live.agents is missing: list the agents this worker serves "
                "(and configure agent.<id>.base_url etc.)");
         return NULL;
     }
@@ -325,8 +329,8 @@ so_backend_t *so_live_new(const so_config_t *cfg, char *err, size_t errlen)
         s_agent_t *a = &l->agents[i];
         char key[200], why[256];
         snprintf(key, sizeof key, "agent.%s.temperature", a->id);
-        if (so_openai_config_load(cfg, a->id, &a->cfg, why, sizeof why) != 0
-            || so_config_double(cfg, key, -1, -1, 2, &a->temperature, why, sizeof why) != 0) {
+        if (so_openai_config_load(cfg, a->id, &a->cfg, why, sizeof why) != 0 ||
+            so_config_double(cfg, key, -1, -1, 2, &a->temperature, why, sizeof why) != 0) {
             so_err(err, errlen, "%s", why);
             rc = -1;
             break;
@@ -347,13 +351,15 @@ so_backend_t *so_live_new(const so_config_t *cfg, char *err, size_t errlen)
         a->cfg.model = a->model;
         a->cfg.api_key_env = a->key_env;
         a->cfg.max_tokens_field = strcmp(a->cfg.max_tokens_field, "max_completion_tokens") == 0
-                                      ? "max_completion_tokens" : "max_tokens";
+                                      ? "max_completion_tokens"
+                                      : "max_tokens";
         a->idle[a->n_idle++] = c;
-        so_info("live_agent", "agent_id=%s base_url=%s model=%s key_env=%s price_in=%g "
-                "price_out=%g context=%ld timeout_ms=%ld max_retries=%d", a->id,
-                a->cfg.base_url, a->cfg.model, a->cfg.api_key_env ? a->cfg.api_key_env : "-",
-                a->cfg.price_in, a->cfg.price_out, a->cfg.context_tokens, a->cfg.timeout_ms,
-                a->cfg.max_retries);
+        so_info("live_agent",
+                "agent_id=%s base_url=%s model=%s key_env=%s price_in=%g "
+                "price_out=%g context=%ld timeout_ms=%ld max_retries=%d",
+                a->id, a->cfg.base_url, a->cfg.model,
+                a->cfg.api_key_env ? a->cfg.api_key_env : "-", a->cfg.price_in, a->cfg.price_out,
+                a->cfg.context_tokens, a->cfg.timeout_ms, a->cfg.max_retries);
     }
     if (rc != 0) {
         s_destroy(l);

@@ -19,7 +19,7 @@
 
 typedef struct {
     so_dataset_t ds;
-    zhashx_t *by_prompt;          /* prompt text -> (sample index + 1) */
+    zhashx_t *by_prompt; /* prompt text -> (sample index + 1) */
 } s_replay_t;
 
 static uint32_t s_tokens(double recorded, size_t chars)
@@ -29,10 +29,11 @@ static uint32_t s_tokens(double recorded, size_t chars)
     return (uint32_t) ((chars + 3) / 4);
 }
 
-static void s_execute(void *self, const so_pb_agent_call_t *call, int64_t deadline, so_exec_t *out)
+static void s_execute(void *self, const so_pb_agent_call_t *call, int64_t deadline,
+                      so_exec_t *out)
 {
     s_replay_t *r = self;
-    (void) deadline;              /* a lookup: always in time */
+    (void) deadline; /* a lookup: always in time */
     const char *prompt = so_backend_prompt(call);
     if (!prompt) {
         out->error_code = SO_ERR(INVALID_REQUEST);
@@ -83,8 +84,8 @@ static void s_destroy(void *self)
     free(r);
 }
 
-so_backend_t *so_replay_new(const char *files, size_t *n_prompts, size_t *duplicates,
-                            char *err, size_t errlen)
+so_backend_t *so_replay_new(const char *files, size_t *n_prompts, size_t *duplicates, char *err,
+                            size_t errlen)
 {
     s_replay_t *r = so_calloc(1, sizeof *r);
     so_backend_t *b = so_calloc(1, sizeof *b);
@@ -106,7 +107,7 @@ so_backend_t *so_replay_new(const char *files, size_t *n_prompts, size_t *duplic
         *duplicates = dups;
     b->name = "replay";
     b->self = r;
-    b->thread_safe = 0;           /* zhashx_lookup updates the hash's cache */
+    b->thread_safe = 0; /* zhashx_lookup updates the hash's cache */
     b->execute = s_execute;
     b->destroy = s_destroy;
     return b;

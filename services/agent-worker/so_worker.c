@@ -28,13 +28,13 @@ typedef struct {
  * thread fills ex/latency_s. */
 typedef struct s_job {
     struct s_job *next;
-    so_pb_agent_call_t *call;     /* owned (so_wire_free) */
-    int64_t t0;                   /* received, so_now_ms() */
-    int64_t deadline;             /* 0 = none */
+    so_pb_agent_call_t *call; /* owned (so_wire_free) */
+    int64_t t0;               /* received, so_now_ms() */
+    int64_t deadline;         /* 0 = none */
     so_exec_t ex;
     double latency_s;
-    int expired;                  /* not run: the deadline passed in the queue */
-    struct s_pool *pool;          /* for the delta sink */
+    int expired;         /* not run: the deadline passed in the queue */
+    struct s_pool *pool; /* for the delta sink */
 } s_job_t;
 
 /* A text delta of a streamed call, queued by a pool thread for the loop.
@@ -61,12 +61,12 @@ typedef struct s_pool {
 typedef struct {
     const so_worker_opts_t *o;
     so_backend_t *backend;
-    s_pool_t *pool;               /* NULL: execute in the loop */
-    size_t n_jobs;                /* calls given to the pool and not yet answered */
+    s_pool_t *pool; /* NULL: execute in the loop */
+    size_t n_jobs;  /* calls given to the pool and not yet answered */
     void *ctx, *sock;
-    s_held_t *held;               /* [capacity] */
+    s_held_t *held; /* [capacity] */
     size_t n_held;
-    int64_t gateway_expires;      /* presume the gateway dead after this */
+    int64_t gateway_expires; /* presume the gateway dead after this */
     int64_t next_heartbeat;
     int64_t next_stats;
     int reconnect_ms;
@@ -123,7 +123,8 @@ static void s_rejected(s_worker_t *w, const char *what)
 }
 
 static void s_build_result(const so_worker_opts_t *o, const so_pb_agent_call_t *call,
-                           const so_exec_t *ex, double latency_s, so_pb_agent_result_t *res, so_pb_error_t *e)
+                           const so_exec_t *ex, double latency_s, so_pb_agent_result_t *res,
+                           so_pb_error_t *e)
 {
     res->request_id = call->request_id;
     res->agent_id = call->agent_id;
@@ -134,7 +135,8 @@ static void s_build_result(const so_worker_opts_t *o, const so_pb_agent_call_t *
     res->latency_s = latency_s > 0 ? latency_s : 0;
     res->worker_id = (char *) o->worker_id;
     if (ex->has_score) {
-        res->replay_score_opt_case = SKILLORCHESTRA__V1__AGENT_RESULT__REPLAY_SCORE_OPT_REPLAY_SCORE;
+        res->replay_score_opt_case =
+            SKILLORCHESTRA__V1__AGENT_RESULT__REPLAY_SCORE_OPT_REPLAY_SCORE;
         res->replay_score = ex->score;
     }
     if (ex->error_code != SO_ERR(NONE)) {
@@ -148,8 +150,8 @@ static void s_build_result(const so_worker_opts_t *o, const so_pb_agent_call_t *
  * delay.  A result that fails validation (a backend bug, or peer bytes that
  * slipped through) is replaced by an INTERNAL error naming the problem, so
  * the gateway is never left waiting for its deadline. */
-static void s_answer(s_worker_t *w, const so_pb_agent_call_t *call, so_exec_t *ex, double latency_s,
-                     int64_t t0)
+static void s_answer(s_worker_t *w, const so_pb_agent_call_t *call, so_exec_t *ex,
+                     double latency_s, int64_t t0)
 {
     char err[256];
     for (int pass = 0; pass < 2; pass++) {
@@ -158,8 +160,8 @@ static void s_answer(s_worker_t *w, const so_pb_agent_call_t *call, so_exec_t *e
         s_build_result(w->o, call, ex, latency_s, &res, &e);
         if (w->o->delay_ms > 0) {
             s_held_t *h = &w->held[w->n_held];
-            if (so_wire_pack_zmq(SO_MSG_AGENT_RESULT, &res, &h->hdr, &h->body, err,
-                                 sizeof err) == 0) {
+            if (so_wire_pack_zmq(SO_MSG_AGENT_RESULT, &res, &h->hdr, &h->body, err, sizeof err) ==
+                0) {
                 h->due = t0 + w->o->delay_ms;
                 w->n_held++;
                 break;
@@ -186,8 +188,8 @@ static void s_answer(s_worker_t *w, const so_pb_agent_call_t *call, so_exec_t *e
         w->errors++;
 }
 
-static void s_send_error(s_worker_t *w, const so_pb_agent_call_t *call,
-                         so_pb_error_code_t code, const char *msg)
+static void s_send_error(s_worker_t *w, const so_pb_agent_call_t *call, so_pb_error_code_t code,
+                         const char *msg)
 {
     so_exec_t ex;
     memset(&ex, 0, sizeof ex);
@@ -197,7 +199,8 @@ static void s_send_error(s_worker_t *w, const so_pb_agent_call_t *call,
     so_pb_error_t e = SKILLORCHESTRA__V1__ERROR__INIT;
     s_build_result(w->o, call, &ex, 0, &res, &e);
     char err[256];
-    if (so_wire_send(w->sock, NULL, SO_MSG_AGENT_RESULT, &res, ZMQ_DONTWAIT, err, sizeof err) != 0)
+    if (so_wire_send(w->sock, NULL, SO_MSG_AGENT_RESULT, &res, ZMQ_DONTWAIT, err, sizeof err) !=
+        0)
         w->send_failed++;
     w->errors++;
 }
@@ -218,7 +221,7 @@ static int s_on_delta(void *arg, const char *delta, size_t len)
     s_job_t *j = arg;
     s_pool_t *p = j->pool;
     if (len == 0 || len > SO_WIRE_MAX_TEXT)
-        return 0;                 /* the final result carries the text anyway */
+        return 0; /* the final result carries the text anyway */
     s_part_t *part = so_calloc(1, sizeof *part);
     char *text = so_malloc(len + 1);
     memcpy(text, delta, len);
@@ -231,7 +234,7 @@ static int s_on_delta(void *arg, const char *delta, size_t len)
     else
         p->parts = part;
     p->parts_tail = part;
-    ssize_t wr = write(p->wake[1], "p", 1);   /* a full pipe wakes the loop anyway */
+    ssize_t wr = write(p->wake[1], "p", 1); /* a full pipe wakes the loop anyway */
     (void) wr;
     pthread_mutex_unlock(&p->mu);
     return 0;
@@ -257,10 +260,11 @@ static void s_run_job(so_backend_t *b, s_job_t *j)
         j->ex.error_code = SO_ERR(TIMEOUT);
         snprintf(j->ex.error, sizeof j->ex.error,
                  "waited %lld ms in the worker's queue, past the call's deadline "
-                 "(all %s threads busy)", (long long) (now - j->t0), b->name);
+                 "(all %s threads busy)",
+                 (long long) (now - j->t0), b->name);
     } else {
-        so_backend_execute_stream(b, j->call, j->deadline, j->call->stream ? s_on_delta : NULL,
-                                  j, &j->ex);
+        so_backend_execute_stream(b, j->call, j->deadline, j->call->stream ? s_on_delta : NULL, j,
+                                  &j->ex);
     }
     j->latency_s = (double) (so_now_ms() - j->t0) / 1000.0;
 }
@@ -416,8 +420,8 @@ static void s_send_partial(s_worker_t *w, const s_part_t *part)
     res.worker_id = (char *) w->o->worker_id;
     res.partial = 1;
     char err[256];
-    if (so_wire_send(w->sock, NULL, SO_MSG_AGENT_RESULT, &res, ZMQ_DONTWAIT, err, sizeof err)
-        != 0) {
+    if (so_wire_send(w->sock, NULL, SO_MSG_AGENT_RESULT, &res, ZMQ_DONTWAIT, err, sizeof err) !=
+        0) {
         w->send_failed++;
         so_debug("partial_send_failed", "request_id=%s error=\"%s\"", call->request_id, err);
         return;
@@ -451,8 +455,7 @@ static void s_on_call(s_worker_t *w, so_pb_agent_call_t **msg_p)
     if (w->n_held + w->n_jobs >= w->o->capacity) {
         /* The gateway sent more than our capacity: answer now, do not queue. */
         w->over_capacity++;
-        s_send_error(w, call, SO_ERR(UNAVAILABLE),
-                     "worker over capacity");
+        s_send_error(w, call, SO_ERR(UNAVAILABLE), "worker over capacity");
         return;
     }
     int64_t t0 = so_now_ms();
@@ -546,11 +549,12 @@ static void s_timers(s_worker_t *w, int64_t now)
         /* Back off: the gateway may be restarting. */
         zmq_poll(NULL, 0, w->reconnect_ms);
         w->reconnect_ms = w->reconnect_ms * 2 > w->o->reconnect_max_ms ? w->o->reconnect_max_ms
-                                                                      : w->reconnect_ms * 2;
+                                                                       : w->reconnect_ms * 2;
         s_connect(w);
     }
     if (w->o->stats_ms > 0 && now >= w->next_stats) {
-        so_info("stats", "calls=%llu errors=%llu running=%zu held=%zu rejected=%llu "
+        so_info("stats",
+                "calls=%llu errors=%llu running=%zu held=%zu rejected=%llu "
                 "send_failed=%llu reconnects=%llu over_capacity=%llu queue_timeouts=%llu",
                 (unsigned long long) w->calls, (unsigned long long) w->errors, w->n_jobs,
                 w->n_held, (unsigned long long) w->rejected, (unsigned long long) w->send_failed,
@@ -587,8 +591,7 @@ static void s_pool_finish(s_worker_t *w)
     for (s_job_t *j = never, *next; j; j = next) {
         next = j->next;
         w->n_jobs--;
-        s_send_error(w, j->call, SO_ERR(UNAVAILABLE),
-                     "worker stopping: call not started");
+        s_send_error(w, j->call, SO_ERR(UNAVAILABLE), "worker stopping: call not started");
         s_job_free(j);
     }
 }
@@ -601,7 +604,8 @@ int so_worker_run(const so_worker_opts_t *o, so_backend_t *backend)
     w.backend = backend;
     w.reconnect_ms = o->heartbeat_ms;
     if (o->threads > 0 && !backend->thread_safe) {
-        so_error("config", "error=\"threads: the %s backend runs in the loop only (threads = 0)\"",
+        so_error("config",
+                 "error=\"threads: the %s backend runs in the loop only (threads = 0)\"",
                  backend->name);
         return 1;
     }
@@ -619,9 +623,11 @@ int so_worker_run(const so_worker_opts_t *o, so_backend_t *backend)
         s_pool_destroy(&w.pool);
         return 1;
     }
-    so_info("start", "worker_id=%s endpoint=%s backend=%s capacity=%u threads=%u delay_ms=%d "
-            "heartbeat_ms=%d", o->worker_id, o->endpoint, backend->name, o->capacity, o->threads,
-            o->delay_ms, o->heartbeat_ms);
+    so_info("start",
+            "worker_id=%s endpoint=%s backend=%s capacity=%u threads=%u delay_ms=%d "
+            "heartbeat_ms=%d",
+            o->worker_id, o->endpoint, backend->name, o->capacity, o->threads, o->delay_ms,
+            o->heartbeat_ms);
     w.next_stats = so_now_ms() + o->stats_ms;
 
     int64_t drain_until = 0;

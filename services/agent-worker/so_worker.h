@@ -26,18 +26,18 @@
 
 typedef struct {
     char worker_id[SO_WIRE_MAX_ID + 1];
-    const char *endpoint;          /* gateway worker endpoint(s) */
-    const char *agents;            /* "a,b": the agents served, told in READY; NULL = all */
-    unsigned capacity;             /* calls in flight at once, 1..256 */
-    unsigned threads;              /* 0: execute in the loop; n: a pool of n threads
+    const char *endpoint; /* gateway worker endpoint(s) */
+    const char *agents;   /* "a,b": the agents served, told in READY; NULL = all */
+    unsigned capacity;    /* calls in flight at once, 1..256 */
+    unsigned threads;     /* 0: execute in the loop; n: a pool of n threads
                                       (the backend must be thread_safe) */
-    int heartbeat_ms;              /* default 500 */
-    int liveness;                  /* missed heartbeats before reconnecting (3) */
-    int delay_ms;                  /* artificial delay per call (0) */
-    int reconnect_max_ms;          /* back-off ceiling between reconnects (4000) */
-    int drain_ms;                  /* on SIGTERM: how long running and held calls may
+    int heartbeat_ms;     /* default 500 */
+    int liveness;         /* missed heartbeats before reconnecting (3) */
+    int delay_ms;         /* artificial delay per call (0) */
+    int reconnect_max_ms; /* back-off ceiling between reconnects (4000) */
+    int drain_ms;         /* on SIGTERM: how long running and held calls may
                                       take (5000); then running ones are cancelled */
-    int stats_ms;                  /* periodic stats line (10000; 0 = off) */
+    int stats_ms;         /* periodic stats line (10000; 0 = off) */
     so_wire_sockopts_t sockopts;
 } so_worker_opts_t;
 

@@ -28,9 +28,9 @@ static const char *s_usage =
 static int s_settings(so_gateway_opts_t *o, const so_config_t *cfg, char *err, size_t errlen)
 {
     long v;
-#define S_INT(key, field, def, min, max)                                                           \
-    if (so_config_long(cfg, key, def, min, max, &v, err, errlen) != 0)                             \
-        return -1;                                                                                 \
+#define S_INT(key, field, def, min, max) \
+    if (so_config_long(cfg, key, def, min, max, &v, err, errlen) != 0) \
+        return -1; \
     o->field = v;
     S_INT("request_timeout_ms", turns.request_timeout_ms, 30000, 100, 3600000);
     S_INT("stage_timeout_ms", turns.stage_timeout_ms, 2000, 10, 600000);
@@ -101,7 +101,8 @@ static int s_all_settings(const so_config_t *cfg, void *arg, char *err, size_t e
 {
     s_all_t *a = arg;
     memset(&a->gw, 0, sizeof a->gw);
-    if (s_settings(&a->gw, cfg, err, errlen) != 0 || so_sock_opts(cfg, &a->sock, err, errlen) != 0)
+    if (s_settings(&a->gw, cfg, err, errlen) != 0 ||
+        so_sock_opts(cfg, &a->sock, err, errlen) != 0)
         return -1;
     return s_recorder_settings(&a->rec, cfg, err, errlen) != 0 ? -1 : 0;
 }

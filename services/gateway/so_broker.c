@@ -16,7 +16,7 @@
 #include <string.h>
 
 struct so_broker {
-    so_map_t *by_rid;             /* hex(rid) -> so_broker_worker_t* (borrowed) */
+    so_map_t *by_rid; /* hex(rid) -> so_broker_worker_t* (borrowed) */
     so_broker_worker_t *head, *tail;
     int heartbeat_ms;
     int64_t liveness_ms;
@@ -202,7 +202,7 @@ void so_broker_assign(so_broker_t *b, so_broker_worker_t *w, const char *request
                       int64_t deadline)
 {
     if (w->inflight >= w->capacity)
-        return;   /* the caller picked a full worker: a bug, but keep the books right */
+        return; /* the caller picked a full worker: a bug, but keep the books right */
     so_broker_call_t *c = &w->calls[w->inflight++];
     snprintf(c->request_id, sizeof c->request_id, "%s", request_id);
     c->deadline = deadline;

@@ -29,27 +29,27 @@ typedef struct so_broker so_broker_t;
 
 typedef struct {
     char request_id[SO_WIRE_MAX_ID + 1];
-    int64_t deadline;             /* monotonic ms */
+    int64_t deadline; /* monotonic ms */
 } so_broker_call_t;
 
 typedef struct so_broker_worker {
-    uint8_t rid[SO_WIRE_MAX_ROUTING_ID];  /* ROUTER routing id */
+    uint8_t rid[SO_WIRE_MAX_ROUTING_ID]; /* ROUTER routing id */
     size_t rid_len;
-    char name[SO_WIRE_MAX_ID + 1];        /* worker id from READY */
-    char *agents;                 /* ",a,b," (the agents it serves), NULL = every agent */
+    char name[SO_WIRE_MAX_ID + 1]; /* worker id from READY */
+    char *agents;                  /* ",a,b," (the agents it serves), NULL = every agent */
     unsigned capacity;
     unsigned inflight;
-    int draining;                 /* said DISCONNECT: no new calls */
-    int64_t expires;              /* silent past this → dead */
-    int64_t next_heartbeat;       /* when the gateway pings it next */
-    uint64_t dispatched;          /* calls sent to it, ever */
-    so_broker_call_t *calls;      /* [capacity] */
-    struct so_broker_worker *prev, *next;   /* LRU queue */
+    int draining;                         /* said DISCONNECT: no new calls */
+    int64_t expires;                      /* silent past this → dead */
+    int64_t next_heartbeat;               /* when the gateway pings it next */
+    uint64_t dispatched;                  /* calls sent to it, ever */
+    so_broker_call_t *calls;              /* [capacity] */
+    struct so_broker_worker *prev, *next; /* LRU queue */
 } so_broker_worker_t;
 
 /* Called for each call a dropped worker still held ("re-dispatch this").
  * It must not call into the broker: queue the call, dispatch afterwards. */
-typedef void (so_broker_orphan_fn)(void *arg, const char *request_id);
+typedef void so_broker_orphan_fn(void *arg, const char *request_id);
 
 so_broker_t *so_broker_new(int heartbeat_ms, int liveness);
 void so_broker_destroy(so_broker_t **self_p);

@@ -16,7 +16,7 @@ typedef struct {
 } s_episode_t;
 
 struct so_episodes {
-    so_map_t *map;                /* episode id → s_episode_t* */
+    so_map_t *map; /* episode id → s_episode_t* */
     int ttl_s;
     size_t max;
 };
@@ -45,8 +45,7 @@ const char *so_episodes_version(const so_episodes_t *e, const char *episode_id)
     return ep ? ep->version : NULL;
 }
 
-void so_episodes_keep(so_episodes_t *e, const char *episode_id, const char *version,
-                      int64_t now)
+void so_episodes_keep(so_episodes_t *e, const char *episode_id, const char *version, int64_t now)
 {
     s_episode_t *ep = so_map_get(e->map, episode_id);
     if (!ep) {

@@ -21,8 +21,7 @@ void so_episodes_destroy(so_episodes_t **self_p);
 /* The version episode_id is pinned to (borrowed), or NULL. */
 const char *so_episodes_version(const so_episodes_t *e, const char *episode_id);
 /* Pins episode_id to version (again) and keeps it until now + ttl_s. */
-void so_episodes_keep(so_episodes_t *e, const char *episode_id, const char *version,
-                      int64_t now);
+void so_episodes_keep(so_episodes_t *e, const char *episode_id, const char *version, int64_t now);
 void so_episodes_forget(so_episodes_t *e, const char *episode_id);
 /* Forgets every episode idle past its ttl. */
 void so_episodes_expire(so_episodes_t *e, int64_t now);

@@ -17,8 +17,8 @@
 struct so_gateway {
     so_gateway_opts_t o;
     so_inflight_t *turns;
-    so_broker_t *broker;                  /* the turns' */
-    so_inflight_counters_t *c;            /* the turns' */
+    so_broker_t *broker;       /* the turns' */
+    so_inflight_counters_t *c; /* the turns' */
     int draining;
     int64_t next_stats;
 };
@@ -164,7 +164,7 @@ static void s_on_worker_ctl(so_gateway_t *gw, so_broker_worker_t *w,
                                  ctl->capacity, ctl->agents, now);
     } else if (!w) {
         if (ctl->cmd == SO_CTL_HEARTBEAT)
-            s_ctl(gw, env, SO_CTL_DISCONNECT);      /* "register again" */
+            s_ctl(gw, env, SO_CTL_DISCONNECT); /* "register again" */
     } else if (ctl->cmd == SO_CTL_HEARTBEAT) {
         so_broker_seen(gw->broker, w, now);
     } else if (ctl->cmd == SO_CTL_DISCONNECT) {
@@ -305,8 +305,10 @@ int so_gateway_run(so_gateway_t *gw)
         if (gw->draining && (so_inflight_size(gw->turns) == 0 || now >= drain_until))
             break;
         zmq_pollitem_t items[] = {
-            { gw->o.clients, 0, ZMQ_POLLIN, 0 }, { gw->o.workers, 0, ZMQ_POLLIN, 0 },
-            { gw->o.infer, 0, ZMQ_POLLIN, 0 },   { gw->o.route, 0, ZMQ_POLLIN, 0 },
+            { gw->o.clients, 0, ZMQ_POLLIN, 0 },
+            { gw->o.workers, 0, ZMQ_POLLIN, 0 },
+            { gw->o.infer, 0, ZMQ_POLLIN, 0 },
+            { gw->o.route, 0, ZMQ_POLLIN, 0 },
             { so_recorder_socket(gw->o.recorder), 0, ZMQ_POLLIN, 0 },
         };
         int rc = zmq_poll(items, 5, 20);
@@ -331,8 +333,12 @@ so_gateway_t *so_gateway_new(const so_gateway_opts_t *opts)
     so_gateway_t *gw = so_calloc(1, sizeof *gw);
     gw->o = *opts;
     so_inflight_ops_t ops = {
-        .send_infer = s_send_infer, .send_route = s_send_route, .send_call = s_send_call,
-        .send_reply = s_send_reply, .send_error = s_send_error, .record = s_record,
+        .send_infer = s_send_infer,
+        .send_route = s_send_route,
+        .send_call = s_send_call,
+        .send_reply = s_send_reply,
+        .send_error = s_send_error,
+        .record = s_record,
     };
     gw->turns = so_inflight_new(&opts->turns, &ops, gw);
     if (!gw->turns) {

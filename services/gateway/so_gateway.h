@@ -20,8 +20,8 @@
 typedef struct so_gateway so_gateway_t;
 
 typedef struct {
-    void *clients, *workers, *infer, *route;   /* borrowed */
-    so_recorder_t *recorder;                   /* borrowed */
+    void *clients, *workers, *infer, *route; /* borrowed */
+    so_recorder_t *recorder;                 /* borrowed */
     int drain_ms, stats_ms;
     so_inflight_opts_t turns;
 } so_gateway_opts_t;

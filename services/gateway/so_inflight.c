@@ -24,22 +24,22 @@ static const char *s_stage_name[] = { "infer", "route", "wait", "call" };
 
 /* One turn in flight. */
 typedef struct {
-    char id[SO_WIRE_MAX_ID + 1];          /* ours, on every backend message */
-    char client_id[SO_WIRE_MAX_ID + 1];   /* the client's request_id */
+    char id[SO_WIRE_MAX_ID + 1];        /* ours, on every backend message */
+    char client_id[SO_WIRE_MAX_ID + 1]; /* the client's request_id */
     char episode[SO_WIRE_MAX_ID + 1];
     char version[SO_WIRE_MAX_ID + 1];
-    so_wire_envelope_t env;               /* the client's envelope */
-    so_pb_turn_request_t *request;        /* decoded client request */
-    so_pb_skill_demand_t *demand;         /* decoded, or the uniform one (own) */
+    so_wire_envelope_t env;        /* the client's envelope */
+    so_pb_turn_request_t *request; /* decoded client request */
+    so_pb_skill_demand_t *demand;  /* decoded, or the uniform one (own) */
     int demand_owned;
     so_pb_routing_decision_t *decision;
     so_inflight_stage_t stage;
     int64_t started, deadline, stage_deadline;
     int stage_tries, attempts, fallbacks;
-    size_t partials;                      /* deltas forwarded to the client */
-    char **exclude;                       /* the client's + failed agents */
+    size_t partials; /* deltas forwarded to the client */
+    char **exclude;  /* the client's + failed agents */
     size_t n_exclude;
-    char note[512];                       /* why an agent was skipped */
+    char note[512]; /* why an agent was skipped */
 } s_flight_t;
 
 struct so_inflight {
@@ -47,10 +47,10 @@ struct so_inflight {
     so_inflight_ops_t ops;
     void *arg;
     so_broker_t *broker;
-    char current[SO_WIRE_MAX_ID + 1];     /* handbook version for new episodes */
-    so_map_t *flights;                    /* id → s_flight_t* */
-    zlistx_t *waiting;                    /* ids waiting for a worker, FIFO */
-    so_episodes_t *episodes;              /* pinned handbook versions */
+    char current[SO_WIRE_MAX_ID + 1]; /* handbook version for new episodes */
+    so_map_t *flights;                /* id → s_flight_t* */
+    zlistx_t *waiting;                /* ids waiting for a worker, FIFO */
+    so_episodes_t *episodes;          /* pinned handbook versions */
     int draining;
     so_inflight_counters_t c;
     double lat_ms[S_LAT_RING];
@@ -134,7 +134,7 @@ static void s_fail(so_inflight_t *f, s_flight_t *r, so_pb_error_code_t code, con
             r->episode, s_stage_name[r->stage], (int) code, msg);
     f->c.errors++;
     s_latency(f, r);
-    so_map_del(f->flights, r->id);      /* frees r */
+    so_map_del(f->flights, r->id); /* frees r */
 }
 
 /* ---- Stages ------------------------------------------------------------ */
@@ -275,9 +275,9 @@ static int s_send_call_failed(so_inflight_t *f, s_flight_t *r, so_broker_worker_
     zlistx_t *orphans = s_orphans_new();
     so_broker_remove(f->broker, w, s_orphan, orphans);
     r->attempts--;
-    r->stage = SO_INFLIGHT_ROUTE;       /* not WAIT: let s_dispatch queue it */
+    r->stage = SO_INFLIGHT_ROUTE; /* not WAIT: let s_dispatch queue it */
     int rc = s_dispatch(f, r);
-    s_redispatch_orphans(f, orphans);   /* what the dropped worker held */
+    s_redispatch_orphans(f, orphans); /* what the dropped worker held */
     zlistx_destroy(&orphans);
     return rc;
 }
@@ -325,9 +325,9 @@ static void s_dispatch_waiting(so_inflight_t *f)
             (so_broker_pick_for(f->broker, r->decision->chosen_agent) ||
              !so_broker_has_agent(f->broker, r->decision->chosen_agent))) {
             zlistx_delete(f->waiting, zlistx_cursor(f->waiting));
-            r->stage = SO_INFLIGHT_ROUTE;   /* leave WAIT so s_dispatch may queue it again */
+            r->stage = SO_INFLIGHT_ROUTE; /* leave WAIT so s_dispatch may queue it again */
             s_dispatch(f, r);
-            id = zlistx_first(f->waiting);  /* dispatching may have changed the list */
+            id = zlistx_first(f->waiting); /* dispatching may have changed the list */
             continue;
         }
         if (!r || r->stage != SO_INFLIGHT_WAIT) {
@@ -353,7 +353,8 @@ static void s_record(so_inflight_t *f, const s_flight_t *r, const so_pb_agent_re
     tr.completion_tokens = res->completion_tokens;
     tr.cost_usd = res->cost_usd;
     tr.latency_s = res->latency_s;
-    if (res->replay_score_opt_case == SKILLORCHESTRA__V1__AGENT_RESULT__REPLAY_SCORE_OPT_REPLAY_SCORE) {
+    if (res->replay_score_opt_case ==
+        SKILLORCHESTRA__V1__AGENT_RESULT__REPLAY_SCORE_OPT_REPLAY_SCORE) {
         tr.score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
         tr.score = res->replay_score;
     }
@@ -375,8 +376,8 @@ static void s_note_fallbacks(s_flight_t *r)
 
 /* Sends a TurnReply with res (partial or final) to r's client, under the
  * client's own request id.  0, or -1 with errno and err. */
-static int s_reply(so_inflight_t *f, const s_flight_t *r, so_pb_agent_result_t *res,
-                   int partial, char *err, size_t errlen)
+static int s_reply(so_inflight_t *f, const s_flight_t *r, so_pb_agent_result_t *res, int partial,
+                   char *err, size_t errlen)
 {
     so_pb_turn_reply_t rep = SKILLORCHESTRA__V1__TURN_REPLY__INIT;
     rep.request_id = (char *) r->client_id;
@@ -402,7 +403,7 @@ static void s_answer(so_inflight_t *f, s_flight_t *r, so_pb_agent_result_t *res)
         f->c.send_failed++;
         int was_invalid = errno == EINVAL;
         so_warn("reply_failed", "request_id=%s error=\"%s\"", r->id, err);
-        if (was_invalid)    /* the reply did not validate: the client still gets one */
+        if (was_invalid) /* the reply did not validate: the client still gets one */
             f->ops.send_error(f->arg, &r->env, r->client_id, r->episode, SO_ERR(INTERNAL), err,
                               err, sizeof err);
     }
@@ -448,7 +449,7 @@ void so_inflight_on_result(so_inflight_t *f, so_broker_worker_t *w, so_pb_agent_
     int held = so_broker_complete(f->broker, w, res->request_id);
     s_flight_t *r = s_find(f, res->request_id);
     if (!held || !r || r->stage != SO_INFLIGHT_CALL) {
-        f->c.stray++;       /* late (re-dispatched or timed out) or unknown */
+        f->c.stray++; /* late (re-dispatched or timed out) or unknown */
         return;
     }
     const so_pb_error_t *e = res->error;
@@ -526,7 +527,7 @@ void so_inflight_admit(so_inflight_t *f, const so_wire_envelope_t *env,
         s_fail(f, r, SO_ERR(UNKNOWN_HANDBOOK), "no handbook has been published yet");
         return;
     }
-    if (!t->final_turn)     /* the episode keeps the version for its later turns */
+    if (!t->final_turn) /* the episode keeps the version for its later turns */
         so_episodes_keep(f->episodes, r->episode, r->version, r->started);
     s_send_infer(f, r);
 }
@@ -553,7 +554,8 @@ void so_inflight_on_infer_error(so_inflight_t *f, const so_pb_turn_reply_t *rep)
     s_flight_t *r = s_find(f, rep->request_id);
     if (r && r->stage == SO_INFLIGHT_INFER)
         s_fail(f, r, rep->error ? rep->error->code : SO_ERR(INTERNAL),
-               rep->error && rep->error->message ? rep->error->message : "skill inference failed");
+               rep->error && rep->error->message ? rep->error->message
+                                                 : "skill inference failed");
     else
         f->c.stray++;
 }
@@ -596,8 +598,8 @@ so_broker_worker_t *so_inflight_worker_ready(so_inflight_t *f, const void *rid, 
                                              const char *agents, int64_t now)
 {
     zlistx_t *orphans = s_orphans_new();
-    so_broker_worker_t *w =
-        so_broker_ready(f->broker, rid, rid_len, name, capacity, now, s_orphan, orphans);
+    so_broker_worker_t *w = so_broker_ready(f->broker, rid, rid_len, name, capacity, now,
+                                            s_orphan, orphans);
     if (w) {
         so_broker_set_agents(f->broker, w, agents);
         so_info("worker_ready", "worker=%s capacity=%u agents=%s workers=%zu", name, capacity,
@@ -630,7 +632,7 @@ static void s_timed_out(so_inflight_t *f, s_flight_t *r, int64_t now)
         if (r->stage_tries < 2)
             s_send_infer(f, r);
         else
-            s_uniform_demand(f, r);     /* skill-inference is not answering */
+            s_uniform_demand(f, r); /* skill-inference is not answering */
     } else if (r->stage_tries < 2) {
         s_send_route(f, r);
     } else {
@@ -668,7 +670,7 @@ static void s_sweep_waiting(so_inflight_t *f)
     for (char *w = zlistx_first(f->waiting); w;) {
         void *item = zlistx_cursor(f->waiting);
         s_flight_t *r = s_find(f, w);
-        w = zlistx_next(f->waiting);        /* step first: deleting item keeps the cursor */
+        w = zlistx_next(f->waiting); /* step first: deleting item keeps the cursor */
         if (!r || r->stage != SO_INFLIGHT_WAIT)
             zlistx_delete(f->waiting, item);
     }

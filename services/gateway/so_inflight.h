@@ -66,16 +66,16 @@
 typedef struct so_inflight so_inflight_t;
 
 typedef enum {
-    SO_INFLIGHT_INFER,            /* waiting for the skill demand */
-    SO_INFLIGHT_ROUTE,            /* waiting for the routing decision */
-    SO_INFLIGHT_WAIT,             /* waiting for a worker with a free slot */
-    SO_INFLIGHT_CALL              /* dispatched to a worker */
+    SO_INFLIGHT_INFER, /* waiting for the skill demand */
+    SO_INFLIGHT_ROUTE, /* waiting for the routing decision */
+    SO_INFLIGHT_WAIT,  /* waiting for a worker with a free slot */
+    SO_INFLIGHT_CALL   /* dispatched to a worker */
 } so_inflight_stage_t;
 
 /* Settings (config/gateway.conf). */
 typedef struct {
     int request_timeout_ms, stage_timeout_ms, call_timeout_ms;
-    int heartbeat_ms, liveness;   /* the worker book's */
+    int heartbeat_ms, liveness; /* the worker book's */
     int episode_ttl_s;
     long max_inflight, max_attempts, max_fallbacks;
 } so_inflight_opts_t;
@@ -91,8 +91,8 @@ typedef struct {
     int (*send_reply)(void *arg, const so_wire_envelope_t *env, const so_pb_turn_reply_t *rep,
                       char *err, size_t errlen);
     int (*send_error)(void *arg, const so_wire_envelope_t *env, const char *request_id,
-                      const char *episode_id, so_pb_error_code_t code, const char *msg,
-                      char *err, size_t errlen);
+                      const char *episode_id, so_pb_error_code_t code, const char *msg, char *err,
+                      size_t errlen);
     /* A finished turn for the episode log (so_recorder_turn). */
     void (*record)(void *arg, const char *episode_id, const char *version,
                    const so_pb_turn_record_t *tr, int final);

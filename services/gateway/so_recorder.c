@@ -29,14 +29,14 @@
 typedef struct {
     char episode_id[SO_WIRE_MAX_ID + 1];
     char version[SO_WIRE_MAX_ID + 1];
-    so_pb_turn_record_t *record;  /* unpacked copy */
+    so_pb_turn_record_t *record; /* unpacked copy */
     int final;
 } s_item_t;
 
 struct so_recorder {
     so_recorder_opts_t o;
     char *redis_url, *prefix;
-    void *loop_end, *thread_end;  /* inproc PAIR */
+    void *loop_end, *thread_end; /* inproc PAIR */
     pthread_t thread;
     int started;
     /* written by the thread, read by anyone */
@@ -80,8 +80,8 @@ static void s_item_free(s_item_t **p)
 typedef struct {
     so_recorder_t *r;
     so_store_t *store;
-    so_hbwatch_t *watch;          /* the current version, polled on store */
-    zlistx_t *queue;              /* s_item_t*, oldest first */
+    so_hbwatch_t *watch; /* the current version, polled on store */
+    zlistx_t *queue;     /* s_item_t*, oldest first */
     int64_t next_version_poll, retry_at;
     int quitting;
     int64_t quit_by;
@@ -169,7 +169,7 @@ static void s_poll_version(s_thread_t *t, int64_t now)
         o.store = t->store;
         o.refresh_ms = t->r->o.version_refresh_ms;
         o.backoff_max_ms = o.refresh_ms;
-        o.log = 0;                /* outages are the recorder's to log */
+        o.log = 0; /* outages are the recorder's to log */
         t->watch = so_hbwatch_new(&o);
     }
     int changed = 0;
@@ -206,7 +206,7 @@ static int s_on_pipe(s_thread_t *t)
             memcpy(it->episode_id, zmq_msg_data(&f[1]), le);
             memcpy(it->version, zmq_msg_data(&f[2]), lv);
             it->record = skillorchestra__v1__turn_record__unpack(NULL, zmq_msg_size(&f[3]),
-                                                               zmq_msg_data(&f[3]));
+                                                                 zmq_msg_data(&f[3]));
             it->final = zmq_msg_size(&f[4]) == 1 && *(char *) zmq_msg_data(&f[4]) == 1;
         }
         if (it->record && zlistx_size(t->queue) < t->r->o.max_backlog) {
@@ -259,7 +259,7 @@ static void *s_thread(void *arg)
         long timeout = next > now ? (long) (next - now) : 0;
         if (t.quitting && timeout > 50)
             timeout = 50;
-        zmq_pollitem_t item = {r->thread_end, 0, ZMQ_POLLIN, 0};
+        zmq_pollitem_t item = { r->thread_end, 0, ZMQ_POLLIN, 0 };
         int rc = zmq_poll(&item, 1, timeout);
         if (rc < 0 && errno == ETERM)
             break;
@@ -283,7 +283,7 @@ static void *s_thread(void *arg)
         s_add(&r->dropped, lost);
     }
     zlistx_destroy(&t.queue);
-    so_hbwatch_destroy(&t.watch);     /* borrows t.store */
+    so_hbwatch_destroy(&t.watch); /* borrows t.store */
     so_store_destroy(&t.store);
     return NULL;
 }
@@ -370,7 +370,7 @@ int so_recorder_turn(so_recorder_t *r, const char *episode_id, const char *versi
     char f = final ? 1 : 0;
     int rc = 0;
     if (zmq_send(r->loop_end, "T", 1, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        rc = -1;     /* nothing queued yet: the pipe is full */
+        rc = -1; /* nothing queued yet: the pipe is full */
     else {
         /* The first frame is in: the rest of an inproc multipart message
          * cannot fail on the high-water mark. */

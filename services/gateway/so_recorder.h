@@ -28,21 +28,21 @@ typedef struct so_recorder so_recorder_t;
 
 typedef struct {
     const char *redis_url;
-    const char *prefix;           /* key prefix, default "so:" */
-    int timeout_ms;               /* per Redis command (500) */
-    int version_refresh_ms;       /* current-version poll (1000) */
-    int pending_ttl_s;            /* so:pending TTL (86400) */
-    size_t max_backlog;           /* queued items before new ones are dropped (100000) */
-    int flush_ms;                 /* shutdown: time to write what is queued (3000) */
+    const char *prefix;     /* key prefix, default "so:" */
+    int timeout_ms;         /* per Redis command (500) */
+    int version_refresh_ms; /* current-version poll (1000) */
+    int pending_ttl_s;      /* so:pending TTL (86400) */
+    size_t max_backlog;     /* queued items before new ones are dropped (100000) */
+    int flush_ms;           /* shutdown: time to write what is queued (3000) */
 } so_recorder_opts_t;
 
 typedef struct {
-    uint64_t pushed;              /* turns pushed to so:pending */
-    uint64_t logged;              /* episodes appended to the log */
-    uint64_t dropped;             /* items given up (rejected, backlog full, shutdown) */
-    uint64_t retries;             /* attempts that failed on the connection */
-    uint64_t backlog;             /* items waiting now */
-    uint64_t redis_up;            /* 1 while the last Redis call worked */
+    uint64_t pushed;   /* turns pushed to so:pending */
+    uint64_t logged;   /* episodes appended to the log */
+    uint64_t dropped;  /* items given up (rejected, backlog full, shutdown) */
+    uint64_t retries;  /* attempts that failed on the connection */
+    uint64_t backlog;  /* items waiting now */
+    uint64_t redis_up; /* 1 while the last Redis call worked */
 } so_recorder_stats_t;
 
 void so_recorder_opts_default(so_recorder_opts_t *o);

@@ -43,9 +43,9 @@ static int s_settings(const so_config_t *cfg, void *arg, char *err, size_t errle
     s_settings_t *s = arg;
     long v;
     memset(s, 0, sizeof *s);
-#define S_LONG(key, def, min, max, dst)                                                            \
-    if (so_config_long(cfg, key, def, min, max, &v, err, errlen) != 0)                             \
-        return -1;                                                                                 \
+#define S_LONG(key, def, min, max, dst) \
+    if (so_config_long(cfg, key, def, min, max, &v, err, errlen) != 0) \
+        return -1; \
     (dst) = v;
     so_httpd_opts_t *h = &s->http;
     h->listen = so_config_get(cfg, "listen", "127.0.0.1:8080");
@@ -120,9 +120,9 @@ int main(int argc, char **argv)
         ret = 1;
         goto done;
     }
-    so_info("start", "listen=%s port=%u gateway=%s redis=%s threads=%u auth=%s",
-            s.http.listen, so_httpd_port(httpd), s.gw.endpoints, s.http.redis_url,
-            s.http.threads, s.http.api_keys[0] ? "bearer" : "none");
+    so_info("start", "listen=%s port=%u gateway=%s redis=%s threads=%u auth=%s", s.http.listen,
+            so_httpd_port(httpd), s.gw.endpoints, s.http.redis_url, s.http.threads,
+            s.http.api_keys[0] ? "bearer" : "none");
     int64_t next_stats = so_now_ms() + s.stats_ms;
     while (!so_stopping()) {
         usleep(50000);

@@ -71,8 +71,8 @@ enum MHD_Result so_admin_metrics(so_hconn_t *c)
 
 static json_t *s_model_entry(const char *id, const char *owner)
 {
-    return json_pack("{s:s,s:s,s:i,s:s}", "id", id, "object", "model", "created", 0,
-                     "owned_by", owner);
+    return json_pack("{s:s,s:s,s:i,s:s}", "id", id, "object", "model", "created", 0, "owned_by",
+                     owner);
 }
 
 enum MHD_Result so_admin_models(so_hconn_t *c)
@@ -158,7 +158,8 @@ enum MHD_Result so_admin_handbook(so_hconn_t *c)
     so_store_t *s = s_store_get(h, err, sizeof err);
     if (!s)
         return so_reply_redis_down(c, err);
-    if (!version[0] && so_store_current_version(s, version, sizeof version, err, sizeof err) < 0) {
+    if (!version[0] &&
+        so_store_current_version(s, version, sizeof version, err, sizeof err) < 0) {
         int io = so_store_io_error(s);
         s_store_put(h, s);
         if (io)
@@ -172,7 +173,7 @@ enum MHD_Result so_admin_handbook(so_hconn_t *c)
     size_t len = 0;
     int found = so_store_get_handbook_json(s, version, &json, &len, err, sizeof err);
     if (found < 0 && so_store_io_error(s)) {
-        so_store_destroy(&s);      /* a broken connection: do not keep it */
+        so_store_destroy(&s); /* a broken connection: do not keep it */
         return so_reply_redis_down(c, err);
     }
     s_store_put(h, s);
@@ -263,6 +264,7 @@ enum MHD_Result so_admin_feedback(so_hconn_t *c)
     so_counters_feedback(h->counters, SO_FB_LOGGED);
     json_t *outcome = fb.has_success ? json_pack("{s:b}", "success", fb.success)
                                      : json_pack("{s:f}", "score", fb.score);
-    return so_reply_json(c, 200, json_pack("{s:s,s:s,s:s,s:o}", "object", "feedback", "episode_id",
-                                    fb.episode_id, "status", "logged", "outcome", outcome));
+    return so_reply_json(c, 200,
+                         json_pack("{s:s,s:s,s:s,s:o}", "object", "feedback", "episode_id",
+                                   fb.episode_id, "status", "logged", "outcome", outcome));
 }

@@ -85,14 +85,13 @@ static void s_stream_end(so_hconn_t *c)
     const char *msg = "";
     so_gw_status_t st = so_gwcall_result(c->call, &rep, &msg);
     so_oai_error_t e;
-    if (st == SO_GW_REPLY && rep->result &&
-        !(rep->error && rep->error->code != SO_ERR(NONE))) {
+    if (st == SO_GW_REPLY && rep->result && !(rep->error && rep->error->code != SO_ERR(NONE))) {
         const char *text = rep->text ? rep->text : "";
         if (strlen(text) > c->sent_text)
             s_out_add(c, so_oai_sse_delta(rep, c->s_id, c->s_created, c->s_model,
                                           text + c->sent_text));
-        s_out_add(c, so_oai_sse_tail(rep, c->s_id, c->s_created, c->s_model,
-                                     c->req->include_usage));
+        s_out_add(c,
+                  so_oai_sse_tail(rep, c->s_id, c->s_created, c->s_model, c->req->include_usage));
         if (c->episode[0])
             so_admin_recent_add(h, c->episode);
         return;
@@ -155,10 +154,14 @@ enum MHD_Result so_chat_stream_start(so_hconn_t *c)
         return MHD_NO;
     pthread_mutex_lock(&c->smu);
     const char *hdr[][2] = {
-        { MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream" }, { "Cache-Control", "no-cache" },
-        { "X-Request-Id", c->rid }, { "X-SO-Agent", c->agent },
-        { "X-SO-Episode-Id", c->episode }, { "X-SO-Turn-Index", c->s_turn },
-        { "X-SO-Handbook-Version", c->s_version }, { "X-SO-Top-Skills", c->s_top },
+        { MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream" },
+        { "Cache-Control", "no-cache" },
+        { "X-Request-Id", c->rid },
+        { "X-SO-Agent", c->agent },
+        { "X-SO-Episode-Id", c->episode },
+        { "X-SO-Turn-Index", c->s_turn },
+        { "X-SO-Handbook-Version", c->s_version },
+        { "X-SO-Top-Skills", c->s_top },
     };
     for (size_t i = 0; i < sizeof hdr / sizeof hdr[0]; i++)
         if (hdr[i][1][0])
@@ -207,8 +210,8 @@ static int s_resolve_model(so_httpd_t *h, so_oai_request_t *r, so_oai_error_t *e
     } else {
         rc = so_oai_fail(e, 404, "invalid_request_error", "model_not_found", "model",
                          "The model '%.128s' does not exist here: use \"auto\"%s, a routing "
-                         "profile, or an agent of handbook %s (GET /v1/models)", r->model,
-                         h->n_profiles ? "" : " (no routing profiles are configured)",
+                         "profile, or an agent of handbook %s (GET /v1/models)",
+                         r->model, h->n_profiles ? "" : " (no routing profiles are configured)",
                          version[0] ? version : "(none loaded)");
     }
     free(a);
@@ -234,7 +237,7 @@ enum MHD_Result so_chat_start(so_hconn_t *c)
     if (atomic_fetch_add(&h->inflight, 1) >= h->o.max_inflight) {
         atomic_fetch_sub(&h->inflight, 1);
         return so_reply_reject(c, SO_REJ_OVERLOADED, 503, "server_error", "overloaded", NULL,
-                        "overloaded: %ld requests in flight", h->o.max_inflight);
+                               "overloaded: %ld requests in flight", h->o.max_inflight);
     }
     c->counted_inflight = 1;
     so_oai_request_set_id(c->req, c->rid);
@@ -270,10 +273,9 @@ static enum MHD_Result s_chat_reply(so_hconn_t *c, const so_pb_turn_reply_t *rep
         so_counters_error(h->counters, (int) rep->error->code, 0);
         return so_reply_error(c, &e);
     }
-    if (!res) {     /* so_wire validation makes this impossible; stay safe */
+    if (!res) { /* so_wire validation makes this impossible; stay safe */
         so_oai_error_t e;
-        so_oai_error_from_code(SO_ERR(INTERNAL),
-                               "the gateway's reply carries no result", 0, &e);
+        so_oai_error_from_code(SO_ERR(INTERNAL), "the gateway's reply carries no result", 0, &e);
         return so_reply_error(c, &e);
     }
     snprintf(c->agent, sizeof c->agent, "%s", res->agent_id);
@@ -291,12 +293,12 @@ static enum MHD_Result s_chat_reply(so_hconn_t *c, const so_pb_turn_reply_t *rep
     char *body = c->req->stream ? so_oai_completion_sse(rep, completion_id, created, model,
                                                         c->req->include_usage)
                                 : so_oai_completion_json(rep, completion_id, created, model);
-    return so_reply_answer(c, 200, c->req->stream ? "text/event-stream" : "application/json", body,
-                    body ? strlen(body) : 0, "Cache-Control",
-                    c->req->stream ? "no-cache" : NULL, "X-SO-Agent", res->agent_id,
-                    "X-SO-Episode-Id", c->episode, "X-SO-Turn-Index", turn,
-                    "X-SO-Handbook-Version", d ? d->handbook_version : NULL, "X-SO-Top-Skills",
-                    top, "X-SO-Cost-USD", cost, NULL);
+    return so_reply_answer(c, 200, c->req->stream ? "text/event-stream" : "application/json",
+                           body, body ? strlen(body) : 0, "Cache-Control",
+                           c->req->stream ? "no-cache" : NULL, "X-SO-Agent", res->agent_id,
+                           "X-SO-Episode-Id", c->episode, "X-SO-Turn-Index", turn,
+                           "X-SO-Handbook-Version", d ? d->handbook_version : NULL,
+                           "X-SO-Top-Skills", top, "X-SO-Cost-USD", cost, NULL);
 }
 
 enum MHD_Result so_chat_finish(so_hconn_t *c)
@@ -314,13 +316,11 @@ enum MHD_Result so_chat_finish(so_hconn_t *c)
     so_oai_error_t e;
     enum MHD_Result ret;
     switch (st) {
-    case SO_GW_REPLY:
-        ret = s_chat_reply(c, rep);
-        break;
+    case SO_GW_REPLY: ret = s_chat_reply(c, rep); break;
     case SO_GW_TIMEOUT:
         so_counters_error(h->counters, SO_ERR(TIMEOUT), 1);
-        so_oai_fail(&e, 504, "server_error", "timeout", NULL,
-                    "no answer within %d ms (%s)", h->o.timeout_ms, msg);
+        so_oai_fail(&e, 504, "server_error", "timeout", NULL, "no answer within %d ms (%s)",
+                    h->o.timeout_ms, msg);
         ret = so_reply_error(c, &e);
         break;
     default:

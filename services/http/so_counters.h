@@ -31,7 +31,7 @@ typedef enum {
 
 typedef enum {
     SO_REJ_INVALID_JSON = 0,
-    SO_REJ_INVALID_REQUEST,     /* well-formed JSON, bad field */
+    SO_REJ_INVALID_REQUEST, /* well-formed JSON, bad field */
     SO_REJ_UNAUTHORIZED,
     SO_REJ_TOO_LARGE,
     SO_REJ_UNKNOWN_ROUTE,
@@ -59,7 +59,7 @@ typedef struct {
     int redis_up;
     int ready;
     int draining;
-    const char *handbook_version;   /* "" = none */
+    const char *handbook_version; /* "" = none */
     uint64_t gw_sent, gw_replies, gw_stray, gw_rejected;
 } so_counters_gauges_t;
 
@@ -77,7 +77,7 @@ void so_counters_feedback(so_counters_t *m, so_feedback_result_t result);
 /* Totals for the stats line. */
 typedef struct {
     uint64_t requests, ok, client_errors, server_errors, rejected, feedback;
-    double p50_s, p99_s;            /* chat latency, from the histogram's buckets */
+    double p50_s, p99_s; /* chat latency, from the histogram's buckets */
 } so_counters_summary_t;
 void so_counters_summary(so_counters_t *m, so_counters_summary_t *out);
 

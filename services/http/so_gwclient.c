@@ -27,11 +27,11 @@
 
 enum { S_PENDING = 0, S_DONE = 1, S_ABANDONED = 2 };
 
-#define S_TICK_MS 20            /* timer resolution of the thread */
-#define S_MAX_FDS 64            /* connections tracked by the monitor */
+#define S_TICK_MS 20 /* timer resolution of the thread */
+#define S_MAX_FDS 64 /* connections tracked by the monitor */
 
 struct so_gwcall {
-    so_gwcall_t *next;                      /* submit queue */
+    so_gwcall_t *next; /* submit queue */
     char id[SO_WIRE_MAX_ID + 1];
     uint8_t hdr[SO_WIRE_HDR_LEN];
     uint8_t *body;
@@ -40,9 +40,9 @@ struct so_gwcall {
     so_gwcall_done_fn *done;
     so_gwcall_partial_fn *partial;
     void *arg;
-    pthread_mutex_t cb_mu;                  /* callbacks vs so_gwcall_destroy */
+    pthread_mutex_t cb_mu; /* callbacks vs so_gwcall_destroy */
     atomic_int state;
-    so_gw_status_t status;                  /* written before state becomes DONE */
+    so_gw_status_t status; /* written before state becomes DONE */
     so_pb_turn_reply_t *reply;
     char message[256];
 };
@@ -53,12 +53,12 @@ struct so_gwclient {
     pthread_t thread;
     int started, joined;
     pthread_mutex_t mu;
-    so_gwcall_t *q_head, *q_tail;           /* under mu */
-    int stopping;                           /* under mu */
+    so_gwcall_t *q_head, *q_tail; /* under mu */
+    int stopping;                 /* under mu */
     int wake[2];
-    zhashx_t *sent;                         /* thread: id → call */
-    zlistx_t *waiting;                      /* thread: calls waiting for a gateway */
-    int fds[S_MAX_FDS];                     /* thread: connected sockets (monitor) */
+    zhashx_t *sent;     /* thread: id → call */
+    zlistx_t *waiting;  /* thread: calls waiting for a gateway */
+    int fds[S_MAX_FDS]; /* thread: connected sockets (monitor) */
     int n_fds;
     int64_t next_sweep;
     atomic_ullong n_sent, n_replies, n_timeouts, n_unavailable, n_stray, n_rejected;
@@ -81,7 +81,8 @@ static void s_call_free(so_gwcall_t *call)
 /* Ends a call: records the outcome, then either runs its callback or,
  * when its owner let go of it, frees it.  reply (may be NULL) is taken. */
 static void s_end(so_gwclient_t *c, so_gwcall_t *call, so_gw_status_t status,
-                  so_pb_turn_reply_t *reply, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+                  so_pb_turn_reply_t *reply, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 static void s_end(so_gwclient_t *c, so_gwcall_t *call, so_gw_status_t status,
                   so_pb_turn_reply_t *reply, const char *fmt, ...)
@@ -103,7 +104,7 @@ static void s_end(so_gwclient_t *c, so_gwcall_t *call, so_gw_status_t status,
     pthread_mutex_lock(&call->cb_mu);
     int prev = atomic_exchange(&call->state, S_DONE);
     if (prev != S_ABANDONED && done)
-        done(arg);        /* under cb_mu: so_gwcall_destroy waits for it */
+        done(arg); /* under cb_mu: so_gwcall_destroy waits for it */
     pthread_mutex_unlock(&call->cb_mu);
     if (prev == S_ABANDONED)
         s_call_free(call);
@@ -135,7 +136,7 @@ void so_gwcall_destroy(so_gwcall_t **call_p)
     int prev = atomic_exchange(&call->state, S_ABANDONED);
     pthread_mutex_unlock(&call->cb_mu);
     if (prev == S_DONE)
-        s_call_free(call);      /* else the thread frees it when it ends */
+        s_call_free(call); /* else the thread frees it when it ends */
 }
 
 /* ---- The thread -------------------------------------------------------- */
@@ -158,7 +159,7 @@ static int s_try_send(so_gwclient_t *c, so_gwcall_t *call, int64_t now)
         c->n_sent++;
         return 0;
     }
-    if (errno == EAGAIN)    /* ZMQ_IMMEDIATE: no gateway connected, or HWM */
+    if (errno == EAGAIN) /* ZMQ_IMMEDIATE: no gateway connected, or HWM */
         return 1;
     s_end(c, call, SO_GW_UNAVAILABLE, NULL, "send to the gateway failed: %s",
           zmq_strerror(errno));
@@ -181,7 +182,7 @@ static void s_send_waiting(so_gwclient_t *c, int64_t now)
     while ((call = zlistx_first(c->waiting))) {
         zlistx_detach_cur(c->waiting);
         if (s_try_send(c, call, now) == 1) {
-            zlistx_add_start(c->waiting, call);     /* still first in line */
+            zlistx_add_start(c->waiting, call); /* still first in line */
             return;
         }
     }
@@ -211,7 +212,7 @@ static void s_on_reply(so_gwclient_t *c)
         return;
     }
     if (!call) {
-        c->n_stray++;       /* an answer after our deadline, or not ours */
+        c->n_stray++; /* an answer after our deadline, or not ours */
         so_debug("gateway_reply_stray", "request_id=%s", rep->request_id);
         so_wire_free(SO_MSG_TURN_REPLY, rep);
         return;
@@ -286,7 +287,7 @@ static void s_timers(so_gwclient_t *c, int64_t now)
     /* Calls waiting for a gateway: bounded by connect_wait_ms and deadline. */
     size_t n = zlistx_size(c->waiting);
     for (size_t i = 0; i < n; i++) {
-        so_gwcall_t *call = zlistx_detach(c->waiting, NULL);     /* the first */
+        so_gwcall_t *call = zlistx_detach(c->waiting, NULL); /* the first */
         if (now >= call->deadline)
             s_end(c, call, SO_GW_TIMEOUT, NULL, "no gateway took the request in time");
         else if (now - call->waiting_since >= c->connect_wait_ms)
@@ -478,8 +479,7 @@ so_gwcall_t *so_gwclient_submit(so_gwclient_t *c, const so_pb_turn_request_t *tu
     return so_gwclient_submit_stream(c, turn, deadline_ms, done, NULL, arg, err, errlen);
 }
 
-so_gwcall_t *so_gwclient_submit_stream(so_gwclient_t *c,
-                                       const so_pb_turn_request_t *turn,
+so_gwcall_t *so_gwclient_submit_stream(so_gwclient_t *c, const so_pb_turn_request_t *turn,
                                        int64_t deadline_ms, so_gwcall_done_fn *done,
                                        so_gwcall_partial_fn *partial, void *arg, char *err,
                                        size_t errlen)

@@ -39,20 +39,20 @@ typedef enum {
 } so_gw_status_t;
 
 typedef struct {
-    const char *endpoints;          /* comma-separated, e.g. "tcp://127.0.0.1:5555" */
+    const char *endpoints; /* comma-separated, e.g. "tcp://127.0.0.1:5555" */
     so_wire_sockopts_t sockopts;
-    int connect_wait_ms;            /* how long a call waits for a connected gateway */
+    int connect_wait_ms; /* how long a call waits for a connected gateway */
 } so_gwclient_opts_t;
 
 typedef struct {
     uint64_t sent, replies, timeouts, unavailable, stray, rejected;
-    int peers;                      /* gateways connected now */
-    int64_t last_reply_ms;          /* so_now_ms() of the last reply, 0 = none yet */
+    int peers;             /* gateways connected now */
+    int64_t last_reply_ms; /* so_now_ms() of the last reply, 0 = none yet */
 } so_gwclient_stats_t;
 
 /* Called once per call, on the client's thread, when the call has ended.
  * It must not block (e.g. MHD_resume_connection). */
-typedef void (so_gwcall_done_fn)(void *arg);
+typedef void so_gwcall_done_fn(void *arg);
 
 /* Connects and starts the thread.  NULL with err. */
 so_gwclient_t *so_gwclient_new(const so_gwclient_opts_t *o, char *err, size_t errlen);
@@ -67,7 +67,7 @@ void so_gwclient_destroy(so_gwclient_t **self_p);
  * a streamed turn, turn->stream set) while the call is pending, in order,
  * before done; never after so_gwcall_destroy returned.  rep is borrowed for
  * the call's duration.  It must not block. */
-typedef void (so_gwcall_partial_fn)(void *arg, const so_pb_turn_reply_t *rep);
+typedef void so_gwcall_partial_fn(void *arg, const so_pb_turn_reply_t *rep);
 
 /* Submits a TurnRequest whose request_id is unique among this client's
  * calls.  The request is encoded here (validated: err names a bad field).
@@ -80,8 +80,7 @@ so_gwcall_t *so_gwclient_submit(so_gwclient_t *c, const so_pb_turn_request_t *tu
  * reply when SO_GW_REPLY (borrowed: valid until so_gwcall_destroy), and a
  * message for the other statuses. */
 /* The same with a partial callback (NULL: partial replies are dropped). */
-so_gwcall_t *so_gwclient_submit_stream(so_gwclient_t *c,
-                                       const so_pb_turn_request_t *turn,
+so_gwcall_t *so_gwclient_submit_stream(so_gwclient_t *c, const so_pb_turn_request_t *turn,
                                        int64_t deadline_ms, so_gwcall_done_fn *done,
                                        so_gwcall_partial_fn *partial, void *arg, char *err,
                                        size_t errlen);

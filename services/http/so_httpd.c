@@ -121,9 +121,10 @@ static int s_auth(so_hconn_t *c, enum MHD_Result *ret)
         return 0;
     const char *a = so_httpd_header(c->conn, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!a || strncasecmp(a, "Bearer ", 7) != 0) {
-        *ret = so_reply_reject(c, SO_REJ_UNAUTHORIZED, 401, "invalid_request_error", "missing_api_key",
-                        NULL, "You didn't provide an API key: send \"Authorization: Bearer "
-                        "<key>\"");
+        *ret = so_reply_reject(c, SO_REJ_UNAUTHORIZED, 401, "invalid_request_error",
+                               "missing_api_key", NULL,
+                               "You didn't provide an API key: send \"Authorization: Bearer "
+                               "<key>\"");
         return -1;
     }
     const char *key = a + 7;
@@ -133,8 +134,8 @@ static int s_auth(so_hconn_t *c, enum MHD_Result *ret)
     for (size_t i = 0; i < h->n_keys; i++)
         ok |= s_same(key, h->keys[i]);
     if (!ok) {
-        *ret = so_reply_reject(c, SO_REJ_UNAUTHORIZED, 401, "invalid_request_error", "invalid_api_key",
-                        NULL, "Incorrect API key provided");
+        *ret = so_reply_reject(c, SO_REJ_UNAUTHORIZED, 401, "invalid_request_error",
+                               "invalid_api_key", NULL, "Incorrect API key provided");
         return -1;
     }
     return 0;
@@ -150,8 +151,8 @@ static enum MHD_Result s_checks(so_hconn_t *c, const char *url)
     int post = strcmp(c->method, "POST") == 0;
     c->checked = 1;
     if (c->route == SO_ROUTE_OTHER)
-        return so_reply_reject(c, SO_REJ_UNKNOWN_ROUTE, 404, "invalid_request_error", "unknown_url",
-                        NULL, "Invalid URL (%s %.200s)", c->method, url);
+        return so_reply_reject(c, SO_REJ_UNKNOWN_ROUTE, 404, "invalid_request_error",
+                               "unknown_url", NULL, "Invalid URL (%s %.200s)", c->method, url);
     if (s_is_post(c->route) ? !post : !get) {
         const char *allow = s_is_post(c->route) ? "POST" : "GET, HEAD";
         so_oai_error_t e;
@@ -160,13 +161,13 @@ static enum MHD_Result s_checks(so_hconn_t *c, const char *url)
         so_counters_reject(h->counters, SO_REJ_METHOD);
         char *s = so_oai_error_json(&e);
         c->error = e.code;
-        return so_reply_answer(c, 405, "application/json", s, s ? strlen(s) : 0, MHD_HTTP_HEADER_ALLOW,
-                        allow, NULL);
+        return so_reply_answer(c, 405, "application/json", s, s ? strlen(s) : 0,
+                               MHD_HTTP_HEADER_ALLOW, allow, NULL);
     }
     if (atomic_load(&h->draining) && c->route != SO_ROUTE_HEALTHZ &&
         c->route != SO_ROUTE_READYZ && c->route != SO_ROUTE_METRICS)
         return so_reply_reject(c, SO_REJ_DRAINING, 503, "server_error", "unavailable", NULL,
-                        "shutting down: send the request to another replica");
+                               "shutting down: send the request to another replica");
     if (s_auth(c, &ret) != 0)
         return ret;
     const char *cl = so_httpd_header(c->conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -176,9 +177,9 @@ static enum MHD_Result s_checks(so_hconn_t *c, const char *url)
         unsigned long long n = strtoull(cl, &end, 10);
         if (end != cl && !*end && !errno && n > h->o.max_body_bytes)
             return so_reply_reject(c, SO_REJ_TOO_LARGE, 413, "invalid_request_error",
-                            "request_too_large", NULL,
-                            "request body of %llu bytes is larger than the limit of %zu", n,
-                            h->o.max_body_bytes);
+                                   "request_too_large", NULL,
+                                   "request body of %llu bytes is larger than the limit of %zu",
+                                   n, h->o.max_body_bytes);
     }
     return MHD_YES;
 }
@@ -187,20 +188,13 @@ static enum MHD_Result s_checks(so_hconn_t *c, const char *url)
 static enum MHD_Result s_complete(so_hconn_t *c)
 {
     switch (c->route) {
-    case SO_ROUTE_HEALTHZ:
-        return so_admin_healthz(c);
-    case SO_ROUTE_READYZ:
-        return so_admin_readyz(c);
-    case SO_ROUTE_METRICS:
-        return so_admin_metrics(c);
-    case SO_ROUTE_MODELS:
-        return so_admin_models(c);
-    case SO_ROUTE_HANDBOOK:
-        return so_admin_handbook(c);
-    case SO_ROUTE_FEEDBACK:
-        return so_admin_feedback(c);
-    default:
-        return so_chat_start(c);
+    case SO_ROUTE_HEALTHZ: return so_admin_healthz(c);
+    case SO_ROUTE_READYZ: return so_admin_readyz(c);
+    case SO_ROUTE_METRICS: return so_admin_metrics(c);
+    case SO_ROUTE_MODELS: return so_admin_models(c);
+    case SO_ROUTE_HANDBOOK: return so_admin_handbook(c);
+    case SO_ROUTE_FEEDBACK: return so_admin_feedback(c);
+    default: return so_chat_start(c);
     }
 }
 
@@ -261,7 +255,7 @@ static enum MHD_Result s_on_request(void *cls, struct MHD_Connection *conn, cons
         atomic_fetch_add(&h->active, 1);
         return s_has_body(c) ? s_checks(c, url) : MHD_YES;
     }
-    if (c->answered) {      /* refused early: the rest of the body is dropped */
+    if (c->answered) { /* refused early: the rest of the body is dropped */
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -269,7 +263,7 @@ static enum MHD_Result s_on_request(void *cls, struct MHD_Connection *conn, cons
         pthread_mutex_lock(&c->smu);
         int streaming = c->streaming;
         pthread_mutex_unlock(&c->smu);
-        if (streaming)      /* deltas are in: stream them, then the end */
+        if (streaming) /* deltas are in: stream them, then the end */
             return so_chat_stream_start(c);
     }
     if (c->call || c->has_fail)
@@ -285,9 +279,10 @@ static enum MHD_Result s_on_request(void *cls, struct MHD_Connection *conn, cons
             return ret;
     }
     if (c->too_large)
-        return so_reply_reject(c, SO_REJ_TOO_LARGE, 413, "invalid_request_error", "request_too_large",
-                        NULL, "request body larger than the limit of %zu bytes",
-                        h->o.max_body_bytes);
+        return so_reply_reject(c, SO_REJ_TOO_LARGE, 413, "invalid_request_error",
+                               "request_too_large", NULL,
+                               "request body larger than the limit of %zu bytes",
+                               h->o.max_body_bytes);
     return s_complete(c);
 }
 
@@ -311,11 +306,11 @@ static void s_on_completed(void *cls, struct MHD_Connection *conn, void **con_cl
            c->method, so_route_name(c->route), status, secs * 1e3, c->rid,
            c->episode[0] ? c->episode : "-", c->agent[0] ? c->agent : "-",
            c->req ? c->req->stream : 0, c->seen, c->bytes_out, c->error ? " error=" : "",
-           c->error ? c->error : "", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
-                                                                               : " aborted=1");
+           c->error ? c->error : "",
+           toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
     if (c->counted_inflight)
         atomic_fetch_sub(&h->inflight, 1);
-    so_gwcall_destroy(&c->call);     /* waits for a running callback */
+    so_gwcall_destroy(&c->call); /* waits for a running callback */
     so_oai_request_destroy(&c->req);
     free(c->body);
     so_buf_free(&c->out);
@@ -396,14 +391,11 @@ so_httpd_t *so_httpd_new(const so_httpd_opts_t *o, so_gwclient_t *gw, so_watch_t
     }
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
                      (v6 ? MHD_USE_IPv6 : 0);
-    h->d = MHD_start_daemon(flags, 0, NULL, NULL, s_on_request, h,
-                            MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, h,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
-                            MHD_OPTION_THREAD_POOL_SIZE, o->threads,
-                            MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
-                            MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout_s,
-                            MHD_OPTION_NOTIFY_COMPLETED, s_on_completed, h,
-                            MHD_OPTION_END);
+    h->d = MHD_start_daemon(flags, 0, NULL, NULL, s_on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
+                            s_mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
+                            MHD_OPTION_THREAD_POOL_SIZE, o->threads, MHD_OPTION_CONNECTION_LIMIT,
+                            o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout_s,
+                            MHD_OPTION_NOTIFY_COMPLETED, s_on_completed, h, MHD_OPTION_END);
     if (!h->d) {
         so_err(err, errlen, "cannot listen on %s: %s", o->listen,
                errno ? strerror(errno) : "libmicrohttpd refused the settings");
@@ -451,8 +443,8 @@ void so_httpd_log_stats(so_httpd_t *h)
             (unsigned long long) s.rejected, (unsigned long long) s.feedback,
             atomic_load(&h->inflight), atomic_load(&h->active), s.p50_s, s.p99_s, r.gw.peers,
             (unsigned long long) r.gw.sent, (unsigned long long) r.gw.replies,
-            (unsigned long long) r.gw.timeouts, (unsigned long long) r.gw.stray,
-            r.redis.redis_up, r.ready, r.redis.version[0] ? r.redis.version : "-");
+            (unsigned long long) r.gw.timeouts, (unsigned long long) r.gw.stray, r.redis.redis_up,
+            r.ready, r.redis.version[0] ? r.redis.version : "-");
 }
 
 void so_httpd_destroy(so_httpd_t **self_p)

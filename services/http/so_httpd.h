@@ -31,21 +31,21 @@
 typedef struct so_httpd so_httpd_t;
 
 typedef struct {
-    const char *listen;             /* "127.0.0.1:8080", "[::1]:8080", ":8080" */
-    unsigned threads;               /* HTTP threads */
+    const char *listen; /* "127.0.0.1:8080", "[::1]:8080", ":8080" */
+    unsigned threads;   /* HTTP threads */
     unsigned max_connections;
-    unsigned idle_timeout_s;        /* an idle keep-alive connection is closed */
-    size_t max_body_bytes;          /* larger bodies: 413 */
+    unsigned idle_timeout_s; /* an idle keep-alive connection is closed */
+    size_t max_body_bytes;   /* larger bodies: 413 */
     so_oai_limits_t limits;
-    int timeout_ms;                 /* a chat request's deadline: 504 */
-    long max_inflight;              /* chat requests at the gateway at once: beyond, 503 */
-    int feedback_wait_ms;           /* feedback for a turn answered here just now: wait for
+    int timeout_ms;               /* a chat request's deadline: 504 */
+    long max_inflight;            /* chat requests at the gateway at once: beyond, 503 */
+    int feedback_wait_ms;         /* feedback for a turn answered here just now: wait for
                                        the gateway's recorder to store it */
-    const char *api_keys;           /* comma-separated; "" = no authentication */
-    const char *routing_profiles;   /* comma-separated names accepted as "model" */
+    const char *api_keys;         /* comma-separated; "" = no authentication */
+    const char *routing_profiles; /* comma-separated names accepted as "model" */
     const char *redis_url, *redis_prefix;
     int redis_timeout_ms;
-    int ready_max_age_ms;           /* Redis must have answered within this */
+    int ready_max_age_ms; /* Redis must have answered within this */
 } so_httpd_opts_t;
 
 /* Starts listening.  NULL with err (bad address, port taken, ...). */

@@ -26,7 +26,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#define SO_HTTPD_RECENT 1024               /* episodes answered here, for feedback_wait_ms */
+#define SO_HTTPD_RECENT 1024 /* episodes answered here, for feedback_wait_ms */
 #define SO_HTTPD_ID_MAX (SO_WIRE_MAX_ID + 1)
 
 typedef struct {
@@ -51,7 +51,7 @@ struct so_httpd {
     pthread_mutex_t mu;
     so_store_t **stores;
     size_t n_stores, cap_stores;
-    so_httpd_recent_t recent[SO_HTTPD_RECENT];        /* under mu */
+    so_httpd_recent_t recent[SO_HTTPD_RECENT]; /* under mu */
     size_t recent_next;
     char *redis_url, *redis_prefix;
 };
@@ -69,21 +69,21 @@ typedef struct {
     so_oai_request_t *req;
     so_gwcall_t *call;
     int counted_inflight;
-    so_oai_error_t fail;                /* a chat request that could not be submitted */
+    so_oai_error_t fail; /* a chat request that could not be submitted */
     int has_fail;
     char rid[64];
     char episode[SO_HTTPD_ID_MAX], agent[SO_HTTPD_ID_MAX];
-    const char *error;                  /* error code for the log line */
+    const char *error; /* error code for the log line */
     size_t bytes_out;
     /* Suspension and the incremental stream (stream: true).  The gateway
      * client's thread appends SSE bytes and resumes; the connection's
      * thread sends them and suspends while there are none. */
     pthread_mutex_t smu;
-    int suspended;                      /* under smu */
-    int ended;                          /* under smu: the call has ended */
-    int streaming;                      /* under smu: a partial reply arrived */
-    int tail_done;                      /* under smu: the end of the stream is in out */
-    so_buf_t out;                       /* under smu: SSE bytes not yet sent (from out_off) */
+    int suspended; /* under smu */
+    int ended;     /* under smu: the call has ended */
+    int streaming; /* under smu: a partial reply arrived */
+    int tail_done; /* under smu: the end of the stream is in out */
+    so_buf_t out;  /* under smu: SSE bytes not yet sent (from out_off) */
     size_t out_off, sent_text;
     char s_id[96], s_model[SO_HTTPD_ID_MAX], s_version[SO_HTTPD_ID_MAX], s_turn[16], s_top[1024];
     int64_t s_created;

@@ -30,7 +30,8 @@ static const struct {
     const char *type, *oai_code;
 } s_codes[] = {
     { SO_ERR(NONE), "NONE", 500, "server_error", "internal_error" },
-    { SO_ERR(INVALID_REQUEST), "INVALID_REQUEST", 400, "invalid_request_error", "invalid_request" },
+    { SO_ERR(INVALID_REQUEST), "INVALID_REQUEST", 400, "invalid_request_error",
+      "invalid_request" },
     { SO_ERR(TIMEOUT), "TIMEOUT", 504, "server_error", "timeout" },
     { SO_ERR(UPSTREAM), "UPSTREAM", 502, "server_error", "upstream_error" },
     { SO_ERR(RATE_LIMITED), "RATE_LIMITED", 429, "rate_limit_error", "rate_limited" },
@@ -60,7 +61,7 @@ void so_oai_error_from_code(so_pb_error_code_t code, const char *message, int pi
     while (i < S_N_CODES && s_codes[i].code != code)
         i++;
     if (i == S_N_CODES)
-        i = 0;      /* a code this build does not know: a server error */
+        i = 0; /* a code this build does not know: a server error */
     so_oai_fail(out, s_codes[i].status, s_codes[i].type, s_codes[i].oai_code, NULL, "%s",
                 message && *message ? message : s_codes[i].name);
     if (code == SO_ERR(UNKNOWN_HANDBOOK) && pinned) {

@@ -29,9 +29,9 @@
  * "code"}} with an HTTP status.  type and code point to static strings. */
 typedef struct {
     int status;
-    const char *type;           /* "invalid_request_error", "server_error", ... */
-    const char *code;           /* "invalid_json", "no_eligible_agent", ... (NULL = null) */
-    char param[96];             /* "messages[2].role", or "" (null) */
+    const char *type; /* "invalid_request_error", "server_error", ... */
+    const char *code; /* "invalid_json", "no_eligible_agent", ... (NULL = null) */
+    char param[96];   /* "messages[2].role", or "" (null) */
     char message[1024];
 } so_oai_error_t;
 
@@ -49,25 +49,25 @@ const char *so_oai_code_name(so_pb_error_code_t code);
 
 /* Limits a request is held to (so-http's config). */
 typedef struct {
-    size_t max_messages;            /* 1..SO_WIRE_MAX_MESSAGES */
-    unsigned max_turn_index;        /* turn_index above it: 400 */
-    long max_prompt_tokens;         /* estimated as prompt bytes / 4; 0 = no limit */
-    long max_completion_tokens;     /* max_tokens / max_completion_tokens above it: 400 */
+    size_t max_messages;        /* 1..SO_WIRE_MAX_MESSAGES */
+    unsigned max_turn_index;    /* turn_index above it: 400 */
+    long max_prompt_tokens;     /* estimated as prompt bytes / 4; 0 = no limit */
+    long max_completion_tokens; /* max_tokens / max_completion_tokens above it: 400 */
 } so_oai_limits_t;
 
 void so_oai_limits_default(so_oai_limits_t *l);
 
 /* Looks up a request header (case-insensitive); NULL when absent. */
-typedef const char *(so_oai_header_fn)(void *arg, const char *name);
+typedef const char *(so_oai_header_fn) (void *arg, const char *name);
 
 /* A parsed chat completion request.  turn is a complete TurnRequest except
  * request_id (set it before encoding); every pointer in it is owned here. */
 typedef struct {
     so_pb_turn_request_t turn;
-    char *model;                    /* as asked, e.g. "auto" */
-    int stream;                     /* "stream": true */
-    int include_usage;              /* "stream_options": {"include_usage": true} */
-    int pinned_version;             /* the client pinned handbook_version */
+    char *model;        /* as asked, e.g. "auto" */
+    int stream;         /* "stream": true */
+    int include_usage;  /* "stream_options": {"include_usage": true} */
+    int pinned_version; /* the client pinned handbook_version */
     long est_prompt_tokens;
     /* storage */
     so_pb_chat_message_t *msg_store;
@@ -117,9 +117,9 @@ void so_oai_top_skills_header(const so_pb_turn_reply_t *rep, char *buf, size_t l
 /* POST /v1/feedback {"episode_id": "...", "success": true | "score": 0.7}. */
 typedef struct {
     char episode_id[129];
-    int has_success;                /* 1: success, else score */
+    int has_success; /* 1: success, else score */
     int success;
-    double score;                   /* [0, 1] */
+    double score; /* [0, 1] */
 } so_oai_feedback_t;
 
 int so_oai_parse_feedback(const char *body, size_t len, so_oai_feedback_t *out,

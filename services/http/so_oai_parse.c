@@ -17,8 +17,8 @@
 #include <string.h>
 #include <strings.h>
 
-#define S_BAD(e, param, ...) so_oai_fail(e, 400, "invalid_request_error", "invalid_request", \
-                                         param, __VA_ARGS__)
+#define S_BAD(e, param, ...) \
+    so_oai_fail(e, 400, "invalid_request_error", "invalid_request", param, __VA_ARGS__)
 
 /* ---- Requests ---------------------------------------------------------- */
 
@@ -136,7 +136,7 @@ static int s_messages(so_oai_request_t *r, const json_t *msgs, const so_oai_limi
         skillorchestra__v1__chat_message__init(m);
         m->role = m->content = NULL;
         r->msg_ptrs[i] = m;
-        r->turn.n_messages = i + 1;       /* so destroy frees what is set */
+        r->turn.n_messages = i + 1; /* so destroy frees what is set */
         const json_t *o = json_array_get(msgs, i);
         char param[96];
         snprintf(param, sizeof param, "messages[%zu]", i);
@@ -151,8 +151,10 @@ static int s_messages(so_oai_request_t *r, const json_t *msgs, const so_oai_limi
                strcmp(s_roles[k], json_string_value(role)) != 0)
             k++;
         if (k == sizeof s_roles / sizeof s_roles[0])
-            return S_BAD(e, param, "%s: '%.40s' is not one of system, developer, user, "
-                         "assistant, tool, function", param, json_string_value(role));
+            return S_BAD(e, param,
+                         "%s: '%.40s' is not one of system, developer, user, "
+                         "assistant, tool, function",
+                         param, json_string_value(role));
         assistants += k == 3;
         m->role = so_strdup(s_roles[k]);
         if (!(m->content = s_content(e, json_object_get(o, "content"), i)))
@@ -165,13 +167,13 @@ static int s_messages(so_oai_request_t *r, const json_t *msgs, const so_oai_limi
         bytes += (long) clen;
     }
     r->turn.messages = r->msg_ptrs;
-    r->turn.turn_index = assistants;     /* default: the turns answered so far */
+    r->turn.turn_index = assistants; /* default: the turns answered so far */
     r->est_prompt_tokens = (long) so_tokens_estimate((size_t) bytes);
     if (lim->max_prompt_tokens > 0 && r->est_prompt_tokens > lim->max_prompt_tokens)
-        return so_oai_fail(e, 400, "invalid_request_error", "context_length_exceeded",
-                           "messages", "messages: about %ld prompt tokens (bytes / 4), above "
-                           "this router's limit of %ld", r->est_prompt_tokens,
-                           lim->max_prompt_tokens);
+        return so_oai_fail(e, 400, "invalid_request_error", "context_length_exceeded", "messages",
+                           "messages: about %ld prompt tokens (bytes / 4), above "
+                           "this router's limit of %ld",
+                           r->est_prompt_tokens, lim->max_prompt_tokens);
     return 0;
 }
 
@@ -180,7 +182,7 @@ static int s_messages(so_oai_request_t *r, const json_t *msgs, const so_oai_limi
 static int s_max_tokens(so_oai_request_t *r, const json_t *root, const so_oai_limits_t *lim,
                         so_oai_error_t *e)
 {
-    const char *keys[] = { "max_tokens", "max_completion_tokens" };   /* the latter wins */
+    const char *keys[] = { "max_tokens", "max_completion_tokens" }; /* the latter wins */
     for (int k = 0; k < 2; k++) {
         const json_t *v = json_object_get(root, keys[k]);
         if (!v || json_is_null(v))
@@ -216,14 +218,17 @@ static int s_unsupported(const json_t *root, so_oai_error_t *e)
 /* ---- The extension: "skillorchestra" in the body, X-SO-* headers -------- */
 
 typedef struct {
-    const char *key;        /* in the "skillorchestra" object */
-    const char *header;     /* X-SO-... */
+    const char *key;    /* in the "skillorchestra" object */
+    const char *header; /* X-SO-... */
 } s_ext_field_t;
 
 static const s_ext_field_t s_ext[] = {
-    { "episode_id", "X-SO-Episode-Id" },   { "turn_index", "X-SO-Turn-Index" },
-    { "final_turn", "X-SO-Final-Turn" },   { "lambda", "X-SO-Lambda" },
-    { "mode", "X-SO-Mode" },               { "budget_usd", "X-SO-Budget-USD" },
+    { "episode_id", "X-SO-Episode-Id" },
+    { "turn_index", "X-SO-Turn-Index" },
+    { "final_turn", "X-SO-Final-Turn" },
+    { "lambda", "X-SO-Lambda" },
+    { "mode", "X-SO-Mode" },
+    { "budget_usd", "X-SO-Budget-USD" },
     { "exclude_agents", "X-SO-Exclude-Agents" },
     { "handbook_version", "X-SO-Handbook-Version" },
 };
@@ -345,9 +350,11 @@ static int s_extension(so_oai_request_t *r, const json_t *root, so_oai_header_fn
             while (k < S_N_EXT && strcmp(s_ext[k].key, key) != 0)
                 k++;
             if (k == S_N_EXT)
-                return S_BAD(e, "skillorchestra", "skillorchestra.%.60s: unknown field (known: "
+                return S_BAD(e, "skillorchestra",
+                             "skillorchestra.%.60s: unknown field (known: "
                              "episode_id, turn_index, final_turn, lambda, mode, budget_usd, "
-                             "exclude_agents, handbook_version)", key);
+                             "exclude_agents, handbook_version)",
+                             key);
         }
     }
     for (size_t k = 0; k < S_N_EXT; k++) {
@@ -384,7 +391,7 @@ so_oai_request_t *so_oai_parse_request(const char *body, size_t len, so_oai_head
     skillorchestra__v1__turn_request__init(&r->turn);
     so_pb_turn_request_t *t = &r->turn;
     t->request_id = t->episode_id = t->mode = t->handbook_version = t->routing_profile = NULL;
-    t->final_turn = 1;           /* one request, one episode, unless told otherwise */
+    t->final_turn = 1; /* one request, one episode, unless told otherwise */
     int rc = -1;
     if (!json_is_object(root)) {
         S_BAD(err, NULL, "the body must be a JSON object, got %s", s_type_name(root));
@@ -407,7 +414,7 @@ so_oai_request_t *so_oai_parse_request(const char *body, size_t len, so_oai_head
         goto out;
     }
     r->stream = json_is_true(stream);
-    r->turn.stream = r->stream;      /* partial replies: incremental SSE */
+    r->turn.stream = r->stream; /* partial replies: incremental SSE */
     const json_t *so = json_object_get(root, "stream_options");
     if (so && !json_is_null(so)) {
         const json_t *iu = json_object_get(so, "include_usage");
@@ -417,8 +424,8 @@ so_oai_request_t *so_oai_parse_request(const char *body, size_t len, so_oai_head
         }
         r->include_usage = json_is_true(iu);
     }
-    if (s_unsupported(root, err) < 0 || s_messages(r, json_object_get(root, "messages"), lim,
-                                                   err) < 0 ||
+    if (s_unsupported(root, err) < 0 ||
+        s_messages(r, json_object_get(root, "messages"), lim, err) < 0 ||
         s_max_tokens(r, root, lim, err) < 0 ||
         s_extension(r, root, header, header_arg, lim, err) < 0)
         goto out;
@@ -521,8 +528,8 @@ int so_oai_parse_feedback(const char *body, size_t len, so_oai_feedback_t *out,
               "give exactly one of success (a boolean) or score (a number in [0, 1])");
     else if (ok && !json_is_boolean(ok))
         S_BAD(err, "success", "success: expected a boolean, got %s", s_type_name(ok));
-    else if (sc && !(json_is_number(sc) && json_number_value(sc) >= 0 &&
-                     json_number_value(sc) <= 1))
+    else if (sc &&
+             !(json_is_number(sc) && json_number_value(sc) >= 0 && json_number_value(sc) <= 1))
         S_BAD(err, "score", "score: expected a number in [0, 1]");
     else if (s_check_id(err, "episode_id", json_string_value(ep)) == 0) {
         snprintf(out->episode_id, sizeof out->episode_id, "%s", json_string_value(ep));

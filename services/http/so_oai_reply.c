@@ -49,7 +49,7 @@ static void s_utf8_clean(char *dst, size_t cap, const char *s)
             i++;
             continue;
         }
-        if (ok > cap - 1 - o)       /* cut at a character boundary */
+        if (ok > cap - 1 - o) /* cut at a character boundary */
             ok = s_utf8_valid((const unsigned char *) s + i, cap - 1 - o);
         if (ok == 0)
             break;
@@ -69,9 +69,9 @@ char *so_oai_error_json(const so_oai_error_t *e)
                               e->type ? e->type : "server_error", "param",
                               param[0] ? json_string(param) : json_null(), "code",
                               e->code ? json_string(e->code) : json_null());
-    if (!inner)     /* e.g. a message that is not UTF-8: never echo it raw */
-        inner = json_pack("{s:s,s:s,s:n,s:n}", "message", "error (message not printable)",
-                          "type", e->type ? e->type : "server_error");
+    if (!inner) /* e.g. a message that is not UTF-8: never echo it raw */
+        inner = json_pack("{s:s,s:s,s:n,s:n}", "message", "error (message not printable)", "type",
+                          e->type ? e->type : "server_error");
     json_t *root = inner ? json_pack("{s:o}", "error", inner) : NULL;
     char *s = root ? json_dumps(root, S_DUMP_FLAGS) : NULL;
     json_decref(root);
@@ -104,9 +104,10 @@ static json_t *s_decision_json(const so_pb_turn_reply_t *rep)
     const so_pb_routing_decision_t *d = rep->decision;
     const so_pb_agent_result_t *res = rep->result;
     json_t *o = json_object();
-    json_object_set_new(o, "agent", json_string(res && res->agent_id && *res->agent_id
-                                                    ? res->agent_id
-                                                    : d ? d->chosen_agent : ""));
+    json_object_set_new(o, "agent",
+                        json_string(res && res->agent_id && *res->agent_id ? res->agent_id
+                                    : d                                    ? d->chosen_agent
+                                                                           : ""));
     json_object_set_new(o, "episode_id", json_string(rep->episode_id ? rep->episode_id : ""));
     if (d) {
         json_object_set_new(o, "turn_index", json_integer(d->turn_index));
@@ -120,8 +121,8 @@ static json_t *s_decision_json(const so_pb_turn_reply_t *rep)
         for (size_t i = 0; i < d->n_scores; i++) {
             const so_pb_agent_score_t *s = d->scores[i];
             json_t *e = json_pack("{s:s,s:o,s:o,s:o,s:b}", "agent", s->agent_id, "score",
-                                  s_real(s->score), "competence", s_real(s->competence),
-                                  "cost", s_real(s->cost_usd), "eligible", (int) s->eligible);
+                                  s_real(s->score), "competence", s_real(s->competence), "cost",
+                                  s_real(s->cost_usd), "eligible", (int) s->eligible);
             if (e && !s->eligible && s->excluded_reason && *s->excluded_reason)
                 json_object_set_new(e, "excluded_reason", json_string(s->excluded_reason));
             json_array_append_new(scores, e);
@@ -132,7 +133,7 @@ static json_t *s_decision_json(const so_pb_turn_reply_t *rep)
         json_object_set_new(o, "lambda", s_real(d->lambda));
         char seed[24];
         snprintf(seed, sizeof seed, "%llu", (unsigned long long) d->seed);
-        json_object_set_new(o, "seed", json_string(seed));   /* uint64: a string */
+        json_object_set_new(o, "seed", json_string(seed)); /* uint64: a string */
     }
     if (res) {
         json_object_set_new(o, "cost_usd", s_real(res->cost_usd));
@@ -244,9 +245,10 @@ char *so_oai_completion_sse(const so_pb_turn_reply_t *rep, const char *completio
     so_buf_t b = SO_BUF_INIT;
     /* The role first (with the decision), then the whole text, then the end. */
     int bad = s_sse_event(&b, s_head_chunk(rep, completion_id, created, m));
-    bad = s_sse_event(&b, s_chunk(completion_id, created, m,
-                                  json_pack("{s:s}", "content", rep->text ? rep->text : ""),
-                                  NULL)) || bad;
+    bad = s_sse_event(&b,
+                      s_chunk(completion_id, created, m,
+                              json_pack("{s:s}", "content", rep->text ? rep->text : ""), NULL)) ||
+          bad;
     return s_sse_end(&b, bad, rep, completion_id, created, m, include_usage);
 }
 
@@ -296,10 +298,9 @@ void so_oai_top_skills_header(const so_pb_turn_reply_t *rep, char *buf, size_t l
         int w = snprintf(buf + n, len - n, "%s%s=%.3f", i ? "," : "", d->top_skills[i]->skill_id,
                          d->top_skills[i]->weight);
         if (w < 0 || (size_t) w >= len - n) {
-            buf[n] = '\0';      /* whole entries only */
+            buf[n] = '\0'; /* whole entries only */
             break;
         }
         n += (size_t) w;
     }
 }
-

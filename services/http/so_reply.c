@@ -15,7 +15,7 @@
 enum MHD_Result so_reply_answer(so_hconn_t *c, int status, const char *type, char *body,
                                 size_t len, ...)
 {
-    if (!body) {    /* jansson could not build it */
+    if (!body) { /* jansson could not build it */
         static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":"
                                   "\"server_error\",\"param\":null,\"code\":\"internal_error\"}}";
         body = so_strdup(oom);
@@ -36,7 +36,7 @@ enum MHD_Result so_reply_answer(so_hconn_t *c, int status, const char *type, cha
     for (const char *k = va_arg(ap, const char *); k; k = va_arg(ap, const char *)) {
         const char *v = va_arg(ap, const char *);
         if (v && *v)
-            MHD_add_response_header(r, k, v);   /* refuses values with CR/LF */
+            MHD_add_response_header(r, k, v); /* refuses values with CR/LF */
     }
     va_end(ap);
     if (atomic_load(&c->h->draining))

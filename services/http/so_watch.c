@@ -23,7 +23,7 @@ typedef struct {
     char version[129];
     so_watch_agent_t *agents;
     size_t n;
-    uint64_t used;                  /* LRU tick */
+    uint64_t used; /* LRU tick */
 } s_book_t;
 
 struct so_watch {
@@ -33,14 +33,14 @@ struct so_watch {
     int started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int stop;                       /* under mu */
+    int stop; /* under mu */
     /* under mu: */
     int redis_up;
     int64_t last_ok;
     char current[129];
     s_book_t books[SO_WATCH_VERSIONS];
     uint64_t tick;
-    char wanted[129];               /* a version a reply named that is not held */
+    char wanted[129]; /* a version a reply named that is not held */
     /* thread only: */
     so_hbwatch_t *hw;
 };
@@ -128,7 +128,7 @@ static void s_poll(so_watch_t *w)
     else if (up && w->wanted[0] && !s_find(w, w->wanted))
         snprintf(load, sizeof load, "%s", w->wanted);
     if (load[0] && strcmp(load, w->wanted) == 0)
-        w->wanted[0] = '\0';        /* one try per request for it */
+        w->wanted[0] = '\0'; /* one try per request for it */
     pthread_mutex_unlock(&w->mu);
     so_watch_agent_t *agents = NULL;
     size_t n = 0;
@@ -154,7 +154,7 @@ static void *s_run(void *arg)
         }
         while (!w->stop && pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0)
             if (w->wanted[0])
-                break;      /* a reply named a version we lack: load it now */
+                break; /* a reply named a version we lack: load it now */
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -174,7 +174,7 @@ so_watch_t *so_watch_new(const so_watch_opts_t *o, char *err, size_t errlen)
     wo.redis_prefix = w->prefix;
     wo.redis_timeout_ms = w->o.timeout_ms;
     wo.refresh_ms = w->o.refresh_ms;
-    wo.backoff_max_ms = w->o.refresh_ms;     /* the thread polls every refresh_ms */
+    wo.backoff_max_ms = w->o.refresh_ms; /* the thread polls every refresh_ms */
     wo.log_first = 1;
     w->hw = so_hbwatch_new(&wo);
     pthread_mutex_init(&w->mu, NULL);
@@ -241,8 +241,7 @@ int so_watch_agents(so_watch_t *w, char *version, size_t vlen, so_watch_agent_t 
     return rc;
 }
 
-int so_watch_model(so_watch_t *w, const char *version, const char *agent, char *buf,
-                   size_t len)
+int so_watch_model(so_watch_t *w, const char *version, const char *agent, char *buf, size_t len)
 {
     int rc = -1;
     pthread_mutex_lock(&w->mu);

@@ -23,24 +23,24 @@ typedef struct so_watch so_watch_t;
 
 typedef struct {
     const char *redis_url;
-    const char *prefix;             /* "so:" */
-    int timeout_ms;                 /* per Redis command */
+    const char *prefix; /* "so:" */
+    int timeout_ms;     /* per Redis command */
     int refresh_ms;
 } so_watch_opts_t;
 
 typedef struct {
     char id[129];
-    char model[129];                /* the provider's model name ("" = the id) */
-    double price_in, price_out;     /* USD per 1M tokens */
+    char model[129];            /* the provider's model name ("" = the id) */
+    double price_in, price_out; /* USD per 1M tokens */
     long context_limit;
     int available;
 } so_watch_agent_t;
 
 typedef struct {
-    int redis_up;                   /* the last poll reached Redis */
-    int64_t last_ok_ms;             /* so_now_ms() of the last poll that did, 0 = never */
-    char version[129];              /* current handbook version, "" = none published */
-    size_t n_agents;                /* of the current version, 0 if not loaded */
+    int redis_up;       /* the last poll reached Redis */
+    int64_t last_ok_ms; /* so_now_ms() of the last poll that did, 0 = never */
+    char version[129];  /* current handbook version, "" = none published */
+    size_t n_agents;    /* of the current version, 0 if not loaded */
 } so_watch_status_t;
 
 /* Starts the thread (Redis need not be up).  NULL with err. */
@@ -55,7 +55,6 @@ int so_watch_agents(so_watch_t *w, char *version, size_t vlen, so_watch_agent_t 
 /* The model name of agent in version (the agent's id when the handbook
  * names no model).  0, or -1 when the version is not loaded yet (it will
  * be at the next refresh) or lacks the agent. */
-int so_watch_model(so_watch_t *w, const char *version, const char *agent, char *buf,
-                   size_t len);
+int so_watch_model(so_watch_t *w, const char *version, const char *agent, char *buf, size_t len);
 
 #endif

@@ -22,9 +22,9 @@
 #include <string.h>
 #include <time.h>
 
-#define S_RECOVER_ROUNDS 1000      /* own pending batches read per step at most */
+#define S_RECOVER_ROUNDS 1000 /* own pending batches read per step at most */
 #define S_BACKOFF_MIN_MS 100
-#define S_NEG_TTL_MS 5000          /* an unknown version is asked for again after */
+#define S_NEG_TTL_MS 5000 /* an unknown version is asked for again after */
 
 void so_learner_opts_default(so_learner_opts_t *o)
 {
@@ -63,11 +63,11 @@ int so_learner_config(const so_config_t *cfg, so_learner_opts_t *o, char *err, s
         snprintf(o->consumer, sizeof o->consumer, "%s", id);
     if (!*o->group || strlen(o->group) > SO_WIRE_MAX_ID)
         return so_err(err, errlen, "group: want 1..%d bytes", SO_WIRE_MAX_ID);
-#define S_INT(key, field, min, max)                                                                \
-    do {                                                                                           \
-        if (so_config_long(cfg, key, (long) o->field, min, max, &v, err, errlen) != 0)             \
-            return -1;                                                                             \
-        o->field = (int) v;                                                                        \
+#define S_INT(key, field, min, max) \
+    do { \
+        if (so_config_long(cfg, key, (long) o->field, min, max, &v, err, errlen) != 0) \
+            return -1; \
+        o->field = (int) v; \
     } while (0)
     S_INT("redis.timeout_ms", redis_timeout_ms, 1, 600000);
     S_INT("batch", batch, 1, 10000);
@@ -130,7 +130,7 @@ so_learner_t *so_learner_new(const so_learner_opts_t *o, char *err, size_t errle
     }
     l->backoff_ms = S_BACKOFF_MIN_MS;
     l->recover = 1;
-    l->was_up = 1;          /* so that a first failure is logged */
+    l->was_up = 1; /* so that a first failure is logged */
     int64_t now = so_now_ms();
     l->next_stats = now + o->stats_ms;
     l->last_stats_ms = now;
@@ -187,7 +187,7 @@ static so_hbcache_t *s_books_new(so_learner_t *l)
     o.log_unknown = 1;
     so_hbcache_t *c = so_hbcache_new(&o, err, sizeof err);
     if (!c)
-        so_oom(err);    /* options checked by so_learner_config */
+        so_oom(err); /* options checked by so_learner_config */
     return c;
 }
 
@@ -218,8 +218,8 @@ static int s_ready(so_learner_t *l)
     l->up = 1;
     l->recover = 1;
     l->backoff_ms = S_BACKOFF_MIN_MS;
-    so_info("redis_up", "url=%s group=%s consumer=%s stream=%s", l->url, l->group,
-            l->o.consumer, l->k_log);
+    so_info("redis_up", "url=%s group=%s consumer=%s stream=%s", l->url, l->group, l->o.consumer,
+            l->k_log);
     l->was_up = 1;
     return 0;
 }
@@ -234,12 +234,12 @@ static void s_stats_line(so_learner_t *l, int64_t now)
     if (l->books)
         so_hbcache_stats(l->books, &hs);
     double rate = secs > 0 ? (double) (l->st.applied - l->applied_at_last_stats) / secs : 0;
-    so_info("stats", "read=%" PRIu64 " applied=%" PRIu64 " duplicates=%" PRIu64 " dead=%" PRIu64
+    so_info("stats",
+            "read=%" PRIu64 " applied=%" PRIu64 " duplicates=%" PRIu64 " dead=%" PRIu64
             " claimed=%" PRIu64 " batches=%" PRIu64 " redis_errors=%" PRIu64 " refines=%" PRIu64
             " published=%" PRIu64 " applied_per_s=%.1f cached_versions=%zu redis_up=%d",
-            l->st.read, l->st.applied, l->st.duplicates, l->st.dead, l->st.claimed,
-            l->st.batches, l->st.redis_errors, l->st.refines, l->st.published, rate, hs.cached,
-            l->up);
+            l->st.read, l->st.applied, l->st.duplicates, l->st.dead, l->st.claimed, l->st.batches,
+            l->st.redis_errors, l->st.refines, l->st.published, rate, hs.cached, l->up);
     l->applied_at_last_stats = l->st.applied;
     l->last_stats_ms = now;
 }
@@ -293,9 +293,11 @@ static void s_sleep_ms(int ms)
 
 int so_learner_run(so_learner_t *l)
 {
-    so_info("start", "consumer=%s group=%s stream=%s batch=%d block_ms=%d claim_min_idle_ms=%d "
-            "refine_every=%ld", l->o.consumer, l->group, l->k_log, l->o.batch, l->o.block_ms,
-            l->o.claim_min_idle_ms, l->o.refine_every);
+    so_info("start",
+            "consumer=%s group=%s stream=%s batch=%d block_ms=%d claim_min_idle_ms=%d "
+            "refine_every=%ld",
+            l->o.consumer, l->group, l->k_log, l->o.batch, l->o.block_ms, l->o.claim_min_idle_ms,
+            l->o.refine_every);
     while (!so_stopping()) {
         if (so_learner_step(l) >= 0)
             continue;
@@ -307,7 +309,7 @@ int so_learner_run(so_learner_t *l)
                                                                 : l->backoff_ms * 2;
     }
     s_stats_line(l, so_now_ms());
-    so_info("stop", "consumer=%s applied=%" PRIu64 " dead=%" PRIu64, l->o.consumer,
-            l->st.applied, l->st.dead);
+    so_info("stop", "consumer=%s applied=%" PRIu64 " dead=%" PRIu64, l->o.consumer, l->st.applied,
+            l->st.dead);
     return 0;
 }

@@ -47,36 +47,36 @@ typedef struct so_learner so_learner_t;
 
 typedef struct {
     const char *redis_url;
-    const char *redis_prefix;       /* "so:" */
-    int redis_timeout_ms;           /* per command, raised above block_ms (2000) */
-    char consumer[129];             /* consumer name (default so_instance()) */
-    const char *group;              /* "learners" */
-    int batch;                      /* entries per read (100) */
-    int block_ms;                   /* XREADGROUP BLOCK (500) */
-    int claim_min_idle_ms;          /* take over entries idle this long (30000) */
-    int claim_every_ms;             /* XAUTOCLAIM period (5000) */
-    size_t cache_versions;          /* handbooks kept (8) */
-    int cache_ttl_ms;               /* re-read a cached handbook after (60000) */
-    long dead_maxlen;               /* approximate cap of the dead-letter stream (100000) */
-    int backoff_max_ms;             /* longest wait between reconnects (5000) */
-    int stats_ms;                   /* stats line period, 0 = off (10000) */
-    long refine_every;              /* episodes between refinements, 0 = off (500) */
-    int refine_check_ms;            /* how often to look (1000) */
-    int refine_lock_ttl_ms;         /* (30000) */
-    int refine_always_publish;      /* publish even when nothing merged (0) */
-    so_refine_opts_t merge;         /* alpha 0.05, min_attempts 30 */
+    const char *redis_prefix;  /* "so:" */
+    int redis_timeout_ms;      /* per command, raised above block_ms (2000) */
+    char consumer[129];        /* consumer name (default so_instance()) */
+    const char *group;         /* "learners" */
+    int batch;                 /* entries per read (100) */
+    int block_ms;              /* XREADGROUP BLOCK (500) */
+    int claim_min_idle_ms;     /* take over entries idle this long (30000) */
+    int claim_every_ms;        /* XAUTOCLAIM period (5000) */
+    size_t cache_versions;     /* handbooks kept (8) */
+    int cache_ttl_ms;          /* re-read a cached handbook after (60000) */
+    long dead_maxlen;          /* approximate cap of the dead-letter stream (100000) */
+    int backoff_max_ms;        /* longest wait between reconnects (5000) */
+    int stats_ms;              /* stats line period, 0 = off (10000) */
+    long refine_every;         /* episodes between refinements, 0 = off (500) */
+    int refine_check_ms;       /* how often to look (1000) */
+    int refine_lock_ttl_ms;    /* (30000) */
+    int refine_always_publish; /* publish even when nothing merged (0) */
+    so_refine_opts_t merge;    /* alpha 0.05, min_attempts 30 */
 } so_learner_opts_t;
 
 typedef struct {
-    uint64_t read;                  /* entries delivered (new, pending or claimed) */
-    uint64_t applied;               /* episodes newly counted */
-    uint64_t duplicates;            /* already applied before (redelivery, a peer) */
-    uint64_t dead;                  /* entries moved to the dead-letter stream */
-    uint64_t claimed;               /* entries taken over from idle consumers */
+    uint64_t read;       /* entries delivered (new, pending or claimed) */
+    uint64_t applied;    /* episodes newly counted */
+    uint64_t duplicates; /* already applied before (redelivery, a peer) */
+    uint64_t dead;       /* entries moved to the dead-letter stream */
+    uint64_t claimed;    /* entries taken over from idle consumers */
     uint64_t batches;
-    uint64_t redis_errors;          /* failures of the connection */
-    uint64_t refines;               /* refinement checks run under the lock */
-    uint64_t published;             /* refined versions published */
+    uint64_t redis_errors; /* failures of the connection */
+    uint64_t refines;      /* refinement checks run under the lock */
+    uint64_t published;    /* refined versions published */
 } so_learner_stats_t;
 
 void so_learner_opts_default(so_learner_opts_t *o);

@@ -11,23 +11,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_CLAIM_PAGES 10           /* XAUTOCLAIM pages per claim tick */
+#define S_CLAIM_PAGES 10 /* XAUTOCLAIM pages per claim tick */
 
 /* One entry of a batch. */
 typedef struct {
-    const char *id;                /* borrowed from the entries */
+    const char *id; /* borrowed from the entries */
     const char *pb;
     size_t pb_len;
     so_pb_episode_outcome_t *ep;
-    const so_handbook_t *hb;       /* borrowed from the cache */
+    const so_handbook_t *hb; /* borrowed from the cache */
     enum { S_APPLY, S_ACK, S_DEAD } what;
     char reason[256];
 } s_item_t;
 
 /* The handbook of a version: 0 with *hb, 1 when Redis has none usable (why
  * says what), -1 when Redis failed. */
-static int s_handbook(so_learner_t *l, const char *version, const so_handbook_t **hb,
-                      char *why, size_t wlen)
+static int s_handbook(so_learner_t *l, const char *version, const so_handbook_t **hb, char *why,
+                      size_t wlen)
 {
     so_hbcache_status_t st;
     const so_hbcache_entry_t *e = so_hbcache_get(l->books, version, &st, why, wlen);
@@ -51,8 +51,7 @@ static int s_item_parse(const so_store_entry_t *e, s_item_t *it)
 {
     memset(it, 0, sizeof *it);
     switch (e->kind) {
-    case SO_STORE_ENTRY_NO_ID:
-        return -1;
+    case SO_STORE_ENTRY_NO_ID: return -1;
     case SO_STORE_ENTRY_DELETED:
         it->what = S_ACK;
         snprintf(it->reason, sizeof it->reason, "entry deleted from the log");
@@ -65,8 +64,7 @@ static int s_item_parse(const so_store_entry_t *e, s_item_t *it)
         it->what = S_DEAD;
         snprintf(it->reason, sizeof it->reason, "no pb field");
         break;
-    case SO_STORE_ENTRY_OK:
-        break;
+    case SO_STORE_ENTRY_OK: break;
     }
     it->id = e->id;
     it->pb = e->pb;

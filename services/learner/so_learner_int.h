@@ -20,12 +20,12 @@ struct so_learner {
     so_learner_opts_t o;
     char *url, *prefix, *group;
     so_store_t *store;
-    so_hbwatch_t *watch;           /* hb:current, on store (no log lines of its own) */
+    so_hbwatch_t *watch; /* hb:current, on store (no log lines of its own) */
     char k_log[S_KEY_MAX], k_dead[S_KEY_MAX];
-    so_hbcache_t *books;           /* the handbooks of episodes' versions, on store */
-    int up;                        /* connected and the group exists */
-    int was_up;                    /* for logging an outage once */
-    int recover;                   /* read our own pending entries before new ones */
+    so_hbcache_t *books; /* the handbooks of episodes' versions, on store */
+    int up;              /* connected and the group exists */
+    int was_up;          /* for logging an outage once */
+    int recover;         /* read our own pending entries before new ones */
     int backoff_ms;
     int64_t next_claim, next_stats, next_refine;
     so_learner_stats_t st;

@@ -79,7 +79,7 @@ static int s_refine_locked(so_learner_t *l, const char *cur)
     if (got_cur <= 0)
         return -1;
     if (strcmp(now_cur, cur) != 0)
-        return 0;               /* someone published meanwhile */
+        return 0; /* someone published meanwhile */
     l->st.refines++;
     so_handbook_t *hb = so_store_get_handbook(l->store, cur, l->err, sizeof l->err);
     if (!hb)
@@ -109,9 +109,10 @@ static int s_refine_locked(so_learner_t *l, const char *cur)
                                               used ? "," : "", id);
             }
             l->st.published++;
-            so_info("handbook_refined", "version=%s parent=%s seq=%lld merged=%zu skills=%zu->%zu "
-                    "merged_away=%s", name, cur, seq, merged, hb->n_skills, out->n_skills,
-                    *gone ? gone : "-");
+            so_info("handbook_refined",
+                    "version=%s parent=%s seq=%lld merged=%zu skills=%zu->%zu "
+                    "merged_away=%s",
+                    name, cur, seq, merged, hb->n_skills, out->n_skills, *gone ? gone : "-");
         }
     } else if (rc == 0) {
         so_info("refine_checked", "version=%s seq=%lld merged=0 (nothing to publish)", cur, seq);
@@ -133,7 +134,7 @@ int so_lrn_refine_tick(so_learner_t *l)
     long long seq = 0, last = 0;
     int got_cur = s_current(l, cur, sizeof cur);
     if (got_cur <= 0)
-        return got_cur;         /* Redis failed, or no handbook yet */
+        return got_cur; /* Redis failed, or no handbook yet */
     if (so_store_seq(l->store, cur, &seq, l->err, sizeof l->err) < 0)
         return so_store_io_error(l->store) ? -1 : 0;
     if (seq < l->o.refine_every)
@@ -155,4 +156,3 @@ int so_lrn_refine_tick(so_learner_t *l)
     so_store_unlock(l->store, "refine", l->o.consumer, e, sizeof e);
     return rc < 0 && so_store_io_error(l->store) ? -1 : 0;
 }
-

@@ -18,8 +18,8 @@ static const char *s_usage =
     "      min_obs cost_norm stats_ms drain_ms log.level zmq.*\n"
     "      profiles profile.<name>.{lambda,explore,thompson,explore_floor,exclude}\n";
 
-static int s_opts(const so_config_t *cfg, so_hbcache_opts_t *co, so_decide_opts_t *ro,
-                  char *err, size_t errlen)
+static int s_opts(const so_config_t *cfg, so_hbcache_opts_t *co, so_decide_opts_t *ro, char *err,
+                  size_t errlen)
 {
     long v;
     double x;
@@ -62,8 +62,10 @@ static int s_setup(const so_config_t *cfg, so_hbcache_opts_t *co, so_decide_opts
     if (s_opts(cfg, co, ro, err, errlen) != 0 ||
         so_server_svc_config(svc, cfg, "tcp://127.0.0.1:5558", err, errlen) != 0)
         return -1;
-    so_profile_t base = {.name = "", .lambda = ro->lambda, .thompson = ro->thompson,
-                         .explore_floor = ro->explore_floor};
+    so_profile_t base = { .name = "",
+                          .lambda = ro->lambda,
+                          .thompson = ro->thompson,
+                          .explore_floor = ro->explore_floor };
     *profiles = so_profiles_new(cfg, &base, err, errlen);
     ro->profiles = *profiles;
     return *profiles ? 0 : -1;
@@ -89,7 +91,8 @@ int main(int argc, char **argv)
         so_config_destroy(&cfg);
         return start;
     }
-    so_info("started", "endpoint=%s redis=%s cache_versions=%zu stats_refresh_ms=%d lambda=%g "
+    so_info("started",
+            "endpoint=%s redis=%s cache_versions=%zu stats_refresh_ms=%d lambda=%g "
             "thompson=%d explore_floor=%g seed=%llu budget_fallback=%d profiles=%s",
             svc.endpoint, co.redis_url, co.max_versions, co.refresh_ms, ro.lambda, ro.thompson,
             ro.explore_floor, (unsigned long long) ro.seed, ro.budget_fallback,

@@ -25,17 +25,17 @@ struct so_decide {
     so_hbcache_t *cache;
     so_decide_opts_t o;
     /* scratch, grown on demand */
-    double *vec;                        /* [cap_s] */
+    double *vec; /* [cap_s] */
     size_t cap_s;
-    unsigned char *excl;                /* [cap_a] */
-    so_pb_agent_score_t *sc;                      /* [cap_a] */
+    unsigned char *excl;     /* [cap_a] */
+    so_pb_agent_score_t *sc; /* [cap_a] */
     so_pb_agent_score_t **scp;
-    so_pb_skill_competence_t *comp;                     /* [cap_a * SO_ROUTE_TOP] */
+    so_pb_skill_competence_t *comp; /* [cap_a * SO_ROUTE_TOP] */
     so_pb_skill_competence_t **compp;
     size_t cap_a;
     so_decision_t dec;
     /* counters */
-    so_profile_t defaults;              /* a turn naming no profile */
+    so_profile_t defaults; /* a turn naming no profile */
     uint64_t by_strategy[4], by_code[16], profile_unknown, profiled;
 };
 
@@ -57,9 +57,10 @@ so_decide_t *so_decide_new(so_hbcache_t *cache, const so_decide_opts_t *opts)
         d->o = *opts;
     else
         so_decide_opts_default(&d->o);
-    d->defaults = (so_profile_t) {.name = "", .lambda = d->o.lambda,
+    d->defaults = (so_profile_t){ .name = "",
+                                  .lambda = d->o.lambda,
                                   .thompson = d->o.thompson,
-                                  .explore_floor = d->o.explore_floor};
+                                  .explore_floor = d->o.explore_floor };
     so_decision_init(&d->dec);
     return d;
 }
@@ -82,7 +83,7 @@ void so_decide_destroy(so_decide_t **self_p)
 
 uint64_t so_decide_seed(uint64_t config_seed, const char *episode_id, uint32_t turn_index)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;         /* FNV-1a, the id's bytes as sent */
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, the id's bytes as sent */
     for (const unsigned char *p = (const unsigned char *) (episode_id ? episode_id : ""); *p; p++)
         h = (h ^ *p) * 0x100000001b3ULL;
     return so_rng_mix(config_seed, so_rng_mix(h, turn_index));
@@ -119,8 +120,8 @@ static so_server_result_t s_fail(so_decide_t *d, void *sock, const so_wire_envel
     d->by_code[(unsigned) code & 15]++;
     so_info("request_failed", "request_id=%s episode_id=%s code=%d error=\"%s\"", t->request_id,
             t->episode_id, (int) code, msg);
-    if (so_sock_send_error(sock, env, t->request_id, t->episode_id, code, msg, err,
-                           sizeof err) != 0) {
+    if (so_sock_send_error(sock, env, t->request_id, t->episode_id, code, msg, err, sizeof err) !=
+        0) {
         so_warn("reply_failed", "request_id=%s error=\"%s\"", t->request_id, err);
         return SO_SERVER_NO_REPLY;
     }
@@ -138,8 +139,9 @@ static double s_nonneg(double x)
 }
 
 /* Fills the reply from d->dec (strings borrowed from the handbook). */
-static void s_fill(so_decide_t *d, const so_hbcache_entry_t *e, const so_pb_turn_request_t *t, uint64_t seed,
-                   const char *reason, so_pb_routing_decision_t *out, so_pb_skill_weight_t *top, so_pb_skill_weight_t **topp)
+static void s_fill(so_decide_t *d, const so_hbcache_entry_t *e, const so_pb_turn_request_t *t,
+                   uint64_t seed, const char *reason, so_pb_routing_decision_t *out,
+                   so_pb_skill_weight_t *top, so_pb_skill_weight_t **topp)
 {
     const so_handbook_t *hb = e->hb;
     const so_decision_t *dec = &d->dec;
@@ -212,8 +214,10 @@ static int s_demand(so_decide_t *d, const so_hbcache_entry_t *e, const so_pb_ski
     for (size_t i = 0; i < dm->n_skills; i++) {
         int s = so_handbook_skill_index(hb, dm->skills[i]->skill_id);
         if (s < 0)
-            return so_err(err, errlen, "SkillDemand.skills[%zu].skill_id: '%s' is not in "
-                          "handbook %s", i, dm->skills[i]->skill_id, e->version);
+            return so_err(err, errlen,
+                          "SkillDemand.skills[%zu].skill_id: '%s' is not in "
+                          "handbook %s",
+                          i, dm->skills[i]->skill_id, e->version);
         d->vec[s] += dm->skills[i]->weight;
     }
     return 0;
@@ -247,9 +251,10 @@ static void s_route_req(const so_decide_t *d, const so_pb_turn_request_t *t,
     so_route_req_default(q);
     q->mode = mode;
     q->lambda = t->lambda_opt_case == SKILLORCHESTRA__V1__TURN_REQUEST__LAMBDA_OPT_LAMBDA
-                    ? t->lambda : p->lambda;
+                    ? t->lambda
+                    : p->lambda;
     q->budget_usd = t->budget_usd;
-    q->est_prompt_tokens = so_tokens_estimate(bytes);       /* as so-eval */
+    q->est_prompt_tokens = so_tokens_estimate(bytes); /* as so-eval */
     q->est_completion_tokens = t->max_completion_tokens;
     q->thompson = p->thompson;
     q->explore_floor = p->explore_floor;
@@ -263,24 +268,25 @@ static so_server_result_t s_reply(so_decide_t *d, void *sock, const so_wire_enve
                                   const so_profile_t *p, const so_route_req_t *q)
 {
     char err[512], reason[SO_WIRE_MAX_NOTE];
-    so_text_fmt_utf8(reason, sizeof reason, "%s; handbook %s stats seq %lld%s%s%s",
-                     d->dec.reason, e->version, e->seq, *p->name ? "; routing_profile '" : "",
-                     p->name, *p->name ? "'" : "");
+    so_text_fmt_utf8(reason, sizeof reason, "%s; handbook %s stats seq %lld%s%s%s", d->dec.reason,
+                     e->version, e->seq, *p->name ? "; routing_profile '" : "", p->name,
+                     *p->name ? "'" : "");
     so_pb_routing_decision_t out = SKILLORCHESTRA__V1__ROUTING_DECISION__INIT;
     so_pb_skill_weight_t top[SO_ROUTE_TOP], *topp[SO_ROUTE_TOP];
     s_fill(d, e, t, q->seed, reason, &out, top, topp);
-    if (so_wire_send(sock, env, SO_MSG_ROUTING_DECISION, &out, ZMQ_DONTWAIT, err, sizeof err)
-        != 0) {
-        if (errno == EINVAL)        /* our own message failed validation: a bug */
+    if (so_wire_send(sock, env, SO_MSG_ROUTING_DECISION, &out, ZMQ_DONTWAIT, err, sizeof err) !=
+        0) {
+        if (errno == EINVAL) /* our own message failed validation: a bug */
             return s_fail(d, sock, env, t, SO_ERR(INTERNAL), err);
         so_warn("reply_failed", "request_id=%s error=\"%s\"", t->request_id, err);
         return SO_SERVER_NO_REPLY;
     }
     d->by_strategy[d->dec.strategy & 3]++;
     d->profiled += *p->name != 0;
-    so_debug("decision", "request_id=%s episode_id=%s turn=%u version=%s seq=%lld agent=%s "
-             "strategy=%s lambda=%g seed=%llu profile=%s", t->request_id, t->episode_id,
-             t->turn_index, e->version, e->seq, out.chosen_agent,
+    so_debug("decision",
+             "request_id=%s episode_id=%s turn=%u version=%s seq=%lld agent=%s "
+             "strategy=%s lambda=%g seed=%llu profile=%s",
+             t->request_id, t->episode_id, t->turn_index, e->version, e->seq, out.chosen_agent,
              so_strategy_name(d->dec.strategy), q->lambda, (unsigned long long) q->seed,
              *p->name ? p->name : "-");
     return SO_SERVER_ANSWERED;
@@ -302,7 +308,7 @@ so_server_result_t so_decide_handle(void *arg, void *sock, const so_wire_envelop
      * version. */
     const so_profile_t *p = s_profile(d, t);
     if (!p) {
-        d->profile_unknown++;   // NOLINT(clang-analyzer-core.NullDereference): d is the handler's own state, never NULL
+        d->profile_unknown++; // NOLINT(clang-analyzer-core.NullDereference): d is the handler's own state, never NULL
         so_text_fmt_utf8(err, sizeof err, "routing_profile '%s' is not configured (profiles: %s)",
                          t->routing_profile, so_profiles_names(d->o.profiles));
         return s_fail(d, sock, env, t, SO_ERR(INVALID_REQUEST), err);
@@ -332,8 +338,10 @@ so_server_result_t so_decide_handle(void *arg, void *sock, const so_wire_envelop
         return s_fail(d, sock, env, t, SO_ERR(NO_ELIGIBLE_AGENT), d->dec.reason);
     if (d->dec.strategy == SO_STRATEGY_BUDGET_FALLBACK && !d->o.budget_fallback) {
         const so_agent_score_t *c = &d->dec.scores[d->dec.chosen];
-        snprintf(err, sizeof err, "budget $%.3g is below every eligible agent's expected cost "
-                 "(cheapest: %s, $%.3g)", t->budget_usd, hb->agents[d->dec.chosen].id, c->cost);
+        snprintf(err, sizeof err,
+                 "budget $%.3g is below every eligible agent's expected cost "
+                 "(cheapest: %s, $%.3g)",
+                 t->budget_usd, hb->agents[d->dec.chosen].id, c->cost);
         return s_fail(d, sock, env, t, SO_ERR(BUDGET_EXHAUSTED), err);
     }
     return s_reply(d, sock, env, e, t, p, &q);
@@ -350,21 +358,22 @@ void so_decide_stats(void *arg, char *buf, size_t len)
     so_decide_t *d = arg;
     so_hbcache_stats_t c;
     so_hbcache_stats(d->cache, &c);
-    snprintf(buf, len,
-             " greedy=%llu thompson=%llu explore=%llu budget_fallback=%llu no_eligible=%llu"
-             " budget_exhausted=%llu unknown_handbook=%llu unavailable=%llu invalid=%llu"
-             " profile_unknown=%llu profiled=%llu current=%s cached=%zu stats_reloads=%llu cache_misses=%llu"
-             " redis_up=%d",
-             (unsigned long long) d->by_strategy[SO_STRATEGY_GREEDY],
-             (unsigned long long) d->by_strategy[SO_STRATEGY_THOMPSON],
-             (unsigned long long) d->by_strategy[SO_STRATEGY_EXPLORE_UNIFORM],
-             (unsigned long long) d->by_strategy[SO_STRATEGY_BUDGET_FALLBACK],
-             (unsigned long long) d->by_code[SO_ERR(NO_ELIGIBLE_AGENT)],
-             (unsigned long long) d->by_code[SO_ERR(BUDGET_EXHAUSTED)],
-             (unsigned long long) d->by_code[SO_ERR(UNKNOWN_HANDBOOK)],
-             (unsigned long long) d->by_code[SO_ERR(UNAVAILABLE)],
-             (unsigned long long) d->by_code[SO_ERR(INVALID_REQUEST)],
-             (unsigned long long) d->profile_unknown, (unsigned long long) d->profiled,
-             so_hbcache_current(d->cache)[0] ? so_hbcache_current(d->cache) : "-", c.cached,
-             (unsigned long long) c.reloads, (unsigned long long) c.misses, c.redis_up);
+    snprintf(
+        buf, len,
+        " greedy=%llu thompson=%llu explore=%llu budget_fallback=%llu no_eligible=%llu"
+        " budget_exhausted=%llu unknown_handbook=%llu unavailable=%llu invalid=%llu"
+        " profile_unknown=%llu profiled=%llu current=%s cached=%zu stats_reloads=%llu cache_misses=%llu"
+        " redis_up=%d",
+        (unsigned long long) d->by_strategy[SO_STRATEGY_GREEDY],
+        (unsigned long long) d->by_strategy[SO_STRATEGY_THOMPSON],
+        (unsigned long long) d->by_strategy[SO_STRATEGY_EXPLORE_UNIFORM],
+        (unsigned long long) d->by_strategy[SO_STRATEGY_BUDGET_FALLBACK],
+        (unsigned long long) d->by_code[SO_ERR(NO_ELIGIBLE_AGENT)],
+        (unsigned long long) d->by_code[SO_ERR(BUDGET_EXHAUSTED)],
+        (unsigned long long) d->by_code[SO_ERR(UNKNOWN_HANDBOOK)],
+        (unsigned long long) d->by_code[SO_ERR(UNAVAILABLE)],
+        (unsigned long long) d->by_code[SO_ERR(INVALID_REQUEST)],
+        (unsigned long long) d->profile_unknown, (unsigned long long) d->profiled,
+        so_hbcache_current(d->cache)[0] ? so_hbcache_current(d->cache) : "-", c.cached,
+        (unsigned long long) c.reloads, (unsigned long long) c.misses, c.redis_up);
 }

@@ -30,11 +30,11 @@
 #include <stdint.h>
 
 typedef struct {
-    double lambda;              /* when the turn sets none (default 0.055) */
-    int thompson;               /* sample competence (default 1, as so-eval --online) */
-    double explore_floor;       /* uniform pick probability (default 0.02, as so-eval) */
-    uint64_t seed;              /* mixed into every decision's seed (default 1) */
-    int budget_fallback;        /* 1: nothing fits the budget → cheapest; 0: error */
+    double lambda;                 /* when the turn sets none (default 0.055) */
+    int thompson;                  /* sample competence (default 1, as so-eval --online) */
+    double explore_floor;          /* uniform pick probability (default 0.02, as so-eval) */
+    uint64_t seed;                 /* mixed into every decision's seed (default 1) */
+    int budget_fallback;           /* 1: nothing fits the budget → cheapest; 0: error */
     const so_profiles_t *profiles; /* borrowed, outlives the handler; NULL = none */
 } so_decide_opts_t;
 

@@ -15,7 +15,7 @@
 struct so_profiles {
     so_profile_t p[SO_PROFILE_MAX];
     size_t n;
-    so_map_t *by_name;              /* name -> &p[i] (borrowed) */
+    so_map_t *by_name; /* name -> &p[i] (borrowed) */
     so_buf_t names;
 };
 
@@ -96,8 +96,8 @@ static int s_read(const so_config_t *cfg, const so_profile_t *base, so_profile_t
     return 0;
 }
 
-static int s_add(so_profiles_t *t, const so_config_t *cfg, const so_profile_t *base,
-                 char *name, char *err, size_t errlen)
+static int s_add(so_profiles_t *t, const so_config_t *cfg, const so_profile_t *base, char *name,
+                 char *err, size_t errlen)
 {
     if (!s_name_ok(name)) {
         so_err(err, errlen, "profiles: '%.60s' is not a valid name (letters, digits, '-', '_')",
@@ -111,7 +111,7 @@ static int s_add(so_profiles_t *t, const so_config_t *cfg, const so_profile_t *b
         return -1;
     }
     so_profile_t *p = &t->p[t->n++];
-    p->name = name;                 /* owned: freed by destroy */
+    p->name = name; /* owned: freed by destroy */
     so_map_put(t->by_name, name, p);
     so_buf_appendf(&t->names, "%s%s", t->n > 1 ? "," : "", name);
     return s_read(cfg, base, p, err, errlen);
@@ -132,7 +132,7 @@ so_profiles_t *so_profiles_new(const so_config_t *cfg, const so_profile_t *base,
     long i = 0;
     while (i < n && s_add(t, cfg, base, names[i], err, errlen) == 0)
         i++;
-    if (i < n) {                    /* names[i] went to s_add; the rest are ours */
+    if (i < n) { /* names[i] went to s_add; the rest are ours */
         while (++i < n)
             free(names[i]);
         so_profiles_destroy(&t);

@@ -29,15 +29,15 @@
 
 #include <stddef.h>
 
-#define SO_PROFILE_MAX 64           /* profiles per router */
-#define SO_PROFILE_MAX_EXCLUDE 256  /* excluded agents per profile (the wire's cap) */
+#define SO_PROFILE_MAX 64          /* profiles per router */
+#define SO_PROFILE_MAX_EXCLUDE 256 /* excluded agents per profile (the wire's cap) */
 
 typedef struct {
-    const char *name;               /* "" for the router's defaults */
-    double lambda;                  /* when the turn sets none */
-    int thompson;                   /* sample competence */
-    double explore_floor;           /* uniform pick probability */
-    char **exclude;                 /* agent ids, [n_exclude] */
+    const char *name;     /* "" for the router's defaults */
+    double lambda;        /* when the turn sets none */
+    int thompson;         /* sample competence */
+    double explore_floor; /* uniform pick probability */
+    char **exclude;       /* agent ids, [n_exclude] */
     size_t n_exclude;
 } so_profile_t;
 

@@ -29,13 +29,17 @@ static int s_llm_config(const so_config_t *cfg, so_llminfer_opts_t *lo, long *ca
     long v;
     so_llminfer_opts_default(lo);
     so_skillprompt_opts_default(po);
-    if (so_llminfer_config(cfg, lo, err, errlen) != 0
-        || so_config_long(cfg, "llm.cache_entries", 4096, 0, 10000000, cache_entries, err,
-                          errlen) != 0
-        || so_config_long(cfg, "llm.cache_ttl_ms", 0, 0, 86400000L * 30, cache_ttl_ms, err,
-                          errlen) != 0)
+    if (so_llminfer_config(cfg, lo, err, errlen) != 0 ||
+        so_config_long(cfg, "llm.cache_entries", 4096, 0, 10000000, cache_entries, err, errlen) !=
+            0 ||
+        so_config_long(cfg, "llm.cache_ttl_ms", 0, 0, 86400000L * 30, cache_ttl_ms, err,
+                       errlen) != 0)
         return -1;
-    struct { const char *key; size_t *field; long min, max; } keys[] = {
+    struct {
+        const char *key;
+        size_t *field;
+        long min, max;
+    } keys[] = {
         { "llm.examples", &po->max_examples, 0, 20 },
         { "llm.example_chars", &po->example_chars, 20, 4000 },
         { "llm.indicators", &po->max_indicators, 0, 50 },
@@ -43,8 +47,8 @@ static int s_llm_config(const so_config_t *cfg, so_llminfer_opts_t *lo, long *ca
         { "llm.max_skills", &po->max_skills, 1, 50 },
     };
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
-        if (so_config_long(cfg, keys[i].key, (long) *keys[i].field, keys[i].min, keys[i].max,
-                           &v, err, errlen) != 0)
+        if (so_config_long(cfg, keys[i].key, (long) *keys[i].field, keys[i].min, keys[i].max, &v,
+                           err, errlen) != 0)
             return -1;
         *keys[i].field = (size_t) v;
     }
@@ -68,8 +72,7 @@ static int s_setup(const so_config_t *cfg, so_hbcache_opts_t *co, so_server_svc_
     if (strcmp(infer_mode, "embedded") == 0)
         return 0;
     if (strcmp(infer_mode, "llm") != 0)
-        return so_err(err, errlen, "infer.mode: '%.60s' is neither embedded nor llm",
-                      infer_mode);
+        return so_err(err, errlen, "infer.mode: '%.60s' is neither embedded nor llm", infer_mode);
     if (s_llm_config(cfg, lo, cache_entries, cache_ttl_ms, po, err, errlen) != 0)
         return -1;
     *llm = so_llminfer_new(lo, err, errlen);
@@ -100,8 +103,7 @@ int main(int argc, char **argv)
         return start;
     }
     so_info("started", "endpoint=%s redis=%s cache_versions=%zu stats_refresh_ms=%d mode=%s",
-            svc.endpoint, co.redis_url, co.max_versions, co.refresh_ms,
-            llm ? "llm" : "embedded");
+            svc.endpoint, co.redis_url, co.max_versions, co.refresh_ms, llm ? "llm" : "embedded");
 
     so_demand_t *handler = so_demand_new(cache);
     so_llmcache_t *acache = NULL;
@@ -109,9 +111,10 @@ int main(int argc, char **argv)
         /* An analysis names at most every skill of a mode: the wire's cap. */
         acache = so_llmcache_new((size_t) cache_entries, SO_WIRE_MAX_SKILLS, cache_ttl_ms);
         so_demand_use_llm(handler, llm, acache, &po);
-        so_info("llm", "base_url=%s model=%s timeout_ms=%ld threads=%u max_inflight=%zu "
-                "cache_entries=%ld", lo.base_url, lo.model, lo.timeout_ms, lo.threads,
-                lo.max_inflight, cache_entries);
+        so_info("llm",
+                "base_url=%s model=%s timeout_ms=%ld threads=%u max_inflight=%zu "
+                "cache_entries=%ld",
+                lo.base_url, lo.model, lo.timeout_ms, lo.threads, lo.max_inflight, cache_entries);
     }
     so_server_opts_t so = {
         .expect = SO_MSG_TURN_REQUEST,
@@ -125,7 +128,7 @@ int main(int argc, char **argv)
     int ret = so_server_svc_run(&svc, &so);
 
     so_demand_destroy(&handler);
-    so_llminfer_destroy(&llm);  /* every job was answered by the drain */
+    so_llminfer_destroy(&llm); /* every job was answered by the drain */
     so_llmcache_destroy(&acache);
     so_hbcache_destroy(&cache);
     so_config_destroy(&cfg);

@@ -22,34 +22,34 @@
 
 #define S_SRC(x) SKILLORCHESTRA__V1__SKILL_DEMAND__SOURCE__SOURCE_##x
 
-#define S_MEMO 8                /* (version, mode) analysis prompts kept */
-#define S_LAT_RING 1024         /* LLM call durations kept for the stats line */
+#define S_MEMO 8        /* (version, mode) analysis prompts kept */
+#define S_LAT_RING 1024 /* LLM call durations kept for the stats line */
 
 /* The analysis prompt of one (version, mode): built once, copied per job. */
 typedef struct {
     char version[SO_WIRE_MAX_ID + 1];
     int mode;
     char *system;
-    size_t *idx;                /* [n] the listed skills' indices */
+    size_t *idx; /* [n] the listed skills' indices */
     size_t n;
-    uint64_t used;              /* 0 = empty */
+    uint64_t used; /* 0 = empty */
 } s_memo_t;
 
 struct so_demand {
     so_hbcache_t *cache;
-    double *vec;                /* [cap] dense demand */
-    so_pb_skill_weight_t *w;              /* [cap] */
-    so_pb_skill_weight_t **wp;            /* [cap] */
-    so_llmcache_item_t *items;  /* [cap] */
+    double *vec;               /* [cap] dense demand */
+    so_pb_skill_weight_t *w;   /* [cap] */
+    so_pb_skill_weight_t **wp; /* [cap] */
+    so_llmcache_item_t *items; /* [cap] */
     size_t cap, n_w;
     uint64_t embedded, uniform, llm_demands, by_code[16];
     /* llm mode */
-    so_llminfer_t *llm;         /* NULL: embedded mode */
+    so_llminfer_t *llm; /* NULL: embedded mode */
     so_llmcache_t *acache;
     so_skillprompt_opts_t popts;
     s_memo_t memo[S_MEMO];
     uint64_t memo_clock;
-    uint64_t llm_ok, llm_cached, fallback[5];   /* fallback by so_llm_code_t */
+    uint64_t llm_ok, llm_cached, fallback[5]; /* fallback by so_llm_code_t */
     int64_t fallback_log_at;
     uint64_t fallback_suppressed;
     uint32_t lat_ms[S_LAT_RING];
@@ -168,7 +168,7 @@ static so_server_result_t s_send(so_demand_t *d, void *sock, const so_wire_envel
     else
         d->embedded++;
     if (so_wire_send(sock, env, SO_MSG_SKILL_DEMAND, &out, ZMQ_DONTWAIT, err, sizeof err) != 0) {
-        if (errno == EINVAL)        /* our own message failed validation: a bug */
+        if (errno == EINVAL) /* our own message failed validation: a bug */
             return s_fail_ids(d, sock, env, request_id, episode_id, SO_ERR(INTERNAL), err);
         so_warn("reply_failed", "request_id=%s error=\"%s\"", request_id, err);
         return SO_SERVER_NO_REPLY;
@@ -180,7 +180,8 @@ static so_server_result_t s_send(so_demand_t *d, void *sock, const so_wire_envel
 
 /* The embedded demand in d->vec (source src of so_infer). */
 static so_server_result_t s_send_embedded(so_demand_t *d, void *sock,
-                                          const so_wire_envelope_t *env, const so_pb_turn_request_t *t,
+                                          const so_wire_envelope_t *env,
+                                          const so_pb_turn_request_t *t,
                                           const so_hbcache_entry_t *e, so_demand_source_t src)
 {
     s_clear_weights(d);
@@ -239,8 +240,7 @@ static void s_fallback(so_demand_t *d, so_llm_code_t code, const char *request_i
         return;
     }
     so_warn("llm_fallback", "reason=%s request_id=%s error=\"%s\" suppressed=%llu",
-            so_llm_code_name(code), request_id, why,
-            (unsigned long long) d->fallback_suppressed);
+            so_llm_code_name(code), request_id, why, (unsigned long long) d->fallback_suppressed);
     d->fallback_log_at = now;
     d->fallback_suppressed = 0;
 }
@@ -250,8 +250,8 @@ static void s_fallback(so_demand_t *d, so_llm_code_t code, const char *request_i
  * answered from the cache, or answered with the embedded demand because the
  * queue is full); 0 when there is nothing to ask (no skills in the mode). */
 static int s_ask_llm(so_demand_t *d, void *sock, const so_wire_envelope_t *env,
-                     const so_pb_turn_request_t *t, const so_hbcache_entry_t *e, int mode, const char *text,
-                     so_demand_source_t src, so_server_result_t *r)
+                     const so_pb_turn_request_t *t, const so_hbcache_entry_t *e, int mode,
+                     const char *text, so_demand_source_t src, so_server_result_t *r)
 {
     const s_memo_t *m = s_memo(d, e, mode);
     if (m->n == 0)
@@ -308,7 +308,7 @@ static so_server_result_t s_answer_job(so_demand_t *d, void *sock, const so_llmj
         for (size_t k = 0; k < j->n_ids; k++) {
             s_add_weight(d, j->ids[k], j->weights[k]);
             if (j->weights[k] > 0 && isfinite(j->weights[k]))
-                d->items[n++] = (so_llmcache_item_t) { j->skill[k], j->weights[k] };
+                d->items[n++] = (so_llmcache_item_t){ j->skill[k], j->weights[k] };
         }
         so_skillprompt_key_t key = { j->key_h1, j->key_h2 };
         so_llmcache_put(d->acache, key, so_now_ms(), d->items, n);
@@ -394,15 +394,16 @@ void so_demand_stats(void *arg, char *buf, size_t len)
     so_demand_t *d = arg;
     so_hbcache_stats_t c;
     so_hbcache_stats(d->cache, &c);
-    int n = snprintf(buf, len,
-             " embedded=%llu uniform=%llu unknown_handbook=%llu unavailable=%llu invalid=%llu"
-             " current=%s cached=%zu cache_misses=%llu loads=%llu redis_up=%d",
-             (unsigned long long) d->embedded, (unsigned long long) d->uniform,
-             (unsigned long long) d->by_code[SO_ERR(UNKNOWN_HANDBOOK)],
-             (unsigned long long) d->by_code[SO_ERR(UNAVAILABLE)],
-             (unsigned long long) d->by_code[SO_ERR(INVALID_REQUEST)],
-             so_hbcache_current(d->cache)[0] ? so_hbcache_current(d->cache) : "-", c.cached,
-             (unsigned long long) c.misses, (unsigned long long) c.loads, c.redis_up);
+    int n = snprintf(
+        buf, len,
+        " embedded=%llu uniform=%llu unknown_handbook=%llu unavailable=%llu invalid=%llu"
+        " current=%s cached=%zu cache_misses=%llu loads=%llu redis_up=%d",
+        (unsigned long long) d->embedded, (unsigned long long) d->uniform,
+        (unsigned long long) d->by_code[SO_ERR(UNKNOWN_HANDBOOK)],
+        (unsigned long long) d->by_code[SO_ERR(UNAVAILABLE)],
+        (unsigned long long) d->by_code[SO_ERR(INVALID_REQUEST)],
+        so_hbcache_current(d->cache)[0] ? so_hbcache_current(d->cache) : "-", c.cached,
+        (unsigned long long) c.misses, (unsigned long long) c.loads, c.redis_up);
     if (!d->llm || n < 0 || (size_t) n >= len)
         return;
     static uint32_t sorted[S_LAT_RING];
@@ -421,10 +422,9 @@ void so_demand_stats(void *arg, char *buf, size_t len)
              " llm_fallback_bad_output=%llu llm_fallback_error=%llu llm_fallback_busy=%llu"
              " llm_pending=%zu llm_p50_ms=%u llm_p99_ms=%u llm_cache_entries=%zu",
              (unsigned long long) d->llm_demands, (unsigned long long) d->llm_ok,
-             (unsigned long long) d->llm_cached,
-             (unsigned long long) d->fallback[SO_LLM_TIMEOUT],
+             (unsigned long long) d->llm_cached, (unsigned long long) d->fallback[SO_LLM_TIMEOUT],
              (unsigned long long) d->fallback[SO_LLM_BAD_OUTPUT],
              (unsigned long long) d->fallback[SO_LLM_ERROR],
-             (unsigned long long) d->fallback[SO_LLM_BUSY], so_llminfer_pending(d->llm), p50,
-             p99, cs.entries);
+             (unsigned long long) d->fallback[SO_LLM_BUSY], so_llminfer_pending(d->llm), p50, p99,
+             cs.entries);
 }

@@ -31,17 +31,17 @@ struct so_llminfer {
     so_llminfer_opts_t o;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    so_llmjob_t *todo, *todo_tail;  /* FIFO, guarded by mu */
-    so_llmjob_t *done, *done_tail;  /* FIFO, guarded by mu */
-    int quit;                       /* guarded by mu */
-    int wake[2];                    /* a thread writes a byte per finished job */
+    so_llmjob_t *todo, *todo_tail; /* FIFO, guarded by mu */
+    so_llmjob_t *done, *done_tail; /* FIFO, guarded by mu */
+    int quit;                      /* guarded by mu */
+    int wake[2];                   /* a thread writes a byte per finished job */
     s_thread_t *threads;
     unsigned n_threads;
     /* The loop's own: */
-    so_llmjob_t *phead, *ptail;     /* submitted, not returned; deadline order */
-    so_llmjob_t *rhead, *rtail;     /* finished, not returned (a subset of the above) */
+    so_llmjob_t *phead, *ptail; /* submitted, not returned; deadline order */
+    so_llmjob_t *rhead, *rtail; /* finished, not returned (a subset of the above) */
     size_t n_pending;
-    size_t n_owned;                 /* submitted and not freed */
+    size_t n_owned; /* submitted and not freed */
 };
 
 struct s_thread {
@@ -54,7 +54,7 @@ void so_llminfer_opts_default(so_llminfer_opts_t *o)
 {
     memset(o, 0, sizeof *o);
     o->timeout_ms = 1500;
-    o->connect_timeout_ms = 0;      /* derived */
+    o->connect_timeout_ms = 0; /* derived */
     o->max_retries = 0;
     o->threads = 4;
     o->max_inflight = 64;
@@ -69,9 +69,9 @@ int so_llminfer_config(const so_config_t *cfg, so_llminfer_opts_t *o, char *err,
     o->model = so_config_get(cfg, "llm.model", o->model);
     o->api_key_env = so_config_get(cfg, "llm.api_key_env", o->api_key_env);
     if (so_config_long(cfg, "llm.timeout_ms", o->timeout_ms, 1, 600000, &o->timeout_ms, err,
-                       errlen) != 0
-        || so_config_long(cfg, "llm.connect_timeout_ms", o->connect_timeout_ms, 0, 600000,
-                          &o->connect_timeout_ms, err, errlen) != 0)
+                       errlen) != 0 ||
+        so_config_long(cfg, "llm.connect_timeout_ms", o->connect_timeout_ms, 0, 600000,
+                       &o->connect_timeout_ms, err, errlen) != 0)
         return -1;
     if (so_config_long(cfg, "llm.max_retries", o->max_retries, 0, 5, &v, err, errlen) != 0)
         return -1;
@@ -259,7 +259,8 @@ so_llminfer_t *so_llminfer_new(const so_llminfer_opts_t *opts, char *err, size_t
     so_openai_config_endpoint(&cc, opts->base_url, opts->model, opts->api_key_env,
                               opts->timeout_ms);
     cc.connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
-                            : opts->timeout_ms < 1000 ? opts->timeout_ms : 1000;
+                            : opts->timeout_ms < 1000    ? opts->timeout_ms
+                                                         : 1000;
     cc.deadline_ms = opts->timeout_ms;
     cc.max_retries = opts->max_retries;
     cc.backoff_base_ms = 50;

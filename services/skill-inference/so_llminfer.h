@@ -26,16 +26,16 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *base_url;       /* required */
-    const char *model;          /* required */
-    const char *api_key_env;    /* NULL/"": no key */
-    long timeout_ms;            /* the whole analysis, queue wait included (1500) */
-    long connect_timeout_ms;    /* (default min(1000, timeout_ms)) */
-    int max_retries;            /* within timeout_ms (default 0) */
-    unsigned threads;           /* calls at once (default 4) */
-    size_t max_inflight;        /* jobs running or waiting (default 64) */
-    long max_tokens;            /* completion cap sent (default 256) */
-    double temperature;         /* < 0: not sent (default 0) */
+    const char *base_url;    /* required */
+    const char *model;       /* required */
+    const char *api_key_env; /* NULL/"": no key */
+    long timeout_ms;         /* the whole analysis, queue wait included (1500) */
+    long connect_timeout_ms; /* (default min(1000, timeout_ms)) */
+    int max_retries;         /* within timeout_ms (default 0) */
+    unsigned threads;        /* calls at once (default 4) */
+    size_t max_inflight;     /* jobs running or waiting (default 64) */
+    long max_tokens;         /* completion cap sent (default 256) */
+    double temperature;      /* < 0: not sent (default 0) */
 } so_llminfer_opts_t;
 
 void so_llminfer_opts_default(so_llminfer_opts_t *o);
@@ -48,10 +48,10 @@ int so_llminfer_config(const so_config_t *cfg, so_llminfer_opts_t *o, char *err,
 
 typedef enum {
     SO_LLM_OK = 0,
-    SO_LLM_TIMEOUT = 1,         /* no answer by the deadline */
-    SO_LLM_BAD_OUTPUT = 2,      /* an answer with no usable analysis */
-    SO_LLM_ERROR = 3,           /* HTTP or transport error, refused, stopping */
-    SO_LLM_BUSY = 4             /* not run: max_inflight reached (set by the caller) */
+    SO_LLM_TIMEOUT = 1,    /* no answer by the deadline */
+    SO_LLM_BAD_OUTPUT = 2, /* an answer with no usable analysis */
+    SO_LLM_ERROR = 3,      /* HTTP or transport error, refused, stopping */
+    SO_LLM_BUSY = 4        /* not run: max_inflight reached (set by the caller) */
 } so_llm_code_t;
 
 /* "ok", "timeout", "bad_output", "error", "busy". */
@@ -62,30 +62,30 @@ const char *so_llm_code_name(so_llm_code_t code);
 typedef struct so_llmjob so_llmjob_t;
 struct so_llmjob {
     /* ---- request (the loop's; read-only for the threads once submitted) */
-    char *system, *user;        /* messages (owned) */
-    char **ids;                 /* [n_ids] skill ids the answer may name (owned) */
+    char *system, *user; /* messages (owned) */
+    char **ids;          /* [n_ids] skill ids the answer may name (owned) */
     size_t n_ids;
     /* what the caller needs to answer later (the threads never touch it) */
     so_wire_envelope_t env;
-    char *request_id, *episode_id, *version;    /* owned */
-    uint32_t *skill;            /* [n_ids] handbook skill index of ids[k] */
-    double *fallback;           /* [n_ids] embedded demand over ids */
-    int fallback_uniform;       /* embedded inference matched nothing */
-    uint64_t key_h1, key_h2;    /* analysis cache key */
-    int64_t received_us;        /* so_server_now_us() at receipt */
+    char *request_id, *episode_id, *version; /* owned */
+    uint32_t *skill;                         /* [n_ids] handbook skill index of ids[k] */
+    double *fallback;                        /* [n_ids] embedded demand over ids */
+    int fallback_uniform;                    /* embedded inference matched nothing */
+    uint64_t key_h1, key_h2;                 /* analysis cache key */
+    int64_t received_us;                     /* so_server_now_us() at receipt */
     /* ---- result (valid after so_llminfer_next) */
     so_llm_code_t code;
-    double *weights;            /* [n_ids] normalised, when code is OK */
-    char error[384];            /* why not, when code is not OK */
-    int64_t llm_ms;             /* the call's duration (0 if not run) */
+    double *weights; /* [n_ids] normalised, when code is OK */
+    char error[384]; /* why not, when code is not OK */
+    int64_t llm_ms;  /* the call's duration (0 if not run) */
     /* ---- private */
-    struct so_llmjob *next;     /* pool queues, guarded by the pool's mutex */
-    struct so_llmjob *pprev, *pnext;    /* the loop's pending list */
-    struct so_llmjob *rnext;    /* the loop's list of finished jobs */
+    struct so_llmjob *next;          /* pool queues, guarded by the pool's mutex */
+    struct so_llmjob *pprev, *pnext; /* the loop's pending list */
+    struct so_llmjob *rnext;         /* the loop's list of finished jobs */
     int64_t deadline_ms;
     atomic_int cancel;
     int in_pool, finished, returned, released;
-    so_llm_code_t t_code;       /* written by the thread that ran it */
+    so_llm_code_t t_code; /* written by the thread that ran it */
     double *t_weights;
     char t_error[384];
     int64_t t_ms;

@@ -33,8 +33,8 @@ typedef struct {
     int error_code;
     char record_episode[ID], record_version[ID], record_agent[ID];
     int record_final;
-    int fail_call_errno, fail_call_times;   /* the next send_call(s) fail with this errno */
-    int fail_reply_errno;                   /* every final reply fails with this errno */
+    int fail_call_errno, fail_call_times; /* the next send_call(s) fail with this errno */
+    int fail_reply_errno;                 /* every final reply fails with this errno */
 } world_t;
 
 static void s_copy(char *dst, const char *src)
@@ -109,8 +109,8 @@ static int fake_reply(void *arg, const so_wire_envelope_t *env, const so_pb_turn
 }
 
 static int fake_error(void *arg, const so_wire_envelope_t *env, const char *request_id,
-                      const char *episode_id, so_pb_error_code_t code, const char *msg,
-                      char *err, size_t errlen)
+                      const char *episode_id, so_pb_error_code_t code, const char *msg, char *err,
+                      size_t errlen)
 {
     world_t *w = arg;
     (void) env, (void) episode_id, (void) err, (void) errlen;
@@ -138,16 +138,27 @@ static int64_t fake_now(void *arg)
 }
 
 static const so_inflight_ops_t s_ops = {
-    .send_infer = fake_infer, .send_route = fake_route, .send_call = fake_call,
-    .send_reply = fake_reply, .send_error = fake_error, .record = fake_record, .now = fake_now,
+    .send_infer = fake_infer,
+    .send_route = fake_route,
+    .send_call = fake_call,
+    .send_reply = fake_reply,
+    .send_error = fake_error,
+    .record = fake_record,
+    .now = fake_now,
 };
 
 static so_inflight_opts_t s_opts(void)
 {
     so_inflight_opts_t o = {
-        .request_timeout_ms = 10000, .stage_timeout_ms = 100, .call_timeout_ms = 1000,
-        .heartbeat_ms = 100, .liveness = 3, .episode_ttl_s = 60,
-        .max_inflight = 10, .max_attempts = 3, .max_fallbacks = 2,
+        .request_timeout_ms = 10000,
+        .stage_timeout_ms = 100,
+        .call_timeout_ms = 1000,
+        .heartbeat_ms = 100,
+        .liveness = 3,
+        .episode_ttl_s = 60,
+        .max_inflight = 10,
+        .max_attempts = 3,
+        .max_fallbacks = 2,
     };
     return o;
 }
@@ -225,7 +236,7 @@ static void s_admit_ex(fx_t *fx, const char *client_id, turn_opts_t o)
 
 static void s_admit(fx_t *fx, const char *client_id)
 {
-    s_admit_ex(fx, client_id, (turn_opts_t) { .episode = "ep1" });
+    s_admit_ex(fx, client_id, (turn_opts_t){ .episode = "ep1" });
 }
 
 static void s_demand(fx_t *fx, const char *id)
@@ -274,7 +285,7 @@ static void s_result(fx_t *fx, const char *worker, const char *id, const char *a
     so_broker_worker_t *w = so_broker_find(so_inflight_broker(fx->f), worker, strlen(worker));
     assert_non_null(w);
     so_inflight_on_result(fx->f, w, &r);
-    assert_string_equal(r.request_id, id);        /* borrowed: given back as it was */
+    assert_string_equal(r.request_id, id); /* borrowed: given back as it was */
 }
 
 static so_broker_worker_t *s_worker(fx_t *fx, const char *name, unsigned cap, const char *agents)

@@ -46,7 +46,7 @@ static inline int so_tstub_setup(void **state)
     (void) state;
     so_log_open("test", SO_LOG_WARN);
     if (system("command -v python3 >/dev/null 2>&1") != 0)
-        return 0;                         /* each test skips */
+        return 0; /* each test skips */
     snprintf(so_tstub_dir, sizeof so_tstub_dir, "/tmp/so_test_openai_XXXXXX");
     if (!mkdtemp(so_tstub_dir))
         return -1;
@@ -55,7 +55,7 @@ static inline int so_tstub_setup(void **state)
     if (so_tstub_pid < 0)
         return -1;
     if (so_tstub_pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);     /* never outlive a crashed test */
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
         int fd = open("/dev/null", O_WRONLY);
         if (fd >= 0) {
             dup2(fd, 1);
@@ -65,7 +65,7 @@ static inline int so_tstub_setup(void **state)
                (char *) NULL);
         _exit(127);
     }
-    for (int i = 0; i < 200; i++) {            /* bounded: 10 s */
+    for (int i = 0; i < 200; i++) { /* bounded: 10 s */
         FILE *f = fopen(so_tstub_port_file, "r");
         if (f) {
             char line[32] = "";
@@ -75,7 +75,8 @@ static inline int so_tstub_setup(void **state)
             so_tstub_port = (int) port;
             fclose(f);
             if (ok) {
-                snprintf(so_tstub_base, sizeof so_tstub_base, "http://127.0.0.1:%d/v1", so_tstub_port);
+                snprintf(so_tstub_base, sizeof so_tstub_base, "http://127.0.0.1:%d/v1",
+                         so_tstub_port);
                 return 0;
             }
         }
@@ -108,10 +109,10 @@ static inline int so_tstub_teardown(void **state)
     return 0;
 }
 
-#define SO_TSTUB_NEED()                                                                    \
-    do {                                                                                 \
-        if (so_tstub_pid <= 0)                                                                 \
-            skip();                                                                      \
+#define SO_TSTUB_NEED() \
+    do { \
+        if (so_tstub_pid <= 0) \
+            skip(); \
     } while (0)
 
 /* A config for the stub with short backoffs; price 1 and 2 USD per 1M. */

@@ -70,7 +70,7 @@ static inline int so_test_redis_start(void)
     if (so_tr_pid < 0)
         return -1;
     if (so_tr_pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);     /* never outlive a crashed test */
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
         int fd = open("/dev/null", O_WRONLY);
         if (fd >= 0) {
             dup2(fd, 1);

@@ -23,15 +23,13 @@
 
 static char err[1024];
 
-static inline void
-s_assert_contains(const char *hay, const char *needle)
+static inline void s_assert_contains(const char *hay, const char *needle)
 {
     if (!strstr(hay, needle))
         fail_msg("\"%s\" does not contain \"%s\"", hay, needle);
 }
 
-static inline void
-s_assert_num(double got, double want)
+static inline void s_assert_num(double got, double want)
 {
     if (isnan(want)) {
         if (!isnan(got))
@@ -42,8 +40,7 @@ s_assert_num(double got, double want)
         fail_msg("expected %.17g, got %.17g", want, got);
 }
 
-static inline const so_episode_t *
-s_find(const so_episodes_t *eps, const char *id)
+static inline const so_episode_t *s_find(const so_episodes_t *eps, const char *id)
 {
     for (size_t i = 0; i < eps->n; i++)
         if (strcmp(eps->items[i].id, id) == 0)
@@ -52,8 +49,7 @@ s_find(const so_episodes_t *eps, const char *id)
     return NULL;
 }
 
-static inline int
-s_have(const char *path)
+static inline int s_have(const char *path)
 {
     return access(path, R_OK) == 0;
 }

@@ -32,21 +32,19 @@
 #define SO_REF_DIR "../shared/data/reference-handbook/"
 
 /* |a - b| <= tol, printing both values when it is not. */
-#define SO_ASSERT_NEAR(a, b, tol)                                                        \
-    do {                                                                                 \
-        double so_a_ = (double) (a), so_b_ = (double) (b), so_t_ = (double) (tol);       \
-        if (!(fabs(so_a_ - so_b_) <= so_t_))                                             \
-            fail_msg("%s = %.17g, expected %s = %.17g (tol %g)", #a, so_a_, #b, so_b_,   \
-                     so_t_);                                                             \
+#define SO_ASSERT_NEAR(a, b, tol) \
+    do { \
+        double so_a_ = (double) (a), so_b_ = (double) (b), so_t_ = (double) (tol); \
+        if (!(fabs(so_a_ - so_b_) <= so_t_)) \
+            fail_msg("%s = %.17g, expected %s = %.17g (tol %g)", #a, so_a_, #b, so_b_, so_t_); \
     } while (0)
 
 /* The message hay contains needle. */
-#define SO_ASSERT_CONTAINS(hay, needle)                                                  \
-    do {                                                                                 \
-        const char *so_h_ = (hay), *so_n_ = (needle);                                    \
-        if (!so_h_ || !strstr(so_h_, so_n_))                                             \
-            fail_msg("message \"%s\" does not contain \"%s\"", so_h_ ? so_h_ : "(null)",  \
-                     so_n_);                                                             \
+#define SO_ASSERT_CONTAINS(hay, needle) \
+    do { \
+        const char *so_h_ = (hay), *so_n_ = (needle); \
+        if (!so_h_ || !strstr(so_h_, so_n_)) \
+            fail_msg("message \"%s\" does not contain \"%s\"", so_h_ ? so_h_ : "(null)", so_n_); \
     } while (0)
 
 /* ------------------------------------------------------------------ */
@@ -71,12 +69,12 @@ static inline int so_t_skill(so_handbook_t *hb, const char *id, const char *mode
     return i;
 }
 
-static inline int so_t_agent(so_handbook_t *hb, const char *id, const char *mode,
-                             double price_in, double price_out, long context_limit)
+static inline int so_t_agent(so_handbook_t *hb, const char *id, const char *mode, double price_in,
+                             double price_out, long context_limit)
 {
     char err[256] = "";
-    int i = so_handbook_add_agent(hb, id, NULL, mode, price_in, price_out, context_limit,
-                                  err, sizeof err);
+    int i = so_handbook_add_agent(hb, id, NULL, mode, price_in, price_out, context_limit, err,
+                                  sizeof err);
     if (i < 0)
         fail_msg("add_agent %s: %s", id, err);
     return i;

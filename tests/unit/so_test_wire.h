@@ -30,12 +30,12 @@
 
 #define assert_dbl(a, b) assert_true((a) == (b))
 
-#define assert_err_contains(err, s)                                                 \
-    do {                                                                            \
-        if (!strstr((err), (s))) {                                                  \
-            print_error("error \"%s\" does not contain \"%s\"\n", (err), (s));      \
-            fail();                                                                 \
-        }                                                                           \
+#define assert_err_contains(err, s) \
+    do { \
+        if (!strstr((err), (s))) { \
+            print_error("error \"%s\" does not contain \"%s\"\n", (err), (s)); \
+            fail(); \
+        } \
     } while (0)
 
 /* The golden vectors checked here (route_request.bin: test_so_wire_route). */
@@ -43,13 +43,13 @@ static const struct {
     const char *file;
     so_msg_type_t type;
 } s_golden[] = {
-    {"turn_request", SO_MSG_TURN_REQUEST},
-    {"skill_demand", SO_MSG_SKILL_DEMAND},
-    {"routing_decision", SO_MSG_ROUTING_DECISION},
-    {"agent_call", SO_MSG_AGENT_CALL},
-    {"agent_result", SO_MSG_AGENT_RESULT},
-    {"episode_outcome", SO_MSG_EPISODE_OUTCOME},
-    {"turn_reply", SO_MSG_TURN_REPLY},
+    { "turn_request", SO_MSG_TURN_REQUEST },
+    { "skill_demand", SO_MSG_SKILL_DEMAND },
+    { "routing_decision", SO_MSG_ROUTING_DECISION },
+    { "agent_call", SO_MSG_AGENT_CALL },
+    { "agent_result", SO_MSG_AGENT_RESULT },
+    { "episode_outcome", SO_MSG_EPISODE_OUTCOME },
+    { "turn_reply", SO_MSG_TURN_REPLY },
 };
 #define N_GOLDEN (sizeof s_golden / sizeof s_golden[0])
 
@@ -73,7 +73,7 @@ static inline uint8_t *s_read(const char *name, size_t *len)
 
 /* Decodes a golden file (must succeed) and keeps its bytes in *file. */
 static inline void *s_golden_decode(const char *name, so_msg_type_t type, uint8_t **file,
-                             size_t *file_len)
+                                    size_t *file_len)
 {
     char err[256] = "";
     void *msg = NULL;
@@ -90,7 +90,7 @@ static inline void *s_golden_decode(const char *name, so_msg_type_t type, uint8_
 
 /* Re-encodes msg and compares with the golden bytes. */
 static inline void s_assert_reencodes(so_msg_type_t type, const void *msg, const uint8_t *file,
-                               size_t file_len)
+                                      size_t file_len)
 {
     char err[256] = "";
     uint8_t hdr[SO_WIRE_HDR_LEN], *body = NULL;
@@ -146,7 +146,7 @@ static inline void s_assert_rejected(so_msg_type_t type, const void *msg, const 
 }
 
 static inline int s_decode_bytes(so_msg_type_t type, const uint8_t *body, size_t len, char *err,
-                          size_t errlen)
+                                 size_t errlen)
 {
     uint8_t hdr[SO_WIRE_HDR_LEN];
     so_wire_header(type, hdr);

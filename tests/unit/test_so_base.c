@@ -29,7 +29,7 @@ static void test_buf_append_and_format(void **state)
     assert_int_equal(b.data[b.len], '\0');
     so_buf_truncate(&b, 3);
     assert_string_equal(so_buf_str(&b), "abc");
-    so_buf_append(&b, "\0z", 2);   /* binary */
+    so_buf_append(&b, "\0z", 2); /* binary */
     assert_int_equal(b.len, 5);
     size_t len = 0;
     char *s = so_buf_detach(&b, &len);
@@ -37,7 +37,7 @@ static void test_buf_append_and_format(void **state)
     assert_memory_equal(s, "abc\0z", 5);
     assert_null(b.data);
     free(s);
-    s = so_buf_detach(&b, NULL);   /* empty: "" not NULL */
+    s = so_buf_detach(&b, NULL); /* empty: "" not NULL */
     assert_string_equal(s, "");
     free(s);
     so_buf_free(&b);
@@ -76,14 +76,14 @@ static void test_map_put_get_del(void **state)
     assert_int_equal(n, 500);
     so_map_destroy(&m);
     assert_null(m);
-    so_map_destroy(&m);   /* NULL-safe */
+    so_map_destroy(&m); /* NULL-safe */
 }
 
 static void test_map_borrowed_values(void **state)
 {
     so_map_t *m = so_map_new(NULL);
     int a = 1, b = 2;
-    so_map_put(m, "", &a);   /* the empty key is a key */
+    so_map_put(m, "", &a); /* the empty key is a key */
     so_map_put(m, "b", &b);
     assert_ptr_equal(so_map_get(m, ""), &a);
     assert_ptr_equal(so_map_get(m, "b"), &b);
@@ -94,7 +94,7 @@ static void test_err(void **state)
 {
     char err[16];
     assert_int_equal(so_err(err, sizeof err, "bad %s at %d", "field", 12345), -1);
-    assert_string_equal(err, "bad field at 12");   /* cut to the buffer */
+    assert_string_equal(err, "bad field at 12"); /* cut to the buffer */
     assert_int_equal(so_err(NULL, 0, "ignored %d", 1), -1);
     char e2[64];
     so_err(e2, sizeof e2, "not a number");
@@ -111,14 +111,15 @@ static void test_alloc(void **state)
     int *v = so_reallocarray(NULL, 10, sizeof *v);
     v[9] = 1;
     free(v);
-    free(so_calloc(0, 0));   /* a zero size still allocates */
+    free(so_calloc(0, 0)); /* a zero size still allocates */
 }
 
 static void test_tokens(void **state)
 {
     assert_true(so_tokens_estimate(400) == 100.0);
     assert_int_equal(so_tokens_estimate_text("abcde"), 2);
-    assert_int_equal(so_tokens_estimate_text("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"), 1); /* 4 code points */
+    assert_int_equal(so_tokens_estimate_text("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"),
+                     1); /* 4 code points */
     assert_int_equal(so_tokens_estimate_text(NULL), 0);
 }
 

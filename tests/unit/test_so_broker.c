@@ -38,11 +38,11 @@ static void test_lru_and_capacity(void **state)
     so_broker_assign(b, w2, "b", 1000);
     assert_ptr_equal(so_broker_pick(b), w1);
     so_broker_assign(b, w1, "c", 1000);
-    assert_null(so_broker_pick(b));            /* every slot taken */
+    assert_null(so_broker_pick(b)); /* every slot taken */
     assert_int_equal(so_broker_free_slots(b), 0);
     assert_int_equal(so_broker_complete(b, w2, "b"), 1);
-    assert_int_equal(so_broker_complete(b, w2, "b"), 0);   /* a second answer is stray */
-    assert_int_equal(so_broker_complete(b, w1, "b"), 0);   /* not w1's call */
+    assert_int_equal(so_broker_complete(b, w2, "b"), 0); /* a second answer is stray */
+    assert_int_equal(so_broker_complete(b, w1, "b"), 0); /* not w1's call */
     assert_ptr_equal(so_broker_pick(b), w2);
     assert_ptr_equal(so_broker_find(b, "w1", 2), w1);
     assert_null(so_broker_find(b, "nope", 4));
@@ -53,7 +53,7 @@ static void test_lru_and_capacity(void **state)
 
 static void test_silent_worker_hands_back_its_calls(void **state)
 {
-    so_broker_t *b = so_broker_new(100, 3);     /* dead after 300 ms of silence */
+    so_broker_t *b = so_broker_new(100, 3); /* dead after 300 ms of silence */
     orphans_t o = { .n = 0 };
     so_broker_worker_t *w1 = ready(b, "w1", 4, 0, &o), *w2 = ready(b, "w2", 4, 0, &o);
     so_broker_assign(b, w1, "a", 10000);
@@ -61,7 +61,7 @@ static void test_silent_worker_hands_back_its_calls(void **state)
     so_broker_assign(b, w2, "c", 10000);
     so_broker_seen(b, w2, 250);
     assert_int_equal(so_broker_expire(b, 299, on_orphan, &o), 0);
-    assert_int_equal(so_broker_expire(b, 300, on_orphan, &o), 1);   /* w1 */
+    assert_int_equal(so_broker_expire(b, 300, on_orphan, &o), 1); /* w1 */
     assert_int_equal(o.n, 2);
     assert_true((!strcmp(o.ids[0], "a") && !strcmp(o.ids[1], "b")) ||
                 (!strcmp(o.ids[0], "b") && !strcmp(o.ids[1], "a")));
@@ -77,7 +77,7 @@ static void test_stuck_call_drops_worker(void **state)
     orphans_t o = { .n = 0 };
     so_broker_worker_t *w = ready(b, "w", 2, 0, &o);
     so_broker_assign(b, w, "slow", 50);
-    so_broker_seen(b, w, 60);                   /* alive, but the call is overdue */
+    so_broker_seen(b, w, 60); /* alive, but the call is overdue */
     assert_int_equal(so_broker_expire(b, 60, on_orphan, &o), 1);
     assert_int_equal(o.n, 1);
     assert_string_equal(o.ids[0], "slow");
@@ -104,7 +104,7 @@ static void test_ready_again_and_drain(void **state)
     assert_int_equal(so_broker_expire(b, 20, on_orphan, &o), 0);
     assert_int_equal(so_broker_complete(b, w, "y"), 1);
     assert_int_equal(so_broker_expire(b, 20, on_orphan, &o), 1);
-    assert_int_equal(o.n, 1);                   /* nothing handed back */
+    assert_int_equal(o.n, 1); /* nothing handed back */
     /* Bad registrations are refused. */
     assert_null(so_broker_ready(b, "z", 1, "z", 0, 0, on_orphan, &o));
     assert_null(so_broker_ready(b, "z", 1, "z", SO_BROKER_MAX_CAPACITY + 1, 0, on_orphan, &o));
@@ -145,15 +145,15 @@ static void test_agents_per_worker(void **state)
     assert_true(so_broker_serves(all, "zz"));
     assert_true(so_broker_serves(ab, "a"));
     assert_true(so_broker_serves(ab, "bb"));
-    assert_false(so_broker_serves(ab, "b"));      /* whole ids only */
+    assert_false(so_broker_serves(ab, "b")); /* whole ids only */
     assert_false(so_broker_serves(ab, ",a"));
     assert_false(so_broker_serves(ab, ""));
     /* "c" only on the worker that serves everything; "a" on both, LRU. */
     assert_ptr_equal(so_broker_pick_for(b, "c"), all);
     assert_ptr_equal(so_broker_pick_for(b, "a"), all);
     so_broker_assign(b, all, "x", 1000);
-    assert_null(so_broker_pick_for(b, "c"));      /* its one slot is taken */
-    assert_true(so_broker_has_agent(b, "c"));     /* but it still serves c */
+    assert_null(so_broker_pick_for(b, "c"));  /* its one slot is taken */
+    assert_true(so_broker_has_agent(b, "c")); /* but it still serves c */
     assert_ptr_equal(so_broker_pick_for(b, "a"), ab);
     /* Without the catch-all worker nobody serves "c". */
     so_broker_remove(b, all, on_orphan, &o);

@@ -68,8 +68,8 @@ static void s_demand(s_ep_t *e, so_pb_turn_record_t *t, const char *skill, doubl
     e->ws[ti][k] = x;
 }
 
-static const so_stat_t *s_cell(const so_handbook_t *hb, const so_credit_t *c,
-                               const char *agent, const char *skill)
+static const so_stat_t *s_cell(const so_handbook_t *hb, const so_credit_t *c, const char *agent,
+                               const char *skill)
 {
     size_t a = (size_t) so_handbook_agent_index(hb, agent);
     size_t s = (size_t) so_handbook_skill_index(hb, skill);
@@ -167,13 +167,13 @@ static void test_multi_turn_scores(void **state)
     so_handbook_t *hb = s_handbook();
     s_ep_t e;
     so_credit_t c;
-    s_ep_init(&e, 0);                          /* the episode failed ... */
+    s_ep_init(&e, 0); /* the episode failed ... */
     so_pb_turn_record_t *t0 = s_turn(&e, "a1", 0.01);
     s_demand(&e, t0, "code", 1);
     t0->score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
-    t0->score = 0.9;                           /* ... turn 0 has its own score */
+    t0->score = 0.9; /* ... turn 0 has its own score */
     s_demand(&e, s_turn(&e, "a2", 0.02), "code", 1);
-    s_demand(&e, s_turn(&e, "a1", 0.03), "code", 1);   /* same pair again: one cell */
+    s_demand(&e, s_turn(&e, "a1", 0.03), "code", 1); /* same pair again: one cell */
     assert_int_equal(so_credit_episode(hb, &e.ep, &c, err, sizeof err), 0);
     assert_int_equal(c.n, 2);
     const so_stat_t *d = s_cell(hb, &c, "a1", "code");
@@ -214,10 +214,10 @@ static void test_unknown_and_bad_scores(void **state)
     s_ep_t e;
     so_credit_t c;
     s_ep_init(&e, 1);
-    s_demand(&e, s_turn(&e, "ghost", 0), "code", 1);          /* unknown agent */
-    s_demand(&e, s_turn(&e, "a1\x1fx", 0), "code", 1);        /* separator in an id */
+    s_demand(&e, s_turn(&e, "ghost", 0), "code", 1);   /* unknown agent */
+    s_demand(&e, s_turn(&e, "a1\x1fx", 0), "code", 1); /* separator in an id */
     so_pb_turn_record_t *t = s_turn(&e, "a1", 0);
-    s_demand(&e, t, "nope", 0.5);                             /* unknown skill */
+    s_demand(&e, t, "nope", 0.5); /* unknown skill */
     s_demand(&e, t, "math.alg", 0.5);
     assert_int_equal(so_credit_episode(hb, &e.ep, &c, err, sizeof err), 0);
     assert_int_equal(c.skipped, 3);

@@ -9,16 +9,14 @@
 
 #include "offline/so_csv.h"
 
-static so_csv_t *
-s_open(const char *text)
+static so_csv_t *s_open(const char *text)
 {
     so_csv_t *csv = so_csv_new_buffer(text, strlen(text), "t.csv");
     assert_non_null(csv);
     return csv;
 }
 
-static void
-s_expect_row(so_csv_t *csv, size_t n, ...)
+static void s_expect_row(so_csv_t *csv, size_t n, ...)
 {
     assert_int_equal(so_csv_next(csv), 1);
     assert_int_equal(so_csv_nfields(csv), n);
@@ -29,8 +27,7 @@ s_expect_row(so_csv_t *csv, size_t n, ...)
     va_end(ap);
 }
 
-static void
-test_plain(void **state)
+static void test_plain(void **state)
 {
     so_csv_t *csv = s_open("a,b,c\n1,2,3\n");
     s_expect_row(csv, 3, "a", "b", "c");
@@ -46,10 +43,10 @@ test_plain(void **state)
     so_csv_destroy(&csv); /* NULL-safe */
 }
 
-static void
-test_quoted(void **state)
+static void test_quoted(void **state)
 {
-    so_csv_t *csv = s_open("x,y,z\n\"a,b\",\"say \"\"hi\"\"\",\"line1\nline2\"\n\"\"\"\",\"\",end\n");
+    so_csv_t *csv = s_open(
+        "x,y,z\n\"a,b\",\"say \"\"hi\"\"\",\"line1\nline2\"\n\"\"\"\",\"\",end\n");
     s_expect_row(csv, 3, "x", "y", "z");
     s_expect_row(csv, 3, "a,b", "say \"hi\"", "line1\nline2");
     assert_int_equal(so_csv_row_line(csv), 2);
@@ -59,8 +56,7 @@ test_quoted(void **state)
     so_csv_destroy(&csv);
 }
 
-static void
-test_crlf(void **state)
+static void test_crlf(void **state)
 {
     so_csv_t *csv = s_open("a,b\r\n1,\"x\r\ny\"\r\n\r\n3,4");
     s_expect_row(csv, 2, "a", "b");
@@ -78,8 +74,7 @@ test_crlf(void **state)
     so_csv_destroy(&csv);
 }
 
-static void
-test_empty_fields(void **state)
+static void test_empty_fields(void **state)
 {
     so_csv_t *csv = s_open(",,\n\"\",x,\n\n\n");
     s_expect_row(csv, 3, "", "", "");
@@ -92,8 +87,7 @@ test_empty_fields(void **state)
     so_csv_destroy(&csv);
 }
 
-static void
-test_unterminated_quote(void **state)
+static void test_unterminated_quote(void **state)
 {
     so_csv_t *csv = s_open("a,b\n1,\"oops\nmore text\n");
     s_expect_row(csv, 2, "a", "b");
@@ -106,8 +100,7 @@ test_unterminated_quote(void **state)
     so_csv_destroy(&csv);
 }
 
-static void
-test_stray_quote(void **state)
+static void test_stray_quote(void **state)
 {
     so_csv_t *csv = s_open("a,b\"c\n");
     assert_int_equal(so_csv_next(csv), -1);
@@ -123,8 +116,7 @@ test_stray_quote(void **state)
     so_csv_destroy(&csv);
 }
 
-static void
-test_field_count(void **state)
+static void test_field_count(void **state)
 {
     so_csv_t *csv = s_open("a,b,c\n1,2,3\n\"multi\nline\",2\n");
     s_expect_row(csv, 3, "a", "b", "c");
@@ -142,8 +134,7 @@ test_field_count(void **state)
     so_csv_destroy(&csv);
 }
 
-static void
-test_limits(void **state)
+static void test_limits(void **state)
 {
     so_csv_t *csv = s_open("12345678,\"123456789\"\n");
     so_csv_set_max_field(csv, 8);
@@ -159,8 +150,7 @@ test_limits(void **state)
     so_csv_destroy(&csv);
 }
 
-static void
-test_embedded_nul(void **state)
+static void test_embedded_nul(void **state)
 {
     const char text[] = "a\0b,c\n";
     so_csv_t *csv = so_csv_new_buffer(text, sizeof text - 1, NULL);
@@ -172,8 +162,7 @@ test_embedded_nul(void **state)
 }
 
 /* Large quoted fields and CRLFs straddling the 64 KiB read chunks. */
-static void
-test_file_stream(void **state)
+static void test_file_stream(void **state)
 {
     FILE *fp = tmpfile();
     assert_non_null(fp);
@@ -199,7 +188,7 @@ test_file_stream(void **state)
         char want[32];
         snprintf(want, sizeof want, "row%d", r);
         assert_string_equal(so_csv_field(csv, 1), want);
-        assert_int_equal(so_csv_row_line(csv), line_after + (size_t)r);
+        assert_int_equal(so_csv_row_line(csv), line_after + (size_t) r);
     }
     assert_int_equal(so_csv_next(csv), 0);
     so_csv_destroy(&csv);
@@ -208,8 +197,7 @@ test_file_stream(void **state)
 
 /* A CR as the last byte of a read chunk and its LF as the first of the next
  * must still count as one line end. */
-static void
-test_crlf_chunk_boundary(void **state)
+static void test_crlf_chunk_boundary(void **state)
 {
     FILE *fp = tmpfile();
     assert_non_null(fp);
@@ -227,8 +215,7 @@ test_crlf_chunk_boundary(void **state)
     fclose(fp);
 }
 
-int
-main(void)
+int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain),

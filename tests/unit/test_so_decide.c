@@ -32,22 +32,31 @@ static so_config_t *s_config(const char *const *kv)
     return cfg;
 }
 
-static const so_profile_t s_base = {.name = "", .lambda = 0.5, .thompson = 1,
-                                    .explore_floor = 0.02};
+static const so_profile_t s_base = {
+    .name = "", .lambda = 0.5, .thompson = 1, .explore_floor = 0.02
+};
 
 static void test_profiles_config(void **state)
 {
     (void) state;
     char err[256] = "";
     static const char *const kv[] = {
-        "profiles", "fast, careful,plain",
-        "profile.fast.lambda", "2.0",
-        "profile.fast.explore", "off",
-        "profile.fast.exclude", "a1, a2",
-        "profile.careful.lambda", "0",
-        "profile.careful.explore", "off",
-        "profile.careful.thompson", "1",
-        NULL, NULL,
+        "profiles",
+        "fast, careful,plain",
+        "profile.fast.lambda",
+        "2.0",
+        "profile.fast.explore",
+        "off",
+        "profile.fast.exclude",
+        "a1, a2",
+        "profile.careful.lambda",
+        "0",
+        "profile.careful.explore",
+        "off",
+        "profile.careful.thompson",
+        "1",
+        NULL,
+        NULL,
     };
     so_config_t *cfg = s_config(kv);
     so_profiles_t *p = so_profiles_new(cfg, &s_base, err, sizeof err);
@@ -68,11 +77,11 @@ static void test_profiles_config(void **state)
 
     const so_profile_t *c = so_profiles_get(p, "careful");
     assert_true(c->lambda == 0);
-    assert_int_equal(c->thompson, 1);       /* explicit key over explore = off */
+    assert_int_equal(c->thompson, 1); /* explicit key over explore = off */
     assert_true(c->explore_floor == 0);
     assert_int_equal(c->n_exclude, 0);
 
-    const so_profile_t *d = so_profiles_get(p, "plain");     /* nothing set: the base */
+    const so_profile_t *d = so_profiles_get(p, "plain"); /* nothing set: the base */
     assert_true(d->lambda == s_base.lambda);
     assert_int_equal(d->thompson, s_base.thompson);
     assert_true(d->explore_floor == s_base.explore_floor);
@@ -81,10 +90,10 @@ static void test_profiles_config(void **state)
     assert_null(so_profiles_get(p, NULL));
     so_profiles_destroy(&p);
     assert_null(p);
-    so_profiles_destroy(&p);                /* NULL-safe */
+    so_profiles_destroy(&p); /* NULL-safe */
     so_config_destroy(&cfg);
 
-    cfg = s_config(NULL);                   /* no profiles key: an empty table */
+    cfg = s_config(NULL); /* no profiles key: an empty table */
     p = so_profiles_new(cfg, &s_base, err, sizeof err);
     assert_non_null(p);
     assert_int_equal(so_profiles_count(p), 0);
@@ -108,16 +117,18 @@ static void s_assert_refused(const char *const *kv, const char *want)
 static void test_profiles_refused(void **state)
 {
     (void) state;
-    static const char *const dot[] = {"profiles", "ok,a.b", NULL, NULL};
+    static const char *const dot[] = { "profiles", "ok,a.b", NULL, NULL };
     s_assert_refused(dot, "profiles: 'a.b' is not a valid name");
-    static const char *const twice[] = {"profiles", "x,y,x", NULL, NULL};
+    static const char *const twice[] = { "profiles", "x,y,x", NULL, NULL };
     s_assert_refused(twice, "profiles: 'x' is listed twice");
-    static const char *const neg[] = {"profiles", "x", "profile.x.lambda", "-1", NULL, NULL};
+    static const char *const neg[] = { "profiles", "x", "profile.x.lambda", "-1", NULL, NULL };
     s_assert_refused(neg, "profile.x.lambda");
-    static const char *const exp[] = {"profiles", "x", "profile.x.explore", "maybe", NULL, NULL};
+    static const char *const exp[] = {
+        "profiles", "x", "profile.x.explore", "maybe", NULL, NULL
+    };
     s_assert_refused(exp, "profile.x.explore: 'maybe' is neither on nor off");
-    static const char *const floor[] = {"profiles", "y,x", "profile.x.explore_floor", "2",
-                                        NULL, NULL};
+    static const char *const floor[] = { "profiles", "y,x", "profile.x.explore_floor",
+                                         "2",        NULL,  NULL };
     s_assert_refused(floor, "profile.x.explore_floor");
 }
 
@@ -171,18 +182,24 @@ static void s_fix_new(s_fix_t *f)
 {
     char err[256] = "";
     static const char *const kv[] = {
-        "profiles", "fast,nostrong",
-        "profile.fast.lambda", "2",
-        "profile.nostrong.exclude", "strong",
-        NULL, NULL,
+        "profiles",
+        "fast,nostrong",
+        "profile.fast.lambda",
+        "2",
+        "profile.nostrong.exclude",
+        "strong",
+        NULL,
+        NULL,
     };
     s_publish();
     so_decide_opts_t ro;
     so_decide_opts_default(&ro);
     ro.thompson = 0;
     ro.explore_floor = 0;
-    so_profile_t base = {.name = "", .lambda = ro.lambda, .thompson = ro.thompson,
-                         .explore_floor = ro.explore_floor};
+    so_profile_t base = { .name = "",
+                          .lambda = ro.lambda,
+                          .thompson = ro.thompson,
+                          .explore_floor = ro.explore_floor };
     f->cfg = s_config(kv);
     f->profiles = so_profiles_new(f->cfg, &base, err, sizeof err);
     if (!f->profiles)
@@ -258,8 +275,8 @@ static void *s_route(s_fix_t *f, const char *profile, double lambda, so_msg_type
     void *msg = NULL;
     if (so_wire_recv(f->b, NULL, SO_MSG_ANY, type_out, &msg, 0, err, sizeof err) != 0)
         fail_msg("recv: %s", err);
-    assert_int_equal(*type_out, r == SO_SERVER_ANSWERED ? SO_MSG_ROUTING_DECISION
-                                                        : SO_MSG_TURN_REPLY);
+    assert_int_equal(*type_out,
+                     r == SO_SERVER_ANSWERED ? SO_MSG_ROUTING_DECISION : SO_MSG_TURN_REPLY);
     return msg;
 }
 
@@ -281,7 +298,8 @@ static void test_no_profile(void **state)
     so_pb_routing_decision_t *d = s_decision(&f, NULL, -1);
     assert_string_equal(d->chosen_agent, "strong");
     assert_true(d->lambda == 0.055);
-    assert_int_equal(d->strategy, SKILLORCHESTRA__V1__ROUTING_DECISION__STRATEGY__STRATEGY_GREEDY);
+    assert_int_equal(d->strategy,
+                     SKILLORCHESTRA__V1__ROUTING_DECISION__STRATEGY__STRATEGY_GREEDY);
     assert_null(strstr(d->reason, "routing_profile"));
     SO_ASSERT_CONTAINS(d->reason, "handbook d-1 stats seq");
     so_wire_free(SO_MSG_ROUTING_DECISION, d);

@@ -36,7 +36,7 @@ static void s_make(so_dataset_t *ds)
     ds->samples = calloc(4, sizeof *ds->samples);
     for (int i = 0; i < 4; i++) {
         so_sample_t *s = &ds->samples[i];
-        char id[16];   /* "q" and any int: -Wformat-truncation stays quiet */
+        char id[16]; /* "q" and any int: -Wformat-truncation stays quiet */
         snprintf(id, sizeof id, "q%d", i);
         s->query_id = strdup(id);
         s->task = strdup("");
@@ -120,12 +120,15 @@ static void test_baselines_and_sweep(void **state)
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     assert_non_null(root);
-    const char *keys[] = { "aiq", "max_accuracy", "best_single", "oracle", "cost_to_match_best",
-                           "points", "singles", "skills" };
+    const char *keys[] = {
+        "aiq",    "max_accuracy", "best_single", "oracle", "cost_to_match_best",
+        "points", "singles",      "skills"
+    };
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         assert_non_null(json_object_get(root, keys[i]));
-    assert_string_equal(json_string_value(json_object_get(json_object_get(root, "best_single"),
-                                                          "model")), "dear");
+    assert_string_equal(json_string_value(
+                            json_object_get(json_object_get(root, "best_single"), "model")),
+                        "dear");
     assert_int_equal(json_array_size(json_object_get(root, "points")), 2);
     json_decref(root);
     assert_int_equal(so_eval_write_svg(&e, "test", svg, err, sizeof err), 0);

@@ -174,7 +174,8 @@ static void test_skills_list(void **state)
     assert_int_equal(rep.unknown, 0);
     /* Other key names, bare strings, numeric strings, loose id matching. */
     n = s_skills("[{\"skill_id\": \"CODE\", \"score\": \"3\"}, \"writing\", "
-                 "{\"skill\": \" math.alg \", \"probability\": 1}]", w, &rep, err);
+                 "{\"skill\": \" math.alg \", \"probability\": 1}]",
+                 w, &rep, err);
     assert_int_equal(n, 3);
     SO_ASSERT_NEAR(w[2], 0.6, 1e-12);
     SO_ASSERT_NEAR(w[3], 0.2, 1e-12);
@@ -190,8 +191,8 @@ static void test_skills_map(void **state)
     assert_int_equal(s_skills("{\"code\": 30, \"writing\": 70}", w, &rep, err), 2);
     SO_ASSERT_NEAR(w[2], 0.3, 1e-12);
     SO_ASSERT_NEAR(w[3], 0.7, 1e-12);
-    assert_int_equal(s_skills("Answer: {\"skills\": {\"code\": 1, \"poetry\": 5}}", w, &rep,
-                              err), 1);
+    assert_int_equal(s_skills("Answer: {\"skills\": {\"code\": 1, \"poetry\": 5}}", w, &rep, err),
+                     1);
     SO_ASSERT_NEAR(w[2], 1.0, 0);
     assert_int_equal(rep.unknown, 1);
     assert_string_equal(rep.first_unknown, "poetry");
@@ -217,7 +218,7 @@ static void test_skills_dropped_and_counted(void **state)
     assert_int_equal(rep.unknown, 1);
     assert_string_equal(rep.first_unknown, "calculus");
     assert_int_equal(rep.duplicates, 1);
-    assert_int_equal(rep.invalid, 4);        /* -1, "lots", no id, 17 */
+    assert_int_equal(rep.invalid, 4); /* -1, "lots", no id, 17 */
 }
 
 static void test_skills_errors(void **state)
@@ -227,7 +228,9 @@ static void test_skills_errors(void **state)
     so_extract_report_t rep;
     char err[256] = "";
     assert_int_equal(s_skills("{\"skills\": [{\"id\": \"poetry\", \"weight\": 1}, "
-                              "{\"id\": \"dance\", \"weight\": 1}]}", w, &rep, err), -1);
+                              "{\"id\": \"dance\", \"weight\": 1}]}",
+                              w, &rep, err),
+                     -1);
     SO_ASSERT_CONTAINS(err, "no known skill with a positive weight");
     SO_ASSERT_CONTAINS(err, "2 unknown ids (first 'poetry')");
     for (int i = 0; i < S_N; i++)

@@ -1,46 +1,11 @@
 /* Unit tests for so_handbook: building, observing, JSON save/load (ours and
- * the reference implementation's format) and rejection of bad input. */
+ * the reference implementation's format).  Rejection of bad input:
+ * test_so_handbook_reject.c. */
 #include "so_test_util.h"
+#include "so_test_handbook.h"
 #include "base/so_text.h"
 
 #include <jansson.h>
-
-#define REF_RB SO_REF_DIR "routerbench_3skills.json"
-#define REF_FRAMES SO_REF_DIR "frames_style_3stages.json"
-
-/* Fixture: up to two handbooks and a temporary file, freed by teardown
- * whether or not the test got to the end. */
-typedef struct {
-    so_handbook_t *hb, *hb2;
-    char *js;
-    char path[64];
-    char err[512];
-} s_fix_t;
-
-static int s_setup(void **state)
-{
-    s_fix_t *f = calloc(1, sizeof *f);
-    if (!f)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int s_teardown(void **state)
-{
-    s_fix_t *f = *state;
-    so_handbook_destroy(&f->hb);
-    so_handbook_destroy(&f->hb2);
-    free(f->js);
-    if (f->path[0]) {
-        char tmp[80];
-        unlink(f->path);
-        snprintf(tmp, sizeof tmp, "%s.tmp", f->path);
-        unlink(tmp);
-    }
-    free(f);
-    return 0;
-}
 
 /* ------------------------------------------------------------------ */
 /* Building                                                            */
@@ -56,7 +21,7 @@ static void test_new_defaults(void **state)
     assert_int_equal(f->hb->n_modes + f->hb->n_skills + f->hb->n_agents, 0);
     so_handbook_destroy(&f->hb);
     assert_null(f->hb);
-    so_handbook_destroy(&f->hb);    /* NULL-safe */
+    so_handbook_destroy(&f->hb); /* NULL-safe */
     so_handbook_destroy(NULL);
     f->hb = so_handbook_new(NULL);
     assert_non_null(f->hb->version);
@@ -80,12 +45,14 @@ static void test_add_modes_and_skills(void **state)
     assert_string_equal(hb->modes[0].description, "look things up");
     assert_string_equal(hb->modes[1].description, "");
 
-    assert_int_equal(so_handbook_add_skill(hb, "py", "Python", "write code", "code", NULL, err, el), 0);
+    assert_int_equal(so_handbook_add_skill(hb, "py", "Python", "write code", "code", NULL, err,
+                                           el),
+                     0);
     assert_int_equal(so_handbook_add_skill(hb, "py.fn", NULL, NULL, "code", "py", err, el), 1);
     assert_int_equal(hb->skills[1].parent, 0);
     assert_int_equal(hb->skills[0].parent, -1);
     assert_int_equal(hb->skills[1].mode, 1);
-    assert_string_equal(hb->skills[1].name, "py.fn");   /* name defaults to id */
+    assert_string_equal(hb->skills[1].name, "py.fn"); /* name defaults to id */
     assert_string_equal(hb->skills[0].name, "Python");
 
     err[0] = '\0';
@@ -120,10 +87,11 @@ static void test_add_agents(void **state)
     size_t el = sizeof f->err;
     so_t_mode(hb, "search");
 
-    assert_int_equal(so_handbook_add_agent(hb, "a", "model-a", "search", 0.5, 1.5, 8000, err, el), 0);
+    assert_int_equal(so_handbook_add_agent(hb, "a", "model-a", "search", 0.5, 1.5, 8000, err, el),
+                     0);
     assert_int_equal(so_handbook_add_agent(hb, "b", NULL, NULL, 0, 0, 0, err, el), 1);
-    assert_int_equal(hb->agents[1].mode, -1);               /* every mode */
-    assert_string_equal(hb->agents[1].model, "b");          /* model defaults to id */
+    assert_int_equal(hb->agents[1].mode, -1);      /* every mode */
+    assert_string_equal(hb->agents[1].model, "b"); /* model defaults to id */
     assert_string_equal(hb->agents[0].model, "model-a");
     assert_int_equal(hb->agents[0].available, 1);
     assert_true(hb->agents[0].price_in == 0.5 && hb->agents[0].price_out == 1.5);
@@ -192,7 +160,7 @@ static void test_observe_accumulates(void **state)
     const so_stat_t *st = so_handbook_stat(hb, a, s);
 
     so_handbook_observe(hb, a, s, 1.0, 1.0, 0.002, 100, 50, 1.5);
-    so_handbook_observe(hb, a, s, 0.5, 0.6, 0.004, 200, 80, 2.0);   /* fractional credit */
+    so_handbook_observe(hb, a, s, 0.5, 0.6, 0.004, 200, 80, 2.0); /* fractional credit */
     SO_ASSERT_NEAR(st->successes, 1.0 + 0.3, 1e-12);
     SO_ASSERT_NEAR(st->attempts, 1.5, 1e-12);
     SO_ASSERT_NEAR(st->cost_usd, 0.002 + 0.002, 1e-15);
@@ -239,10 +207,10 @@ static void test_terms_and_idf(void **state)
     so_term_t t[2] = { { 0, "python", 1.0 }, { 0, "write function", 0.5 } };
     so_skill_set_terms(&hb->skills[s], t, 2);
     assert_int_equal(hb->skills[s].n_terms, 2);
-    assert_true(hb->skills[s].terms[0].text != t[0].text);     /* copied */
+    assert_true(hb->skills[s].terms[0].text != t[0].text); /* copied */
     assert_true(hb->skills[s].terms[0].hash == so_term_hash("python", 6));
     assert_true(hb->skills[s].terms[1].hash == so_term_hash("write function", 14));
-    so_skill_set_terms(&hb->skills[s], t + 1, 1);               /* replaces */
+    so_skill_set_terms(&hb->skills[s], t + 1, 1); /* replaces */
     assert_int_equal(hb->skills[s].n_terms, 1);
     assert_string_equal(hb->skills[s].terms[0].text, "write function");
     so_skill_set_terms(&hb->skills[s], NULL, 0);
@@ -271,28 +239,34 @@ static void s_fill_handbook(so_handbook_t *hb)
     hb->infer_temperature = 0.125;
     assert_int_equal(so_handbook_add_mode(hb, "search", "Find facts", err, sizeof err), 0);
     assert_int_equal(so_handbook_add_mode(hb, "code", "Run \"code\"\n", err, sizeof err), 1);
-    assert_int_equal(so_handbook_add_skill(hb, "code.py", "Python", "Writes Python", "code",
-                                           NULL, err, sizeof err), 0);
+    assert_int_equal(so_handbook_add_skill(hb, "code.py", "Python", "Writes Python", "code", NULL,
+                                           err, sizeof err),
+                     0);
     assert_int_equal(so_handbook_add_skill(hb, "code.py.fn", "Functions", "", "code", "code.py",
-                                           err, sizeof err), 1);
+                                           err, sizeof err),
+                     1);
     assert_int_equal(so_handbook_add_skill(hb, "search.fact", NULL, "caf\xc3\xa9 facts", "search",
-                                           NULL, err, sizeof err), 2);
+                                           NULL, err, sizeof err),
+                     2);
     so_skill_add_indicator(&hb->skills[0], "write a python function");
     so_skill_add_indicator(&hb->skills[0], "def");
     so_skill_add_example(&hb->skills[1], "Write a function to add \"two\" numbers.\nReturn it.");
     so_skill_add_indicator(&hb->skills[2], "which of the following");
-    so_term_t terms[3] = { { 0, "python", 0.75 }, { 0, "write function", 0.1 },
+    so_term_t terms[3] = { { 0, "python", 0.75 },
+                           { 0, "write function", 0.1 },
                            { 0, "def", 1.0 / 3.0 } };
     so_skill_set_terms(&hb->skills[0], terms, 3);
     so_term_t idf[3] = { { 0, "python", 2.5 }, { 0, "def", 3.25 }, { 0, "the", 0.01 } };
     so_handbook_set_idf(hb, idf, 3);
 
     assert_int_equal(so_handbook_add_agent(hb, "gpt", "gpt-4", "code", 10, 30, 128000, err,
-                                           sizeof err), 0);
-    assert_int_equal(so_handbook_add_agent(hb, "any", "mix", NULL, 0.2, 0.6, 0, err,
-                                           sizeof err), 1);
+                                           sizeof err),
+                     0);
+    assert_int_equal(so_handbook_add_agent(hb, "any", "mix", NULL, 0.2, 0.6, 0, err, sizeof err),
+                     1);
     assert_int_equal(so_handbook_add_agent(hb, "off", NULL, "search", 0, 0, 4096, err,
-                                           sizeof err), 2);
+                                           sizeof err),
+                     2);
     hb->agents[2].available = 0;
     so_handbook_observe(hb, 0, 0, 1, 1, 0.01, 1000, 200, 2.5);
     so_handbook_observe(hb, 0, 0, 0.3, 0.5, 0.02, 500, 100, 1.25);
@@ -358,8 +332,8 @@ static void s_assert_hb_equal(const so_handbook_t *a, const so_handbook_t *b)
             const so_stat_t *p = so_handbook_stat(a, i, s), *q = so_handbook_stat(b, i, s);
             if (memcmp(p, q, sizeof *p) != 0)
                 fail_msg("stats of %s on %s differ: %g/%g $%g n%g vs %g/%g $%g n%g", x->id,
-                         a->skills[s].id, p->successes, p->attempts, p->cost_usd,
-                         p->cost_count, q->successes, q->attempts, q->cost_usd, q->cost_count);
+                         a->skills[s].id, p->successes, p->attempts, p->cost_usd, p->cost_count,
+                         q->successes, q->attempts, q->cost_usd, q->cost_count);
         }
     }
 }
@@ -475,8 +449,8 @@ static void test_load_reference_routerbench(void **state)
         int ai = so_handbook_agent_index(hb, k);
         json_t *succ = json_object_get(p, "skill_successes");
         json_t *att = json_object_get(p, "skill_attempts");
-        double avg = json_number_value(json_object_get(json_object_get(p, "cost_stats"),
-                                                       "avg_cost_usd"));
+        double avg = json_number_value(
+            json_object_get(json_object_get(p, "cost_stats"), "avg_cost_usd"));
         const char *sk;
         json_t *n;
         if (ai < 0) {
@@ -491,8 +465,8 @@ static void test_load_reference_routerbench(void **state)
             if (si < 0 || x->attempts != want_att || x->successes != want_ok ||
                 fabs(x->cost_usd / x->cost_count - avg) > 1e-12 * (1 + avg)) {
                 json_decref(root);
-                fail_msg("%s on %s: %g/%g, want %g/%g", k, sk, x->successes, x->attempts,
-                         want_ok, want_att);
+                fail_msg("%s on %s: %g/%g, want %g/%g", k, sk, x->successes, x->attempts, want_ok,
+                         want_att);
             }
         }
     }
@@ -535,232 +509,27 @@ static void test_load_reference_frames(void **state)
 static void test_load_competence_only(void **state)
 {
     s_fix_t *f = *state;
-    const char *js =
-        "{\"metadata\": {\"version\": \"v2\"},"
-        " \"modes\": {\"search\": {\"mode\": \"search\", \"description\": \"d\"}},"
-        " \"skills\": {\"s\": {\"skill_id\": \"s\", \"mode\": \"search\"},"
-        "              \"t\": {\"skill_id\": \"t\", \"mode\": \"search\"}},"
-        " \"agent_profiles\": {\"x\": {\"agent_id\": \"x\", \"mode\": \"search\","
-        "   \"skill_competence\": {\"s\": {\"alpha\": 8.0, \"beta\": 4.0},"
-        "                          \"t\": {\"alpha\": 1.0, \"beta\": 1.0}},"
-        "   \"cost_stats\": {\"avg_cost_usd\": 0.002, \"avg_prompt_tokens\": 100}}}}";
+    const char
+        *js = "{\"metadata\": {\"version\": \"v2\"},"
+              " \"modes\": {\"search\": {\"mode\": \"search\", \"description\": \"d\"}},"
+              " \"skills\": {\"s\": {\"skill_id\": \"s\", \"mode\": \"search\"},"
+              "              \"t\": {\"skill_id\": \"t\", \"mode\": \"search\"}},"
+              " \"agent_profiles\": {\"x\": {\"agent_id\": \"x\", \"mode\": \"search\","
+              "   \"skill_competence\": {\"s\": {\"alpha\": 8.0, \"beta\": 4.0},"
+              "                          \"t\": {\"alpha\": 1.0, \"beta\": 1.0}},"
+              "   \"cost_stats\": {\"avg_cost_usd\": 0.002, \"avg_prompt_tokens\": 100}}}}";
     f->hb = so_handbook_load_string(js, "comp.json", f->err, sizeof f->err);
     if (!f->hb)
         fail_msg("%s", f->err);
     const so_stat_t *st = so_handbook_stat(f->hb, 0, 0);
     assert_string_equal(f->hb->version, "v2");
-    assert_true(st->successes == 7);            /* alpha - 1 */
-    assert_true(st->attempts == 10);            /* alpha + beta - 2 */
+    assert_true(st->successes == 7); /* alpha - 1 */
+    assert_true(st->attempts == 10); /* alpha + beta - 2 */
     SO_ASSERT_NEAR(st->cost_usd, 0.02, 1e-15);
     assert_true(st->cost_count == 10);
     SO_ASSERT_NEAR(st->prompt_tokens, 1000, 1e-9);
     st = so_handbook_stat(f->hb, 0, 1);
     assert_true(st->attempts == 0 && st->cost_count == 0);
-}
-
-/* ------------------------------------------------------------------ */
-/* Bad input: NULL, and "<file>: <key>: problem"                       */
-
-/* Loads js as "bad.json"; it must fail with a message containing the file
- * name and every needle. */
-static void s_expect_reject(s_fix_t *f, const char *js, const char *n1, const char *n2)
-{
-    f->err[0] = '\0';
-    so_handbook_destroy(&f->hb);
-    f->hb = so_handbook_load_string(js, "bad.json", f->err, sizeof f->err);
-    if (f->hb)
-        fail_msg("accepted: %s", js);
-    SO_ASSERT_CONTAINS(f->err, "bad.json");
-    if (n1)
-        SO_ASSERT_CONTAINS(f->err, n1);
-    if (n2)
-        SO_ASSERT_CONTAINS(f->err, n2);
-}
-
-#define SKILLS_ST "\"skills\": {\"s\": {\"mode\": \"m\"}, \"t\": {\"mode\": \"m\"}}"
-#define MODES_M "\"modes\": {\"m\": {}}"
-
-static void test_reject_malformed_json(void **state)
-{
-    s_fix_t *f = *state;
-    s_expect_reject(f, "{\n \"modes\": {\n  \"m\": {,\n}", "line 3", "column");
-    s_expect_reject(f, "", "line", NULL);
-    /* Duplicate keys are an error, not a silent overwrite. */
-    s_expect_reject(f, "{\"modes\": {}, \"modes\": {}}", "line", NULL);
-
-    /* Through a file: the message names the path. */
-    so_t_tmpfile(f->path, sizeof f->path, "bad");
-    so_t_write_file(f->path, "{\n\n  \"skills\": [1, 2,,]\n}\n");
-    f->hb = so_handbook_load(f->path, f->err, sizeof f->err);
-    assert_null(f->hb);
-    SO_ASSERT_CONTAINS(f->err, f->path);
-    SO_ASSERT_CONTAINS(f->err, "line 3");
-    SO_ASSERT_CONTAINS(f->err, "column");
-
-    f->hb = so_handbook_load("/nonexistent/handbook.json", f->err, sizeof f->err);
-    assert_null(f->hb);
-    SO_ASSERT_CONTAINS(f->err, "/nonexistent/handbook.json");
-}
-
-static void test_reject_wrong_types(void **state)
-{
-    s_fix_t *f = *state;
-    s_expect_reject(f, "[1, 2]", "top level", NULL);
-    s_expect_reject(f, "\"handbook\"", NULL, NULL);   /* the parser wants [ or { */
-    s_expect_reject(f, "{\"metadata\": 3}", "metadata", NULL);
-    s_expect_reject(f, "{\"metadata\": {\"version\": 3}}", "metadata.version", "string");
-    s_expect_reject(f, "{\"skills\": [\"s\"]}", "skills", NULL);
-    s_expect_reject(f, "{" SKILLS_ST ", " MODES_M ", \"agent_profiles\": [1]}", "agent_profiles",
-                    NULL);
-    s_expect_reject(f, "{" MODES_M ", \"skills\": {\"s\": 3}}", "skills.s", NULL);
-    s_expect_reject(f, "{" MODES_M ", \"skills\": {\"s\": {\"mode\": \"m\", \"indicators\": \"x\"}}}",
-                    "skills.s.indicators", NULL);
-    s_expect_reject(f, "{" MODES_M ", \"skills\": {\"s\": {\"mode\": \"m\", \"examples\": [1]}}}",
-                    "skills.s.examples", NULL);
-    s_expect_reject(f, "{" MODES_M ", \"skills\": {\"s\": {\"mode\": \"m\", \"terms\": [1]}}}",
-                    "skills.s.terms", NULL);
-    s_expect_reject(f, "{" MODES_M ", \"skills\": {\"s\": {\"mode\": \"zz\"}}}", "skills.s", "zz");
-    s_expect_reject(f, "{" MODES_M ", \"skills\": {\"s\": {\"skill_id\": \"u\"}}}", "skills.s", "u");
-    s_expect_reject(f, "{\"skillorchestra\": {\"prior\": {\"alpha\": 0}}}", "skillorchestra.prior",
-                    NULL);
-    s_expect_reject(f, "{\"skillorchestra\": {\"inference\": {\"temperature\": -1}}}",
-                    "temperature", NULL);
-}
-
-/*
- * CORE BUG (common/method/so_handbook.c:423, s_load_modes): json_object_size() is
- * 0 for anything that is not an object, so a "modes" value of the wrong type
- * (a list, a string, a number) is taken as "no modes" and silently replaced
- * by the implicit "default" mode; the !json_is_object check below it can
- * never fire for a non-empty wrong type.  Input {"modes": ["search"]}:
- * expected NULL with "bad.json: modes: expected an object keyed by mode id",
- * actual a handbook with one mode "default".  Skipped until fixed.
- */
-static void test_reject_modes_wrong_type(void **state)
-{
-    s_fix_t *f = *state;
-    s_expect_reject(f, "{\"modes\": [\"search\"]}", "modes", NULL);
-    s_expect_reject(f, "{\"modes\": \"search\"}", "modes", NULL);
-}
-
-static void test_reject_unknown_skill_in_competence(void **state)
-{
-    s_fix_t *f = *state;
-    s_expect_reject(f,
-                    "{" MODES_M ", " SKILLS_ST ", \"agent_profiles\": {\"gpt-x\": {\"skill_competence\":"
-                    " {\"s\": {\"alpha\": 2, \"beta\": 2}, \"nope.skill\": {\"alpha\": 2, \"beta\": 1}}}}}",
-                    "agent_profiles.gpt-x", "nope.skill");
-    s_expect_reject(f,
-                    "{" MODES_M ", " SKILLS_ST ", \"agent_profiles\": {\"gpt-x\": {\"skill_attempts\":"
-                    " {\"nope.skill\": 3}}}}",
-                    "gpt-x", "nope.skill");
-    s_expect_reject(f,
-                    "{" MODES_M ", " SKILLS_ST ", \"agent_profiles\": {\"gpt-x\": {\"skill_stats\":"
-                    " {\"nope.skill\": {\"attempts\": 1}}}}}",
-                    "gpt-x", "nope.skill");
-    s_expect_reject(f,
-                    "{" MODES_M ", " SKILLS_ST ", \"agent_profiles\": {\"gpt-x\": {\"skill_competence\":"
-                    " {\"s\": {\"alpha\": 0.5, \"beta\": 2}}}}}",
-                    "agent_profiles.gpt-x.skill_competence.s", "alpha");
-    s_expect_reject(f,
-                    "{" MODES_M ", " SKILLS_ST ", \"agent_profiles\": {\"gpt-x\": {\"skill_competence\":"
-                    " {\"s\": [1, 2]}}}}",
-                    "agent_profiles.gpt-x.skill_competence.s", NULL);
-}
-
-static void test_reject_successes_over_attempts(void **state)
-{
-    s_fix_t *f = *state;
-    s_expect_reject(f,
-                    "{" MODES_M ", " SKILLS_ST ", \"agent_profiles\": {\"gpt-x\": {"
-                    " \"skill_attempts\": {\"s\": 3, \"t\": 4}, \"skill_successes\": {\"s\": 3, \"t\": 5}}}}",
-                    "agent_profiles.gpt-x.skill_successes.t", "exceed");
-    s_expect_reject(f,
-                    "{" MODES_M ", " SKILLS_ST ", \"agent_profiles\": {\"gpt-x\": {\"skill_stats\":"
-                    " {\"s\": {\"successes\": 2.5, \"attempts\": 2}}}}}",
-                    "agent_profiles.gpt-x.skill_stats.s", "exceed");
-}
-
-static void test_reject_bad_prices(void **state)
-{
-    s_fix_t *f = *state;
-    s_expect_reject(f,
-                    "{" MODES_M ", \"agent_profiles\": {\"gpt-x\": {\"input_price_per_m\": -1}}}",
-                    "agent_profiles.gpt-x.input_price_per_m", NULL);
-    s_expect_reject(f,
-                    "{" MODES_M ", \"agent_profiles\": {\"gpt-x\": {\"output_price_per_m\": \"1.5\"}}}",
-                    "agent_profiles.gpt-x.output_price_per_m", "number");
-    s_expect_reject(f,
-                    "{" MODES_M ", \"agent_profiles\": {\"gpt-x\": {\"context_limit\": -10}}}",
-                    "agent_profiles.gpt-x.context_limit", NULL);
-    s_expect_reject(f, "{" MODES_M ", \"agent_profiles\": {\"gpt-x\": {\"mode\": \"zz\"}}}",
-                    "agent_profiles.gpt-x", "zz");
-    s_expect_reject(f, "{" MODES_M ", \"agent_profiles\": {\"gpt-x\": {\"agent_id\": \"y\"}}}",
-                    "agent_profiles.gpt-x.agent_id", NULL);
-    s_expect_reject(f, "{" MODES_M ", \"agent_profiles\": {\"gpt-x\": {\"cost_stats\": {"
-                       "\"avg_cost_usd\": -0.1}}}}",
-                    "agent_profiles.gpt-x.cost_stats", "avg_cost_usd");
-}
-
-static void test_reject_bad_parents(void **state)
-{
-    s_fix_t *f = *state;
-    s_expect_reject(f,
-                    "{" MODES_M ", \"skills\": {\"s\": {\"mode\": \"m\"},"
-                    " \"child\": {\"mode\": \"m\", \"parent_skill_id\": \"ghost\"}}}",
-                    "skills.child.parent_skill_id", "ghost");
-    s_expect_reject(f,
-                    "{" MODES_M ", \"skills\": {\"a\": {\"mode\": \"m\", \"parent_skill_id\": \"b\"},"
-                    " \"b\": {\"mode\": \"m\", \"parent_skill_id\": \"a\"}}}",
-                    "parent_skill_id", "cycle");
-    s_expect_reject(f,
-                    "{" MODES_M ", \"skills\": {\"a\": {\"mode\": \"m\", \"parent_skill_id\": \"a\"}}}",
-                    "parent_skill_id", NULL);
-}
-
-/* A child listed before its parent is fine. */
-static void test_load_child_before_parent(void **state)
-{
-    s_fix_t *f = *state;
-    f->hb = so_handbook_load_string(
-        "{" MODES_M ", \"skills\": {\"c\": {\"mode\": \"m\", \"parent_skill_id\": \"p\"},"
-        " \"p\": {\"mode\": \"m\"}}}",
-        "order.json", f->err, sizeof f->err);
-    if (!f->hb)
-        fail_msg("%s", f->err);
-    int c = so_handbook_skill_index(f->hb, "c"), p = so_handbook_skill_index(f->hb, "p");
-    assert_int_equal(f->hb->skills[c].parent, p);
-    assert_true(p < c);     /* parents precede children in index order */
-}
-
-/*
- * CORE BUG (common/method/so_handbook.c:404-406, s_get_terms): the term texts in
- * the temporary array are borrowed jansson keys (line 408), but on a
- * non-number weight the error path calls s_terms_free(t, i), which free()s
- * those keys; glibc aborts with "free(): invalid pointer".  Input: a skill
- * with "terms": {"a": 1.0, "b": "x"} (a bad weight after a good one).
- * Expected NULL with "bad.json: skills.s.terms.b: expected a finite
- * number"; actual: the process aborts.  Fix: free(t) only.  Skipped (it
- * would kill the test binary) until fixed.
- */
-static void test_reject_bad_term_weight(void **state)
-{
-    s_fix_t *f = *state;
-    s_expect_reject(f,
-                    "{" MODES_M ", \"skills\": {\"s\": {\"mode\": \"m\","
-                    " \"terms\": {\"a\": 1.0, \"b\": \"x\"}}}}",
-                    "skills.s.terms.b", NULL);
-}
-
-/* The first term bad: the path that does not touch borrowed keys. */
-static void test_reject_first_term_weight(void **state)
-{
-    s_fix_t *f = *state;
-    s_expect_reject(f,
-                    "{" MODES_M ", \"skills\": {\"s\": {\"mode\": \"m\", \"terms\": {\"a\": \"x\"}}}}",
-                    "skills.s.terms.a", NULL);
-    s_expect_reject(f, "{\"skillorchestra\": {\"term_idf\": {\"a\": null}}}",
-                    "skillorchestra.term_idf.a", NULL);
 }
 
 int main(void)
@@ -780,16 +549,6 @@ int main(void)
         T(test_load_reference_routerbench),
         T(test_load_reference_frames),
         T(test_load_competence_only),
-        T(test_reject_malformed_json),
-        T(test_reject_wrong_types),
-        T(test_reject_modes_wrong_type),
-        T(test_reject_unknown_skill_in_competence),
-        T(test_reject_successes_over_attempts),
-        T(test_reject_bad_prices),
-        T(test_reject_bad_parents),
-        T(test_load_child_before_parent),
-        T(test_reject_bad_term_weight),
-        T(test_reject_first_term_weight),
     };
 #undef T
     return cmocka_run_group_tests_name("so_handbook", tests, NULL, NULL);

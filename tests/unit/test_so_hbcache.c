@@ -12,7 +12,6 @@
 #include "base/so_svc.h"
 
 
-
 static int group_setup(void **state)
 {
     (void) state;
@@ -91,7 +90,7 @@ static so_hbcache_t *s_cache(int with_router, size_t max_versions, int negative_
     o.with_router = with_router;
     o.max_versions = max_versions;
     o.negative_ttl_ms = negative_ttl_ms;
-    o.refresh_ms = 0;               /* every tick polls */
+    o.refresh_ms = 0; /* every tick polls */
     o.backoff_max_ms = 40;
     so_hbcache_t *c = so_hbcache_new(&o, err, sizeof err);
     if (!c)
@@ -132,7 +131,7 @@ static void test_load_hit_and_current(void **state)
     so_hbcache_tick(c);
     assert_string_equal(so_hbcache_current(c), "v1");
     so_hbcache_stats(c, &stats);
-    assert_int_equal(stats.loads, 1);      /* the poll loaded the new current version */
+    assert_int_equal(stats.loads, 1); /* the poll loaded the new current version */
 
     const so_hbcache_entry_t *e = so_hbcache_get(c, "", &st, err, sizeof err);
     assert_non_null(e);
@@ -184,7 +183,7 @@ static void test_unknown_remembered(void **state)
     so_test_sleep_ms(350);
     const so_hbcache_entry_t *e = so_hbcache_get(c, "v9", &st, err, sizeof err);
     assert_non_null(e);
-    assert_null(e->router);                 /* with_router = 0 */
+    assert_null(e->router); /* with_router = 0 */
     assert_int_equal(e->seq, -1);
     so_hbcache_destroy(&c);
 }
@@ -196,14 +195,14 @@ static void test_stats_refresh(void **state)
     so_hbcache_status_t st;
     so_hbcache_stats_t stats;
     s_publish("v1", 1);
-    s_apply("v1", "ep-0");                  /* a delta before the first load */
+    s_apply("v1", "ep-0"); /* a delta before the first load */
     so_hbcache_t *c = s_cache(1, 4, 1000);
 
     const so_hbcache_entry_t *e = so_hbcache_get(c, "v1", &st, err, sizeof err);
     assert_non_null(e);
     assert_int_equal(e->seq, 1);
     SO_ASSERT_NEAR(so_handbook_stat(e->hb, 1, 1)->attempts, 1, 1e-12);
-    SO_ASSERT_NEAR(so_handbook_stat(e->hb, 0, 1)->attempts, 5, 1e-12);    /* bootstrap */
+    SO_ASSERT_NEAR(so_handbook_stat(e->hb, 0, 1)->attempts, 5, 1e-12); /* bootstrap */
     double a0, b0, a1, b1;
     so_route_posterior(e->router, 1, 1, &a0, &b0, NULL);
 
@@ -246,7 +245,8 @@ static void test_bad_stats_kept_out(void **state)
     /* A value that is not a number, and the sequence moves: the reload
      * fails, the entry keeps its stats, and the same sequence number is not
      * retried on every poll. */
-    so_test_redis_cmd("HSET t:stats:v1 a1\x1f" "code\x1fn oops");
+    so_test_redis_cmd("HSET t:stats:v1 a1\x1f"
+                      "code\x1fn oops");
     so_test_redis_cmd("INCR t:seq:v1");
     so_hbcache_tick(c);
     so_hbcache_tick(c);
@@ -260,7 +260,8 @@ static void test_bad_stats_kept_out(void **state)
     assert_int_equal(stats.redis_up, 1);
 
     /* Repaired, and the sequence moves again: loaded. */
-    so_test_redis_cmd("HDEL t:stats:v1 a1\x1f" "code\x1fn");
+    so_test_redis_cmd("HDEL t:stats:v1 a1\x1f"
+                      "code\x1fn");
     s_apply("v1", "ep-1");
     so_hbcache_tick(c);
     e = so_hbcache_get(c, "v1", &st, err, sizeof err);
@@ -279,7 +280,7 @@ static void test_lru_and_new_current(void **state)
     s_publish("v2", 0);
     s_publish("v3", 0);
     so_hbcache_t *c = s_cache(1, 2, 1000);
-    so_hbcache_tick(c);                     /* loads v1 (current) */
+    so_hbcache_tick(c); /* loads v1 (current) */
     assert_non_null(so_hbcache_get(c, "v2", &st, err, sizeof err));
     /* Full: v3 evicts v2 — the current version v1 stays though older. */
     assert_non_null(so_hbcache_get(c, "v3", &st, err, sizeof err));
@@ -328,7 +329,7 @@ static void test_redis_down_and_back(void **state)
     assert_null(so_hbcache_get(c, "v2", &st, err, sizeof err));
     assert_int_equal(st, SO_HBCACHE_UNAVAILABLE);
     SO_ASSERT_CONTAINS(err, "unreachable");
-    for (int i = 0; i < 5; i++) {       /* back-off grows to its bound */
+    for (int i = 0; i < 5; i++) { /* back-off grows to its bound */
         so_test_sleep_ms(45);
         wait = so_hbcache_tick(c);
         assert_true(wait > 0 && wait <= 40);

@@ -71,7 +71,7 @@ static void test_current_and_changes(void **state)
     assert_int_equal(so_hbwatch_errors(w), 0);
     assert_non_null(so_hbwatch_store(w));
     so_hbwatch_destroy(&w);
-    so_hbwatch_destroy(&w);       /* NULL-safe */
+    so_hbwatch_destroy(&w); /* NULL-safe */
 }
 
 static void test_outage_backoff(void **state)

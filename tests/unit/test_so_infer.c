@@ -76,17 +76,20 @@ static void test_indicators(void **state)
                      SO_DEMAND_EMBEDDED);
     assert_int_equal(s_check_demand(f->hb, d, 0), 0);
     assert_true(d[0] > 0.5);
-    assert_true(d[3] == 0);                 /* the answer skill: other mode */
+    assert_true(d[3] == 0); /* the answer skill: other mode */
 
     assert_int_equal(so_infer(f->inf,
                               "Which of the following is a renewable energy source? "
-                              "(A) coal (B) wind (C) oil (D) gas", 0, d),
+                              "(A) coal (B) wind (C) oil (D) gas",
+                              0, d),
                      SO_DEMAND_EMBEDDED);
     assert_int_equal(s_check_demand(f->hb, d, 0), 1);
     assert_true(d[1] > 0.5);
 
-    assert_int_equal(so_infer(f->inf, "The trophy didn't fit in the suitcase because it was "
-                                      "too big. What does the pronoun 'it' refer to?", 0, d),
+    assert_int_equal(so_infer(f->inf,
+                              "The trophy didn't fit in the suitcase because it was "
+                              "too big. What does the pronoun 'it' refer to?",
+                              0, d),
                      SO_DEMAND_EMBEDDED);
     assert_int_equal(s_check_demand(f->hb, d, 0), 2);
 
@@ -107,7 +110,7 @@ static void test_no_match_uniform_fallback(void **state)
     f->inf = so_infer_new(f->hb);
     double d[4];
     const char *texts[] = { "Bonjour tout le monde", "", "?!... ---", NULL,
-                            "python write" };   /* words, but no indicator bigram */
+                            "python write" }; /* words, but no indicator bigram */
     for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
         assert_int_equal(so_infer(f->inf, texts[i], 0, d), SO_DEMAND_UNIFORM_FALLBACK);
         s_check_demand(f->hb, d, 0);
@@ -131,8 +134,9 @@ static void s_terms_handbook(so_handbook_t *hb, int with_idf)
     so_skill_set_terms(&hb->skills[code], ct, 2);
     so_skill_set_terms(&hb->skills[sci], st, 2);
     if (with_idf) {
-        so_term_t idf[4] = { { 0, "python", 3.0 }, { 0, "def", 1.5 }, { 0, "which", 0.1 },
-                             { 0, "following", 2.0 } };
+        so_term_t idf[4] = {
+            { 0, "python", 3.0 }, { 0, "def", 1.5 }, { 0, "which", 0.1 }, { 0, "following", 2.0 }
+        };
         so_handbook_set_idf(hb, idf, 4);
     }
 }
@@ -169,7 +173,7 @@ static void test_learned_terms_with_idf(void **state)
     so_infer_destroy(&f->inf);
     f->inf = so_infer_new(f->hb);
     so_infer_scores(f->inf, "lambda lambda", sc);
-    SO_ASSERT_NEAR(sc[0], 0.25, 1e-12);     /* (2·3·0.25) / (2·3) */
+    SO_ASSERT_NEAR(sc[0], 0.25, 1e-12); /* (2·3·0.25) / (2·3) */
     so_infer_scores(f->inf, "lambda which", sc);
     SO_ASSERT_NEAR(sc[0], 3 * 0.25 / sqrt(9 + 0.01), 1e-12);
     SO_ASSERT_NEAR(sc[1], 0.1 / sqrt(9 + 0.01), 1e-12);
@@ -289,7 +293,7 @@ static void test_long_text(void **state)
     size_t len = 0;
     while (len < n)
         len += (size_t) sprintf(text + len, "filler%zu ", len % 997);
-    strcpy(text + len, "which of the following");    /* past the term cap */
+    strcpy(text + len, "which of the following"); /* past the term cap */
     double d[4];
     so_demand_source_t src = so_infer(f->inf, text, 0, d);
     free(text);
@@ -307,12 +311,12 @@ static void test_temperature(void **state)
     so_infer(f->inf, "which python", 0, d);
     s_check_demand(f->hb, d, 0);
     assert_true(d[0] > d[1]);
-    assert_true(d[0] - d[1] < 0.01);         /* nearly flat */
+    assert_true(d[0] - d[1] < 0.01); /* nearly flat */
     so_infer_destroy(&f->inf);
     f->hb->infer_temperature = 0.001;
     f->inf = so_infer_new(f->hb);
     so_infer(f->inf, "which python", 0, d);
-    assert_true(d[0] == 1.0 && d[1] == 0.0);   /* the tail is cut */
+    assert_true(d[0] == 1.0 && d[1] == 0.0); /* the tail is cut */
 
     /* so_infer_set_temperature overrides the handbook's; <= 0 is ignored. */
     so_infer_set_temperature(f->inf, 100);

@@ -12,8 +12,10 @@
 #include "method/so_route.h"
 #include "base/so_text.h"
 
-static const char *s_fruit[] = { "apple", "banana", "cherry", "grape", "mango", "peach", "plum", "melon" };
-static const char *s_cars[] = { "truck", "sedan", "engine", "wheel", "brake", "tyre", "diesel", "garage" };
+static const char *s_fruit[] = { "apple", "banana", "cherry", "grape",
+                                 "mango", "peach",  "plum",   "melon" };
+static const char *s_cars[] = { "truck", "sedan", "engine", "wheel",
+                                "brake", "tyre",  "diesel", "garage" };
 
 /* n prompts per topic; p_alpha[t], p_beta[t]: success rates per topic. */
 static void s_make(so_dataset_t *ds, size_t n, const double p_alpha[2], const double p_beta[2],
@@ -102,7 +104,7 @@ static void test_deterministic(void **state)
     so_learn_opts_t o;
     char err[256];
     s_make(&ds, 100, pa, pb, 7);
-    so_learn_opts_default(&o);   /* granularity chosen on validation */
+    so_learn_opts_default(&o); /* granularity chosen on validation */
     o.min_leaf = 10;
     o.seed = 42;
     so_handbook_t *h1 = so_learn(&ds, &o, err, sizeof err);

@@ -8,7 +8,7 @@
 
 static so_skillprompt_key_t s_key(uint64_t h1, uint64_t h2)
 {
-    return (so_skillprompt_key_t) { h1, h2 };
+    return (so_skillprompt_key_t){ h1, h2 };
 }
 
 static void test_put_get(void **state)
@@ -50,8 +50,8 @@ static void test_lru_eviction(void **state)
     so_llmcache_item_t it = { 0, 1 }, out[1];
     for (uint64_t k = 1; k <= 4; k++)
         so_llmcache_put(c, s_key(k, k), 0, &it, 1);
-    assert_int_equal(so_llmcache_get(c, s_key(1, 1), 0, out, 1), 1);   /* 1 is now recent */
-    so_llmcache_put(c, s_key(5, 5), 0, &it, 1);                        /* evicts 2 */
+    assert_int_equal(so_llmcache_get(c, s_key(1, 1), 0, out, 1), 1); /* 1 is now recent */
+    so_llmcache_put(c, s_key(5, 5), 0, &it, 1);                      /* evicts 2 */
     assert_int_equal(so_llmcache_get(c, s_key(2, 2), 0, out, 1), 0);
     for (uint64_t k = 1; k <= 5; k++)
         if (k != 2)

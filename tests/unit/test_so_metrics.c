@@ -29,7 +29,7 @@ static void s_near(double a, double b, double eps, const char *file, int line)
  * 0.633 at cost 2, so it stays.  Hull (1,.5) (2,.8) (4,.9), rising throughout.
  * Area: [1,2] trapezoid (0.5+0.8)/2*1 = 0.65; [2,4] (0.8+0.9)/2*2 = 1.70;
  * total 2.35, AIQ = 2.35/3 = 0.78333... */
-static const so_point_t k_toy[] = {{1, 0.5}, {2, 0.8}, {3, 0.7}, {4, 0.9}};
+static const so_point_t k_toy[] = { { 1, 0.5 }, { 2, 0.8 }, { 3, 0.7 }, { 4, 0.9 } };
 
 static void test_hull_toy(void **state)
 {
@@ -50,8 +50,7 @@ static void test_hull_unsorted_in_place(void **state)
 {
     /* Same points shuffled, plus a duplicate cost (the better one counts)
      * and a collinear point (dropped: it adds no area). */
-    so_point_t p[] = {{4, 0.9}, {3, 0.7}, {2, 0.8}, {1, 0.5}, {2, 0.1},
-                      {3, 0.85}};
+    so_point_t p[] = { { 4, 0.9 }, { 3, 0.7 }, { 2, 0.8 }, { 1, 0.5 }, { 2, 0.1 }, { 3, 0.85 } };
     size_t m;
     assert_int_equal(so_metrics_hull(p, N_OF(p), p, &m), 0);
     assert_int_equal(m, 3);
@@ -64,7 +63,7 @@ static void test_hull_non_decreasing(void **state)
 {
     /* (2,0.5) is below the cheaper (1,0.9): it adds nothing.  Hull
      * (1,.9) (3,.95); AIQ on [1,3] = (0.9+0.95)/2*2/2 = 0.925. */
-    so_point_t p[] = {{1, 0.9}, {2, 0.5}, {3, 0.95}};
+    so_point_t p[] = { { 1, 0.9 }, { 2, 0.5 }, { 3, 0.95 } };
     so_point_t h[3];
     size_t m;
     assert_int_equal(so_metrics_hull(p, 3, h, &m), 0);
@@ -73,14 +72,14 @@ static void test_hull_non_decreasing(void **state)
     assert_near(so_aiq(p, 3, 1, 3), 0.925, EPS);
 
     /* The cheapest point is the best: flat at 0.9 over the whole range. */
-    so_point_t q[] = {{1, 0.9}, {2, 0.8}, {3, 0.85}};
+    so_point_t q[] = { { 1, 0.9 }, { 2, 0.8 }, { 3, 0.85 } };
     assert_int_equal(so_metrics_hull(q, 3, h, &m), 0);
     assert_int_equal(m, 1);
     assert_near(so_aiq(q, 3, 1, 3), 0.9, EPS);
 
     /* After the best accuracy the curve is flat: (3,0.6) is dropped and
      * [2,4] counts at 0.8.  (0.5+0.8)/2 + 0.8*2 = 2.25, / 3 = 0.75. */
-    so_point_t r[] = {{1, 0.5}, {2, 0.8}, {3, 0.6}};
+    so_point_t r[] = { { 1, 0.5 }, { 2, 0.8 }, { 3, 0.6 } };
     assert_near(so_aiq(r, 3, 1, 4), 0.75, EPS);
     assert_near(so_metrics_hull_at(r, 3, 3.5), 0.8, EPS);
     assert_near(so_metrics_hull_at(r, 3, 1.5), 0.65, EPS);
@@ -89,7 +88,7 @@ static void test_hull_non_decreasing(void **state)
 
 static void test_aiq_single_point(void **state)
 {
-    so_point_t p[] = {{2, 0.7}};
+    so_point_t p[] = { { 2, 0.7 } };
     /* In range [2,4]: flat 0.7. */
     assert_near(so_aiq(p, 1, 2, 4), 0.7, EPS);
     /* Range [1,4] starts below the point: [1,2] counts 0 (RouterBench
@@ -104,16 +103,16 @@ static void test_aiq_beyond_range(void **state)
 {
     /* (10,1.0) is beyond cmax = 4; the hull is interpolated there:
      * 0.5 + 0.5*3/9 = 2/3.  Area (0.5 + 2/3)/2*3 = 1.75, AIQ 1.75/3. */
-    so_point_t p[] = {{1, 0.5}, {10, 1.0}};
+    so_point_t p[] = { { 1, 0.5 }, { 10, 1.0 } };
     assert_near(so_aiq(p, 2, 1, 4), 1.75 / 3.0, EPS);
 
     /* (0.5,0.4) is below cmin = 1: the hull at 1 is 0.4 + 0.4/3 = 8/15.
      * [1,2]: (8/15 + 0.8)/2 = 2/3; [2,3]: 0.8; total 22/15, / 2 = 11/15. */
-    so_point_t q[] = {{0.5, 0.4}, {2, 0.8}};
+    so_point_t q[] = { { 0.5, 0.4 }, { 2, 0.8 } };
     assert_near(so_aiq(q, 2, 1, 3), 11.0 / 15.0, EPS);
 
     /* Everything beyond cmax: the range is under the first point, 0. */
-    so_point_t r[] = {{5, 0.9}};
+    so_point_t r[] = { { 5, 0.9 } };
     assert_near(so_aiq(r, 1, 1, 4), 0.0, EPS);
 }
 
@@ -123,12 +122,12 @@ static void test_aiq_zero_router_reference(void **state)
      * RouterBench test rows with no empty cell; shared/data/README.md
      * quotes the zero router's AIQ as 0.823. */
     const so_point_t models[] = {
-        {0.005003365079365073, 831 / 945.0},  {0.00041793333333333473, 709 / 945.0},
-        {0.0035393269841270006, 697 / 945.0}, {0.003776634920634941, 536 / 945.0},
-        {0.00036465523809523783, 646 / 945.0}, {0.00037443047619047527, 594 / 945.0},
-        {0.00031042217142857113, 581 / 945.0}, {0.00024663746031746, 706 / 945.0},
-        {8.105248677248692e-05, 560 / 945.0},  {0.0003297252910052911, 736 / 945.0},
-        {0.00012261333333333323, 534 / 945.0},
+        { 0.005003365079365073, 831 / 945.0 },   { 0.00041793333333333473, 709 / 945.0 },
+        { 0.0035393269841270006, 697 / 945.0 },  { 0.003776634920634941, 536 / 945.0 },
+        { 0.00036465523809523783, 646 / 945.0 }, { 0.00037443047619047527, 594 / 945.0 },
+        { 0.00031042217142857113, 581 / 945.0 }, { 0.00024663746031746, 706 / 945.0 },
+        { 8.105248677248692e-05, 560 / 945.0 },  { 0.0003297252910052911, 736 / 945.0 },
+        { 0.00012261333333333323, 534 / 945.0 },
     };
     double cmin = INFINITY, cmax = -INFINITY;
     for (size_t i = 0; i < N_OF(models); i++) {
@@ -141,7 +140,7 @@ static void test_aiq_zero_router_reference(void **state)
 
 static void test_aiq_bad_input(void **state)
 {
-    so_point_t nan_pt[] = {{1, NAN}, {2, 0.5}};
+    so_point_t nan_pt[] = { { 1, NAN }, { 2, 0.5 } };
     assert_true(isnan(so_aiq(k_toy, 0, 1, 4)));
     assert_true(isnan(so_aiq(NULL, 3, 1, 4)));
     assert_true(isnan(so_aiq(nan_pt, 2, 1, 4)));

@@ -60,8 +60,8 @@ static void test_minimal_request(void **state)
     assert_string_equal(r->turn.messages[1]->role, "user");
     assert_string_equal(r->turn.messages[1]->content, "hi there");
     assert_string_equal(r->turn.messages[2]->content, "");
-    assert_int_equal(r->turn.turn_index, 1);          /* one assistant message so far */
-    assert_int_equal(r->turn.final_turn, 1);          /* default: one request, one episode */
+    assert_int_equal(r->turn.turn_index, 1); /* one assistant message so far */
+    assert_int_equal(r->turn.final_turn, 1); /* default: one request, one episode */
     assert_int_equal(r->turn.lambda_opt_case, 0);
     assert_int_equal(r->turn.max_completion_tokens, 0);
     assert_int_equal(r->est_prompt_tokens, (8 + 8 + 0 + 8) / 4);
@@ -72,17 +72,18 @@ static void test_minimal_request(void **state)
     assert_int_equal(so_wire_validate(SO_MSG_TURN_REQUEST, &r->turn, err, sizeof err), 0);
     so_oai_request_destroy(&r);
     assert_null(r);
-    so_oai_request_destroy(&r);     /* NULL-safe */
+    so_oai_request_destroy(&r); /* NULL-safe */
 }
 
 static void test_content_parts(void **state)
 {
     so_oai_error_t e;
-    so_oai_request_t *r = parse("{\"model\":\"auto\",\"stream\":true,"
-                                "\"stream_options\":{\"include_usage\":true},\"messages\":["
-                                "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
-                                "{\"type\":\"text\",\"text\":\"b\"}]}]}",
-                                NULL, &e);
+    so_oai_request_t *r = parse(
+        "{\"model\":\"auto\",\"stream\":true,"
+        "\"stream_options\":{\"include_usage\":true},\"messages\":["
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
+        "{\"type\":\"text\",\"text\":\"b\"}]}]}",
+        NULL, &e);
     assert_non_null(r);
     assert_string_equal(r->turn.messages[0]->content, "a\nb");
     assert_int_equal(r->stream, 1);
@@ -90,7 +91,8 @@ static void test_content_parts(void **state)
     so_oai_request_destroy(&r);
     expect_fail("{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":"
                 "[{\"type\":\"image_url\",\"image_url\":{}}]}]}",
-                NULL, 400, "invalid_request", "messages[0].content[0]: content part type "
+                NULL, 400, "invalid_request",
+                "messages[0].content[0]: content part type "
                 "'image_url' is not supported");
     expect_fail("{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":7}]}", NULL,
                 400, "invalid_request", "messages[0].content: expected a string");
@@ -118,8 +120,8 @@ static void test_malformed(void **state)
     expect_fail("{\"model\":\"auto\",\"stream\":\"yes\",\"messages\":[{\"role\":\"user\"}]}",
                 NULL, 400, "invalid_request", "stream: expected a boolean");
     /* The param names the field. */
-    assert_null(parse("{\"model\":\"auto\",\"messages\":[{\"role\":\"user\"},{\"role\":1}]}",
-                      NULL, &e));
+    assert_null(
+        parse("{\"model\":\"auto\",\"messages\":[{\"role\":\"user\"},{\"role\":1}]}", NULL, &e));
     assert_string_equal(e.param, "messages[1].role");
 }
 
@@ -139,7 +141,8 @@ static void test_limits(void **state)
                               "\"content\":\"0123456789ab\"}]}";
     assert_null(so_oai_parse_request(long_prompt, strlen(long_prompt), NULL, NULL, &lim, &e));
     assert_string_equal(e.code, "context_length_exceeded");
-    const char *big = "{\"model\":\"auto\",\"max_tokens\":101,\"messages\":[{\"role\":\"user\"}]}";
+    const char
+        *big = "{\"model\":\"auto\",\"max_tokens\":101,\"messages\":[{\"role\":\"user\"}]}";
     assert_null(so_oai_parse_request(big, strlen(big), NULL, NULL, &lim, &e));
     assert_string_equal(e.code, "max_tokens_exceeded");
     assert_string_equal(e.param, "max_tokens");
@@ -150,7 +153,7 @@ static void test_limits(void **state)
                        "\"messages\":[{\"role\":\"user\"}]}";
     so_oai_request_t *r = so_oai_parse_request(both, strlen(both), NULL, NULL, &lim, &e);
     assert_non_null(r);
-    assert_int_equal(r->turn.max_completion_tokens, 70);     /* the newer name wins */
+    assert_int_equal(r->turn.max_completion_tokens, 70); /* the newer name wins */
     so_oai_request_destroy(&r);
     const char *turn = "{\"model\":\"auto\",\"messages\":[{\"role\":\"user\"}],"
                        "\"skillorchestra\":{\"turn_index\":300}}";
@@ -187,9 +190,9 @@ static void test_extension(void **state)
                                 "\"handbook_version\":\"v7\"}}",
                                 &h, &e);
     assert_non_null(r);
-    assert_string_equal(r->turn.episode_id, "ep-body");      /* the body wins */
+    assert_string_equal(r->turn.episode_id, "ep-body"); /* the body wins */
     assert_int_equal(r->turn.turn_index, 3);
-    assert_int_equal(r->turn.final_turn, 0);                 /* from the header */
+    assert_int_equal(r->turn.final_turn, 0); /* from the header */
     assert_int_equal(r->turn.lambda_opt_case,
                      SKILLORCHESTRA__V1__TURN_REQUEST__LAMBDA_OPT_LAMBDA);
     SO_ASSERT_NEAR(r->turn.lambda, 0.25, 0);
@@ -197,7 +200,7 @@ static void test_extension(void **state)
     assert_string_equal(r->turn.mode, "code");
     assert_string_equal(r->turn.handbook_version, "v7");
     assert_int_equal(r->pinned_version, 1);
-    assert_int_equal(r->turn.n_exclude_agents, 2);          /* the body's list */
+    assert_int_equal(r->turn.n_exclude_agents, 2); /* the body's list */
     assert_string_equal(r->turn.exclude_agents[0], "a2");
     /* More exclusions from the caller (model = an agent): duplicates skipped. */
     const char *more[] = { "a3", "a4" };
@@ -238,8 +241,7 @@ static void test_error_mapping(void **state)
         { SO_ERR(RATE_LIMITED), 429, "rate_limited" },
         { SO_ERR(BUDGET_EXHAUSTED), 402, "budget_exhausted" },
         { SO_ERR(NO_ELIGIBLE_AGENT), 503, "no_eligible_agent" },
-        { SO_ERR(CONTEXT_TOO_LONG), 400,
-          "context_length_exceeded" },
+        { SO_ERR(CONTEXT_TOO_LONG), 400, "context_length_exceeded" },
         { SO_ERR(UNAVAILABLE), 503, "unavailable" },
         { SO_ERR(INTERNAL), 500, "internal_error" },
         { SO_ERR(UNKNOWN_HANDBOOK), 503, "unknown_handbook" },
@@ -253,12 +255,10 @@ static void test_error_mapping(void **state)
         assert_string_equal(e.message, "why");
     }
     /* A version the client pinned that does not exist is the client's 404. */
-    so_oai_error_from_code(SO_ERR(UNKNOWN_HANDBOOK), "",
-                           1, &e);
+    so_oai_error_from_code(SO_ERR(UNKNOWN_HANDBOOK), "", 1, &e);
     assert_int_equal(e.status, 404);
     assert_string_equal(e.message, "UNKNOWN_HANDBOOK");
-    assert_string_equal(so_oai_code_name(SO_ERR(TIMEOUT)),
-                        "TIMEOUT");
+    assert_string_equal(so_oai_code_name(SO_ERR(TIMEOUT)), "TIMEOUT");
     assert_string_equal(so_oai_code_name((so_pb_error_code_t) 99), "UNKNOWN");
 }
 
@@ -266,7 +266,8 @@ static void test_error_json(void **state)
 {
     so_oai_error_t e;
     assert_int_equal(so_oai_fail(&e, 400, "invalid_request_error", "invalid_json", "",
-                                 "bad \"quote\" and \xff\xfe bytes"), -1);
+                                 "bad \"quote\" and \xff\xfe bytes"),
+                     -1);
     char *s = so_oai_error_json(&e);
     assert_non_null(s);
     json_error_t je;
@@ -285,8 +286,9 @@ static void test_error_json(void **state)
     s = so_oai_error_json(&e);
     root = json_loads(s, 0, &je);
     assert_true(json_is_null(json_object_get(json_object_get(root, "error"), "code")));
-    assert_string_equal(json_string_value(json_object_get(json_object_get(root, "error"),
-                                                          "param")), "x");
+    assert_string_equal(json_string_value(
+                            json_object_get(json_object_get(root, "error"), "param")),
+                        "x");
     json_decref(root);
     free(s);
 }
@@ -362,8 +364,9 @@ static void test_completion_json(void **state)
     assert_string_equal(json_string_value(json_object_get(root, "model")), "big-model-v2");
     assert_int_equal(json_integer_value(json_object_get(root, "created")), 1700000000);
     json_t *c0 = json_array_get(json_object_get(root, "choices"), 0);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(c0, "message"),
-                                                          "content")), "the answer");
+    assert_string_equal(json_string_value(
+                            json_object_get(json_object_get(c0, "message"), "content")),
+                        "the answer");
     assert_string_equal(json_string_value(json_object_get(c0, "finish_reason")), "stop");
     json_t *u = json_object_get(root, "usage");
     assert_int_equal(json_integer_value(json_object_get(u, "total_tokens")), 15);
@@ -381,8 +384,9 @@ static void test_completion_json(void **state)
                    1e-12);
     json_t *sc = json_object_get(x, "scores");
     assert_int_equal(json_array_size(sc), 2);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(sc, 1),
-                                                          "excluded_reason")), "over budget");
+    assert_string_equal(json_string_value(
+                            json_object_get(json_array_get(sc, 1), "excluded_reason")),
+                        "over budget");
     assert_null(json_object_get(json_array_get(sc, 0), "excluded_reason"));
     SO_ASSERT_NEAR(json_real_value(json_object_get(x, "cost_usd")), 0.002, 1e-12);
     json_decref(root);
@@ -412,7 +416,7 @@ static void test_completion_sse(void **state)
             *end = '\0';
             if (strcmp(p + 6, "[DONE]") == 0) {
                 done = 1;
-                assert_int_equal(end[2], '\0');     /* the last event */
+                assert_int_equal(end[2], '\0'); /* the last event */
             } else {
                 json_error_t je;
                 json_t *chunk = json_loads(p + 6, 0, &je);
@@ -447,7 +451,7 @@ static void test_top_skills_header(void **state)
     assert_string_equal(buf, "s.math=0.700,s.code=0.300");
     char small[20];
     so_oai_top_skills_header(&r.rep, small, sizeof small);
-    assert_string_equal(small, "s.math=0.700");      /* whole entries only */
+    assert_string_equal(small, "s.math=0.700"); /* whole entries only */
     r.rep.decision = NULL;
     so_oai_top_skills_header(&r.rep, buf, sizeof buf);
     assert_string_equal(buf, "");
@@ -489,12 +493,12 @@ static void test_feedback(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_minimal_request),   cmocka_unit_test(test_content_parts),
-        cmocka_unit_test(test_malformed),         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_minimal_request),    cmocka_unit_test(test_content_parts),
+        cmocka_unit_test(test_malformed),          cmocka_unit_test(test_limits),
         cmocka_unit_test(test_refused_parameters), cmocka_unit_test(test_extension),
-        cmocka_unit_test(test_error_mapping),     cmocka_unit_test(test_error_json),
-        cmocka_unit_test(test_completion_json),   cmocka_unit_test(test_completion_sse),
-        cmocka_unit_test(test_top_skills_header), cmocka_unit_test(test_feedback),
+        cmocka_unit_test(test_error_mapping),      cmocka_unit_test(test_error_json),
+        cmocka_unit_test(test_completion_json),    cmocka_unit_test(test_completion_sse),
+        cmocka_unit_test(test_top_skills_header),  cmocka_unit_test(test_feedback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,7 +33,9 @@ static void test_scrub_utf8(void **state)
     (void) state;
     char a[] = "ok\xe9x \xe2\x82\xac \xed\xa0\x80!";
     so_utf8_scrub(a);
-    assert_string_equal(a, "ok?x \xe2\x82\xac ?" "?" "?!");  /* a surrogate is not UTF-8 */
+    assert_string_equal(a, "ok?x \xe2\x82\xac ?"
+                           "?"
+                           "?!"); /* a surrogate is not UTF-8 */
     char b[] = "cut \xe2\x82";
     so_utf8_scrub(b);
     assert_string_equal(b, "cut ");
@@ -43,10 +45,10 @@ static void test_scrub_utf8(void **state)
 static void test_utf8_cut_and_endpoint(void **state)
 {
     (void) state;
-    const char *s = "ab\xe2\x82\xac";             /* "ab€": the euro sign is 3 bytes */
+    const char *s = "ab\xe2\x82\xac"; /* "ab€": the euro sign is 3 bytes */
     assert_int_equal(so_utf8_cut(s, 5, 10), 5);
     assert_int_equal(so_utf8_cut(s, 5, 5), 5);
-    assert_int_equal(so_utf8_cut(s, 5, 4), 2);   /* never inside the euro sign */
+    assert_int_equal(so_utf8_cut(s, 5, 4), 2); /* never inside the euro sign */
     assert_int_equal(so_utf8_cut(s, 5, 2), 2);
     assert_int_equal(so_utf8_cut(s, 5, 0), 0);
     so_openai_config_t cfg, def;
@@ -124,7 +126,7 @@ static void test_config_load(void **state)
     so_config_set(c, "agent.a1.api_key_env", "MY_KEY");
     assert_int_equal(so_openai_config_load(c, "a1", &cfg, err, sizeof err), 0);
     assert_string_equal(cfg.base_url, "http://127.0.0.1:1/v1");
-    assert_string_equal(cfg.model, "a1");            /* defaults to the agent id */
+    assert_string_equal(cfg.model, "a1"); /* defaults to the agent id */
     assert_string_equal(cfg.api_key_env, "MY_KEY");
     assert_string_equal(cfg.max_tokens_field, "max_tokens");
     SO_ASSERT_NEAR(cfg.price_in, 0.5, 0);
@@ -132,7 +134,7 @@ static void test_config_load(void **state)
     assert_int_equal(cfg.context_tokens, 8192);
     assert_int_equal(cfg.timeout_ms, 1234);
     assert_int_equal(cfg.max_retries, 4);
-    assert_int_equal(cfg.backoff_base_ms, 500);      /* default kept */
+    assert_int_equal(cfg.backoff_base_ms, 500); /* default kept */
     so_config_set(c, "agent.a1.max_retries", "11");
     assert_int_equal(so_openai_config_load(c, "a1", &cfg, err, sizeof err), -1);
     SO_ASSERT_CONTAINS(err, "agent.a1.max_retries");

@@ -108,13 +108,16 @@ static void test_4xx_final(void **state)
 {
     (void) state;
     SO_TSTUB_NEED();
-    struct { const char *model; so_openai_code_t code; } cases[] = {
+    struct {
+        const char *model;
+        so_openai_code_t code;
+    } cases[] = {
         { "status:400~4a", SO_OPENAI_INVALID_REQUEST },
         { "status:401~4b", SO_OPENAI_UPSTREAM },
         { "status:404~4c", SO_OPENAI_INVALID_REQUEST },
         { "ctx~4d", SO_OPENAI_CONTEXT_TOO_LONG },
         { "latin1~4e", SO_OPENAI_INVALID_REQUEST },
-        { "ctx500~4f", SO_OPENAI_CONTEXT_TOO_LONG },      /* a 500, yet not retried */
+        { "ctx500~4f", SO_OPENAI_CONTEXT_TOO_LONG }, /* a 500, yet not retried */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         so_openai_t *c = so_tstub_client(cases[i].model);
@@ -180,7 +183,10 @@ static void test_bad_replies(void **state)
 {
     (void) state;
     SO_TSTUB_NEED();
-    struct { const char *model; const char *want; } cases[] = {
+    struct {
+        const char *model;
+        const char *want;
+    } cases[] = {
         { "badjson~b1", "reply is not JSON" },
         { "error200~b2", "stub error inside a 200 reply" },
         { "nullcontent~b3", "content is null" },
@@ -213,7 +219,7 @@ static void test_unreachable(void **state)
     (void) state;
     so_openai_config_t cfg;
     so_tstub_cfg(&cfg, "echo");
-    cfg.base_url = "http://127.0.0.1:1/v1";       /* nothing listens on port 1 */
+    cfg.base_url = "http://127.0.0.1:1/v1"; /* nothing listens on port 1 */
     so_openai_t *c = so_tstub_client_cfg(&cfg);
     so_openai_response_t r;
     assert_int_equal(so_tstub_chat(c, "anyone", &r), -1);

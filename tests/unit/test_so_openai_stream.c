@@ -7,7 +7,7 @@
 typedef struct {
     char text[256];
     int calls;
-    int cancel_after;             /* > 0: return 1 on that call */
+    int cancel_after; /* > 0: return 1 on that call */
 } s_deltas_t;
 
 static int s_on_delta(const char *delta, size_t len, void *arg)
@@ -41,18 +41,18 @@ static void test_stream_ok(void **state)
     so_openai_response_t r;
     assert_int_equal(s_stream(c, "one two three", &d, &r), 0);
     assert_string_equal(d.text, "echo: one two three");
-    assert_int_equal(d.calls, 4);                 /* a delta per word */
+    assert_int_equal(d.calls, 4); /* a delta per word */
     assert_string_equal(r.text, d.text);
     assert_string_equal(r.finish_reason, "stop");
-    assert_int_equal(r.usage_estimated, 0);       /* from the usage chunk */
+    assert_int_equal(r.usage_estimated, 0); /* from the usage chunk */
     assert_int_equal(r.prompt_tokens, 3);
     assert_int_equal(r.completion_tokens, 4);
     so_openai_response_clear(&r);
     json_t *st = so_tstub_stats();
     json_t *last = json_object_get(json_object_get(st, "last"), "echo~s1");
     assert_true(json_is_true(json_object_get(last, "stream")));
-    assert_true(json_is_true(json_object_get(json_object_get(last, "stream_options"),
-                                             "include_usage")));
+    assert_true(
+        json_is_true(json_object_get(json_object_get(last, "stream_options"), "include_usage")));
     json_decref(st);
     /* A stream with a delay between chunks still assembles in order. */
     so_openai_destroy(&c);
@@ -93,7 +93,7 @@ static void test_stream_variants(void **state)
     memset(&d, 0, sizeof d);
     assert_int_equal(s_stream(c, "p q", &d, &r), 0);
     assert_int_equal(r.usage_estimated, 1);
-    assert_int_equal(r.completion_tokens, 3);     /* "echo: p q" = 9 chars */
+    assert_int_equal(r.completion_tokens, 3); /* "echo: p q" = 9 chars */
     so_openai_response_clear(&r);
     so_openai_destroy(&c);
 

@@ -59,8 +59,8 @@ static void test_every_kind(void **state)
 {
     s_fix_t f;
     s_fix_init(&f);
-    const char *args[] = { "-q", "--out", "a.json", "--k=42", "--alpha", "0.25", "-t", "x.csv",
-                           "--train=y.csv", "pos1", NULL };
+    const char *args[] = { "-q", "--out", "a.json",        "--k=42", "--alpha", "0.25",
+                           "-t", "x.csv", "--train=y.csv", "pos1",   NULL };
     assert_int_equal(s_parse(&f, args), 10);
     assert_int_equal(f.flag, 1);
     assert_string_equal(f.str, "a.json");
@@ -102,8 +102,8 @@ static void test_values_and_positionals(void **state)
     s_fix_init(&f);
     /* Values that look like options; "-" and what follows "--" are positional;
      * the last string wins; an empty value is a value. */
-    const char *args[] = { "a", "--out", "-x", "-", "--out=", "-o", "last", "--alpha", "-0",
-                           "--", "--k", NULL };
+    const char *args[] = { "a",    "--out",   "-x", "-",  "--out=", "-o",
+                           "last", "--alpha", "-0", "--", "--k",    NULL };
     assert_int_equal(s_parse(&f, args), 11);
     assert_string_equal(f.str, "last");
     assert_true(f.d == 0);

@@ -16,17 +16,16 @@
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
-static const so_point_t k_sweep[] = {
-    {0.00009, 0.60}, {0.00020, 0.74}, {0.00035, 0.80}, {0.0012, 0.85},
-    {0.0030, 0.87}, {0.0048, 0.88}};
+static const so_point_t k_sweep[] = { { 0.00009, 0.60 }, { 0.00020, 0.74 }, { 0.00035, 0.80 },
+                                      { 0.0012, 0.85 },  { 0.0030, 0.87 },  { 0.0048, 0.88 } };
 static const so_point_t k_hull[] = {
-    {0.00009, 0.60}, {0.00020, 0.74}, {0.00035, 0.80}, {0.0012, 0.85},
-    {0.0048, 0.88}};
+    { 0.00009, 0.60 }, { 0.00020, 0.74 }, { 0.00035, 0.80 }, { 0.0012, 0.85 }, { 0.0048, 0.88 }
+};
 static const so_plot_label_t k_labels[] = {
-    {"gpt-4-1106-preview", {0.0050, 0.879}, SO_PLOT_MARK_CIRCLE, NULL, "single models"},
-    {"mistral-7b & <friends>", {0.000081, 0.593}, SO_PLOT_MARK_CIRCLE, NULL, "single models"},
-    {"oracle", {0.000211, 0.976}, SO_PLOT_MARK_STAR, "#d62728", "oracle"},
-    {"random", {0.00145, 0.686}, SO_PLOT_MARK_SQUARE, "#7f7f7f", NULL},
+    { "gpt-4-1106-preview", { 0.0050, 0.879 }, SO_PLOT_MARK_CIRCLE, NULL, "single models" },
+    { "mistral-7b & <friends>", { 0.000081, 0.593 }, SO_PLOT_MARK_CIRCLE, NULL, "single models" },
+    { "oracle", { 0.000211, 0.976 }, SO_PLOT_MARK_STAR, "#d62728", "oracle" },
+    { "random", { 0.00145, 0.686 }, SO_PLOT_MARK_SQUARE, "#7f7f7f", NULL },
 };
 
 typedef struct {
@@ -85,9 +84,8 @@ static int s_xmlish(const char *s)
     int depth = 0, seen_root = 0;
     for (const char *c = s; *c; c++) {
         if (*c == '&') {
-            if (strncmp(c, "&amp;", 5) && strncmp(c, "&lt;", 4)
-                && strncmp(c, "&gt;", 4) && strncmp(c, "&quot;", 6)
-                && strncmp(c, "&apos;", 6))
+            if (strncmp(c, "&amp;", 5) && strncmp(c, "&lt;", 4) && strncmp(c, "&gt;", 4) &&
+                strncmp(c, "&quot;", 6) && strncmp(c, "&apos;", 6))
                 return 0;
             continue;
         }
@@ -129,16 +127,22 @@ static int s_xmlish(const char *s)
 
 static so_plot_t s_full_plot(so_plot_series_t *series)
 {
-    series[0] = (so_plot_series_t){.name = "SkillOrchestra (lambda sweep)",
-                                   .pts = k_sweep, .n = N_OF(k_sweep),
-                                   .marker = SO_PLOT_MARK_CIRCLE,
-                                   .has_aiq = 1, .aiq = 0.8226};
-    series[1] = (so_plot_series_t){.name = "SkillOrchestra hull",
-                                   .pts = k_hull, .n = N_OF(k_hull),
-                                   .dashed = 1, .marker = SO_PLOT_MARK_NONE};
-    return (so_plot_t){.title = "RouterBench test: accuracy vs cost",
-                       .series = series, .nseries = 2,
-                       .labels = k_labels, .nlabels = N_OF(k_labels)};
+    series[0] = (so_plot_series_t){ .name = "SkillOrchestra (lambda sweep)",
+                                    .pts = k_sweep,
+                                    .n = N_OF(k_sweep),
+                                    .marker = SO_PLOT_MARK_CIRCLE,
+                                    .has_aiq = 1,
+                                    .aiq = 0.8226 };
+    series[1] = (so_plot_series_t){ .name = "SkillOrchestra hull",
+                                    .pts = k_hull,
+                                    .n = N_OF(k_hull),
+                                    .dashed = 1,
+                                    .marker = SO_PLOT_MARK_NONE };
+    return (so_plot_t){ .title = "RouterBench test: accuracy vs cost",
+                        .series = series,
+                        .nseries = 2,
+                        .labels = k_labels,
+                        .nlabels = N_OF(k_labels) };
 }
 
 static void test_writes_svg(void **state)
@@ -172,8 +176,8 @@ static void test_linear_and_degenerate(void **state)
 {
     s_fixture_t *f = *state;
     /* One point only: both ranges are degenerate and get widened. */
-    so_plot_label_t one = {"only model", {0.002, 0.7}, SO_PLOT_MARK_DIAMOND, NULL, NULL};
-    so_plot_t p = {.labels = &one, .nlabels = 1};
+    so_plot_label_t one = { "only model", { 0.002, 0.7 }, SO_PLOT_MARK_DIAMOND, NULL, NULL };
+    so_plot_t p = { .labels = &one, .nlabels = 1 };
     char err[128] = "";
     assert_int_equal(so_plot_svg(f->path, &p, err, sizeof err), 0);
     char *svg = s_slurp(f->path);
@@ -216,20 +220,20 @@ static void s_expect_error(const char *path, const so_plot_t *p, const char *nee
 static void test_bad_input(void **state)
 {
     s_fixture_t *f = *state;
-    so_plot_t empty = {.title = "nothing"};
+    so_plot_t empty = { .title = "nothing" };
     s_expect_error(f->path, &empty, "nothing to plot");
     s_expect_error(f->path, NULL, "plot");
     s_expect_error(NULL, &empty, "path");
 
-    so_point_t nan_pts[] = {{0.001, 0.5}, {NAN, 0.7}};
-    so_plot_series_t s = {.name = "has nan", .pts = nan_pts, .n = 2};
-    so_plot_t p = {.series = &s, .nseries = 1};
+    so_point_t nan_pts[] = { { 0.001, 0.5 }, { NAN, 0.7 } };
+    so_plot_series_t s = { .name = "has nan", .pts = nan_pts, .n = 2 };
+    so_plot_t p = { .series = &s, .nseries = 1 };
     s_expect_error(f->path, &p, "not finite");
 
-    nan_pts[1] = (so_point_t){0.002, INFINITY};
+    nan_pts[1] = (so_point_t){ 0.002, INFINITY };
     s_expect_error(f->path, &p, "not finite");
 
-    so_point_t zero_cost[] = {{0.0, 0.5}, {0.001, 0.7}};
+    so_point_t zero_cost[] = { { 0.0, 0.5 }, { 0.001, 0.7 } };
     s.pts = zero_cost;
     s.name = "free";
     s_expect_error(f->path, &p, "log axis");
@@ -255,8 +259,8 @@ static void test_bad_input(void **state)
     s_expect_error(f->path, &p, "AIQ");
     s.has_aiq = 0;
 
-    so_plot_label_t l = {"nan label", {0.001, NAN}, SO_PLOT_MARK_CIRCLE, NULL, NULL};
-    so_plot_t q = {.labels = &l, .nlabels = 1};
+    so_plot_label_t l = { "nan label", { 0.001, NAN }, SO_PLOT_MARK_CIRCLE, NULL, NULL };
+    so_plot_t q = { .labels = &l, .nlabels = 1 };
     s_expect_error(f->path, &q, "not finite");
 
     p.width = 10;

@@ -18,12 +18,12 @@ static void test_merge_handbook_stats(void **state)
     char err[256] = "";
     so_handbook_t *hb = so_handbook_new("base");
     so_t_mode(hb, "default");
-    so_t_skill(hb, "top", "default", NULL);          /* 0: a parent */
-    so_t_skill(hb, "a", "default", "top");           /* 1 */
-    so_t_skill(hb, "b", "default", "top");           /* 2: like a */
-    so_t_skill(hb, "c", "default", "top");           /* 3: a2 differs */
-    so_t_skill(hb, "d", "default", NULL);            /* 4: like a, other parent */
-    so_t_skill(hb, "e", "default", "top");           /* 5: like a, too little data */
+    so_t_skill(hb, "top", "default", NULL); /* 0: a parent */
+    so_t_skill(hb, "a", "default", "top");  /* 1 */
+    so_t_skill(hb, "b", "default", "top");  /* 2: like a */
+    so_t_skill(hb, "c", "default", "top");  /* 3: a2 differs */
+    so_t_skill(hb, "d", "default", NULL);   /* 4: like a, other parent */
+    so_t_skill(hb, "e", "default", "top");  /* 5: like a, too little data */
     so_t_agent(hb, "a1", "", 1, 1, 0);
     so_t_agent(hb, "a2", "", 1, 1, 0);
     for (int s = 0; s < 6; s++) {
@@ -55,7 +55,7 @@ static void test_merge_handbook_stats(void **state)
     SO_ASSERT_NEAR(so_handbook_stat(out, 0, (size_t) a)->attempts, 200, 1e-12);
     SO_ASSERT_NEAR(so_handbook_stat(out, 1, (size_t) a)->successes, 100, 1e-12);
     SO_ASSERT_NEAR(so_handbook_stat(out, 1, (size_t) a)->cost_usd, 4, 1e-12);
-    assert_int_equal(out->skills[a].n_terms, 2);      /* x: (1 + 0.5) / 2, y: 1 / 2 */
+    assert_int_equal(out->skills[a].n_terms, 2); /* x: (1 + 0.5) / 2, y: 1 / 2 */
     assert_string_equal(out->skills[a].terms[0].text, "x");
     SO_ASSERT_NEAR(out->skills[a].terms[0].weight, 0.75, 1e-12);
     SO_ASSERT_NEAR(out->skills[a].terms[1].weight, 0.5, 1e-12);

@@ -29,7 +29,7 @@ static void test_different_seeds_differ(void **state)
     so_rng_t a, b, z;
     so_rng_seed(&a, 1);
     so_rng_seed(&b, 2);
-    so_rng_seed(&z, 0);     /* seed 0 must not give the all-zero state */
+    so_rng_seed(&z, 0); /* seed 0 must not give the all-zero state */
     int same = 0, zeros = 0;
     for (int i = 0; i < 64; i++) {
         uint64_t x = so_rng_next(&a), y = so_rng_next(&b);

@@ -75,7 +75,7 @@ static void test_defaults(void **state)
     assert_string_equal(so_strategy_name(SO_STRATEGY_THOMPSON), "thompson");
     assert_string_equal(so_strategy_name(SO_STRATEGY_EXPLORE_UNIFORM), "explore-uniform");
     assert_string_equal(so_strategy_name(SO_STRATEGY_BUDGET_FALLBACK), "budget-fallback");
-    so_route_tables_t *r = so_route_tables_new(f->hb, NULL);     /* NULL opts: defaults */
+    so_route_tables_t *r = so_route_tables_new(f->hb, NULL); /* NULL opts: defaults */
     assert_true(so_route_tables_handbook(r) == f->hb);
     so_route_tables_destroy(&r);
     assert_null(r);
@@ -122,13 +122,13 @@ static void test_nine_of_ten_beats_one_of_one(void **state)
     so_t_stat(f->hb, nine, s, 9, 10, 0.001);
     double demand[1] = { 1 };
 
-    s_router(f, 0, SO_COST_LINEAR);     /* plain Beta(1,1) posterior */
+    s_router(f, 0, SO_COST_LINEAR); /* plain Beta(1,1) posterior */
     SO_ASSERT_NEAR(s_mean(f->r, nine, s, NULL), 10.0 / 12.0, 1e-12);
     SO_ASSERT_NEAR(s_mean(f->r, one, s, NULL), 2.0 / 3.0, 1e-12);
     assert_int_equal(s_route_ok(f, demand), nine);
     assert_int_equal(f->d.runner_up, one);
 
-    s_router(f, 10, SO_COST_LINEAR);    /* with back-off: still */
+    s_router(f, 10, SO_COST_LINEAR); /* with back-off: still */
     assert_int_equal(s_route_ok(f, demand), nine);
 }
 
@@ -141,11 +141,11 @@ static void test_backoff(void **state)
     int P = so_t_skill(hb, "p", "m", NULL);
     int C = so_t_skill(hb, "p.c", "m", "p");
     int Q = so_t_skill(hb, "q", "m", NULL);
-    int X = so_t_agent(hb, "x", NULL, 0, 0, 0);    /* 2 on the child, 100 on the parent */
-    int Y = so_t_agent(hb, "y", NULL, 0, 0, 0);    /* 0 on the child, 100 on the parent */
-    int Z = so_t_agent(hb, "z", NULL, 0, 0, 0);    /* only the mode's other skill */
-    int W = so_t_agent(hb, "w", NULL, 0, 0, 0);    /* nothing */
-    int V = so_t_agent(hb, "v", NULL, 0, 0, 0);    /* enough on the child */
+    int X = so_t_agent(hb, "x", NULL, 0, 0, 0); /* 2 on the child, 100 on the parent */
+    int Y = so_t_agent(hb, "y", NULL, 0, 0, 0); /* 0 on the child, 100 on the parent */
+    int Z = so_t_agent(hb, "z", NULL, 0, 0, 0); /* only the mode's other skill */
+    int W = so_t_agent(hb, "w", NULL, 0, 0, 0); /* nothing */
+    int V = so_t_agent(hb, "v", NULL, 0, 0, 0); /* enough on the child */
     so_t_stat(hb, X, C, 0, 2, -1);
     so_t_stat(hb, X, P, 90, 100, -1);
     so_t_stat(hb, Y, P, 90, 100, -1);
@@ -162,7 +162,7 @@ static void test_backoff(void **state)
     assert_int_equal(lp, 0);
     double c = s_mean(f->r, X, C, &lc);
     SO_ASSERT_NEAR(c, (2 * p_parent) / 4.0, 1e-12);
-    assert_true(c > 1.0 / 4.0);         /* pulled up from the plain 1/4 */
+    assert_true(c > 1.0 / 4.0); /* pulled up from the plain 1/4 */
     assert_true(c < p_parent);
     assert_int_equal(lc, 1);
 
@@ -225,14 +225,14 @@ static void test_lambda_trade_off(void **state)
     double demand[1] = { 1 };
 
     f->q.lambda = 0;
-    assert_int_equal(s_route_ok(f, demand), A);      /* most competent, whatever it costs */
+    assert_int_equal(s_route_ok(f, demand), A); /* most competent, whatever it costs */
     assert_int_equal(f->d.strategy, SO_STRATEGY_GREEDY);
     assert_true(f->d.lambda == 0);
     SO_ASSERT_NEAR(f->d.scores[A].score, 81.0 / 102.0, 1e-12);
     f->q.lambda = 1;
-    assert_int_equal(s_route_ok(f, demand), B);      /* cheap among the similar */
+    assert_int_equal(s_route_ok(f, demand), B); /* cheap among the similar */
     f->q.lambda = 100;
-    assert_int_equal(s_route_ok(f, demand), C);      /* cheapest outright */
+    assert_int_equal(s_route_ok(f, demand), C); /* cheapest outright */
     SO_ASSERT_NEAR(f->d.scores[C].score, 51.0 / 102.0 - 100 * 0.01, 1e-9);
 }
 
@@ -247,7 +247,7 @@ static void test_cost_normalisation(void **state)
         char id[16];
         snprintf(id, sizeof id, "a%d", a);
         so_t_agent(f->hb, id, NULL, 0, 0, 0);
-        so_t_stat(f->hb, a, s, 50, 100, cost[a]);     /* competence 51/102 = 0.5 */
+        so_t_stat(f->hb, a, s, 50, 100, cost[a]); /* competence 51/102 = 0.5 */
     }
     double demand[1] = { 1 };
     f->q.lambda = 0.5;
@@ -266,7 +266,7 @@ static void test_cost_normalisation(void **state)
 
     s_router(f, 10, SO_COST_LOG);
     s_route_ok(f, demand);
-    const double lg[3] = { 0.0, 0.5, 1.0 };  /* log10 steps of 1 over a range of 2 */
+    const double lg[3] = { 0.0, 0.5, 1.0 }; /* log10 steps of 1 over a range of 2 */
     for (int a = 0; a < 3; a++) {
         SO_ASSERT_NEAR(f->d.scores[a].cost_norm, lg[a], 1e-12);
         SO_ASSERT_NEAR(f->d.scores[a].score, 0.5 - 0.5 * lg[a], 1e-12);
@@ -280,7 +280,7 @@ static void test_price_based_cost(void **state)
     s_fix_t *f = *state;
     so_t_mode(f->hb, "m");
     int s = so_t_skill(f->hb, "s", "m", NULL);
-    int priced = so_t_agent(f->hb, "priced", NULL, 2.0, 8.0, 0);   /* USD per 1M tokens */
+    int priced = so_t_agent(f->hb, "priced", NULL, 2.0, 8.0, 0); /* USD per 1M tokens */
     int seen = so_t_agent(f->hb, "seen", NULL, 0, 0, 0);
     int blank = so_t_agent(f->hb, "blank", NULL, 0, 0, 0);
     so_t_stat(f->hb, seen, s, 5, 10, 0.006);
@@ -352,7 +352,7 @@ static void test_explore_floor(void **state)
         char id[16];
         snprintf(id, sizeof id, "a%d", a);
         so_t_agent(f->hb, id, NULL, 0, 0, 0);
-        so_t_stat(f->hb, a, s, 20 * a, 100, 0.01);   /* clearly ranked: a3 best */
+        so_t_stat(f->hb, a, s, 20 * a, 100, 0.01); /* clearly ranked: a3 best */
     }
     s_router(f, 10, SO_COST_LINEAR);
     unsigned char exclude[4] = { 0, 0, 1, 0 };
@@ -367,7 +367,7 @@ static void test_explore_floor(void **state)
         count[s_route_ok(f, demand)]++;
         assert_int_equal(f->d.strategy, SO_STRATEGY_EXPLORE_UNIFORM);
     }
-    assert_int_equal(count[2], 0);                  /* never an excluded one */
+    assert_int_equal(count[2], 0); /* never an excluded one */
     for (int a = 0; a < 4; a++)
         if (a != 2 && (count[a] < 850 || count[a] > 1150))
             fail_msg("agent %d picked %d of %d times under explore_floor=1", a, count[a], N);
@@ -396,7 +396,7 @@ static void test_thompson_no_collapse(void **state)
     double demand[1] = { 1 };
     f->q.lambda = 0.1;
 
-    for (int i = 0; i < 50; i++) {      /* greedy never tries B */
+    for (int i = 0; i < 50; i++) { /* greedy never tries B */
         f->q.seed = (uint64_t) i;
         assert_int_equal(s_route_ok(f, demand), A);
     }
@@ -450,7 +450,7 @@ static void test_candidate_filters(void **state)
     assert_int_equal(s_route_ok(f, demand), C);
     assert_string_equal(f->d.scores[E].excluded, "excluded by request");
 
-    f->q.est_prompt_tokens = 2000;      /* over c's 1000-token context */
+    f->q.est_prompt_tokens = 2000; /* over c's 1000-token context */
     assert_int_equal(s_route_ok(f, demand), A);
     assert_string_equal(f->d.scores[C].excluded, "context limit");
 
@@ -474,16 +474,16 @@ static void test_budget(void **state)
     double demand[1] = { 1 };
 
     f->q.budget_usd = 0.03;
-    assert_int_equal(s_route_ok(f, demand), B);      /* c would win but is over budget */
+    assert_int_equal(s_route_ok(f, demand), B); /* c would win but is over budget */
     assert_string_equal(f->d.scores[C].excluded, "over budget");
     assert_int_equal(f->d.strategy, SO_STRATEGY_GREEDY);
 
-    f->q.budget_usd = 0.001;                        /* everyone over */
-    assert_int_equal(s_route_ok(f, demand), A);      /* the cheapest */
+    f->q.budget_usd = 0.001;                    /* everyone over */
+    assert_int_equal(s_route_ok(f, demand), A); /* the cheapest */
     assert_int_equal(f->d.strategy, SO_STRATEGY_BUDGET_FALLBACK);
     SO_ASSERT_CONTAINS(f->d.reason, "budget-fallback");
 
-    f->hb->agents[A].available = 0;                 /* cheapest among the over-budget */
+    f->hb->agents[A].available = 0; /* cheapest among the over-budget */
     assert_int_equal(s_route_ok(f, demand), B);
     assert_int_equal(f->d.strategy, SO_STRATEGY_BUDGET_FALLBACK);
 }
@@ -528,7 +528,7 @@ static void test_top_skills_and_breakdown(void **state)
         so_t_stat(f->hb, 1, s, 7 - s, 3 + s, 0.02);
     }
     s_router(f, 10, SO_COST_LINEAR);
-    double demand[7] = { 1, 7, 3, 0, 5, 2, 4 };     /* sum 22 */
+    double demand[7] = { 1, 7, 3, 0, 5, 2, 4 }; /* sum 22 */
     s_route_ok(f, demand);
 
     const int want[5] = { 1, 4, 6, 2, 5 };

@@ -50,11 +50,11 @@ static void test_svc_bind_failed(void **state)
     so_config_t *cfg = so_config_new("test-so-server");
     so_config_set(cfg, "endpoint", "bogus://nowhere");
     assert_int_equal(so_server_svc_config(&s, cfg, "tcp://127.0.0.1:5999", err, sizeof err), 0);
-    assert_int_equal(so_server_svc_bind(&s), -1);     /* logged as bind_failed */
+    assert_int_equal(so_server_svc_bind(&s), -1); /* logged as bind_failed */
     assert_null(s.ctx);
     assert_null(s.sock);
-    assert_int_equal(so_server_svc_start(&s, 1, ""), 1);               /* bind failed */
-    assert_int_equal(so_server_svc_start(&s, 0, "lambda: bad"), 2);    /* config */
+    assert_int_equal(so_server_svc_start(&s, 1, ""), 1);            /* bind failed */
+    assert_int_equal(so_server_svc_start(&s, 0, "lambda: bad"), 2); /* config */
     assert_null(s.ctx);
     so_config_destroy(&cfg);
 }
@@ -70,7 +70,9 @@ static so_server_result_t s_handle(void *arg, void *sock, const so_wire_envelope
     (*handled)++;
     so_request_stop();
     return so_sock_send_error(sock, env, t->request_id, t->episode_id, SO_ERR(INTERNAL), "test",
-                              err, sizeof err) == 0 ? SO_SERVER_ERROR_REPLY : SO_SERVER_NO_REPLY;
+                              err, sizeof err) == 0
+               ? SO_SERVER_ERROR_REPLY
+               : SO_SERVER_NO_REPLY;
 }
 
 static void test_svc_run(void **state)
@@ -106,18 +108,20 @@ static void test_svc_run(void **state)
     t.messages = &chatp;
     assert_int_equal(so_wire_send(c, NULL, SO_MSG_TURN_REQUEST, &t, 0, err, sizeof err), 0);
     int handled = 0;
-    so_server_opts_t o = {.expect = SO_MSG_TURN_REQUEST, .handle = s_handle, .arg = &handled,
-                          .stats_ms = 12345};
+    so_server_opts_t o = {
+        .expect = SO_MSG_TURN_REQUEST, .handle = s_handle, .arg = &handled, .stats_ms = 12345
+    };
     assert_int_equal(so_server_svc_run(&s, &o), 0);
     assert_int_equal(handled, 1);
-    assert_int_equal(o.stats_ms, 0);        /* from the service's config */
+    assert_int_equal(o.stats_ms, 0); /* from the service's config */
     assert_int_equal(o.drain_ms, 100);
     assert_null(s.sock);
     assert_null(s.ctx);
 
     so_pb_turn_reply_t *rep = NULL;
     assert_int_equal(so_wire_recv(c, NULL, SO_MSG_TURN_REPLY, NULL, (void **) &rep, 0, err,
-                                  sizeof err), 0);
+                                  sizeof err),
+                     0);
     assert_string_equal(rep->request_id, "r-1");
     assert_int_equal(rep->error->code, SO_ERR(INTERNAL));
     so_wire_free(SO_MSG_TURN_REPLY, rep);

@@ -26,7 +26,7 @@ static so_handbook_t *s_hb(void)
     longex[sizeof longex - 1] = '\0';
     memcpy(longex, "Solve\nfor x: ", 13);
     so_skill_add_example(&hb->skills[a], longex);
-    so_skill_add_example(&hb->skills[a], longex);      /* a repeat: shown once */
+    so_skill_add_example(&hb->skills[a], longex); /* a repeat: shown once */
     so_skill_add_example(&hb->skills[a], "2x = 4");
     so_skill_add_example(&hb->skills[a], "third example not shown");
     so_t_skill(hb, "math.geo", "solve", NULL);
@@ -45,11 +45,12 @@ static void test_analysis_lists_the_mode(void **state)
     assert_int_equal(n, 2);
     assert_int_equal(idx[0], 0);
     assert_int_equal(idx[1], 1);
-    SO_ASSERT_CONTAINS(p, "\n- math.alg: Algebra. Solving equations. For x. Indicators: solve for, "
-                          "equation. Example: \"Solve for x: yyy");
+    SO_ASSERT_CONTAINS(p,
+                       "\n- math.alg: Algebra. Solving equations. For x. Indicators: solve for, "
+                       "equation. Example: \"Solve for x: yyy");
     SO_ASSERT_CONTAINS(p, "...\" Example: \"2x = 4\"\n- math.geo: math.geo.");
-    assert_null(strstr(p, "third example"));        /* max_examples = 2 */
-    assert_null(strstr(p, "- py:"));                /* another mode */
+    assert_null(strstr(p, "third example")); /* max_examples = 2 */
+    assert_null(strstr(p, "- py:"));         /* another mode */
     SO_ASSERT_CONTAINS(p, "{\"skills\": [{\"id\":");
     SO_ASSERT_CONTAINS(p, "Name 1 to 3 skills");
     /* The example was cut to example_chars: no line is longer than the
@@ -103,7 +104,7 @@ static void test_turn_text_cut(void **state)
     so_skillprompt_opts_t o;
     so_skillprompt_opts_default(&o);
     char *t = so_skillprompt_turn("short\ntext", &o);
-    assert_string_equal(t, "short\ntext");          /* the turn keeps its lines */
+    assert_string_equal(t, "short\ntext"); /* the turn keeps its lines */
     free(t);
     o.text_chars = 5;
     /* "abcd" + a 2-byte 'é' straddling the cut: the whole character goes. */
@@ -152,24 +153,29 @@ static void test_parse_name(void **state)
     /* A missing description is "". */
     const char *nodesc = "{\"name\": \"Algebra\"}";
     assert_int_equal(so_skillprompt_parse_name(nodesc, strlen(nodesc), &name, &desc, err,
-                                               sizeof err), 0);
+                                               sizeof err),
+                     0);
     assert_string_equal(desc, "");
     free(name);
     free(desc);
 
-    struct { const char *text, *want; } bad[] = {
+    struct {
+        const char *text, *want;
+    } bad[] = {
         { "Algebra, I think.", "no JSON object or array" },
         { "[\"Algebra\"]", "a JSON array, not an object" },
         { "{\"title\": \"Algebra\"}", "no string \"name\"" },
         { "{\"name\": \"   \"}", "\"name\" is empty" },
         { "{\"name\": \"A\", \"description\": 3}", "\"description\" is not a string" },
         { "{\"name\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-          "aaaaaaaaaaaaaaaaaaaaaa\"}", "longer than 80 bytes" },
+          "aaaaaaaaaaaaaaaaaaaaaa\"}",
+          "longer than 80 bytes" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         name = desc = (char *) "untouched";
         assert_int_equal(so_skillprompt_parse_name(bad[i].text, strlen(bad[i].text), &name, &desc,
-                                                   err, sizeof err), -1);
+                                                   err, sizeof err),
+                         -1);
         SO_ASSERT_CONTAINS(err, bad[i].want);
         assert_null(name);
         assert_null(desc);
@@ -183,8 +189,8 @@ static void test_key(void **state)
     so_skillprompt_key_t b = so_skillprompt_key("v1", 0, "hello");
     assert_true(a.h1 == b.h1 && a.h2 == b.h2);
     so_skillprompt_key_t c[] = {
-        so_skillprompt_key("v1", 1, "hello"), so_skillprompt_key("v2", 0, "hello"),
-        so_skillprompt_key("v1", 0, "hellp"), so_skillprompt_key("v1h", 0, "ello"),
+        so_skillprompt_key("v1", 1, "hello"),  so_skillprompt_key("v2", 0, "hello"),
+        so_skillprompt_key("v1", 0, "hellp"),  so_skillprompt_key("v1h", 0, "ello"),
         so_skillprompt_key("v1", -1, "hello"),
     };
     for (size_t i = 0; i < sizeof c / sizeof *c; i++)

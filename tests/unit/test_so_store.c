@@ -88,8 +88,8 @@ static void s_turn_demand(s_ep_t *e, so_pb_turn_record_t *t, const char *skill, 
     e->ws[ti][k] = x;
 }
 
-static so_stat_t s_stat(so_store_t *s, const char *version, const char *agent,
-                        const char *skill, long long *seq)
+static so_stat_t s_stat(so_store_t *s, const char *version, const char *agent, const char *skill,
+                        long long *seq)
 {
     char err[256] = "";
     so_handbook_t *hb = s_handbook(version);
@@ -161,7 +161,7 @@ static void test_handbook_put_get_current(void **state)
     so_handbook_destroy(&hb);
     so_handbook_destroy(&hb2);
     so_store_destroy(&s);
-    so_store_destroy(&s);     /* NULL-safe */
+    so_store_destroy(&s); /* NULL-safe */
 }
 
 /* The JSON as stored, for so-http's GET /v1/handbook; writing a handbook
@@ -222,7 +222,7 @@ static void test_apply_idempotent_fractional(void **state)
     assert_int_equal(r->integer, 14);
     freeReplyObject(r);
     r = redisCommand(raw, "HMGET t:stats:v1 a1\x1fmath.alg\x1fn a1\x1fmath.alg\x1fpt "
-                     "a1\x1fmath.geo\x1fl");
+                          "a1\x1fmath.geo\x1fl");
     assert_string_equal(r->element[0]->str, "0.75");
     assert_string_equal(r->element[1]->str, "75");
     assert_string_equal(r->element[2]->str, "0.125");
@@ -284,11 +284,11 @@ static void test_turn_score_vs_outcome(void **state)
     so_store_t *s = so_test_store();
     so_handbook_t *hb = s_handbook("v1");
     s_ep_t e;
-    s_ep_init(&e, "ep-1", "v1", 0);          /* the episode failed ... */
+    s_ep_init(&e, "ep-1", "v1", 0); /* the episode failed ... */
     so_pb_turn_record_t *t0 = s_ep_turn(&e, "a1", 0);
     s_turn_demand(&e, t0, "code", 1);
     t0->score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
-    t0->score = 0.9;                          /* ... but turn 0 has its own score */
+    t0->score = 0.9; /* ... but turn 0 has its own score */
     so_pb_turn_record_t *t1 = s_ep_turn(&e, "a2", 0);
     s_turn_demand(&e, t1, "code", 1);
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
@@ -331,9 +331,9 @@ static void test_unknown_skipped(void **state)
     so_handbook_t *hb = s_handbook("v1");
     s_ep_t e;
     s_ep_init(&e, "ep-1", "v1", 1);
-    s_turn_demand(&e, s_ep_turn(&e, "ghost", 0), "code", 1);     /* unknown agent */
+    s_turn_demand(&e, s_ep_turn(&e, "ghost", 0), "code", 1); /* unknown agent */
     so_pb_turn_record_t *t = s_ep_turn(&e, "a1", 0);
-    s_turn_demand(&e, t, "nope", 0.5);                           /* unknown skill */
+    s_turn_demand(&e, t, "nope", 0.5); /* unknown skill */
     s_turn_demand(&e, t, "math.alg", 0.5);
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
     so_stat_t st = s_stat(s, "v1", "a1", "math.alg", NULL);
@@ -342,7 +342,9 @@ static void test_unknown_skipped(void **state)
     SO_ASSERT_NEAR(st.attempts, 0, 0);
 
     /* Fields naming agents/skills a handbook lacks are counted, not added. */
-    so_test_redis_cmd("HSET t:stats:v1 ghost\x1f" "code\x1fn 3 a1\x1fnope\x1fn 2 a1\x1f" "code\x1fzz 1");
+    so_test_redis_cmd("HSET t:stats:v1 ghost\x1f"
+                      "code\x1fn 3 a1\x1fnope\x1fn 2 a1\x1f"
+                      "code\x1fzz 1");
     so_handbook_t *h = s_handbook("v1");
     size_t unknown = 0;
     long long seq = 0;
@@ -382,7 +384,7 @@ static void test_rebuild_equals_incremental(void **state)
     char ids[60][16];
     for (int i = 0; i < 60; i++) {
         s_ep_t e;
-        snprintf(ids[i], sizeof ids[i], "ep-%d", i % 50);    /* 10 repeats */
+        snprintf(ids[i], sizeof ids[i], "ep-%d", i % 50); /* 10 repeats */
         s_ep_init(&e, ids[i], i % 7 == 3 ? "v0" : "v1", i % 3 != 0);
         for (int k = 0; k < 1 + i % 3; k++) {
             so_pb_turn_record_t *t = s_ep_turn(&e, agents[(i + k) % 2], 0.001 * (i + 1));
@@ -478,12 +480,14 @@ static void test_malformed_data(void **state)
     assert_int_equal(so_store_current_version(s, cur, sizeof cur, err, sizeof err), -1);
 
     /* Statistics: a non-number value leaves the handbook untouched. */
-    so_test_redis_cmd("HSET t:stats:v1 a1\x1f" "code\x1fn abc");
+    so_test_redis_cmd("HSET t:stats:v1 a1\x1f"
+                      "code\x1fn abc");
     double before = so_handbook_stat(hb, 0, 3)->attempts;
     assert_int_equal(so_store_load_stats(s, hb, NULL, NULL, err, sizeof err), -1);
     SO_ASSERT_CONTAINS(err, "'abc' is not a number");
     SO_ASSERT_NEAR(so_handbook_stat(hb, 0, 3)->attempts, before, 0);
-    so_test_redis_cmd("HSET t:stats:v1 a1\x1f" "code\x1fn inf");
+    so_test_redis_cmd("HSET t:stats:v1 a1\x1f"
+                      "code\x1fn inf");
     assert_int_equal(so_store_load_stats(s, hb, NULL, NULL, err, sizeof err), -1);
     so_test_redis_cmd("DEL t:stats:v1");
     so_test_redis_cmd("SET t:stats:v1 x");
@@ -519,8 +523,7 @@ static void test_malformed_data(void **state)
     /* Pending turns that are not TurnRecords. */
     so_test_redis_cmd("RPUSH t:pending:ep-9 %b", "\xff\xff\xff", (size_t) 3);
     so_pb_turn_record_t **turns;
-    assert_int_equal(so_store_pending_turns(s, "ep-9", NULL, 0, &turns, &n, err, sizeof err),
-                     -1);
+    assert_int_equal(so_store_pending_turns(s, "ep-9", NULL, 0, &turns, &n, err, sizeof err), -1);
     SO_ASSERT_CONTAINS(err, "t:pending:ep-9[0]");
 
     /* Bad urls and a server that is not there. */
@@ -556,7 +559,8 @@ static void test_pending_turns(void **state)
     so_pb_turn_record_t **turns;
     size_t n;
     assert_int_equal(so_store_pending_turns(s, "ep-1", version, sizeof version, &turns, &n, err,
-                                            sizeof err), 0);
+                                            sizeof err),
+                     0);
     assert_int_equal(n, 2);
     assert_string_equal(version, "v1");
     assert_string_equal(turns[0]->agent_id, "a1");
@@ -567,7 +571,8 @@ static void test_pending_turns(void **state)
 
     assert_int_equal(so_store_drop_pending(s, "ep-1", err, sizeof err), 0);
     assert_int_equal(so_store_pending_turns(s, "ep-1", version, sizeof version, &turns, &n, err,
-                                            sizeof err), 0);
+                                            sizeof err),
+                     0);
     assert_int_equal(n, 0);
     assert_string_equal(version, "");
     so_store_turns_free(&turns, n);
@@ -626,7 +631,8 @@ static void test_finish_episode(void **state)
     so_pb_turn_record_t **turns;
     size_t n;
     assert_int_equal(so_store_pending_turns(s, "ep-1", version, sizeof version, &turns, &n, err,
-                                            sizeof err), 0);
+                                            sizeof err),
+                     0);
     assert_int_equal(n, 0);
     so_store_turns_free(&turns, n);
     so_pb_episode_outcome_t *got[8];
@@ -672,7 +678,8 @@ static void test_finish_episode(void **state)
     assert_int_equal(so_store_finish_episode(s, "", 1, 0, -1, NULL, err, sizeof err), -1);
     assert_int_equal(so_store_io_error(s), 0);
     assert_int_equal(so_store_pending_turns(s, "ep-4", version, sizeof version, &turns, &n, err,
-                                            sizeof err), 0);
+                                            sizeof err),
+                     0);
     assert_int_equal(n, 1);
     so_store_turns_free(&turns, n);
     assert_int_equal(so_store_finish_episode(s, "ep-4", 1, 0, -1, NULL, err, sizeof err), 1);
@@ -738,7 +745,8 @@ static void test_decode_episode(void **state)
     s_ep_init(&e, "ep-1", "v1", 1);
     s_turn_demand(&e, s_ep_turn(&e, "a1", 0), "code", 1);
     assert_int_equal(so_wire_encode(SO_MSG_EPISODE_OUTCOME, &e.ep, hdr, &body, &len, err,
-                                    sizeof err), 0);
+                                    sizeof err),
+                     0);
     so_pb_episode_outcome_t *got = NULL;
     assert_int_equal(so_store_decode_episode(body, len, &got, err, sizeof err), 0);
     assert_string_equal(got->episode_id, "ep-1");

@@ -46,7 +46,7 @@ static void test_parse(void **state)
                             "  learner.batch=64\n"
                             "refine.every =   500\n"
                             "empty =\n"
-                            "redis.url = redis://127.0.0.1:7001\n",   /* later wins */
+                            "redis.url = redis://127.0.0.1:7001\n", /* later wins */
                             path, sizeof path, 1, err, sizeof err);
     assert_string_equal(so_config_get(c, "redis.url", "x"), "redis://127.0.0.1:7001");
     assert_string_equal(so_config_get(c, "learner.batch", "x"), "64");
@@ -209,8 +209,9 @@ static void test_cli(void **state)
     so_t_tmpfile(path, sizeof path, "cli");
     so_t_write_file(path, "redis.url = redis://file\nlearner.batch = 10\n");
     /* Files load in order, then every --set applies, whatever the order. */
-    char *ok[] = { "so-learner", "--set", "redis.url=redis://cli", "--config", path,
-                   "--set=learner.batch=20", "--config=/dev/null", NULL };
+    char *ok[] = { "so-learner",         "--set", "redis.url=redis://cli",
+                   "--config",           path,    "--set=learner.batch=20",
+                   "--config=/dev/null", NULL };
     so_config_t *c = s_cli(ok, &code);
     assert_non_null(c);
     assert_string_equal(so_config_get(c, "redis.url", NULL), "redis://cli");

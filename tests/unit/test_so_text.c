@@ -20,7 +20,7 @@ static void test_tokens_case_kept_hash_folded(void **state)
     so_span_t tok[8];
     size_t n = so_text_tokens("Hello WORLD mixedCase42", tok, 8);
     assert_int_equal(n, 3);
-    s_assert_span(tok[0], "Hello");     /* spans point into the caller's text */
+    s_assert_span(tok[0], "Hello"); /* spans point into the caller's text */
     s_assert_span(tok[1], "WORLD");
     s_assert_span(tok[2], "mixedCase42");
     assert_true(so_term_hash(tok[0].s, tok[0].len) == so_term_hash("hello", 5));
@@ -35,7 +35,7 @@ static void test_tokens_underscore_is_a_token(void **state)
     assert_int_equal(n, 8);
     s_assert_span(tok[0], "Fill");
     s_assert_span(tok[1], "in");
-    s_assert_span(tok[2], "_");         /* "___" is one blank */
+    s_assert_span(tok[2], "_"); /* "___" is one blank */
     s_assert_span(tok[3], "and");
     s_assert_span(tok[4], "_");
     s_assert_span(tok[5], "foo");
@@ -167,7 +167,7 @@ static char *s_numbered_text(size_t n)
 
 static void test_text_terms_long_text(void **state)
 {
-    const size_t N = 1500;      /* well past the 512-token chunk */
+    const size_t N = 1500; /* well past the 512-token chunk */
     char *text = s_numbered_text(N);
     uint64_t *h = malloc(2 * N * sizeof *h), *want = malloc(2 * N * sizeof *want);
     so_span_t *tok = malloc((N + 1) * sizeof *tok);
@@ -239,7 +239,8 @@ static void test_fmt_utf8_cuts_on_characters(void **state)
     /* "abc" + é (2 bytes) fits exactly; + € (3 bytes) would be cut. */
     assert_string_equal(so_text_fmt_utf8(b, sizeof b, "abc%s", "\xc3\xa9x"), "abc\xc3\xa9");
     assert_string_equal(so_text_fmt_utf8(b, sizeof b, "abc%s", "\xe2\x82\xac"), "abc");
-    assert_string_equal(so_text_fmt_utf8(b, sizeof b, "a%s", "\xf0\x9f\x98\x80!"), "a\xf0\x9f\x98\x80");
+    assert_string_equal(so_text_fmt_utf8(b, sizeof b, "a%s", "\xf0\x9f\x98\x80!"),
+                        "a\xf0\x9f\x98\x80");
     assert_string_equal(so_text_fmt_utf8(b, sizeof b, "ab%s", "\xf0\x9f\x98\x80"), "ab");
 }
 
@@ -249,14 +250,17 @@ static void test_utf8_strict(void **state)
     assert_int_equal(so_utf8_seq("\xc3\xa9", 2), 2);
     assert_int_equal(so_utf8_seq("\xe2\x82\xac", 3), 3);
     assert_int_equal(so_utf8_seq("\xf0\x9f\x98\x80", 4), 4);
-    assert_int_equal(so_utf8_seq("\xe2\x82", 2), -1);          /* cut short */
-    assert_int_equal(so_utf8_seq("\xc0\xaf", 2), 0);           /* overlong */
-    assert_int_equal(so_utf8_seq("\xed\xa0\x80", 3), 0);      /* surrogate */
+    assert_int_equal(so_utf8_seq("\xe2\x82", 2), -1);        /* cut short */
+    assert_int_equal(so_utf8_seq("\xc0\xaf", 2), 0);         /* overlong */
+    assert_int_equal(so_utf8_seq("\xed\xa0\x80", 3), 0);     /* surrogate */
     assert_int_equal(so_utf8_seq("\xf4\x90\x80\x80", 4), 0); /* above U+10FFFF */
     assert_int_equal(so_utf8_seq("\x80", 1), 0);
     assert_int_equal(so_utf8_invalid_at("ab\xc3\xa9", 4), 4);
     assert_int_equal(so_utf8_invalid_at("ab\xc3", 3), 2);
-    assert_int_equal(so_utf8_invalid_at("a\xff" "b", 3), 1);
+    assert_int_equal(so_utf8_invalid_at("a\xff"
+                                        "b",
+                                        3),
+                     1);
     assert_int_equal(so_utf8_cut("ab\xe2\x82\xac", 5, 4), 2);
     assert_int_equal(so_utf8_cut("abc", 3, 10), 3);
 }

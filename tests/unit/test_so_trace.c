@@ -7,8 +7,7 @@
 
 /* ---- JSONL traces ------------------------------------------------- */
 
-static void
-test_jsonl_read(void **state)
+static void test_jsonl_read(void **state)
 {
     so_episodes_t eps;
     if (so_episodes_read_jsonl(&eps, "tests/data/traces_ok.jsonl", err, sizeof err) != 0)
@@ -38,12 +37,11 @@ test_jsonl_read(void **state)
     e = &eps.items[2];
     assert_string_equal(e->query_id, "e3"); /* defaults to the episode id */
     assert_string_equal(e->turns[0].prompt, "unicode \xc3\xa9\xe2\x82\xac \"quoted\"\n");
-    s_assert_num(e->turns[0].score, 0.0);   /* "success": false */
+    s_assert_num(e->turns[0].score, 0.0); /* "success": false */
     so_episodes_free(&eps);
 }
 
-static void
-s_assert_same(const so_episodes_t *a, const so_episodes_t *b)
+static void s_assert_same(const so_episodes_t *a, const so_episodes_t *b)
 {
     assert_int_equal(a->n, b->n);
     for (size_t i = 0; i < a->n; i++) {
@@ -61,8 +59,9 @@ s_assert_same(const so_episodes_t *a, const so_episodes_t *b)
             /* exact: the writer prints the shortest round-tripping form */
             assert_true(isnan(u->prompt_tokens) ? isnan(v->prompt_tokens)
                                                 : u->prompt_tokens == v->prompt_tokens);
-            assert_true(isnan(u->completion_tokens) ? isnan(v->completion_tokens)
-                                                    : u->completion_tokens == v->completion_tokens);
+            assert_true(isnan(u->completion_tokens)
+                            ? isnan(v->completion_tokens)
+                            : u->completion_tokens == v->completion_tokens);
             assert_true(isnan(u->cost_usd) ? isnan(v->cost_usd) : u->cost_usd == v->cost_usd);
             assert_true(isnan(u->latency_s) ? isnan(v->latency_s) : u->latency_s == v->latency_s);
             assert_true(isnan(u->score) ? isnan(v->score) : u->score == v->score);
@@ -70,8 +69,7 @@ s_assert_same(const so_episodes_t *a, const so_episodes_t *b)
     }
 }
 
-static void
-s_roundtrip(const so_episodes_t *eps)
+static void s_roundtrip(const so_episodes_t *eps)
 {
     char path[] = "/tmp/so_trace_rt_XXXXXX";
     int fd = mkstemp(path);
@@ -88,15 +86,15 @@ s_roundtrip(const so_episodes_t *eps)
     unlink(path);
 }
 
-static void
-test_jsonl_roundtrip(void **state)
+static void test_jsonl_roundtrip(void **state)
 {
     so_episodes_t eps;
     assert_int_equal(so_episodes_read_jsonl(&eps, "tests/data/traces_ok.jsonl", err, sizeof err),
                      0);
     s_roundtrip(&eps);
     so_episodes_free(&eps);
-    assert_int_equal(so_episodes_read_routerbench(&eps, "tests/data/rb_small.csv", err, sizeof err),
+    assert_int_equal(so_episodes_read_routerbench(&eps, "tests/data/rb_small.csv", err,
+                                                  sizeof err),
                      0);
     s_roundtrip(&eps);
     so_episodes_free(&eps);
@@ -125,8 +123,7 @@ test_jsonl_roundtrip(void **state)
     so_episodes_free(&eps);
 }
 
-static void
-s_bad_json(const char *text, const char *want)
+static void s_bad_json(const char *text, const char *want)
 {
     so_episode_t ep;
     assert_int_equal(so_episode_from_json(&ep, text, strlen(text), err, sizeof err), -1);
@@ -135,22 +132,24 @@ s_bad_json(const char *text, const char *want)
     assert_null(ep.turns);
 }
 
-static void
-test_jsonl_malformed(void **state)
+static void test_jsonl_malformed(void **state)
 {
     so_episodes_t eps;
-    assert_int_equal(
-        so_episodes_read_jsonl(&eps, "tests/data/traces_bad_json.jsonl", err, sizeof err), -1);
+    assert_int_equal(so_episodes_read_jsonl(&eps, "tests/data/traces_bad_json.jsonl", err,
+                                            sizeof err),
+                     -1);
     s_assert_contains(err, "tests/data/traces_bad_json.jsonl:2: invalid JSON");
     assert_int_equal(eps.n, 0);
     assert_null(eps.items);
 
-    assert_int_equal(
-        so_episodes_read_jsonl(&eps, "tests/data/traces_missing_key.jsonl", err, sizeof err), -1);
+    assert_int_equal(so_episodes_read_jsonl(&eps, "tests/data/traces_missing_key.jsonl", err,
+                                            sizeof err),
+                     -1);
     s_assert_contains(err, "tests/data/traces_missing_key.jsonl:3: turns[0].agent: missing");
 
-    assert_int_equal(
-        so_episodes_read_jsonl(&eps, "tests/data/traces_bad_score.jsonl", err, sizeof err), -1);
+    assert_int_equal(so_episodes_read_jsonl(&eps, "tests/data/traces_bad_score.jsonl", err,
+                                            sizeof err),
+                     -1);
     s_assert_contains(err, "tests/data/traces_bad_score.jsonl:2: turns[1].score: expected a "
                            "number in [0,1], got \"abc\"");
 
@@ -195,8 +194,7 @@ test_jsonl_malformed(void **state)
 
 /* ---- dataset ------------------------------------------------------ */
 
-static void
-test_dataset_grouping(void **state)
+static void test_dataset_grouping(void **state)
 {
     so_episodes_t eps;
     assert_int_equal(so_episodes_read_jsonl(&eps, "tests/data/traces_ok.jsonl", err, sizeof err),
@@ -208,9 +206,13 @@ test_dataset_grouping(void **state)
     extra.task = strdup("");
     extra.turns = calloc(1, sizeof *extra.turns);
     extra.n_turns = 1;
-    extra.turns[0] = (so_turn_t){ .mode = strdup(""), .agent = strdup("third"),
-                                  .prompt = strdup("?"), .prompt_tokens = NAN,
-                                  .completion_tokens = NAN, .cost_usd = NAN, .latency_s = NAN,
+    extra.turns[0] = (so_turn_t){ .mode = strdup(""),
+                                  .agent = strdup("third"),
+                                  .prompt = strdup("?"),
+                                  .prompt_tokens = NAN,
+                                  .completion_tokens = NAN,
+                                  .cost_usd = NAN,
+                                  .latency_s = NAN,
                                   .score = NAN };
     assert_int_equal(so_episodes_push(&eps, &extra), 0);
     assert_null(extra.id);
@@ -267,13 +269,13 @@ test_dataset_grouping(void **state)
     so_dataset_free(&ds);
 }
 
-static void
-test_dataset_load(void **state)
+static void test_dataset_load(void **state)
 {
     so_dataset_t ds;
-    if (so_dataset_load(&ds, "tests/data/rb_small.csv, tests/data/rb_crlf.csv,"
-                        "tests/data/traces_ok.jsonl,tests/data/mtbench_small", err, sizeof err)
-        != 0)
+    if (so_dataset_load(&ds,
+                        "tests/data/rb_small.csv, tests/data/rb_crlf.csv,"
+                        "tests/data/traces_ok.jsonl,tests/data/mtbench_small",
+                        err, sizeof err) != 0)
         fail_msg("%s", err);
     /* 3 + 2 RouterBench rows, 3 trace samples, 2 x 2 MT-bench turns */
     assert_int_equal(ds.n_samples, 3 + 2 + 3 + 4);
@@ -283,7 +285,8 @@ test_dataset_load(void **state)
     so_dataset_free(&ds);
 
     assert_int_equal(so_dataset_load(&ds, "tests/data/rb_small.csv,tests/data/rb_bad_number.csv",
-                                     err, sizeof err), -1);
+                                     err, sizeof err),
+                     -1);
     s_assert_contains(err, "rb_bad_number.csv:3");
     assert_int_equal(ds.n_samples, 0);
     assert_int_equal(so_dataset_load(&ds, " , ", err, sizeof err), -1);
@@ -291,14 +294,11 @@ test_dataset_load(void **state)
     s_assert_contains(err, "tests/data/missing.jsonl");
 }
 
-int
-main(void)
+int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_jsonl_read),
-        cmocka_unit_test(test_jsonl_roundtrip),
-        cmocka_unit_test(test_jsonl_malformed),
-        cmocka_unit_test(test_dataset_grouping),
+        cmocka_unit_test(test_jsonl_read),      cmocka_unit_test(test_jsonl_roundtrip),
+        cmocka_unit_test(test_jsonl_malformed), cmocka_unit_test(test_dataset_grouping),
         cmocka_unit_test(test_dataset_load),
     };
     return cmocka_run_group_tests_name("so_trace", tests, NULL, NULL);

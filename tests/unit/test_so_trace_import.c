@@ -5,8 +5,7 @@
 
 /* ---- Python list literals ---------------------------------------- */
 
-static void
-s_py(const char *in, const char *want)
+static void s_py(const char *in, const char *want)
 {
     char *got = so_pylist_text(in);
     if (!want) {
@@ -19,8 +18,7 @@ s_py(const char *in, const char *want)
     free(got);
 }
 
-static void
-test_pylist(void **state)
+static void test_pylist(void **state)
 {
     s_py("['Write a python function to identify non-prime numbers.']",
          "Write a python function to identify non-prime numbers.");
@@ -43,13 +41,13 @@ test_pylist(void **state)
 
 /* ---- RouterBench -------------------------------------------------- */
 
-static void
-test_routerbench_fixture(void **state)
+static void test_routerbench_fixture(void **state)
 {
     so_episodes_t eps;
-    assert_int_equal(so_episodes_read_routerbench(&eps, "tests/data/rb_small.csv", err, sizeof err),
+    assert_int_equal(so_episodes_read_routerbench(&eps, "tests/data/rb_small.csv", err,
+                                                  sizeof err),
                      0);
-    assert_int_equal(eps.n, 6);     /* 3 usable rows x 2 models */
+    assert_int_equal(eps.n, 6);       /* 3 usable rows x 2 models */
     assert_int_equal(eps.skipped, 1); /* t.3 has an empty correctness cell */
 
     const so_episode_t *e = s_find(&eps, "t.1/modelA");
@@ -71,7 +69,8 @@ test_routerbench_fixture(void **state)
     s_assert_num(e->turns[0].cost_usd, 0.0001);
 
     e = s_find(&eps, "t.2/org/modelB");
-    assert_string_equal(e->turns[0].prompt, "It's a \"test\"\\n\nline\ttwo \xc3\xa9 \xe2\x82\xac");
+    assert_string_equal(e->turns[0].prompt,
+                        "It's a \"test\"\\n\nline\ttwo \xc3\xa9 \xe2\x82\xac");
     assert_string_equal(e->task, "qa");
 
     e = s_find(&eps, "t.4/modelA");
@@ -82,7 +81,8 @@ test_routerbench_fixture(void **state)
     assert_null(eps.items);
     so_episodes_free(&eps); /* twice is harmless */
 
-    assert_int_equal(so_episodes_read_routerbench(&eps, "tests/data/rb_crlf.csv", err, sizeof err),
+    assert_int_equal(so_episodes_read_routerbench(&eps, "tests/data/rb_crlf.csv", err,
+                                                  sizeof err),
                      0);
     assert_int_equal(eps.n, 4);
     assert_string_equal(s_find(&eps, "a.2/m2")->turns[0].prompt, "y");
@@ -90,46 +90,50 @@ test_routerbench_fixture(void **state)
     so_episodes_free(&eps);
 }
 
-static void
-test_routerbench_malformed(void **state)
+static void test_routerbench_malformed(void **state)
 {
     so_episodes_t eps;
-    assert_int_equal(
-        so_episodes_read_routerbench(&eps, "tests/data/rb_bad_number.csv", err, sizeof err), -1);
+    assert_int_equal(so_episodes_read_routerbench(&eps, "tests/data/rb_bad_number.csv", err,
+                                                  sizeof err),
+                     -1);
     s_assert_contains(err, "tests/data/rb_bad_number.csv:3:");
     s_assert_contains(err, "m2|total_cost");
     s_assert_contains(err, "\"abc\"");
     assert_int_equal(eps.n, 0);
     assert_null(eps.items);
 
-    assert_int_equal(
-        so_episodes_read_routerbench(&eps, "tests/data/rb_bad_columns.csv", err, sizeof err), -1);
+    assert_int_equal(so_episodes_read_routerbench(&eps, "tests/data/rb_bad_columns.csv", err,
+                                                  sizeof err),
+                     -1);
     s_assert_contains(err, "tests/data/rb_bad_columns.csv:3:");
     s_assert_contains(err, "7 fields, expected 8");
     assert_int_equal(eps.n, 0);
 
-    assert_int_equal(
-        so_episodes_read_routerbench(&eps, "tests/data/rb_truncated.csv", err, sizeof err), -1);
+    assert_int_equal(so_episodes_read_routerbench(&eps, "tests/data/rb_truncated.csv", err,
+                                                  sizeof err),
+                     -1);
     s_assert_contains(err, "tests/data/rb_truncated.csv:3:");
     s_assert_contains(err, "unterminated");
 
-    assert_int_equal(so_episodes_read_routerbench(&eps, "tests/data/no_such.csv", err, sizeof err),
+    assert_int_equal(so_episodes_read_routerbench(&eps, "tests/data/no_such.csv", err,
+                                                  sizeof err),
                      -1);
     s_assert_contains(err, "tests/data/no_such.csv");
 
     /* a JSONL file is not a RouterBench header */
-    assert_int_equal(
-        so_episodes_read_routerbench(&eps, "tests/data/traces_ok.jsonl", err, sizeof err), -1);
+    assert_int_equal(so_episodes_read_routerbench(&eps, "tests/data/traces_ok.jsonl", err,
+                                                  sizeof err),
+                     -1);
     s_assert_contains(err, "traces_ok.jsonl");
 }
 
-static void
-s_check_split(const char *split, size_t arc, size_t mbpp, size_t wino, size_t skipped,
-              double gpt4_acc, double gpt4_cost)
+static void s_check_split(const char *split, size_t arc, size_t mbpp, size_t wino, size_t skipped,
+                          double gpt4_acc, double gpt4_cost)
 {
     char paths[512];
-    snprintf(paths, sizeof paths, RB "arc_challenge_%s.csv," RB "mbpp_%s.csv," RB
-             "winograde_%s.csv", split, split, split);
+    snprintf(paths, sizeof paths,
+             RB "arc_challenge_%s.csv," RB "mbpp_%s.csv," RB "winograde_%s.csv", split, split,
+             split);
     so_dataset_t ds;
     if (so_dataset_load(&ds, paths, err, sizeof err) != 0)
         fail_msg("%s", err);
@@ -155,8 +159,8 @@ s_check_split(const char *split, size_t arc, size_t mbpp, size_t wino, size_t sk
         acc += ds.samples[i].score[g];
         cost += ds.samples[i].cost[g];
     }
-    acc /= (double)ds.n_samples;
-    cost /= (double)ds.n_samples;
+    acc /= (double) ds.n_samples;
+    cost /= (double) ds.n_samples;
     if (gpt4_acc > 0) {
         assert_true(fabs(acc - gpt4_acc) < 0.0005);
         assert_true(fabs(cost - gpt4_cost) < 0.0000005);
@@ -164,8 +168,7 @@ s_check_split(const char *split, size_t arc, size_t mbpp, size_t wino, size_t sk
     so_dataset_free(&ds);
 }
 
-static void
-test_routerbench_real(void **state)
+static void test_routerbench_real(void **state)
 {
     if (!s_have(RB "mbpp_test.csv"))
         skip();
@@ -181,8 +184,7 @@ test_routerbench_real(void **state)
 
 /* ---- MT-bench ----------------------------------------------------- */
 
-static void
-test_mtbench_fixture(void **state)
+static void test_mtbench_fixture(void **state)
 {
     so_episodes_t eps;
     if (so_episodes_read_mtbench(&eps, "tests/data/mtbench_small", err, sizeof err) != 0)
@@ -225,8 +227,7 @@ test_mtbench_fixture(void **state)
     s_assert_contains(err, "tests/data/question.jsonl");
 }
 
-static void
-test_mtbench_real(void **state)
+static void test_mtbench_real(void **state)
 {
     if (!s_have(MT "/question.jsonl"))
         skip();
@@ -261,8 +262,7 @@ test_mtbench_real(void **state)
     so_episodes_free(&eps);
 }
 
-int
-main(void)
+int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pylist),

@@ -69,9 +69,8 @@ static void test_golden_skill_demand(void **state)
     free(file);
 }
 
-static void s_assert_competence(const so_pb_skill_competence_t *c, const char *id,
-                                double w, double comp, double succ, double att,
-                                uint32_t backoff)
+static void s_assert_competence(const so_pb_skill_competence_t *c, const char *id, double w,
+                                double comp, double succ, double att, uint32_t backoff)
 {
     assert_string_equal(c->skill_id, id);
     assert_dbl(c->weight, w);
@@ -124,8 +123,8 @@ static void test_golden_routing_decision(void **state)
 {
     uint8_t *file;
     size_t len;
-    so_pb_routing_decision_t *m = s_golden_decode("routing_decision", SO_MSG_ROUTING_DECISION, &file,
-                                            &len);
+    so_pb_routing_decision_t *m = s_golden_decode("routing_decision", SO_MSG_ROUTING_DECISION,
+                                                  &file, &len);
     assert_memory_equal(file, "SO\x01\x03", 4);
     s_assert_decision(m);
     s_assert_reencodes(SO_MSG_ROUTING_DECISION, m, file, len);
@@ -188,7 +187,7 @@ static void test_golden_episode_outcome(void **state)
     uint8_t *file;
     size_t len;
     so_pb_episode_outcome_t *m = s_golden_decode("episode_outcome", SO_MSG_EPISODE_OUTCOME, &file,
-                                           &len);
+                                                 &len);
     assert_memory_equal(file, "SO\x01\x06", 4);
     assert_string_equal(m->episode_id, "ep-42");
     assert_string_equal(m->handbook_version, "hb-2024-06-01.3");
@@ -233,23 +232,22 @@ static void test_retired_type_7(void **state)
     uint8_t *file = s_read("turn_request", &len);
     char err[256];
     void *msg = (void *) 1;
-    uint8_t hdr[SO_WIRE_HDR_LEN] = {'S', 'O', SO_WIRE_VERSION, 7};
-    assert_int_equal(so_wire_decode(hdr, 4, file + 4, len - 4, SO_MSG_ANY, &msg, err,
-                                    sizeof err), -1);
+    uint8_t hdr[SO_WIRE_HDR_LEN] = { 'S', 'O', SO_WIRE_VERSION, 7 };
+    assert_int_equal(so_wire_decode(hdr, 4, file + 4, len - 4, SO_MSG_ANY, &msg, err, sizeof err),
+                     -1);
     assert_null(msg);
     assert_string_equal(err, "unknown message type 7");
     assert_int_equal(so_wire_parse_header(hdr, 4, NULL, err, sizeof err), -1);
     assert_null(so_wire_descriptor((so_msg_type_t) 7));
     assert_string_equal(so_wire_type_name((so_msg_type_t) 7), "unknown");
-    assert_null(protobuf_c_enum_descriptor_get_value(
-        &skillorchestra__v1__message_type__descriptor, 7));
+    assert_null(
+        protobuf_c_enum_descriptor_get_value(&skillorchestra__v1__message_type__descriptor, 7));
     free(file);
     so_pb_turn_request_t *t = s_golden_decode("turn_request", SO_MSG_TURN_REQUEST, &file, &len);
     assert_int_equal(so_wire_validate((so_msg_type_t) 7, t, err, sizeof err), -1);
     assert_string_equal(err, "unknown message type 7");
     uint8_t *body;
-    assert_int_equal(so_wire_encode((so_msg_type_t) 7, t, hdr, &body, &len, err, sizeof err),
-                     -1);
+    assert_int_equal(so_wire_encode((so_msg_type_t) 7, t, hdr, &body, &len, err, sizeof err), -1);
     so_wire_free(SO_MSG_TURN_REQUEST, t);
     free(file);
 }
@@ -288,7 +286,8 @@ static void test_header_errors(void **state)
 
     memcpy(hdr, "SO\x07\x01", 4);
     assert_int_equal(so_wire_decode(hdr, 4, body, body_len, SO_MSG_TURN_REQUEST, &msg, err,
-                                    sizeof err), -1);
+                                    sizeof err),
+                     -1);
     assert_null(msg);
     assert_string_equal(err, "protocol version 7 unsupported (want 1)");
 
@@ -298,7 +297,8 @@ static void test_header_errors(void **state)
     assert_err_contains(err, "bad magic");
 
     assert_int_equal(so_wire_decode("SO\x01", 3, body, body_len, SO_MSG_ANY, &msg, err,
-                                    sizeof err), -1);
+                                    sizeof err),
+                     -1);
     assert_string_equal(err, "header frame is 3 bytes (want 4)");
 
     memcpy(hdr, "SO\x01\x00", 4);
@@ -329,7 +329,8 @@ static void test_wrong_type(void **state)
     char err[256];
     void *msg = (void *) 1;
     assert_int_equal(so_wire_decode(file, 4, file + 4, len - 4, SO_MSG_TURN_REQUEST, &msg, err,
-                                    sizeof err), -1);
+                                    sizeof err),
+                     -1);
     assert_null(msg);
     assert_string_equal(err, "expected TurnRequest, got AgentResult");
     free(file);
@@ -349,21 +350,25 @@ static void test_presence(void **state)
     uint8_t hdr[4], *unset, *zero;
     size_t unset_len, zero_len;
     assert_int_equal(so_wire_encode(SO_MSG_TURN_REQUEST, &m, hdr, &unset, &unset_len, err,
-                                    sizeof err), 0);
+                                    sizeof err),
+                     0);
     m.lambda_opt_case = SKILLORCHESTRA__V1__TURN_REQUEST__LAMBDA_OPT_LAMBDA;
     m.lambda = 0;
     assert_int_equal(so_wire_encode(SO_MSG_TURN_REQUEST, &m, hdr, &zero, &zero_len, err,
-                                    sizeof err), 0);
-    assert_int_equal(zero_len, unset_len + 9);   /* tag + 8-byte double */
+                                    sizeof err),
+                     0);
+    assert_int_equal(zero_len, unset_len + 9); /* tag + 8-byte double */
 
     so_pb_turn_request_t *d;
     assert_int_equal(so_wire_decode(hdr, 4, zero, zero_len, SO_MSG_TURN_REQUEST, (void **) &d,
-                                    err, sizeof err), 0);
+                                    err, sizeof err),
+                     0);
     assert_int_equal(d->lambda_opt_case, SKILLORCHESTRA__V1__TURN_REQUEST__LAMBDA_OPT_LAMBDA);
     assert_dbl(d->lambda, 0.0);
     so_wire_free(SO_MSG_TURN_REQUEST, d);
     assert_int_equal(so_wire_decode(hdr, 4, unset, unset_len, SO_MSG_TURN_REQUEST, (void **) &d,
-                                    err, sizeof err), 0);
+                                    err, sizeof err),
+                     0);
     assert_int_equal(d->lambda_opt_case, SKILLORCHESTRA__V1__TURN_REQUEST__LAMBDA_OPT__NOT_SET);
     so_wire_free(SO_MSG_TURN_REQUEST, d);
     free(unset);
@@ -379,10 +384,12 @@ static void test_presence(void **state)
     uint8_t *body;
     size_t len;
     assert_int_equal(so_wire_encode(SO_MSG_EPISODE_OUTCOME, &o, hdr, &body, &len, err,
-                                    sizeof err), 0);
+                                    sizeof err),
+                     0);
     so_pb_episode_outcome_t *od;
-    assert_int_equal(so_wire_decode(hdr, 4, body, len, SO_MSG_EPISODE_OUTCOME, (void **) &od,
-                                    err, sizeof err), 0);
+    assert_int_equal(so_wire_decode(hdr, 4, body, len, SO_MSG_EPISODE_OUTCOME, (void **) &od, err,
+                                    sizeof err),
+                     0);
     assert_int_equal(od->result_case, SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SUCCESS);
     assert_false(od->success);
     so_wire_free(SO_MSG_EPISODE_OUTCOME, od);
@@ -395,7 +402,7 @@ static void test_unknown_fields_kept(void **state)
      * and re-encoding forwards them. */
     size_t len;
     uint8_t *file = s_read("episode_outcome", &len);
-    static const uint8_t extra[] = {0xa0, 0x06, 0x05, 0xaa, 0x06, 0x03, 'n', 'e', 'w'};
+    static const uint8_t extra[] = { 0xa0, 0x06, 0x05, 0xaa, 0x06, 0x03, 'n', 'e', 'w' };
     uint8_t *b = malloc(len + sizeof extra);
     assert_non_null(b);
     memcpy(b, file, len);
@@ -403,7 +410,8 @@ static void test_unknown_fields_kept(void **state)
     char err[256];
     so_pb_episode_outcome_t *h;
     assert_int_equal(so_wire_decode(b, 4, b + 4, len - 4 + sizeof extra, SO_MSG_EPISODE_OUTCOME,
-                                    (void **) &h, err, sizeof err), 0);
+                                    (void **) &h, err, sizeof err),
+                     0);
     assert_string_equal(h->episode_id, "ep-42");
     assert_int_equal(h->base.n_unknown_fields, 2);
     s_assert_reencodes(SO_MSG_EPISODE_OUTCOME, h, b, len + sizeof extra);

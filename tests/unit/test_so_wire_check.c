@@ -20,8 +20,8 @@ static void test_bad_enums(void **state)
     so_wire_free(SO_MSG_SKILL_DEMAND, d);
     free(file);
 
-    so_pb_routing_decision_t *r = s_golden_decode("routing_decision", SO_MSG_ROUTING_DECISION, &file,
-                                            &len);
+    so_pb_routing_decision_t *r = s_golden_decode("routing_decision", SO_MSG_ROUTING_DECISION,
+                                                  &file, &len);
     r->strategy = 5;
     s_assert_rejected(SO_MSG_ROUTING_DECISION, r, "RoutingDecision.strategy: 5 is not a valid");
     r->strategy = 0;
@@ -50,10 +50,12 @@ static void test_bad_numbers(void **state)
     s_assert_rejected(SO_MSG_AGENT_RESULT, a, "AgentResult.latency_s: not a finite number");
     a->latency_s = 1;
     a->replay_score = 1.5;
-    s_assert_rejected(SO_MSG_AGENT_RESULT, a, "AgentResult.replay_score: 1.5 out of range [0, 1]");
+    s_assert_rejected(SO_MSG_AGENT_RESULT, a,
+                      "AgentResult.replay_score: 1.5 out of range [0, 1]");
     a->replay_score = -0.5;
-    s_assert_rejected(SO_MSG_AGENT_RESULT, a, "AgentResult.replay_score: -0.5 out of range [0, 1]");
-    a->replay_score_opt_case = 4;   /* encode side only: protobuf-c would not pack it */
+    s_assert_rejected(SO_MSG_AGENT_RESULT, a,
+                      "AgentResult.replay_score: -0.5 out of range [0, 1]");
+    a->replay_score_opt_case = 4; /* encode side only: protobuf-c would not pack it */
     char err[256];
     assert_int_equal(so_wire_validate(SO_MSG_AGENT_RESULT, a, err, sizeof err), -1);
     assert_string_equal(err, "AgentResult.replay_score: invalid case 4");
@@ -72,8 +74,8 @@ static void test_bad_numbers(void **state)
     so_wire_free(SO_MSG_TURN_REQUEST, t);
     free(file);
 
-    so_pb_routing_decision_t *r = s_golden_decode("routing_decision", SO_MSG_ROUTING_DECISION, &file,
-                                            &len);
+    so_pb_routing_decision_t *r = s_golden_decode("routing_decision", SO_MSG_ROUTING_DECISION,
+                                                  &file, &len);
     r->scores[0]->skills[1]->competence = 1.5;
     s_assert_rejected(SO_MSG_ROUTING_DECISION, r,
                       "RoutingDecision.scores[0].skills[1].competence: 1.5 out of range [0, 1]");
@@ -81,7 +83,7 @@ static void test_bad_numbers(void **state)
     r->scores[1]->score = -INFINITY;
     s_assert_rejected(SO_MSG_ROUTING_DECISION, r,
                       "RoutingDecision.scores[1].score: not a finite number");
-    r->scores[1]->score = -3;   /* utilities may be negative */
+    r->scores[1]->score = -3; /* utilities may be negative */
     assert_int_equal(so_wire_validate(SO_MSG_ROUTING_DECISION, r, err, sizeof err), 0);
     r->top_skills[0]->weight = 2;
     s_assert_rejected(SO_MSG_ROUTING_DECISION, r,
@@ -93,11 +95,12 @@ static void test_bad_numbers(void **state)
     so_wire_free(SO_MSG_ROUTING_DECISION, r);
     free(file);
 
-    so_pb_episode_outcome_t *o = s_golden_decode("episode_outcome", SO_MSG_EPISODE_OUTCOME, &file, &len);
+    so_pb_episode_outcome_t *o = s_golden_decode("episode_outcome", SO_MSG_EPISODE_OUTCOME, &file,
+                                                 &len);
     o->score = 1.0000001;
     s_assert_rejected(SO_MSG_EPISODE_OUTCOME, o,
                       "EpisodeOutcome.score: 1.0000001 out of range [0, 1]");
-    o->score = nextafter(1.0, 2.0);   /* one ulp over still prints as over */
+    o->score = nextafter(1.0, 2.0); /* one ulp over still prints as over */
     s_assert_rejected(SO_MSG_EPISODE_OUTCOME, o,
                       "EpisodeOutcome.score: 1.0000000000000002 out of range");
     o->score = 1;
@@ -121,7 +124,8 @@ static void test_bad_numbers(void **state)
 
     a = s_golden_decode("agent_result", SO_MSG_AGENT_RESULT, &file, &len);
     a->partial = 1;
-    s_assert_rejected(SO_MSG_AGENT_RESULT, a, "AgentResult.partial: a partial result carries "
+    s_assert_rejected(SO_MSG_AGENT_RESULT, a,
+                      "AgentResult.partial: a partial result carries "
                       "no usage, cost, score or error");
     so_wire_free(SO_MSG_AGENT_RESULT, a);
     free(file);
@@ -136,7 +140,7 @@ static void test_required_ids(void **state)
     char *saved = t->request_id;
     t->request_id = empty;
     s_assert_rejected(SO_MSG_TURN_REQUEST, t, "TurnRequest.request_id: empty (required)");
-    t->request_id = NULL;   /* NULL counts as empty */
+    t->request_id = NULL; /* NULL counts as empty */
     s_assert_rejected(SO_MSG_TURN_REQUEST, t, "TurnRequest.request_id: empty (required)");
     t->request_id = saved;
     saved = t->exclude_agents[1];
@@ -158,15 +162,15 @@ static void test_required_ids(void **state)
     saved = t->episode_id;
     t->episode_id = long_id;
     s_assert_rejected(SO_MSG_TURN_REQUEST, t, "TurnRequest.episode_id: longer than 128 bytes");
-    long_id[SO_WIRE_MAX_ID] = 0;   /* exactly 128: fine */
+    long_id[SO_WIRE_MAX_ID] = 0; /* exactly 128: fine */
     char err[256];
     assert_int_equal(so_wire_validate(SO_MSG_TURN_REQUEST, t, err, sizeof err), 0);
     t->episode_id = saved;
     so_wire_free(SO_MSG_TURN_REQUEST, t);
     free(file);
 
-    so_pb_routing_decision_t *r = s_golden_decode("routing_decision", SO_MSG_ROUTING_DECISION, &file,
-                                            &len);
+    so_pb_routing_decision_t *r = s_golden_decode("routing_decision", SO_MSG_ROUTING_DECISION,
+                                                  &file, &len);
     saved = r->scores[1]->agent_id;
     r->scores[1]->agent_id = empty;
     s_assert_rejected(SO_MSG_ROUTING_DECISION, r,
@@ -174,13 +178,14 @@ static void test_required_ids(void **state)
     r->scores[1]->agent_id = saved;
     saved = r->chosen_agent;
     r->chosen_agent = empty;
-    s_assert_rejected(SO_MSG_ROUTING_DECISION, r, "RoutingDecision.chosen_agent: empty (required)");
+    s_assert_rejected(SO_MSG_ROUTING_DECISION, r,
+                      "RoutingDecision.chosen_agent: empty (required)");
     r->chosen_agent = saved;
     so_wire_free(SO_MSG_ROUTING_DECISION, r);
     free(file);
 
     so_pb_episode_outcome_t *o = s_golden_decode("episode_outcome", SO_MSG_EPISODE_OUTCOME, &file,
-                                           &len);
+                                                 &len);
     saved = o->handbook_version;
     o->handbook_version = empty;
     s_assert_rejected(SO_MSG_EPISODE_OUTCOME, o,
@@ -221,13 +226,14 @@ static void test_encode_misuse(void **state)
     assert_int_equal(so_wire_encode(SO_MSG_ANY, &h, hdr, &body, &len, err, sizeof err), -1);
     assert_string_equal(err, "unknown message type 0");
     assert_int_equal(so_wire_encode(SO_MSG_EPISODE_OUTCOME, NULL, hdr, &body, &len, err,
-                                    sizeof err), -1);
+                                    sizeof err),
+                     -1);
     assert_err_contains(err, "NULL message");
 
     /* repeated string with a NULL element */
     so_pb_chat_message_t c = SKILLORCHESTRA__V1__CHAT_MESSAGE__INIT, *cp = &c;
     c.role = "user";
-    char *ex[2] = {"a", NULL};
+    char *ex[2] = { "a", NULL };
     so_pb_turn_request_t m = SKILLORCHESTRA__V1__TURN_REQUEST__INIT;
     m.request_id = "r";
     m.episode_id = "e";
@@ -249,10 +255,8 @@ static void test_encode_misuse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bad_enums),
-        cmocka_unit_test(test_bad_numbers),
-        cmocka_unit_test(test_required_ids),
-        cmocka_unit_test(test_turn_reply_rules),
+        cmocka_unit_test(test_bad_enums),     cmocka_unit_test(test_bad_numbers),
+        cmocka_unit_test(test_required_ids),  cmocka_unit_test(test_turn_reply_rules),
         cmocka_unit_test(test_encode_misuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

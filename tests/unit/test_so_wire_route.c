@@ -66,7 +66,7 @@ static void test_validation(void **state)
     (void) state;
     char err[256] = "";
     so_pb_chat_message_t chat = SKILLORCHESTRA__V1__CHAT_MESSAGE__INIT;
-    so_pb_chat_message_t *chats[] = {&chat};
+    so_pb_chat_message_t *chats[] = { &chat };
     chat.role = "user";
     chat.content = "hello";
     so_pb_turn_request_t turn = SKILLORCHESTRA__V1__TURN_REQUEST__INIT;
@@ -89,7 +89,8 @@ static void test_validation(void **state)
     assert_int_equal(so_wire_validate(SO_MSG_ROUTE_REQUEST, &rr, err, sizeof err), 0);
     dem.request_id = "r2";
     assert_int_equal(so_wire_validate(SO_MSG_ROUTE_REQUEST, &rr, err, sizeof err), -1);
-    assert_string_equal(err, "RouteRequest.demand.request_id: \"r2\" differs from turn.request_id");
+    assert_string_equal(err,
+                        "RouteRequest.demand.request_id: \"r2\" differs from turn.request_id");
     dem.request_id = "r1";
     turn.episode_id = "";
     assert_int_equal(so_wire_validate(SO_MSG_ROUTE_REQUEST, &rr, err, sizeof err), -1);
@@ -106,7 +107,7 @@ static void test_final_turn(void **state)
     (void) state;
     char err[256] = "";
     so_pb_chat_message_t chat = SKILLORCHESTRA__V1__CHAT_MESSAGE__INIT;
-    so_pb_chat_message_t *chats[] = {&chat};
+    so_pb_chat_message_t *chats[] = { &chat };
     chat.role = "user";
     so_pb_turn_request_t turn = SKILLORCHESTRA__V1__TURN_REQUEST__INIT;
     turn.request_id = "r1";

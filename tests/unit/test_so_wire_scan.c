@@ -16,7 +16,7 @@ static void s_top_boundaries(const uint8_t *b, size_t len, bool *at)
     while (pos < len) {
         uint64_t tag = 0, v = 0;
         for (unsigned sh = 0;; sh += 7) {
-            tag |= (uint64_t)(b[pos] & 0x7f) << sh;
+            tag |= (uint64_t) (b[pos] & 0x7f) << sh;
             if (!(b[pos++] & 0x80))
                 break;
         }
@@ -29,7 +29,7 @@ static void s_top_boundaries(const uint8_t *b, size_t len, bool *at)
         case 5: pos += 4; break;
         case 2:
             for (unsigned sh = 0;; sh += 7) {
-                v |= (uint64_t)(b[pos] & 0x7f) << sh;
+                v |= (uint64_t) (b[pos] & 0x7f) << sh;
                 if (!(b[pos++] & 0x80))
                     break;
             }
@@ -57,7 +57,7 @@ static void test_truncated_bodies(void **state)
             char err[512] = "", want[64];
             int rc = s_decode_bytes(s_golden[g].type, body, cut, err, sizeof err);
             if (at[cut])
-                continue;   /* a shorter, well-formed message: validation decides */
+                continue; /* a shorter, well-formed message: validation decides */
             assert_int_equal(rc, -1);
             snprintf(want, sizeof want, "truncated protobuf (body %zu bytes)", cut);
             assert_err_contains(err, want);
@@ -75,7 +75,8 @@ static void test_cut_at_boundary_still_validated(void **state)
     for (size_t g = 0; g < N_GOLDEN; g++) {
         char err[256] = "";
         assert_int_equal(s_decode_bytes(s_golden[g].type, (const uint8_t *) "", 0, err,
-                                        sizeof err), -1);
+                                        sizeof err),
+                         -1);
         assert_err_contains(err, so_wire_type_name(s_golden[g].type));
         assert_err_contains(err, "empty (required)");
     }
@@ -136,44 +137,51 @@ static void test_malformed_bytes(void **state)
     char err[256];
     /* request_id sent as a varint */
     assert_int_equal(s_decode_bytes(SO_MSG_TURN_REQUEST, (const uint8_t *) "\x08\x01", 2, err,
-                                    sizeof err), -1);
+                                    sizeof err),
+                     -1);
     assert_string_equal(err,
                         "malformed protobuf: TurnRequest.request_id at offset 0 has wire type 0");
     /* group wire type */
     assert_int_equal(s_decode_bytes(SO_MSG_TURN_REQUEST, (const uint8_t *) "\x0b", 1, err,
-                                    sizeof err), -1);
+                                    sizeof err),
+                     -1);
     assert_err_contains(err, "wire type 3 unsupported");
     /* field number 0 */
     assert_int_equal(s_decode_bytes(SO_MSG_TURN_REQUEST, (const uint8_t *) "\x02\x00", 2, err,
-                                    sizeof err), -1);
+                                    sizeof err),
+                     -1);
     assert_err_contains(err, "bad tag at offset 0");
     /* an 11-byte varint */
     assert_int_equal(
         s_decode_bytes(SO_MSG_TURN_REQUEST,
-                       (const uint8_t *)"\x18\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12, err,
-                       sizeof err),
+                       (const uint8_t *) "\x18\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12,
+                       err, sizeof err),
         -1);
     assert_err_contains(err, "varint too long");
     /* nested length runs past its parent */
     assert_int_equal(s_decode_bytes(SO_MSG_TURN_REQUEST, (const uint8_t *) "\x2a\x02\x0a\x05", 4,
-                                    err, sizeof err), -1);
+                                    err, sizeof err),
+                     -1);
     assert_err_contains(err, "truncated protobuf (body 4 bytes): ChatMessage.role at offset 2");
     /* a singular sub-message twice (protobuf-c would merge them) */
-    assert_int_equal(s_decode_bytes(SO_MSG_TURN_REPLY, (const uint8_t *) "\x0a\x01r\x2a\x00\x2a\x00",
-                                    7, err, sizeof err), -1);
-    assert_string_equal(err, "malformed protobuf: TurnReply.result at offset 5 repeats a singular field");
+    assert_int_equal(s_decode_bytes(SO_MSG_TURN_REPLY,
+                                    (const uint8_t *) "\x0a\x01r\x2a\x00\x2a\x00", 7, err,
+                                    sizeof err),
+                     -1);
+    assert_string_equal(
+        err, "malformed protobuf: TurnReply.result at offset 5 repeats a singular field");
 }
 
 static void test_embedded_nul_and_utf8(void **state)
 {
     char err[256];
-    static const uint8_t nul[] = {0x0a, 0x03, 'a', 0x00, 'b', 0x12, 0x01, 'e'};
+    static const uint8_t nul[] = { 0x0a, 0x03, 'a', 0x00, 'b', 0x12, 0x01, 'e' };
     assert_int_equal(s_decode_bytes(SO_MSG_TURN_REQUEST, nul, sizeof nul, err, sizeof err), -1);
     assert_string_equal(err, "TurnRequest.request_id: embedded NUL at byte 1");
 
     /* inside a nested message */
-    static const uint8_t nul2[] = {0x0a, 0x01, 'r', 0x12, 0x01, 'e',
-                                   0x2a, 0x07, 0x0a, 0x01, 'u', 0x12, 0x02, 'h', 0x00};
+    static const uint8_t nul2[] = { 0x0a, 0x01, 'r', 0x12, 0x01, 'e', 0x2a, 0x07,
+                                    0x0a, 0x01, 'u', 0x12, 0x02, 'h', 0x00 };
     assert_int_equal(s_decode_bytes(SO_MSG_TURN_REQUEST, nul2, sizeof nul2, err, sizeof err), -1);
     assert_string_equal(err, "ChatMessage.content: embedded NUL at byte 1");
 
@@ -187,10 +195,10 @@ static void test_embedded_nul_and_utf8(void **state)
     c.content = "ok \xc3\xa9";
     char err2[256];
     assert_int_equal(so_wire_validate(SO_MSG_TURN_REQUEST, &m, err2, sizeof err2), 0);
-    c.content = "bad \xc0\xaf";   /* overlong '/' */
+    c.content = "bad \xc0\xaf"; /* overlong '/' */
     s_assert_rejected(SO_MSG_TURN_REQUEST, &m,
                       "TurnRequest.messages[0].content: invalid UTF-8 at byte 4");
-    c.content = "\xed\xa0\x80";   /* surrogate */
+    c.content = "\xed\xa0\x80"; /* surrogate */
     s_assert_rejected(SO_MSG_TURN_REQUEST, &m, "invalid UTF-8 at byte 0");
     c.content = "cut \xe2\x80";
     s_assert_rejected(SO_MSG_TURN_REQUEST, &m, "invalid UTF-8 at byte 4");
@@ -261,7 +269,7 @@ static void test_allocation_caps(void **state)
     uint8_t *b = malloc(n);
     assert_non_null(b);
     for (size_t i = 0; i < n; i += 2) {
-        b[i] = (15 << 3) | 0;   /* field 15: unknown to EpisodeOutcome */
+        b[i] = (15 << 3) | 0; /* field 15: unknown to EpisodeOutcome */
         b[i + 1] = 1;
     }
     assert_int_equal(s_decode_bytes(SO_MSG_EPISODE_OUTCOME, b, n, err, sizeof err), -1);
@@ -270,23 +278,23 @@ static void test_allocation_caps(void **state)
 
     /* EpisodeOutcome: 256 turns x 1024 empty demand entries = 2^19 objects
      * from ~530 KB: each count is within its cap, the total is not. */
-    size_t inner = SO_WIRE_MAX_SKILLS * 2;          /* 0x22 0x00 per entry */
-    size_t turn = 1 + 3 + inner;                    /* 0x2a, 3-byte length, entries */
+    size_t inner = SO_WIRE_MAX_SKILLS * 2; /* 0x22 0x00 per entry */
+    size_t turn = 1 + 3 + inner;           /* 0x2a, 3-byte length, entries */
     n = SO_WIRE_MAX_TURNS * turn;
     b = malloc(n);
     assert_non_null(b);
     uint8_t *p = b;
     for (int t = 0; t < SO_WIRE_MAX_TURNS; t++) {
         *p++ = 0x2a;
-        *p++ = (uint8_t)(0x80 | (inner & 0x7f));
-        *p++ = (uint8_t)(0x80 | ((inner >> 7) & 0x7f));
-        *p++ = (uint8_t)(inner >> 14);
+        *p++ = (uint8_t) (0x80 | (inner & 0x7f));
+        *p++ = (uint8_t) (0x80 | ((inner >> 7) & 0x7f));
+        *p++ = (uint8_t) (inner >> 14);
         for (int s = 0; s < SO_WIRE_MAX_SKILLS; s++) {
             *p++ = 0x22;
             *p++ = 0x00;
         }
     }
-    assert_int_equal((size_t)(p - b), n);
+    assert_int_equal((size_t) (p - b), n);
     assert_int_equal(s_decode_bytes(SO_MSG_EPISODE_OUTCOME, b, n, err, sizeof err), -1);
     assert_err_contains(err, "would unpack into more than 262144 objects");
     free(b);

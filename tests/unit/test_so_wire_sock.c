@@ -15,7 +15,7 @@ static void *s_socket(void *ctx, int type)
     o.linger_ms = 0;
     char err[256];
     assert_int_equal(so_wire_set_sockopts(s, &o, err, sizeof err), 0);
-    int timeout = 5000;   /* no test waits forever */
+    int timeout = 5000; /* no test waits forever */
     assert_int_equal(zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout), 0);
     assert_int_equal(zmq_setsockopt(s, ZMQ_SNDTIMEO, &timeout, sizeof timeout), 0);
     return s;
@@ -49,8 +49,8 @@ static void test_pair_roundtrip(void **state)
 
     /* nothing waiting */
     void *got = (void *) 1;
-    assert_int_equal(so_wire_recv(b, NULL, SO_MSG_ANY, NULL, &got, ZMQ_DONTWAIT, err,
-                                  sizeof err), -1);
+    assert_int_equal(so_wire_recv(b, NULL, SO_MSG_ANY, NULL, &got, ZMQ_DONTWAIT, err, sizeof err),
+                     -1);
     assert_int_equal(errno, EAGAIN);
     assert_null(got);
 
@@ -79,11 +79,12 @@ static void test_dealer_router(void **state)
     /* DEALER -> ROUTER: the routing id comes back as the envelope */
     so_pb_turn_request_t *req = s_golden_decode("turn_request", SO_MSG_TURN_REQUEST, &file, &len);
     assert_int_equal(so_wire_send(dealer, NULL, SO_MSG_TURN_REQUEST, req, 0, err, sizeof err), 0);
-    so_wire_envelope_t env = {0};
+    so_wire_envelope_t env = { 0 };
     so_pb_turn_request_t *got = NULL;
     so_msg_type_t type;
     assert_int_equal(so_wire_recv(router, &env, SO_MSG_TURN_REQUEST, &type, (void **) &got, 0,
-                                  err, sizeof err), 0);
+                                  err, sizeof err),
+                     0);
     assert_int_equal(type, SO_MSG_TURN_REQUEST);
     assert_int_equal(env.n, 1);
     assert_int_equal(env.len[0], 4);
@@ -98,12 +99,13 @@ static void test_dealer_router(void **state)
     assert_int_equal(so_wire_send(router, &env, SO_MSG_TURN_REPLY, rep, 0, err, sizeof err), 0);
     so_pb_turn_reply_t *rgot = NULL;
     assert_int_equal(so_wire_recv(dealer, NULL, SO_MSG_TURN_REPLY, NULL, (void **) &rgot, 0, err,
-                                  sizeof err), 0);
+                                  sizeof err),
+                     0);
     s_assert_reencodes(SO_MSG_TURN_REPLY, rgot, file, len);
     so_wire_free(SO_MSG_TURN_REPLY, rgot);
 
     /* an unknown routing id fails loudly (ZMQ_ROUTER_MANDATORY) */
-    so_wire_envelope_t nobody = {0};
+    so_wire_envelope_t nobody = { 0 };
     assert_int_equal(so_wire_envelope_push(&nobody, "nobody", 6), 0);
     assert_int_equal(so_wire_send(router, &nobody, SO_MSG_TURN_REPLY, rep, 0, err, sizeof err),
                      -1);
@@ -114,21 +116,22 @@ static void test_dealer_router(void **state)
     /* protocol errors consume exactly one message, keep the envelope, and
      * leave the socket aligned for the next one */
     file = s_read("agent_result", &len);
-    uint8_t bad_hdr[4] = {'S', 'O', 7, SO_MSG_AGENT_RESULT};
+    uint8_t bad_hdr[4] = { 'S', 'O', 7, SO_MSG_AGENT_RESULT };
     assert_int_equal(zmq_send(dealer, bad_hdr, 4, ZMQ_SNDMORE), 4);
     assert_int_equal(zmq_send(dealer, file + 4, len - 4, 0), (int) (len - 4));
-    assert_int_equal(zmq_send(dealer, "lonely", 6, 0), 6);                   /* 1 frame */
-    for (int i = 0; i < SO_WIRE_MAX_ENVELOPE + 3; i++)                       /* 11 frames */
+    assert_int_equal(zmq_send(dealer, "lonely", 6, 0), 6); /* 1 frame */
+    for (int i = 0; i < SO_WIRE_MAX_ENVELOPE + 3; i++)     /* 11 frames */
         assert_int_equal(zmq_send(dealer, "x", 1, i < SO_WIRE_MAX_ENVELOPE + 2 ? ZMQ_SNDMORE : 0),
                          1);
-    assert_int_equal(zmq_send(dealer, file, 4, ZMQ_SNDMORE), 4);             /* wrong type */
+    assert_int_equal(zmq_send(dealer, file, 4, ZMQ_SNDMORE), 4); /* wrong type */
     assert_int_equal(zmq_send(dealer, file + 4, len - 4, 0), (int) (len - 4));
-    assert_int_equal(zmq_send(dealer, file, 4, ZMQ_SNDMORE), 4);             /* good */
+    assert_int_equal(zmq_send(dealer, file, 4, ZMQ_SNDMORE), 4); /* good */
     assert_int_equal(zmq_send(dealer, file + 4, len - 4, 0), (int) (len - 4));
 
     void *m = (void *) 1;
     assert_int_equal(so_wire_recv(router, &env, SO_MSG_AGENT_RESULT, NULL, &m, 0, err,
-                                  sizeof err), -1);
+                                  sizeof err),
+                     -1);
     assert_int_equal(errno, EPROTO);
     assert_null(m);
     assert_string_equal(err, "protocol version 7 unsupported (want 1)");
@@ -136,27 +139,32 @@ static void test_dealer_router(void **state)
     assert_memory_equal(env.frame[0], "gw-1", 4);
 
     assert_int_equal(so_wire_recv(router, &env, SO_MSG_AGENT_RESULT, NULL, &m, 0, err,
-                                  sizeof err), -1);
+                                  sizeof err),
+                     -1);
     assert_int_equal(errno, EPROTO);
-    assert_string_equal(err, "bad magic 0x67 0x77 (want \"SO\")");   /* [id]["lonely"] */
+    assert_string_equal(err, "bad magic 0x67 0x77 (want \"SO\")"); /* [id]["lonely"] */
     assert_int_equal(so_wire_recv(router, &env, SO_MSG_AGENT_RESULT, NULL, &m, 0, err,
-                                  sizeof err), -1);
+                                  sizeof err),
+                     -1);
     assert_int_equal(errno, EPROTO);
     assert_string_equal(err, "message has 12 frames (limit 10)");
     assert_int_equal(so_wire_recv(router, &env, SO_MSG_TURN_REQUEST, NULL, &m, 0, err,
-                                  sizeof err), -1);
+                                  sizeof err),
+                     -1);
     assert_int_equal(errno, EPROTO);
     assert_string_equal(err, "expected TurnRequest, got AgentResult");
     assert_int_equal(env.n, 1);
     assert_int_equal(so_wire_recv(router, &env, SO_MSG_AGENT_RESULT, NULL, &m, 0, err,
-                                  sizeof err), 0);
+                                  sizeof err),
+                     0);
     assert_string_equal(((so_pb_agent_result_t *) m)->worker_id, "worker-a/3");
     so_wire_free(SO_MSG_AGENT_RESULT, m);
     /* a ROUTER message read without an envelope */
     assert_int_equal(zmq_send(dealer, file, 4, ZMQ_SNDMORE), 4);
     assert_int_equal(zmq_send(dealer, file + 4, len - 4, 0), (int) (len - 4));
     assert_int_equal(so_wire_recv(router, NULL, SO_MSG_AGENT_RESULT, NULL, &m, 0, err,
-                                  sizeof err), -1);
+                                  sizeof err),
+                     -1);
     assert_int_equal(errno, EPROTO);
     assert_string_equal(err, "message has 1 envelope frames, none expected");
     free(file);
@@ -202,8 +210,8 @@ static void test_sockopts(void **state)
 
 static void test_envelope(void **state)
 {
-    so_wire_envelope_t env = {0};
-    uint8_t big[SO_WIRE_MAX_ROUTING_ID + 1] = {0};
+    so_wire_envelope_t env = { 0 };
+    uint8_t big[SO_WIRE_MAX_ROUTING_ID + 1] = { 0 };
     assert_int_equal(so_wire_envelope_push(&env, big, sizeof big), -1);
     assert_int_equal(so_wire_envelope_push(&env, "", 0), 0);
     for (int i = 1; i < SO_WIRE_MAX_ENVELOPE; i++)
