@@ -194,6 +194,19 @@ size_t so_utf8_invalid_at(const void *sv, size_t len)
     const unsigned char *s = sv;
     size_t i = 0;
     while (i < len) {
+        /* Every message's every string passes here: skip ASCII eight
+         * bytes at a time, one byte at a time, and decode only the rest. */
+        while (i + 8 <= len) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & 0x8080808080808080ULL)
+                break;
+            i += 8;
+        }
+        while (i < len && s[i] < 0x80)
+            i++;
+        if (i == len)
+            break;
         int n = so_utf8_seq(s + i, len - i);
         if (n <= 0)
             return i;

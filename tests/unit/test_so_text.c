@@ -261,6 +261,17 @@ static void test_utf8_strict(void **state)
                                         "b",
                                         3),
                      1);
+    /* Past the eight-bytes-at-a-time ASCII skip, and inside it. */
+    assert_int_equal(so_utf8_invalid_at("0123456789abcdefghij\xc3\xa9!", 23), 23);
+    assert_int_equal(so_utf8_invalid_at("0123456789abcdefghij\xc3(", 22), 20);
+    assert_int_equal(so_utf8_invalid_at("012345678\x80"
+                                        "0123456789",
+                                        20),
+                     9);
+    assert_int_equal(so_utf8_invalid_at("0123456\xe2\x82\xac"
+                                        "0123456789\xff",
+                                        21),
+                     20);
     assert_int_equal(so_utf8_cut("ab\xe2\x82\xac", 5, 4), 2);
     assert_int_equal(so_utf8_cut("abc", 3, 10), 3);
 }
