@@ -56,6 +56,8 @@ static void s_partial(void *arg, const so_pb_turn_reply_t *rep)
         const so_pb_routing_decision_t *d = rep->decision;
         const char *agent = rep->result ? rep->result->agent_id : "";
         snprintf(c->agent, sizeof c->agent, "%s", agent);
+        if (rep->episode_id && *rep->episode_id)
+            snprintf(c->episode, sizeof c->episode, "%s", rep->episode_id);
         snprintf(c->s_id, sizeof c->s_id, "chatcmpl-%s", c->rid);
         c->s_created = (int64_t) time(NULL);
         if (d) {
@@ -229,7 +231,10 @@ enum MHD_Result so_chat_start(so_hconn_t *c)
                                             : SO_REJ_INVALID_REQUEST);
         return so_reply_error(c, &e);
     }
-    snprintf(c->episode, sizeof c->episode, "%s", c->req->turn.episode_id);
+    /* The client's episode, if it named one; else the gateway's, from its
+     * reply (s_partial, s_chat_reply). */
+    snprintf(c->episode, sizeof c->episode, "%s",
+             c->req->turn.episode_id ? c->req->turn.episode_id : "");
     if (s_resolve_model(h, c->req, &e) < 0) {
         so_counters_reject(h->counters, SO_REJ_UNKNOWN_MODEL);
         return so_reply_error(c, &e);

@@ -135,7 +135,10 @@ for e in events[:-1]:
         usage = c["usage"]
 assert text and usage and usage["total_tokens"] > 0
 EOF
-pass "stream=true: a valid SSE stream of chat.completion.chunk events ending in [DONE]"
+case $(hdr stream X-SO-Episode-Id) in
+""|*null*) fail "stream: X-SO-Episode-Id is '$(hdr stream X-SO-Episode-Id)'" ;;
+esac
+pass "stream=true: a valid SSE stream of chat.completion.chunk events ending in [DONE], episode $(hdr stream X-SO-Episode-Id)"
 
 # ---- Malformed and refused requests -------------------------------------
 assert_eq "$(chat bad -d '{"model":"auto","messages":[}')" 400 "malformed JSON"

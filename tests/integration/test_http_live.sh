@@ -169,6 +169,17 @@ print("first delta %.3f s before [DONE]" % gap)
 ' > "$T_DIR/inc.out" 2>&1 || fail "incremental stream: $(cat "$T_DIR/inc.out")"
 pass "stream=true is incremental: $(cat "$T_DIR/inc.out"), deltas = the whole answer"
 
+# The streamed reply's headers name the episode the gateway opened (it was
+# formatted from a NULL: "(null)"), and feedback for it is accepted.
+curl -sN --max-time 30 -D "$T_DIR/sh.hdr" -o "$T_DIR/sh.body" -H 'Content-Type: application/json' \
+    -d "$(user fast 'six seven' ',"stream":true')" "$U/v1/chat/completions" || fail "stream headers"
+SEP=$(hdr sh X-SO-Episode-Id)
+case $SEP in
+""|*null*) fail "streamed reply: X-SO-Episode-Id is '$SEP'" ;;
+esac
+grep -q "episode_id=$SEP " "$T_DIR/http.log" || fail "access log does not name episode $SEP"
+pass "streamed reply: X-SO-Episode-Id $SEP (the gateway's), in the access log too"
+
 for s in http gateway router skill-inference learner worker-1; do
     stop_one "$s" TERM || fail "$s did not exit cleanly on SIGTERM"
 done
