@@ -97,7 +97,23 @@ enum MHD_Result so_admin_models(so_hconn_t *c)
             json_array_append_new(data, m);
         }
     free(a);
-    return so_reply_json(c, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+    if (!c->model_id[0])
+        return so_reply_json(c, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+    /* GET /v1/models/{id}: the entry of that id. */
+    size_t i;
+    json_t *m;
+    json_array_foreach(data, i, m) {
+        if (strcmp(json_string_value(json_object_get(m, "id")), c->model_id) == 0) {
+            json_incref(m);
+            json_decref(data);
+            return so_reply_json(c, 200, m);
+        }
+    }
+    json_decref(data);
+    so_oai_error_t e;
+    so_oai_fail(&e, 404, "invalid_request_error", "model_not_found", "model",
+                "The model '%s' does not exist (GET /v1/models lists them)", c->model_id);
+    return so_reply_error(c, &e);
 }
 
 /* ---- Redis connections and the handbook -------------------------------- */

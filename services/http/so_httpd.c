@@ -99,6 +99,8 @@ static so_route_id_t s_route(const char *url)
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (strcmp(url, routes[i].path) == 0)
             return routes[i].id;
+    if (strncmp(url, "/v1/models/", 11) == 0 && url[11])
+        return SO_ROUTE_MODELS;  /* one model: the id may hold '/' (meta/llama-2-70b-chat) */
     return SO_ROUTE_OTHER;
 }
 
@@ -248,6 +250,8 @@ static enum MHD_Result s_on_request(void *cls, struct MHD_Connection *conn, cons
         c->method = method;
         pthread_mutex_init(&c->smu, NULL);
         c->route = s_route(url);
+        if (c->route == SO_ROUTE_MODELS && strncmp(url, "/v1/models/", 11) == 0)
+            snprintf(c->model_id, sizeof c->model_id, "%s", url + 11);
         clock_gettime(CLOCK_MONOTONIC, &c->started);
         snprintf(c->rid, sizeof c->rid, "%s-%llu", h->id_prefix,
                  (unsigned long long) atomic_fetch_add(&h->next_id, 1));

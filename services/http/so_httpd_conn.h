@@ -73,6 +73,7 @@ typedef struct {
     int has_fail;
     char rid[64];
     char episode[SO_HTTPD_ID_MAX], agent[SO_HTTPD_ID_MAX];
+    char model_id[SO_HTTPD_ID_MAX]; /* GET /v1/models/{id}: the id ("" for the list) */
     const char *error; /* error code for the log line */
     size_t bytes_out;
     /* Suspension and the incremental stream (stream: true).  The gateway

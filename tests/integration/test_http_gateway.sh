@@ -176,12 +176,21 @@ pass "model=<agent>, gateway errors as HTTP statuses (402, 404, 503)"
 assert_eq "$(hc models -H "$AUTH" "$U/v1/models")" 200 "/v1/models"
 assert_eq "$(js "$T_DIR/models.body" 'd["object"], d["data"][0]["id"], len(d["data"])')" \
     "('list', 'auto', 12)" "/v1/models: auto and 11 agents"
+# One model by id, as OpenAI's GET /v1/models/{id}; agent ids may hold '/'.
+assert_eq "$(hc m_auto -H "$AUTH" "$U/v1/models/auto")" 200 "/v1/models/auto"
+assert_eq "$(js "$T_DIR/m_auto.body" 'd["id"], d["object"]')" "('auto', 'model')" "/v1/models/auto body"
+assert_eq "$(hc m_slash -H "$AUTH" "$U/v1/models/meta/llama-2-70b-chat")" 200 "/v1/models/{id with /}"
+assert_eq "$(js "$T_DIR/m_slash.body" 'd["id"], d["skillorchestra"]["handbook_version"]')" \
+    "('meta/llama-2-70b-chat', 'http-1')" "/v1/models/{id with /} body"
+assert_eq "$(hc m_none -H "$AUTH" "$U/v1/models/nope")" 404 "/v1/models/{unknown}"
+is_error m_none model_not_found
+assert_eq "$(hc m_noauth "$U/v1/models/auto")" 401 "/v1/models/{id} without a key"
 assert_eq "$(hc hb -H "$AUTH" "$U/v1/handbook")" 200 "/v1/handbook"
 assert_eq "$(js "$T_DIR/hb.body" 'd["metadata"]["version"]')" http-1 "/v1/handbook version"
 assert_eq "$(hc hb2 -H "$AUTH" "$U/v1/handbook?version=http-1")" 200 "/v1/handbook?version="
 assert_eq "$(hc hb3 -H "$AUTH" "$U/v1/handbook?version=nope")" 404 "/v1/handbook unknown version"
 is_error hb3 unknown_handbook
-pass "/v1/models and /v1/handbook"
+pass "/v1/models, /v1/models/{id} and /v1/handbook"
 
 # ---- Feedback -----------------------------------------------------------
 fb() { hc "$1" -H "$AUTH" -H 'Content-Type: application/json' -d "$2" "$U/v1/feedback"; }
