@@ -100,7 +100,7 @@ static so_route_id_t s_route(const char *url)
         if (strcmp(url, routes[i].path) == 0)
             return routes[i].id;
     if (strncmp(url, "/v1/models/", 11) == 0 && url[11])
-        return SO_ROUTE_MODELS;  /* one model: the id may hold '/' (meta/llama-2-70b-chat) */
+        return SO_ROUTE_MODELS; /* one model: the id may hold '/' (meta/llama-2-70b-chat) */
     return SO_ROUTE_OTHER;
 }
 

@@ -74,7 +74,7 @@ typedef struct {
     char rid[64];
     char episode[SO_HTTPD_ID_MAX], agent[SO_HTTPD_ID_MAX];
     char model_id[SO_HTTPD_ID_MAX]; /* GET /v1/models/{id}: the id ("" for the list) */
-    const char *error; /* error code for the log line */
+    const char *error;              /* error code for the log line */
     size_t bytes_out;
     /* Suspension and the incremental stream (stream: true).  The gateway
      * client's thread appends SSE bytes and resumes; the connection's
