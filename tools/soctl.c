@@ -108,14 +108,17 @@ static int s_with_hb(s_ctx_t *c, const char *version,
 static int s_cmd_publish(s_ctx_t *c, int argc, char **argv)
 {
     char err[512];
-    int no_current = 0;
-    const char *pos[1];
+    int no_current = 0, force = 0;
+    const char *pos[1], *version = NULL;
     so_opt_t opts[] = {
         SO_OPT_FLAG("no-current", 0, &no_current, "store it without making it current"),
+        SO_OPT_STR("version", 0, &version, "V", "publish it under this version instead"),
+        SO_OPT_FLAG("force", 0, &force,
+                    "replace a version already published (replicas routing it then disagree)"),
         SO_OPT_END,
     };
     so_opts_t p = { opts, pos, 1, 0, 0, 0 };
-    int code = s_opts(&p, argc, argv, "publish FILE.json [--no-current]");
+    int code = s_opts(&p, argc, argv, "publish FILE.json [--version V] [--force] [--no-current]");
     if (code >= 0)
         return code;
     if (p.n_pos != 1)
@@ -125,12 +128,21 @@ static int s_cmd_publish(s_ctx_t *c, int argc, char **argv)
     so_handbook_t *hb = so_handbook_load(pos[0], err, sizeof err);
     if (!hb)
         return s_fail("%s", err);
-    int rc = so_store_put_handbook(c->store, hb, !no_current, err, sizeof err);
-    if (rc == 0)
+    if (version) {
+        free(hb->version);
+        hb->version = so_strdup(version);
+    }
+    int rc = force ? (so_store_put_handbook(c->store, hb, !no_current, err, sizeof err) == 0 ? 1
+                                                                                             : -1)
+                   : so_store_put_handbook_new(c->store, hb, !no_current, err, sizeof err);
+    if (rc == 1)
         printf("published %s (%zu skills, %zu agents)%s\n", hb->version, hb->n_skills,
                hb->n_agents, no_current ? "" : "; now current");
     so_handbook_destroy(&hb);
-    return rc == 0 ? 0 : s_fail("%s", err);
+    if (rc == 0)
+        return s_fail("%s (--force replaces it, --version V publishes it under another name)",
+                      err);
+    return rc == 1 ? 0 : s_fail("%s", err);
 }
 
 static void s_print_handbook(const so_handbook_t *hb)

@@ -84,6 +84,12 @@ int so_store_key(const so_store_t *s, char *buf, size_t len, const char *fmt, ..
  * announced: readers poll hb:current (so_hbwatch). */
 int so_store_put_handbook(so_store_t *s, const so_handbook_t *hb, int make_current, char *err,
                           size_t errlen);
+/* As so_store_put_handbook, but only if the version is not published yet
+ * (WATCH + EXISTS + MULTI/EXEC): two replicas must never route one version
+ * with two handbooks.  Returns 1 (published), 0 (the version exists, or
+ * appeared meanwhile: nothing written, err says so) or -1. */
+int so_store_put_handbook_new(so_store_t *s, const so_handbook_t *hb, int make_current, char *err,
+                              size_t errlen);
 /* version NULL or "" = current.  NULL with err if absent or malformed. */
 so_handbook_t *so_store_get_handbook(so_store_t *s, const char *version, char *err,
                                      size_t errlen);

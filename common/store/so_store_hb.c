@@ -79,6 +79,33 @@ int so_store_put_handbook(so_store_t *s, const so_handbook_t *hb, int make_curre
     return rc == 1 ? 0 : -1;
 }
 
+int so_store_put_handbook_new(so_store_t *s, const so_handbook_t *hb, int make_current, char *err,
+                              size_t errlen)
+{
+    char k_hb[S_KEY_MAX];
+    if (!hb || so_st_check_version(hb->version, err, errlen) < 0)
+        return -1;
+    so_store_key(s, k_hb, sizeof k_hb, "hb:%s", hb->version);
+    redisReply *r = so_st_command(s, err, errlen, "WATCH %s", k_hb);
+    if (!r)
+        return -1;
+    freeReplyObject(r);
+    r = so_st_command(s, err, errlen, "EXISTS %s", k_hb);
+    if (!r)
+        return -1;
+    int exists = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+    freeReplyObject(r);
+    if (exists) {
+        so_st_unwatch(s);
+        so_err(err, errlen, "handbook version %s is already published", hb->version);
+        return 0;
+    }
+    int rc = s_put(s, hb, make_current, err, errlen);
+    if (rc == 0)
+        so_err(err, errlen, "handbook version %s was published meanwhile", hb->version);
+    return rc;
+}
+
 int so_store_put_handbook_if(so_store_t *s, const so_handbook_t *hb, const char *expect_current,
                              char *err, size_t errlen)
 {

@@ -13,6 +13,16 @@ verify_ok() { ctl verify --version la-1 >"$T_DIR/verify.out" 2>&1; }
 "$SO_BIN/so-learn" --quiet --train "$D/arc_challenge_train.csv" --version la-1 \
     --out "$T_DIR/hb.json" || fail "so-learn"
 ctl publish "$T_DIR/hb.json" >/dev/null || fail "soctl publish"
+# A version is published once: two replicas must never route one version
+# with two handbooks.  --version publishes under another name; --force
+# replaces on purpose.
+if ctl publish "$T_DIR/hb.json" >"$T_DIR/pub2.out" 2>&1; then fail "published la-1 twice"; fi
+grep -q "la-1 is already published" "$T_DIR/pub2.out" || fail "publish again: $(cat "$T_DIR/pub2.out")"
+ctl publish "$T_DIR/hb.json" --version la-copy --no-current >/dev/null || fail "publish --version"
+assert_eq "$(rcli GET so:hb:current)" la-1 "current after --no-current"
+ctl publish "$T_DIR/hb.json" --version la-copy --force --no-current >/dev/null || fail "publish --force"
+assert_eq "$(rcli LLEN so:hb:versions)" 2 "versions after --version and --force"
+pass "soctl publish refuses a published version; --version renames, --force replaces"
 
 # Episodes the way the services write them (pending turns, then the
 # outcome), two turns each, and one-turn episodes straight into the log.
