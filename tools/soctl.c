@@ -753,7 +753,7 @@ static const struct {
 static void s_usage(const so_opts_t *p)
 {
     so_opts_usage(p, stdout, "soctl [--redis URL] [--prefix P] COMMAND [options]",
-                  "Commands (soctl COMMAND --help for each):\n");
+                  "Commands (soctl help COMMAND, or soctl COMMAND --help):\n");
     for (size_t k = 0; k < S_N_COMMANDS; k++)
         printf("  %-13s %s\n", s_commands[k].name, s_commands[k].help);
     printf("Exit: 0 done, 1 failed, 2 usage.\n");
@@ -782,6 +782,16 @@ int main(int argc, char **argv)
     }
     if (i >= argc)
         return s_bad_usage("no command");
+    char *help[] = { i + 1 < argc ? argv[i + 1] : "", "--help", NULL };
+    if (strcmp(argv[i], "help") == 0) { /* soctl help [COMMAND] */
+        if (!help[0][0]) {
+            s_usage(&p);
+            return 0;
+        }
+        argv = help;
+        argc = 2;
+        i = 0;
+    }
     for (size_t k = 0; k < S_N_COMMANDS && rc < 0; k++)
         if (strcmp(argv[i], s_commands[k].name) == 0)
             rc = s_commands[k].run(&c, argc - i, argv + i);

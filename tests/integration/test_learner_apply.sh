@@ -22,7 +22,8 @@ ctl publish "$T_DIR/hb.json" --version la-copy --no-current >/dev/null || fail "
 assert_eq "$(rcli GET so:hb:current)" la-1 "current after --no-current"
 ctl publish "$T_DIR/hb.json" --version la-copy --force --no-current >/dev/null || fail "publish --force"
 assert_eq "$(rcli LLEN so:hb:versions)" 2 "versions after --version and --force"
-pass "soctl publish refuses a published version; --version renames, --force replaces"
+ctl help publish | grep -q -- "--force" || fail "soctl help publish"
+pass "soctl publish refuses a published version; --version renames, --force replaces; soctl help CMD"
 
 # Episodes the way the services write them (pending turns, then the
 # outcome), two turns each, and one-turn episodes straight into the log.
