@@ -112,7 +112,7 @@ int so_config_load(so_config_t *c, const char *path, char *err, size_t errlen)
             return -1;
         }
         for (char *p = k; *p; p++)
-            if (!(isalnum((unsigned char) *p) || *p == '.' || *p == '_' || *p == '-')) {
+            if (!(isalnum((unsigned char) *p) || strchr("._-/", *p))) {
                 snprintf(err, errlen, "%s:%d: bad character '%c' in key '%s'", path, lineno, *p,
                          k);
                 fclose(f);
@@ -130,7 +130,7 @@ static const char *s_env(const char *prefix, const char *key, char *name, size_t
 {
     size_t n = (size_t) snprintf(name, len, "SO_%s", prefix);
     for (const char *p = key; *p && n + 1 < len; p++)
-        name[n++] = (*p == '.' || *p == '-') ? '_' : (char) toupper((unsigned char) *p);
+        name[n++] = strchr(".-/", *p) ? '_' : (char) toupper((unsigned char) *p);
     name[n] = '\0';
     return getenv(name);
 }

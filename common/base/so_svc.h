@@ -4,10 +4,11 @@
  * and a monotonic clock.
  *
  * Config files hold "key = value" lines; '#' starts a comment; keys are
- * lowercase with dots or underscores ("redis.url", "workers").  An
- * environment variable overrides a key: SO_<SERVICE>_<KEY> first, then
- * SO_<KEY>, with the key uppercased and '.' or '-' turned into '_'
- * (redis.url → SO_REDIS_URL, or SO_ROUTER_REDIS_URL for the router only).
+ * letters, digits and . _ - / ("redis.url", "agent.meta/llama-2-70b-chat.model":
+ * agent ids may hold '/').  An environment variable overrides a key:
+ * SO_<SERVICE>_<KEY> first, then SO_<KEY>, with the key uppercased and '.',
+ * '-' or '/' turned into '_' (redis.url → SO_REDIS_URL, or
+ * SO_ROUTER_REDIS_URL for the router only).
  */
 #ifndef SO_SVC_H
 #define SO_SVC_H

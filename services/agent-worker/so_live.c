@@ -61,7 +61,7 @@ static int s_valid_id(const char *id)
     if (n == 0 || n > SO_WIRE_MAX_ID)
         return 0;
     for (const char *p = id; *p; p++)
-        if (!isalnum((unsigned char) *p) && *p != '-' && *p != '_' && *p != '.')
+        if (!isalnum((unsigned char) *p) && !strchr("-_./", *p))
             return 0;
     return 1;
 }
@@ -83,7 +83,7 @@ static int s_parse_agents(s_live_t *l, const char *list, char *err, size_t errle
         if (!s_valid_id(tok)) {
             so_err(err, errlen,
                    "live.agents: '%.64s' is not an agent id (1..%d of "
-                   "[A-Za-z0-9._-])",
+                   "[A-Za-z0-9._/-])",
                    tok, SO_WIRE_MAX_ID);
             rc = -1;
         } else if (l->n_agents == S_MAX_AGENTS) {

@@ -190,3 +190,23 @@ assert_eq "$RC" 2 "exit status without the API key"
 grep -q "environment variable SO_TEST_STUB_KEY (the API key) is not set" "$T_DIR/worker3.log" ||
     fail "the start-up error does not name the variable: $(cat "$T_DIR/worker3.log")"
 pass "missing API key variable: exit 2 naming it"
+
+# ---- 4. agent ids with '/' (RouterBench's and the reference's) ------------
+P4=$(free_port)
+cat >"$T_DIR/worker4.conf" <<EOF
+backend       = live
+gateway.endpoint = tcp://127.0.0.1:$P4
+heartbeat_ms  = 100
+stats_ms      = 0
+live.agents   = meta/llama-2-70b-chat
+agent.meta/llama-2-70b-chat.base_url = $STUB
+agent.meta/llama-2-70b-chat.model    = echo~meta
+EOF
+start_bg worker4 "$SO_BIN/so-agent-worker" --config "$T_DIR/worker4.conf"
+timeout 30 "$SO_BIN/so-workerprobe" --bind "tcp://127.0.0.1:$P4" --heartbeat-ms 100 \
+    --timeout-ms 20000 --prompt "slash ok" meta/llama-2-70b-chat >"$T_DIR/probe4.out" \
+    2>"$T_DIR/probe4.log" || fail "agent id with '/': $(cat "$T_DIR/probe4.log" "$T_DIR/worker4.log")"
+grep -q '"text": *"echo: slash ok"' "$T_DIR/probe4.out" ||
+    fail "agent id with '/': $(cat "$T_DIR/probe4.out")"
+stop_one worker4 || fail "worker4 exited non-zero on SIGTERM"
+pass "an agent id with '/' works in live config (agent.meta/llama-2-70b-chat.*)"
