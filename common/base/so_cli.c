@@ -51,8 +51,15 @@ static int s_apply(so_config_t *cfg, const char *service, const so_opt_list_t *f
     return 0;
 }
 
-static void s_open_log(const so_config_t *cfg, const char *service)
+/* log.level and log.format; -1 (message on stderr) for a format not known. */
+static int s_open_log(const so_config_t *cfg, const char *service)
 {
+    const char *format = so_config_get(cfg, "log.format", "text");
+    if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
+        fprintf(stderr, "so-%s: log.format: '%s' unknown (text or json)\n", service, format);
+        return -1;
+    }
+    so_log_set_json(strcmp(format, "json") == 0);
     const char *lvl = so_config_get(cfg, "log.level", "info");
     so_log_level_t level = SO_LOG_INFO;
     if (strcmp(lvl, "debug") == 0)
@@ -62,6 +69,7 @@ static void s_open_log(const so_config_t *cfg, const char *service)
     else if (strcmp(lvl, "error") == 0)
         level = SO_LOG_ERROR;
     so_log_open(service, level);
+    return 0;
 }
 
 so_config_t *so_cli_config(const char *service, int argc, char **argv, const char *usage,
@@ -94,7 +102,10 @@ so_config_t *so_cli_config(const char *service, int argc, char **argv, const cha
     so_opt_list_free(&sets);
     if (!cfg)
         return NULL;
-    s_open_log(cfg, service);
+    if (s_open_log(cfg, service) < 0) {
+        so_config_destroy(&cfg);
+        return NULL; /* *exit_code is 2 */
+    }
     so_signals_install();
     return cfg;
 }

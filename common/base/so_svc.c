@@ -1,6 +1,7 @@
 /* so_svc — config, logging, signals and clocks for the services (see so_svc.h). */
 #include "base/so_svc.h"
 #include "base/so_alloc.h"
+#include "base/so_text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -212,6 +213,7 @@ int so_config_long(const so_config_t *c, const char *key, long def, long min, lo
 static char s_service[64] = "so";
 static char s_inst[128];
 static so_log_level_t s_min_level = SO_LOG_INFO;
+static int s_json;
 static volatile sig_atomic_t s_stop;
 
 void so_log_open(const char *service, so_log_level_t min_level)
@@ -250,8 +252,132 @@ void so_log(so_log_level_t level, const char *event, const char *fmt, ...)
     if (n > 0 && (size_t) n < sizeof line)
         vsnprintf(line + n, sizeof line - (size_t) n, fmt, ap);
     va_end(ap);
+    if (s_json) {
+        char stamp[64];
+        snprintf(stamp, sizeof stamp, "%s.%03ldZ", ts, now.tv_nsec / 1000000);
+        so_buf_t b = SO_BUF_INIT;
+        so_log_json_line(&b, stamp, s_service, so_instance(), names[level], event,
+                         n > 0 && (size_t) n < sizeof line ? line + n : "");
+        fprintf(stderr, "%s\n", so_buf_str(&b));
+        so_buf_free(&b);
+        return;
+    }
     /* One write per line, so lines from threads and replicas never interleave. */
     fprintf(stderr, "%s\n", line);
+}
+
+void so_log_set_json(int on)
+{
+    s_json = on;
+}
+
+/* A JSON string: escapes, control characters as \u00XX, invalid UTF-8 as '?'. */
+static void s_json_str(so_buf_t *b, const char *s, size_t len)
+{
+    so_buf_putc(b, '"');
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char) s[i];
+        int n = so_utf8_seq(s + i, len - i);
+        if (n <= 0) {
+            so_buf_putc(b, '?');
+            i++;
+        } else if (c == '"' || c == '\\') {
+            so_buf_putc(b, '\\');
+            so_buf_putc(b, (char) c);
+            i++;
+        } else if (c < 0x20) {
+            so_buf_appendf(b, "\\u%04x", c);
+            i++;
+        } else {
+            so_buf_append(b, s + i, (size_t) n);
+            i += (size_t) n;
+        }
+    }
+    so_buf_putc(b, '"');
+}
+
+/* 1 if v[0..len) is a JSON number as logs write them: -?(0|[1-9][0-9]*)(.[0-9]+)? */
+static int s_is_number(const char *v, size_t len)
+{
+    size_t i = len > 0 && v[0] == '-';
+    size_t int_start = i;
+    while (i < len && isdigit((unsigned char) v[i]))
+        i++;
+    size_t int_len = i - int_start;
+    if (int_len == 0 || (int_len > 1 && v[int_start] == '0'))
+        return 0;
+    if (i < len && v[i] == '.') {
+        size_t frac_start = ++i;
+        while (i < len && isdigit((unsigned char) v[i]))
+            i++;
+        if (i == frac_start)
+            return 0;
+    }
+    return i == len;
+}
+
+/* Splits "k=v k2=\"v 2\" ..." into fields; 0 when msg is not that shape. */
+static int s_json_fields(so_buf_t *b, const char *msg)
+{
+    so_buf_t f = SO_BUF_INIT;
+    const char *p = msg;
+    while (*p) {
+        const char *k = p;
+        while (isalnum((unsigned char) *p) || *p == '_' || *p == '.' || *p == '-')
+            p++;
+        if (p == k || *p != '=')
+            break;
+        size_t klen = (size_t) (p - k);
+        const char *v = ++p, *end;
+        if (*v == '"') { /* a quoted value ends at a quote before a blank or the end */
+            end = v + 1;
+            while (*end && !(end[0] == '"' && (end[1] == ' ' || end[1] == '\0')))
+                end++;
+            if (!*end)
+                break;
+            p = end + 1;
+            v++;
+        } else {
+            end = v;
+            while (*end && *end != ' ')
+                end++;
+            p = end;
+        }
+        so_buf_putc(&f, ',');
+        s_json_str(&f, k, klen);
+        so_buf_putc(&f, ':');
+        if (s_is_number(v, (size_t) (end - v)))
+            so_buf_append(&f, v, (size_t) (end - v));
+        else
+            s_json_str(&f, v, (size_t) (end - v));
+        while (*p == ' ')
+            p++;
+    }
+    int ok = *p == '\0';
+    if (ok)
+        so_buf_append(b, so_buf_str(&f), f.len);
+    so_buf_free(&f);
+    return ok;
+}
+
+void so_log_json_line(so_buf_t *out, const char *ts, const char *service, const char *instance,
+                      const char *level, const char *event, const char *msg)
+{
+    const char *keys[] = { "ts", "service", "instance", "level", "event" };
+    const char *vals[] = { ts, service, instance, level, event };
+    so_buf_putc(out, '{');
+    for (size_t i = 0; i < 5; i++) {
+        if (i)
+            so_buf_putc(out, ',');
+        s_json_str(out, keys[i], strlen(keys[i]));
+        so_buf_putc(out, ':');
+        s_json_str(out, vals[i], strlen(vals[i]));
+    }
+    if (*msg && !s_json_fields(out, msg)) {
+        so_buf_puts(out, ",\"msg\":");
+        s_json_str(out, msg, strlen(msg));
+    }
+    so_buf_putc(out, '}');
 }
 
 static void s_on_signal(int sig)

@@ -13,6 +13,8 @@
 #ifndef SO_SVC_H
 #define SO_SVC_H
 
+#include "base/so_buf.h"
+
 #include <stdint.h>
 #include <stddef.h>
 
@@ -41,6 +43,14 @@ typedef enum {
     SO_LOG_ERROR = 3
 } so_log_level_t;
 void so_log_open(const char *service, so_log_level_t min_level);
+/* log.format = json: one JSON object a line instead of text (for log
+ * collectors): {"ts", "service", "instance", "level", "event", then the
+ * event's key=value pairs as fields}; a message that is not key=value pairs
+ * goes whole into "msg".  Numbers stay numbers; invalid UTF-8 becomes '?'. */
+void so_log_set_json(int on);
+/* The JSON line of one event (no newline), appended to out. */
+void so_log_json_line(so_buf_t *out, const char *ts, const char *service, const char *instance,
+                      const char *level, const char *event, const char *msg);
 void so_log(so_log_level_t level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 #define so_info(ev, ...) so_log(SO_LOG_INFO, ev, __VA_ARGS__)

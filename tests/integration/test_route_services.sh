@@ -157,3 +157,19 @@ grep -q "info stats requests=.* profile_unknown=1 profiled=1 " "$T_DIR/router.lo
 stop_one skill-inference TERM || fail "skill-inference did not exit 0 on SIGTERM"
 stop_one router TERM || fail "router did not exit 0 on SIGTERM"
 pass "stats lines logged; both exit 0 on SIGTERM"
+
+# log.format = json: every line one JSON object, the event's fields as keys.
+SO_LOG_FORMAT=json SO_SKILL_INFERENCE_ENDPOINT="tcp://127.0.0.1:$(free_port)" \
+    start_bg si-json "$SO_BIN/so-skill-inference"
+wait_for "the JSON-logging skill-inference to load rs-2" 10 \
+    grep -q '"event":"handbook_loaded".*"version":"rs-2"' "$T_DIR/si-json.log"
+stop_one si-json TERM || fail "si-json did not exit 0 on SIGTERM"
+python3 - "$T_DIR/si-json.log" <<'EOF' || fail "log.format=json: $(head -c 800 "$T_DIR/si-json.log")"
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+events = [json.loads(l) for l in lines]
+assert len(events) >= 3, len(events)
+assert all({"ts", "service", "instance", "level", "event"} <= e.keys() for e in events)
+assert any(e["event"] == "stopped" or e["event"] == "stats" for e in events), events[-1]
+EOF
+pass "log.format = json: $(wc -l <"$T_DIR/si-json.log") lines, each a JSON object"

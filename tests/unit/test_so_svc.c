@@ -4,6 +4,7 @@
 #include "base/so_cli.h"
 #include "base/so_svc.h"
 
+#include <jansson.h>
 #include <signal.h>
 
 static void s_clear_env(void)
@@ -240,6 +241,65 @@ static void test_cli(void **state)
     unlink(path);
 }
 
+/* log.format = json: the event's key=value pairs become fields. */
+static void test_log_json(void **state)
+{
+    (void) state;
+    so_buf_t b = SO_BUF_INIT;
+    so_log_json_line(
+        &b, "2026-12-08T00:00:00.000Z", "router", "vm:1", "info", "stats",
+        "requests=12 rate=2603.5 p50_us=033 current=v1 error=\"say \"hi\"\x01\" z=-1");
+    json_error_t je;
+    json_t *o = json_loads(so_buf_str(&b), 0, &je);
+    if (!o)
+        fail_msg("not JSON: %s (%s)", so_buf_str(&b), je.text);
+    assert_string_equal(json_string_value(json_object_get(o, "event")), "stats");
+    assert_string_equal(json_string_value(json_object_get(o, "service")), "router");
+    assert_int_equal(json_integer_value(json_object_get(o, "requests")), 12);
+    assert_true(json_real_value(json_object_get(o, "rate")) == 2603.5);
+    assert_string_equal(json_string_value(json_object_get(o, "p50_us")),
+                        "033"); /* not a number */
+    assert_string_equal(json_string_value(json_object_get(o, "current")), "v1");
+    assert_string_equal(json_string_value(json_object_get(o, "error")), "say \"hi\"\x01");
+    assert_int_equal(json_integer_value(json_object_get(o, "z")), -1);
+    json_decref(o);
+    /* A quote before a blank inside a quoted value is ambiguous: still JSON,
+     * the whole message in "msg". */
+    so_buf_reset(&b);
+    so_log_json_line(&b, "t", "s", "i", "warn", "odd", "error=\"a\" b\" n=1");
+    o = json_loads(so_buf_str(&b), 0, &je);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "msg")), "error=\"a\" b\" n=1");
+    json_decref(o);
+    /* Not key=value pairs (and invalid UTF-8): the whole message in "msg". */
+    so_buf_reset(&b);
+    so_log_json_line(&b, "t", "s", "i", "warn", "odd", "free text \xff here");
+    o = json_loads(so_buf_str(&b), 0, &je);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "msg")), "free text ? here");
+    json_decref(o);
+    so_buf_free(&b);
+}
+
+static void test_log_format_config(void **state)
+{
+    (void) state;
+    int code;
+    char *bad[] = { "so-learner", "--set", "log.format=xml", NULL };
+    FILE *saved = stderr;
+    stderr = fopen("/dev/null", "w");
+    so_config_t *c = s_cli(bad, &code);
+    fclose(stderr);
+    stderr = saved;
+    assert_null(c);
+    assert_int_equal(code, 2);
+    char *json[] = { "so-learner", "--set", "log.format=json", NULL };
+    c = s_cli(json, &code);
+    assert_non_null(c);
+    so_log_set_json(0);
+    so_config_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +309,8 @@ int main(void)
         cmocka_unit_test_setup(test_numbers, setup),
         cmocka_unit_test_setup(test_ids_clocks_signals, setup),
         cmocka_unit_test_setup(test_cli, setup),
+        cmocka_unit_test_setup(test_log_json, setup),
+        cmocka_unit_test_setup(test_log_format_config, setup),
     };
     return cmocka_run_group_tests_name("so_svc", tests, NULL, NULL);
 }
