@@ -3,6 +3,7 @@
  * (test_so_store checks that so_store writes exactly these).
  */
 #include "so_test_util.h"
+#include "so_test_episode.h"
 #include "method/so_credit.h"
 
 
@@ -23,51 +24,6 @@ static so_handbook_t *s_handbook(void)
     return hb;
 }
 
-typedef struct {
-    so_pb_episode_outcome_t ep;
-    so_pb_turn_record_t turn[4];
-    so_pb_turn_record_t *turns[4];
-    so_pb_skill_weight_t w[4][4];
-    so_pb_skill_weight_t *ws[4][4];
-} s_ep_t;
-
-static void s_ep_init(s_ep_t *e, int success)
-{
-    memset(e, 0, sizeof *e);
-    skillorchestra__v1__episode_outcome__init(&e->ep);
-    e->ep.episode_id = "ep-1";
-    e->ep.handbook_version = "v1";
-    e->ep.result_case = SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SUCCESS;
-    e->ep.success = success;
-    e->ep.turns = e->turns;
-}
-
-static so_pb_turn_record_t *s_turn(s_ep_t *e, const char *agent, double cost)
-{
-    size_t i = e->ep.n_turns++;
-    so_pb_turn_record_t *t = &e->turn[i];
-    skillorchestra__v1__turn_record__init(t);
-    t->turn_index = (uint32_t) i;
-    t->agent_id = (char *) agent;
-    t->cost_usd = cost;
-    t->prompt_tokens = 100;
-    t->completion_tokens = 10;
-    t->latency_s = 0.5;
-    t->demand = e->ws[i];
-    e->turns[i] = t;
-    return t;
-}
-
-static void s_demand(s_ep_t *e, so_pb_turn_record_t *t, const char *skill, double w)
-{
-    size_t ti = (size_t) (t - e->turn), k = t->n_demand++;
-    so_pb_skill_weight_t *x = &e->w[ti][k];
-    skillorchestra__v1__skill_weight__init(x);
-    x->skill_id = (char *) skill;
-    x->weight = w;
-    e->ws[ti][k] = x;
-}
-
 static const so_stat_t *s_cell(const so_handbook_t *hb, const so_credit_t *c, const char *agent,
                                const char *skill)
 {
@@ -84,12 +40,12 @@ static void test_fractional_demand(void **state)
     (void) state;
     char err[256] = "";
     so_handbook_t *hb = s_handbook();
-    s_ep_t e;
+    so_t_ep_t e;
     so_credit_t c;
-    s_ep_init(&e, 1);
-    so_pb_turn_record_t *t = s_turn(&e, "a1", 0.02);
-    s_demand(&e, t, "math.alg", 0.75);
-    s_demand(&e, t, "math.geo", 0.25);
+    so_t_ep_init(&e, "ep-1", "v1", 1);
+    so_pb_turn_record_t *t = so_t_ep_turn(&e, "a1", 0.02);
+    so_t_ep_demand(&e, t, "math.alg", 0.75);
+    so_t_ep_demand(&e, t, "math.geo", 0.25);
     assert_int_equal(so_credit_episode(hb, &e.ep, &c, err, sizeof err), 0);
     assert_int_equal(c.n, 2);
     assert_int_equal(c.skipped, 0);
@@ -109,12 +65,12 @@ static void test_fractional_demand(void **state)
     so_credit_free(&c);
 
     /* Weights not summing to 1 are normalised; unusable weights dropped. */
-    s_ep_init(&e, 0);
-    t = s_turn(&e, "a2", 0);
-    s_demand(&e, t, "code", 0.2);
-    s_demand(&e, t, "math", 0.2);
-    s_demand(&e, t, "talk", -1);
-    s_demand(&e, t, "talk", NAN);
+    so_t_ep_init(&e, "ep-1", "v1", 0);
+    t = so_t_ep_turn(&e, "a2", 0);
+    so_t_ep_demand(&e, t, "code", 0.2);
+    so_t_ep_demand(&e, t, "math", 0.2);
+    so_t_ep_demand(&e, t, "talk", -1);
+    so_t_ep_demand(&e, t, "talk", NAN);
     assert_int_equal(so_credit_episode(hb, &e.ep, &c, err, sizeof err), 0);
     assert_int_equal(c.n, 2);
     SO_ASSERT_NEAR(s_cell(hb, &c, "a2", "code")->attempts, 0.5, 1e-15);
@@ -129,11 +85,11 @@ static void test_uniform_without_demand(void **state)
     (void) state;
     char err[256] = "";
     so_handbook_t *hb = s_handbook();
-    s_ep_t e;
+    so_t_ep_t e;
     so_credit_t c;
     /* The turn's mode: its four skills, a quarter each. */
-    s_ep_init(&e, 1);
-    s_turn(&e, "a1", 0.04)->mode = "default";
+    so_t_ep_init(&e, "ep-1", "v1", 1);
+    so_t_ep_turn(&e, "a1", 0.04)->mode = "default";
     assert_int_equal(so_credit_episode(hb, &e.ep, &c, err, sizeof err), 0);
     assert_int_equal(c.n, 4);
     SO_ASSERT_NEAR(s_cell(hb, &c, "a1", "math")->attempts, 0.25, 1e-15);
@@ -141,18 +97,18 @@ static void test_uniform_without_demand(void **state)
     assert_null(s_cell(hb, &c, "a1", "talk"));
     so_credit_free(&c);
     /* No mode (or an unknown one): every skill. */
-    s_ep_init(&e, 0);
-    s_turn(&e, "a2", 0)->mode = "nope";
+    so_t_ep_init(&e, "ep-1", "v1", 0);
+    so_t_ep_turn(&e, "a2", 0)->mode = "nope";
     assert_int_equal(so_credit_episode(hb, &e.ep, &c, err, sizeof err), 0);
     assert_int_equal(c.n, 5);
     SO_ASSERT_NEAR(s_cell(hb, &c, "a2", "talk")->attempts, 0.2, 1e-15);
     SO_ASSERT_NEAR(s_cell(hb, &c, "a2", "talk")->successes, 0, 0);
     so_credit_free(&c);
     /* Only zero weights: treated as no demand. */
-    s_ep_init(&e, 1);
-    so_pb_turn_record_t *t = s_turn(&e, "a1", 0);
+    so_t_ep_init(&e, "ep-1", "v1", 1);
+    so_pb_turn_record_t *t = so_t_ep_turn(&e, "a1", 0);
     t->mode = "other";
-    s_demand(&e, t, "code", 0);
+    so_t_ep_demand(&e, t, "code", 0);
     assert_int_equal(so_credit_episode(hb, &e.ep, &c, err, sizeof err), 0);
     assert_int_equal(c.n, 1);
     SO_ASSERT_NEAR(s_cell(hb, &c, "a1", "talk")->attempts, 1, 1e-15);
@@ -165,15 +121,15 @@ static void test_multi_turn_scores(void **state)
     (void) state;
     char err[256] = "";
     so_handbook_t *hb = s_handbook();
-    s_ep_t e;
+    so_t_ep_t e;
     so_credit_t c;
-    s_ep_init(&e, 0); /* the episode failed ... */
-    so_pb_turn_record_t *t0 = s_turn(&e, "a1", 0.01);
-    s_demand(&e, t0, "code", 1);
+    so_t_ep_init(&e, "ep-1", "v1", 0); /* the episode failed ... */
+    so_pb_turn_record_t *t0 = so_t_ep_turn(&e, "a1", 0.01);
+    so_t_ep_demand(&e, t0, "code", 1);
     t0->score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
     t0->score = 0.9; /* ... turn 0 has its own score */
-    s_demand(&e, s_turn(&e, "a2", 0.02), "code", 1);
-    s_demand(&e, s_turn(&e, "a1", 0.03), "code", 1); /* same pair again: one cell */
+    so_t_ep_demand(&e, so_t_ep_turn(&e, "a2", 0.02), "code", 1);
+    so_t_ep_demand(&e, so_t_ep_turn(&e, "a1", 0.03), "code", 1); /* same pair again: one cell */
     assert_int_equal(so_credit_episode(hb, &e.ep, &c, err, sizeof err), 0);
     assert_int_equal(c.n, 2);
     const so_stat_t *d = s_cell(hb, &c, "a1", "code");
@@ -195,11 +151,11 @@ static void test_multi_turn_scores(void **state)
     so_credit_free(&c);
 
     /* A score outcome credits its value. */
-    s_ep_init(&e, 0);
+    so_t_ep_init(&e, "ep-1", "v1", 0);
     e.ep.result_case = SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SCORE;
     e.ep.score = 0.25;
     SO_ASSERT_NEAR(so_credit_outcome(&e.ep), 0.25, 0);
-    s_demand(&e, s_turn(&e, "a2", 0), "math.geo", 1);
+    so_t_ep_demand(&e, so_t_ep_turn(&e, "a2", 0), "math.geo", 1);
     assert_int_equal(so_credit_episode(hb, &e.ep, &c, err, sizeof err), 0);
     SO_ASSERT_NEAR(s_cell(hb, &c, "a2", "math.geo")->successes, 0.25, 1e-15);
     so_credit_free(&c);
@@ -211,14 +167,14 @@ static void test_unknown_and_bad_scores(void **state)
     (void) state;
     char err[256] = "";
     so_handbook_t *hb = s_handbook();
-    s_ep_t e;
+    so_t_ep_t e;
     so_credit_t c;
-    s_ep_init(&e, 1);
-    s_demand(&e, s_turn(&e, "ghost", 0), "code", 1);   /* unknown agent */
-    s_demand(&e, s_turn(&e, "a1\x1fx", 0), "code", 1); /* separator in an id */
-    so_pb_turn_record_t *t = s_turn(&e, "a1", 0);
-    s_demand(&e, t, "nope", 0.5); /* unknown skill */
-    s_demand(&e, t, "math.alg", 0.5);
+    so_t_ep_init(&e, "ep-1", "v1", 1);
+    so_t_ep_demand(&e, so_t_ep_turn(&e, "ghost", 0), "code", 1);   /* unknown agent */
+    so_t_ep_demand(&e, so_t_ep_turn(&e, "a1\x1fx", 0), "code", 1); /* separator in an id */
+    so_pb_turn_record_t *t = so_t_ep_turn(&e, "a1", 0);
+    so_t_ep_demand(&e, t, "nope", 0.5); /* unknown skill */
+    so_t_ep_demand(&e, t, "math.alg", 0.5);
     assert_int_equal(so_credit_episode(hb, &e.ep, &c, err, sizeof err), 0);
     assert_int_equal(c.skipped, 3);
     assert_int_equal(c.n, 1);
@@ -226,22 +182,22 @@ static void test_unknown_and_bad_scores(void **state)
     so_credit_free(&c);
 
     /* A score outside [0, 1] (the turn's or the outcome's) is an error. */
-    s_ep_init(&e, 1);
-    t = s_turn(&e, "a1", 0);
-    s_demand(&e, t, "code", 1);
+    so_t_ep_init(&e, "ep-1", "v1", 1);
+    t = so_t_ep_turn(&e, "a1", 0);
+    so_t_ep_demand(&e, t, "code", 1);
     t->score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
     t->score = 1.5;
     assert_int_equal(so_credit_episode(hb, &e.ep, &c, err, sizeof err), -1);
     SO_ASSERT_CONTAINS(err, "outside [0, 1]");
     assert_int_equal(c.n, 0);
     assert_null(c.cells);
-    s_ep_init(&e, 1);
+    so_t_ep_init(&e, "ep-1", "v1", 1);
     e.ep.result_case = SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SCORE;
     e.ep.score = NAN;
-    s_demand(&e, s_turn(&e, "a1", 0), "code", 1);
+    so_t_ep_demand(&e, so_t_ep_turn(&e, "a1", 0), "code", 1);
     assert_int_equal(so_credit_episode(hb, &e.ep, &c, err, sizeof err), -1);
     /* No turns: nothing, no error. */
-    s_ep_init(&e, 1);
+    so_t_ep_init(&e, "ep-1", "v1", 1);
     assert_int_equal(so_credit_episode(hb, &e.ep, &c, err, sizeof err), 0);
     assert_int_equal(c.n, 0);
     so_credit_free(&c);

@@ -6,6 +6,7 @@
  */
 #include "so_test_util.h"
 #include "so_test_redis.h"
+#include "so_test_episode.h"
 #include "store/so_store.h"
 #include "wire/so_wire.h"
 
@@ -40,52 +41,6 @@ static so_handbook_t *s_handbook(const char *version)
     so_t_agent(hb, "a2", "", 3, 4, 0);
     so_t_stat(hb, 0, 3, 4, 5, 0.01);
     return hb;
-}
-
-/* Episodes built on the stack; strings are literals. */
-typedef struct {
-    so_pb_episode_outcome_t ep;
-    so_pb_turn_record_t turn[4];
-    so_pb_turn_record_t *turns[4];
-    so_pb_skill_weight_t w[4][4];
-    so_pb_skill_weight_t *ws[4][4];
-} s_ep_t;
-
-static void s_ep_init(s_ep_t *e, const char *id, const char *version, int success)
-{
-    memset(e, 0, sizeof *e);
-    skillorchestra__v1__episode_outcome__init(&e->ep);
-    e->ep.episode_id = (char *) id;
-    e->ep.handbook_version = (char *) version;
-    e->ep.result_case = SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SUCCESS;
-    e->ep.success = success;
-    e->ep.turns = e->turns;
-}
-
-static so_pb_turn_record_t *s_ep_turn(s_ep_t *e, const char *agent, double cost)
-{
-    size_t i = e->ep.n_turns++;
-    so_pb_turn_record_t *t = &e->turn[i];
-    skillorchestra__v1__turn_record__init(t);
-    t->turn_index = (uint32_t) i;
-    t->agent_id = (char *) agent;
-    t->cost_usd = cost;
-    t->prompt_tokens = 100;
-    t->completion_tokens = 10;
-    t->latency_s = 0.5;
-    t->demand = e->ws[i];
-    e->turns[i] = t;
-    return t;
-}
-
-static void s_turn_demand(s_ep_t *e, so_pb_turn_record_t *t, const char *skill, double w)
-{
-    size_t ti = (size_t) (t - e->turn), k = t->n_demand++;
-    so_pb_skill_weight_t *x = &e->w[ti][k];
-    skillorchestra__v1__skill_weight__init(x);
-    x->skill_id = (char *) skill;
-    x->weight = w;
-    e->ws[ti][k] = x;
 }
 
 static so_stat_t s_stat(so_store_t *s, const char *version, const char *agent, const char *skill,
@@ -208,11 +163,11 @@ static void test_apply_idempotent_fractional(void **state)
     char err[256] = "";
     so_store_t *s = so_test_store();
     so_handbook_t *hb = s_handbook("v1");
-    s_ep_t e;
-    s_ep_init(&e, "ep-1", "v1", 1);
-    so_pb_turn_record_t *t = s_ep_turn(&e, "a1", 0.02);
-    s_turn_demand(&e, t, "math.alg", 0.75);
-    s_turn_demand(&e, t, "math.geo", 0.25);
+    so_t_ep_t e;
+    so_t_ep_init(&e, "ep-1", "v1", 1);
+    so_pb_turn_record_t *t = so_t_ep_turn(&e, "a1", 0.02);
+    so_t_ep_demand(&e, t, "math.alg", 0.75);
+    so_t_ep_demand(&e, t, "math.geo", 0.25);
 
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 0);
@@ -245,10 +200,10 @@ static void test_apply_idempotent_fractional(void **state)
     SO_ASSERT_NEAR(st.attempts, 0, 0);
 
     /* Weights that do not sum to 1 are normalised: one turn, one attempt. */
-    s_ep_init(&e, "ep-2", "v1", 0);
-    t = s_ep_turn(&e, "a2", 0);
-    s_turn_demand(&e, t, "code", 0.2);
-    s_turn_demand(&e, t, "math", 0.2);
+    so_t_ep_init(&e, "ep-2", "v1", 0);
+    t = so_t_ep_turn(&e, "a2", 0);
+    so_t_ep_demand(&e, t, "code", 0.2);
+    so_t_ep_demand(&e, t, "math", 0.2);
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
     st = s_stat(s, "v1", "a2", "code", &seq);
     assert_int_equal(seq, 2);
@@ -256,11 +211,11 @@ static void test_apply_idempotent_fractional(void **state)
     SO_ASSERT_NEAR(st.successes, 0, 0);
 
     /* The batch form: repeats inside one pipeline count once. */
-    s_ep_t e3, e4;
-    s_ep_init(&e3, "ep-3", "v1", 1);
-    s_turn_demand(&e3, s_ep_turn(&e3, "a2", 0), "code", 1);
-    s_ep_init(&e4, "ep-3", "v1", 1);
-    s_turn_demand(&e4, s_ep_turn(&e4, "a2", 0), "code", 1);
+    so_t_ep_t e3, e4;
+    so_t_ep_init(&e3, "ep-3", "v1", 1);
+    so_t_ep_demand(&e3, so_t_ep_turn(&e3, "a2", 0), "code", 1);
+    so_t_ep_init(&e4, "ep-3", "v1", 1);
+    so_t_ep_demand(&e4, so_t_ep_turn(&e4, "a2", 0), "code", 1);
     const so_handbook_t *hbs[3] = { hb, hb, hb };
     const so_pb_episode_outcome_t *eps[3] = { &e3.ep, &e4.ep, &e.ep };
     int applied[3];
@@ -283,14 +238,14 @@ static void test_turn_score_vs_outcome(void **state)
     char err[256] = "";
     so_store_t *s = so_test_store();
     so_handbook_t *hb = s_handbook("v1");
-    s_ep_t e;
-    s_ep_init(&e, "ep-1", "v1", 0); /* the episode failed ... */
-    so_pb_turn_record_t *t0 = s_ep_turn(&e, "a1", 0);
-    s_turn_demand(&e, t0, "code", 1);
+    so_t_ep_t e;
+    so_t_ep_init(&e, "ep-1", "v1", 0); /* the episode failed ... */
+    so_pb_turn_record_t *t0 = so_t_ep_turn(&e, "a1", 0);
+    so_t_ep_demand(&e, t0, "code", 1);
     t0->score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
     t0->score = 0.9; /* ... but turn 0 has its own score */
-    so_pb_turn_record_t *t1 = s_ep_turn(&e, "a2", 0);
-    s_turn_demand(&e, t1, "code", 1);
+    so_pb_turn_record_t *t1 = so_t_ep_turn(&e, "a2", 0);
+    so_t_ep_demand(&e, t1, "code", 1);
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
     so_stat_t st = s_stat(s, "v1", "a1", "code", NULL);
     SO_ASSERT_NEAR(st.successes, 0.9, 1e-12);
@@ -300,18 +255,18 @@ static void test_turn_score_vs_outcome(void **state)
     SO_ASSERT_NEAR(st.attempts, 1, 1e-12);
 
     /* A score outcome credits its value. */
-    s_ep_init(&e, "ep-2", "v1", 0);
+    so_t_ep_init(&e, "ep-2", "v1", 0);
     e.ep.result_case = SKILLORCHESTRA__V1__EPISODE_OUTCOME__RESULT_SCORE;
     e.ep.score = 0.25;
-    s_turn_demand(&e, s_ep_turn(&e, "a2", 0), "math.geo", 1);
+    so_t_ep_demand(&e, so_t_ep_turn(&e, "a2", 0), "math.geo", 1);
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
     st = s_stat(s, "v1", "a2", "math.geo", NULL);
     SO_ASSERT_NEAR(st.successes, 0.25, 1e-12);
     SO_ASSERT_NEAR(st.attempts, 1, 1e-12);
 
     /* No demand: uniform over the turn's mode, as the router does. */
-    s_ep_init(&e, "ep-3", "v1", 1);
-    so_pb_turn_record_t *t = s_ep_turn(&e, "a1", 0);
+    so_t_ep_init(&e, "ep-3", "v1", 1);
+    so_pb_turn_record_t *t = so_t_ep_turn(&e, "a1", 0);
     t->mode = "default";
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
     st = s_stat(s, "v1", "a1", "math", NULL);
@@ -329,12 +284,12 @@ static void test_unknown_skipped(void **state)
     char err[256] = "";
     so_store_t *s = so_test_store();
     so_handbook_t *hb = s_handbook("v1");
-    s_ep_t e;
-    s_ep_init(&e, "ep-1", "v1", 1);
-    s_turn_demand(&e, s_ep_turn(&e, "ghost", 0), "code", 1); /* unknown agent */
-    so_pb_turn_record_t *t = s_ep_turn(&e, "a1", 0);
-    s_turn_demand(&e, t, "nope", 0.5); /* unknown skill */
-    s_turn_demand(&e, t, "math.alg", 0.5);
+    so_t_ep_t e;
+    so_t_ep_init(&e, "ep-1", "v1", 1);
+    so_t_ep_demand(&e, so_t_ep_turn(&e, "ghost", 0), "code", 1); /* unknown agent */
+    so_pb_turn_record_t *t = so_t_ep_turn(&e, "a1", 0);
+    so_t_ep_demand(&e, t, "nope", 0.5); /* unknown skill */
+    so_t_ep_demand(&e, t, "math.alg", 0.5);
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 1);
     so_stat_t st = s_stat(s, "v1", "a1", "math.alg", NULL);
     SO_ASSERT_NEAR(st.attempts, 0.5, 1e-12);
@@ -357,12 +312,12 @@ static void test_unknown_skipped(void **state)
     so_handbook_destroy(&h);
 
     /* An episode of another version is refused, not miscounted. */
-    s_ep_init(&e, "ep-2", "v2", 1);
-    s_turn_demand(&e, s_ep_turn(&e, "a1", 0), "code", 1);
+    so_t_ep_init(&e, "ep-2", "v2", 1);
+    so_t_ep_demand(&e, so_t_ep_turn(&e, "a1", 0), "code", 1);
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), -1);
     SO_ASSERT_CONTAINS(err, "routed by handbook v2");
     /* And so is one that fails validation. */
-    s_ep_init(&e, "", "v1", 1);
+    so_t_ep_init(&e, "", "v1", 1);
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), -1);
     SO_ASSERT_CONTAINS(err, "episode_id");
 
@@ -383,13 +338,13 @@ static void test_rebuild_equals_incremental(void **state)
     const char *skills[4] = { "math", "math.alg", "math.geo", "code" };
     char ids[60][16];
     for (int i = 0; i < 60; i++) {
-        s_ep_t e;
+        so_t_ep_t e;
         snprintf(ids[i], sizeof ids[i], "ep-%d", i % 50); /* 10 repeats */
-        s_ep_init(&e, ids[i], i % 7 == 3 ? "v0" : "v1", i % 3 != 0);
+        so_t_ep_init(&e, ids[i], i % 7 == 3 ? "v0" : "v1", i % 3 != 0);
         for (int k = 0; k < 1 + i % 3; k++) {
-            so_pb_turn_record_t *t = s_ep_turn(&e, agents[(i + k) % 2], 0.001 * (i + 1));
-            s_turn_demand(&e, t, skills[(i + k) % 4], 0.3 + 0.1 * (i % 5));
-            s_turn_demand(&e, t, skills[(i + 2 * k + 1) % 4], 0.7);
+            so_pb_turn_record_t *t = so_t_ep_turn(&e, agents[(i + k) % 2], 0.001 * (i + 1));
+            so_t_ep_demand(&e, t, skills[(i + k) % 4], 0.3 + 0.1 * (i % 5));
+            so_t_ep_demand(&e, t, skills[(i + 2 * k + 1) % 4], 0.7);
         }
         assert_int_equal(so_store_log_episode(s, &e.ep, err, sizeof err), 0);
         if (strcmp(e.ep.handbook_version, "v1") == 0)
@@ -429,9 +384,9 @@ static void test_rebuild_equals_incremental(void **state)
     }
     /* The rebuilt applied set still makes repeats no-ops, and no
      * temporary keys are left behind. */
-    s_ep_t e;
-    s_ep_init(&e, "ep-7", "v1", 1);
-    s_turn_demand(&e, s_ep_turn(&e, "a1", 0), "code", 1);
+    so_t_ep_t e;
+    so_t_ep_init(&e, "ep-7", "v1", 1);
+    so_t_ep_demand(&e, so_t_ep_turn(&e, "a1", 0), "code", 1);
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), 0);
     redisContext *c = so_test_redis_raw();
     redisReply *r = redisCommand(c, "KEYS t:rebuild:*");
@@ -503,9 +458,9 @@ static void test_malformed_data(void **state)
     /* A wrong-typed applied set makes apply fail cleanly. */
     so_test_redis_cmd("DEL t:seq:v1");
     so_test_redis_cmd("SET t:applied:v1 x");
-    s_ep_t e;
-    s_ep_init(&e, "ep-1", "v1", 1);
-    s_turn_demand(&e, s_ep_turn(&e, "a1", 0), "code", 1);
+    so_t_ep_t e;
+    so_t_ep_init(&e, "ep-1", "v1", 1);
+    so_t_ep_demand(&e, so_t_ep_turn(&e, "a1", 0), "code", 1);
     assert_int_equal(so_store_apply_episode(s, hb, &e.ep, err, sizeof err), -1);
     SO_ASSERT_CONTAINS(err, "WRONGTYPE");
 
@@ -546,11 +501,11 @@ static void test_pending_turns(void **state)
     (void) state;
     char err[256] = "", version[64];
     so_store_t *s = so_test_store();
-    s_ep_t e;
-    s_ep_init(&e, "ep-1", "v1", 1);
-    so_pb_turn_record_t *t0 = s_ep_turn(&e, "a1", 0.5);
-    s_turn_demand(&e, t0, "code", 1);
-    so_pb_turn_record_t *t1 = s_ep_turn(&e, "a2", 0.25);
+    so_t_ep_t e;
+    so_t_ep_init(&e, "ep-1", "v1", 1);
+    so_pb_turn_record_t *t0 = so_t_ep_turn(&e, "a1", 0.5);
+    so_t_ep_demand(&e, t0, "code", 1);
+    so_pb_turn_record_t *t1 = so_t_ep_turn(&e, "a2", 0.25);
     t1->score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
     t1->score = 0.5;
     assert_int_equal(so_store_push_turn_ex(s, "ep-1", "v1", t0, 60, err, sizeof err), 0);
@@ -613,11 +568,11 @@ static void test_finish_episode(void **state)
     (void) state;
     char err[256] = "", version[64];
     so_store_t *s = so_test_store();
-    s_ep_t e;
-    s_ep_init(&e, "ep-1", "v1", 1);
-    so_pb_turn_record_t *t0 = s_ep_turn(&e, "a1", 0.5);
-    s_turn_demand(&e, t0, "code", 1);
-    so_pb_turn_record_t *t1 = s_ep_turn(&e, "a2", 0.25);
+    so_t_ep_t e;
+    so_t_ep_init(&e, "ep-1", "v1", 1);
+    so_pb_turn_record_t *t0 = so_t_ep_turn(&e, "a1", 0.5);
+    so_t_ep_demand(&e, t0, "code", 1);
+    so_pb_turn_record_t *t1 = so_t_ep_turn(&e, "a2", 0.25);
     t1->score_opt_case = SKILLORCHESTRA__V1__TURN_RECORD__SCORE_OPT_SCORE;
     t1->score = 0.5;
     /* Pushed out of order, turn 1 twice (a retried push). */
@@ -715,9 +670,9 @@ static void test_lock_and_reconnect(void **state)
      * error, the next reconnects (and loads the functions again). */
     so_test_redis_cmd("CLIENT KILL TYPE normal SKIPME yes");
     so_handbook_t *hb = s_handbook("v1");
-    s_ep_t e;
-    s_ep_init(&e, "ep-1", "v1", 1);
-    s_turn_demand(&e, s_ep_turn(&e, "a1", 0), "code", 1);
+    so_t_ep_t e;
+    so_t_ep_init(&e, "ep-1", "v1", 1);
+    so_t_ep_demand(&e, so_t_ep_turn(&e, "a1", 0), "code", 1);
     int rc = so_store_apply_episode(s, hb, &e.ep, err, sizeof err);
     if (rc < 0) {
         assert_int_equal(so_store_io_error(s), 1);
@@ -739,11 +694,11 @@ static void test_decode_episode(void **state)
 {
     (void) state;
     char err[256] = "";
-    s_ep_t e;
+    so_t_ep_t e;
     uint8_t hdr[SO_WIRE_HDR_LEN], *body;
     size_t len;
-    s_ep_init(&e, "ep-1", "v1", 1);
-    s_turn_demand(&e, s_ep_turn(&e, "a1", 0), "code", 1);
+    so_t_ep_init(&e, "ep-1", "v1", 1);
+    so_t_ep_demand(&e, so_t_ep_turn(&e, "a1", 0), "code", 1);
     assert_int_equal(so_wire_encode(SO_MSG_EPISODE_OUTCOME, &e.ep, hdr, &body, &len, err,
                                     sizeof err),
                      0);
