@@ -13,6 +13,7 @@
  * queries.  Online learning shows as accuracy by quarter of the stream.
  */
 #include "base/so_alloc.h"
+#include "base/so_pctl.h"
 #include "base/so_map.h"
 #include "base/so_opts.h"
 #include "offline/so_eval.h"
@@ -332,12 +333,6 @@ static void s_progress(s_gen_t *g, int final)
     fflush(stderr);
 }
 
-static int s_cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
-}
-
 typedef struct {
     const char *id;
     double w;
@@ -359,12 +354,9 @@ static void s_summary(const s_gen_t *g, double secs, s_summary_t *sm)
     sm->secs = secs;
     if (!s_mean(g, 0, g->n_res, &sm->acc, &sm->cost))
         sm->acc = sm->cost = NAN;
-    double *lat = so_malloc((g->n_res ? g->n_res : 1) * sizeof *lat);
-    memcpy(lat, g->lat_ms, g->n_res * sizeof *lat);
-    qsort(lat, g->n_res, sizeof *lat, s_cmp_double);
-    sm->p50 = g->n_res ? lat[g->n_res / 2] : NAN;
-    sm->p99 = g->n_res ? lat[(g->n_res * 99) / 100] : NAN;
-    free(lat);
+    so_pctl_double(g->lat_ms, g->n_res, g->n_res, &sm->p50, &sm->p99);
+    if (!g->n_res)
+        sm->p50 = sm->p99 = NAN;
 }
 
 /* The run next to the baselines on the same queries. */

@@ -3,6 +3,7 @@
  */
 #include "wire/so_server.h"
 #include "base/so_alloc.h"
+#include "base/so_pctl.h"
 #include "wire/so_sock.h"
 #include "base/so_svc.h"
 
@@ -33,23 +34,10 @@ int64_t so_server_now_us(void)
     return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int s_cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
-    return x < y ? -1 : x > y;
-}
-
 static void s_stats_line(s_loop_t *l)
 {
-    static uint32_t sorted[S_LAT_RING];
-    size_t n = l->n_lat < S_LAT_RING ? (size_t) l->n_lat : S_LAT_RING;
-    uint32_t p50 = 0, p99 = 0;
-    if (n > 0) {
-        memcpy(sorted, l->lat_us, n * sizeof *sorted);
-        qsort(sorted, n, sizeof *sorted, s_cmp_u32);
-        p50 = sorted[n / 2];
-        p99 = sorted[(n * 99) / 100];
-    }
+    uint32_t p50, p99;
+    so_pctl_u32(l->lat_us, l->n_lat, S_LAT_RING, &p50, &p99);
     int64_t now = so_now_ms();
     double secs = (double) (now - l->last_stats_ms) / 1000.0;
     double rate = secs > 0 ? (double) (l->requests - l->at_last_stats) / secs : 0;

@@ -6,6 +6,7 @@
 #include "so_episodes.h"
 
 #include "base/so_alloc.h"
+#include "base/so_pctl.h"
 #include "base/so_map.h"
 #include "base/so_svc.h"
 #include "base/so_text.h"
@@ -771,22 +772,7 @@ so_inflight_counters_t *so_inflight_counters(so_inflight_t *f)
     return &f->c;
 }
 
-static int s_cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
-}
-
 void so_inflight_latency(const so_inflight_t *f, double *p50, double *p99)
 {
-    size_t n = f->n_lat < S_LAT_RING ? f->n_lat : S_LAT_RING;
-    *p50 = *p99 = 0;
-    if (n == 0)
-        return;
-    double *v = so_malloc(n * sizeof *v);
-    memcpy(v, f->lat_ms, n * sizeof *v);
-    qsort(v, n, sizeof *v, s_cmp_double);
-    *p50 = v[n / 2];
-    *p99 = v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
-    free(v);
+    so_pctl_double(f->lat_ms, f->n_lat, S_LAT_RING, p50, p99);
 }

@@ -11,6 +11,7 @@
 #include "so_demand.h"
 #include "wire/so_sock.h"
 #include "base/so_alloc.h"
+#include "base/so_pctl.h"
 #include "base/so_svc.h"
 
 #include <errno.h>
@@ -383,12 +384,6 @@ int so_demand_tick(void *arg)
     return ms;
 }
 
-static int s_cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
-    return x < y ? -1 : x > y;
-}
-
 void so_demand_stats(void *arg, char *buf, size_t len)
 {
     so_demand_t *d = arg;
@@ -406,15 +401,8 @@ void so_demand_stats(void *arg, char *buf, size_t len)
         (unsigned long long) c.misses, (unsigned long long) c.loads, c.redis_up);
     if (!d->llm || n < 0 || (size_t) n >= len)
         return;
-    static uint32_t sorted[S_LAT_RING];
-    size_t k = d->n_lat < S_LAT_RING ? (size_t) d->n_lat : S_LAT_RING;
-    uint32_t p50 = 0, p99 = 0;
-    if (k > 0) {
-        memcpy(sorted, d->lat_ms, k * sizeof *sorted);
-        qsort(sorted, k, sizeof *sorted, s_cmp_u32);
-        p50 = sorted[k / 2];
-        p99 = sorted[(k * 99) / 100];
-    }
+    uint32_t p50, p99;
+    so_pctl_u32(d->lat_ms, d->n_lat, S_LAT_RING, &p50, &p99);
     so_llmcache_stats_t cs;
     so_llmcache_stats(d->acache, &cs);
     snprintf(buf + n, len - (size_t) n,

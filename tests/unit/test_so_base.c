@@ -7,6 +7,7 @@
 #include "base/so_buf.h"
 #include "base/so_err.h"
 #include "base/so_map.h"
+#include "base/so_pctl.h"
 #include "base/so_text.h"
 
 #include <string.h>
@@ -123,6 +124,28 @@ static void test_tokens(void **state)
     assert_int_equal(so_tokens_estimate_text(NULL), 0);
 }
 
+static void test_pctl(void **state)
+{
+    uint32_t p50 = 7, p99 = 7;
+    uint32_t none[1] = { 5 };
+    so_pctl_u32(none, 0, 1, &p50, &p99);
+    assert_int_equal(p50, 0);
+    assert_int_equal(p99, 0);
+    /* A full ring of 200 holding 1..200 out of order (written 450 times). */
+    uint32_t ring[200];
+    for (uint32_t i = 0; i < 200; i++)
+        ring[i] = (i * 7) % 200 + 1;
+    so_pctl_u32(ring, 450, 200, &p50, &p99);
+    assert_int_equal(p50, 101);   /* v[100] */
+    assert_int_equal(p99, 199);   /* v[198] */
+    assert_int_equal(ring[1], 8); /* the ring is not sorted in place */
+    double d[3] = { 3.5, 1.5, 2.5 }, m50, m99;
+    so_pctl_double(d, 3, 3, &m50, &m99);
+    assert_true(m50 == 2.5 && m99 == 3.5);
+    so_pctl_double(d, 1, 3, &m50, &m99); /* only the first value written */
+    assert_true(m50 == 3.5 && m99 == 3.5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -132,6 +155,7 @@ int main(void)
         cmocka_unit_test(test_err),
         cmocka_unit_test(test_alloc),
         cmocka_unit_test(test_tokens),
+        cmocka_unit_test(test_pctl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
