@@ -297,16 +297,15 @@ static char *s_group_line(const redisReply *g)
         const redisReply *k = g->element[i], *v = g->element[i + 1];
         if (!k || k->type != REDIS_REPLY_STRING || !v)
             continue;
+        const char *sep = b.len ? " " : "";
         if (v->type == REDIS_REPLY_INTEGER)
-            so_buf_appendf(&b, " %s=%lld", k->str, v->integer);
+            so_buf_appendf(&b, "%s%s=%lld", sep, k->str, v->integer);
         else if (v->type == REDIS_REPLY_STRING || v->type == REDIS_REPLY_STATUS)
-            so_buf_appendf(&b, " %s=%s", k->str, v->str);
+            so_buf_appendf(&b, "%s%s=%s", sep, k->str, v->str);
         else if (v->type == REDIS_REPLY_NIL)
-            so_buf_appendf(&b, " %s=-", k->str);
+            so_buf_appendf(&b, "%s%s=-", sep, k->str);
     }
-    char *line = so_buf_detach(&b, NULL);
-    memmove(line, line + (line[0] == ' '), strlen(line + (line[0] == ' ')) + 1);
-    return line;
+    return so_buf_detach(&b, NULL);
 }
 
 int so_store_stream_groups(so_store_t *s, const char *name, char ***groups, size_t *n, char *err,
